@@ -1,0 +1,13 @@
+//! thinjit: ThinLTO-style cross-module inlining of a precompiled C/C++ runtime library into LLVM ORCv2 JIT code.
+//!
+//! The flow reads from the module names: [`llvm`] (safe LLVM 19 layer) → [`summary`] (build-time index and
+//! shards) → [`import`] (plan, import, explain) → [`jit`] (ORC engine).
+
+#![deny(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+mod error;
+#[allow(unsafe_code)]
+pub mod llvm;
+
+pub use error::{Error, Result};

@@ -1,0 +1,75 @@
+//! The safe LLVM 19 layer: the only place in thinjit that calls llvm-sys.
+//!
+//! In: textual IR, bitcode, pass pipeline strings, target descriptions. Out: owned wrappers
+//! ([`Context`], [`Module`], [`MemoryBuffer`], [`TargetMachine`]) whose `Drop` calls the matching LLVM dispose,
+//! and typed [`crate::Error`]s carrying LLVM's own message.
+//!
+//! # Fatal-error policy
+//! LLVM ends the process on a fatal error (`report_fatal_error`) and, with no diagnostic handler installed, on
+//! any error-severity diagnostic (a bad bitcode file, a failed link). thinjit keeps bad input away from both:
+//! - every [`Context`] installs a diagnostic handler that records diagnostics, so the bitcode reader and the
+//!   linker report failure as a return value that becomes an [`crate::Error`] with LLVM's text;
+//! - textual IR is parsed with the IR parser, which returns its message instead of aborting;
+//! - every module is run through the verifier before it is optimized, linked into a script or code-generated
+//!   (passes and codegen assume valid IR and may abort on invalid IR);
+//! - bytes from a summary file are checked (magic, version, checksum) before they reach the bitcode reader.
+//!
+//! For what slips through, [`initialize`] installs a fatal-error handler that writes LLVM's reason to stderr,
+//! prefixed with `thinjit: LLVM fatal error:`, before LLVM ends the process: the reason is never lost.
+
+mod buffer;
+mod context;
+mod message;
+mod module;
+mod passes;
+mod shim;
+mod target;
+mod value;
+
+pub use buffer::MemoryBuffer;
+pub use context::Context;
+pub use module::Module;
+pub use passes::PassOptions;
+pub use target::{host_cpu_features, host_cpu_name, host_triple, CodeGenOpt, TargetMachine};
+pub use value::{
+    Attribute, BasicBlock, Function, GlobalVariable, Instruction, Linkage, Opcode, Value,
+    Visibility,
+};
+
+use std::sync::Once;
+
+static INIT: Once = Once::new();
+
+/// Initializes LLVM's native target, its assembly printer and parser, and installs thinjit's fatal-error
+/// handler. Idempotent and thread-safe; every entry point that needs a target calls it.
+pub fn initialize() {
+    INIT.call_once(|| {
+        // SAFETY: LLVM's target initialization functions have no preconditions and are guarded by `Once`.
+        unsafe {
+            llvm_sys::target::LLVM_InitializeNativeTarget();
+            llvm_sys::target::LLVM_InitializeNativeAsmPrinter();
+            llvm_sys::target::LLVM_InitializeNativeAsmParser();
+            llvm_sys::error_handling::LLVMInstallFatalErrorHandler(Some(fatal_error_handler));
+        }
+    });
+}
+
+extern "C" fn fatal_error_handler(reason: *const libc::c_char) {
+    let text = if reason.is_null() {
+        String::from("(no reason given)")
+    } else {
+        // SAFETY: LLVM passes a NUL-terminated string that lives for the duration of the call.
+        unsafe { std::ffi::CStr::from_ptr(reason) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    eprintln!("thinjit: LLVM fatal error: {text}");
+}
+
+/// The LLVM version thinjit was built against, as `major.minor.patch`.
+pub fn llvm_version() -> String {
+    let (mut major, mut minor, mut patch) = (0u32, 0u32, 0u32);
+    // SAFETY: the out-pointers are valid for writes.
+    unsafe { llvm_sys::core::LLVMGetVersion(&mut major, &mut minor, &mut patch) };
+    format!("{major}.{minor}.{patch}")
+}

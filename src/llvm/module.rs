@@ -1,0 +1,432 @@
+//! `Module`: parse, verify, print, write, link and walk an LLVM module.
+
+use std::marker::PhantomData;
+use std::path::Path;
+use std::ptr::NonNull;
+
+use llvm_sys::analysis::{LLVMVerifierFailureAction, LLVMVerifyModule};
+use llvm_sys::bit_reader::{LLVMGetBitcodeModuleInContext2, LLVMParseBitcodeInContext2};
+use llvm_sys::bit_writer::LLVMWriteBitcodeToMemoryBuffer;
+use llvm_sys::core as c;
+use llvm_sys::prelude::LLVMModuleRef;
+
+use super::message::{borrowed_cstr, borrowed_str, cstring, LlvmMessage};
+use super::value::{Function, GlobalVariable, Value};
+use super::{Context, MemoryBuffer};
+use crate::{Error, Result};
+
+/// Bitcode starts with `BC\xC0\xDE` (raw) or `\xDE\xC0\x17\x0B` (wrapper).
+pub(crate) fn is_bitcode(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"BC\xC0\xDE") || bytes.starts_with(&[0xDE, 0xC0, 0x17, 0x0B])
+}
+
+/// An LLVM module owned by Rust, living in a [`Context`].
+pub struct Module<'ctx> {
+    raw: NonNull<llvm_sys::LLVMModule>,
+    ctx: &'ctx Context,
+    _marker: PhantomData<&'ctx Context>,
+}
+
+impl<'ctx> Module<'ctx> {
+    /// An empty module named `name`.
+    pub fn new(ctx: &'ctx Context, name: &str) -> Self {
+        let name = cstring(name).unwrap_or_default();
+        // SAFETY: the context is live; LLVM copies the name.
+        let raw = unsafe { c::LLVMModuleCreateWithNameInContext(name.as_ptr(), ctx.as_raw()) };
+        // SAFETY: a freshly created module, owned by us.
+        unsafe { Self::from_raw(ctx, raw) }
+    }
+
+    /// Wraps a module pointer we own.
+    ///
+    /// # Safety
+    /// `raw` must be a non-null module created in `ctx`, owned by the caller and not owned elsewhere.
+    pub(crate) unsafe fn from_raw(ctx: &'ctx Context, raw: LLVMModuleRef) -> Self {
+        Module {
+            raw: NonNull::new(raw).expect("null module"),
+            ctx,
+            _marker: PhantomData,
+        }
+    }
+
+    pub(crate) fn as_raw(&self) -> LLVMModuleRef {
+        self.raw.as_ptr()
+    }
+
+    /// Gives up ownership (for LLVM calls that consume the module).
+    pub(crate) fn into_raw(self) -> LLVMModuleRef {
+        let raw = self.raw.as_ptr();
+        std::mem::forget(self);
+        raw
+    }
+
+    /// The context this module lives in.
+    pub fn context(&self) -> &'ctx Context {
+        self.ctx
+    }
+
+    /// Parses textual IR or bitcode (detected by its magic number); `name` names the input in errors.
+    pub fn parse(ctx: &'ctx Context, bytes: &[u8], name: &str) -> Result<Self> {
+        if is_bitcode(bytes) {
+            Self::parse_bitcode(ctx, bytes, name)
+        } else {
+            Self::parse_ir(ctx, bytes, name)
+        }
+    }
+
+    /// Reads and parses a `.ll` or `.bc` file.
+    pub fn parse_file(ctx: &'ctx Context, path: &Path) -> Result<Self> {
+        let buffer = MemoryBuffer::from_file(path)?;
+        let name = path.display().to_string();
+        if is_bitcode(buffer.as_bytes()) {
+            Self::parse_bitcode_buffer(ctx, &buffer, &name)
+        } else {
+            Self::parse_ir_buffer(ctx, buffer, &name)
+        }
+    }
+
+    /// Parses textual IR.
+    pub fn parse_ir(ctx: &'ctx Context, text: &[u8], name: &str) -> Result<Self> {
+        Self::parse_ir_buffer(ctx, MemoryBuffer::from_bytes(text, name), name)
+    }
+
+    fn parse_ir_buffer(ctx: &'ctx Context, buffer: MemoryBuffer, name: &str) -> Result<Self> {
+        let mut raw = std::ptr::null_mut();
+        let mut msg = std::ptr::null_mut();
+        // SAFETY: LLVMParseIRInContext takes ownership of the buffer in all cases; out-pointers are valid.
+        let failed = unsafe {
+            llvm_sys::ir_reader::LLVMParseIRInContext(
+                ctx.as_raw(),
+                buffer.into_raw(),
+                &mut raw,
+                &mut msg,
+            )
+        };
+        // SAFETY: `msg` is null or an LLVM message we own.
+        let text = unsafe { LlvmMessage::take(msg) };
+        let diagnostics = ctx.take_diagnostics();
+        if failed != 0 || raw.is_null() {
+            return Err(Error::Parse {
+                what: name.to_owned(),
+                message: join_messages(&text, &diagnostics),
+            });
+        }
+        // SAFETY: a module we now own, created in `ctx`.
+        let mut module = unsafe { Self::from_raw(ctx, raw) };
+        module.set_source_name(name);
+        Ok(module)
+    }
+
+    /// Parses bitcode eagerly (every function body is read).
+    pub fn parse_bitcode(ctx: &'ctx Context, bytes: &[u8], name: &str) -> Result<Self> {
+        Self::parse_bitcode_buffer(ctx, &MemoryBuffer::from_bytes(bytes, name), name)
+    }
+
+    /// Parses bitcode eagerly from a buffer; the buffer is not retained by the module.
+    pub fn parse_bitcode_buffer(
+        ctx: &'ctx Context,
+        buffer: &MemoryBuffer,
+        name: &str,
+    ) -> Result<Self> {
+        if !is_bitcode(buffer.as_bytes()) {
+            return Err(Error::Parse {
+                what: name.to_owned(),
+                message: "not LLVM bitcode (bad magic number)".into(),
+            });
+        }
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: the buffer is borrowed (not consumed) by LLVMParseBitcodeInContext2; errors go to the
+        // context's diagnostic handler, which records them.
+        let failed = unsafe { LLVMParseBitcodeInContext2(ctx.as_raw(), buffer.as_raw(), &mut raw) };
+        let diagnostics = ctx.take_diagnostics();
+        if failed != 0 || raw.is_null() {
+            return Err(Error::Parse {
+                what: name.to_owned(),
+                message: join_messages("invalid bitcode", &diagnostics),
+            });
+        }
+        // SAFETY: a module we now own, created in `ctx`; eager parsing leaves no reference to the buffer.
+        let mut module = unsafe { Self::from_raw(ctx, raw) };
+        module.set_source_name(name);
+        Ok(module)
+    }
+
+    /// Parses bitcode lazily: global declarations are read now, function bodies stay in the buffer, which the
+    /// module takes over. Useful for reading symbol tables of large libraries.
+    pub fn parse_bitcode_lazy(
+        ctx: &'ctx Context,
+        buffer: MemoryBuffer,
+        name: &str,
+    ) -> Result<Self> {
+        if !is_bitcode(buffer.as_bytes()) {
+            return Err(Error::Parse {
+                what: name.to_owned(),
+                message: "not LLVM bitcode (bad magic number)".into(),
+            });
+        }
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: LLVMGetBitcodeModuleInContext2 takes ownership of the buffer whether it succeeds or not.
+        let failed =
+            unsafe { LLVMGetBitcodeModuleInContext2(ctx.as_raw(), buffer.into_raw(), &mut raw) };
+        let diagnostics = ctx.take_diagnostics();
+        if failed != 0 || raw.is_null() {
+            return Err(Error::Parse {
+                what: name.to_owned(),
+                message: join_messages("invalid bitcode", &diagnostics),
+            });
+        }
+        // SAFETY: a module we now own; it owns the buffer.
+        Ok(unsafe { Self::from_raw(ctx, raw) })
+    }
+
+    /// Runs LLVM's verifier; `Err` carries the verifier's text.
+    pub fn verify(&self) -> Result<()> {
+        let mut msg = std::ptr::null_mut();
+        // SAFETY: the module is live; LLVMReturnStatusAction never aborts; `msg` is always allocated.
+        let broken = unsafe {
+            LLVMVerifyModule(
+                self.as_raw(),
+                LLVMVerifierFailureAction::LLVMReturnStatusAction,
+                &mut msg,
+            )
+        };
+        // SAFETY: `msg` is ours to free.
+        let text = unsafe { LlvmMessage::take(msg) };
+        if broken != 0 {
+            return Err(Error::Verify {
+                what: format!("module `{}`", self.name()),
+                message: text.trim_end().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The module as textual IR.
+    pub fn print(&self) -> String {
+        // SAFETY: the module is live; the returned string is ours to free.
+        unsafe { LlvmMessage::take(c::LLVMPrintModuleToString(self.as_raw())) }
+    }
+
+    /// The module as bitcode.
+    pub fn write_bitcode(&self) -> Vec<u8> {
+        // SAFETY: the module is live; the returned buffer is ours.
+        let buffer =
+            unsafe { MemoryBuffer::from_raw(LLVMWriteBitcodeToMemoryBuffer(self.as_raw())) };
+        buffer.as_bytes().to_vec()
+    }
+
+    /// Writes bitcode to `path`.
+    pub fn write_bitcode_to_file(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, self.write_bitcode()).map_err(|e| Error::io(path, e))
+    }
+
+    /// A deep copy of this module in the same context.
+    pub fn clone_module(&self) -> Module<'ctx> {
+        // SAFETY: the module is live; the clone is a new module we own, in the same context.
+        unsafe { Self::from_raw(self.ctx, c::LLVMCloneModule(self.as_raw())) }
+    }
+
+    /// Links `other` into this module (LLVM's `Linker::linkModules` with default flags); `other` is consumed.
+    pub fn link_in(&mut self, other: Module<'ctx>) -> Result<()> {
+        let what = format!("`{}` into `{}`", other.name(), self.name());
+        // SAFETY: both modules are live and in the same context; LLVMLinkModules2 destroys the source module
+        // whatever the outcome; errors are reported to the context's diagnostic handler.
+        let failed = unsafe { llvm_sys::linker::LLVMLinkModules2(self.as_raw(), other.into_raw()) };
+        let diagnostics = self.ctx.take_diagnostics();
+        if failed != 0 {
+            return Err(Error::Link {
+                what,
+                message: join_messages("the linker reported an error", &diagnostics),
+            });
+        }
+        Ok(())
+    }
+
+    /// The module identifier.
+    pub fn name(&self) -> String {
+        let mut len = 0usize;
+        // SAFETY: the module is live; the returned pointer is borrowed for `len` bytes.
+        unsafe { borrowed_str(c::LLVMGetModuleIdentifier(self.as_raw(), &mut len), len) }
+    }
+
+    /// Sets the module identifier.
+    pub fn set_name(&mut self, name: &str) {
+        // SAFETY: LLVM copies the (ptr, len) string.
+        unsafe { c::LLVMSetModuleIdentifier(self.as_raw(), name.as_ptr() as *const _, name.len()) }
+    }
+
+    /// Sets the source file name (what LLVM prints as `source_filename`).
+    pub fn set_source_name(&mut self, name: &str) {
+        // SAFETY: LLVM copies the (ptr, len) string.
+        unsafe { c::LLVMSetSourceFileName(self.as_raw(), name.as_ptr() as *const _, name.len()) }
+    }
+
+    /// The target triple (may be empty).
+    pub fn triple(&self) -> String {
+        // SAFETY: borrowed NUL-terminated string owned by the module.
+        unsafe { borrowed_cstr(c::LLVMGetTarget(self.as_raw())) }
+    }
+
+    /// Sets the target triple.
+    pub fn set_triple(&mut self, triple: &str) {
+        if let Ok(t) = cstring(triple) {
+            // SAFETY: LLVM copies the string.
+            unsafe { c::LLVMSetTarget(self.as_raw(), t.as_ptr()) }
+        }
+    }
+
+    /// The data layout string (may be empty).
+    pub fn data_layout(&self) -> String {
+        // SAFETY: borrowed NUL-terminated string owned by the module.
+        unsafe { borrowed_cstr(c::LLVMGetDataLayoutStr(self.as_raw())) }
+    }
+
+    /// Sets the data layout string.
+    pub fn set_data_layout(&mut self, layout: &str) {
+        if let Ok(l) = cstring(layout) {
+            // SAFETY: LLVM copies the string.
+            unsafe { c::LLVMSetDataLayout(self.as_raw(), l.as_ptr()) }
+        }
+    }
+
+    /// Every function (definitions and declarations), in module order.
+    pub fn functions(&self) -> impl Iterator<Item = Function<'ctx>> + '_ {
+        // SAFETY: the module is live; iteration pointers are owned by it.
+        let first = unsafe { c::LLVMGetFirstFunction(self.as_raw()) };
+        std::iter::successors(
+            // SAFETY: non-null function values of this module.
+            (!first.is_null()).then(|| unsafe { Function::from_raw(first) }),
+            |f| {
+                // SAFETY: `f` belongs to this live module.
+                let next = unsafe { c::LLVMGetNextFunction(f.as_raw()) };
+                // SAFETY: as above.
+                (!next.is_null()).then(|| unsafe { Function::from_raw(next) })
+            },
+        )
+    }
+
+    /// Every global variable, in module order.
+    pub fn globals(&self) -> impl Iterator<Item = GlobalVariable<'ctx>> + '_ {
+        // SAFETY: the module is live.
+        let first = unsafe { c::LLVMGetFirstGlobal(self.as_raw()) };
+        std::iter::successors(
+            // SAFETY: non-null global values of this module.
+            (!first.is_null()).then(|| unsafe { GlobalVariable::from_raw(first) }),
+            |g| {
+                // SAFETY: `g` belongs to this live module.
+                let next = unsafe { c::LLVMGetNextGlobal(g.as_raw()) };
+                // SAFETY: as above.
+                (!next.is_null()).then(|| unsafe { GlobalVariable::from_raw(next) })
+            },
+        )
+    }
+
+    /// Every global alias, in module order, as plain values.
+    pub fn aliases(&self) -> impl Iterator<Item = Value<'ctx>> + '_ {
+        // SAFETY: the module is live.
+        let first = unsafe { c::LLVMGetFirstGlobalAlias(self.as_raw()) };
+        std::iter::successors(
+            // SAFETY: non-null values of this module.
+            (!first.is_null()).then(|| unsafe { Value::from_raw(first) }),
+            |a| {
+                // SAFETY: `a` belongs to this live module.
+                let next = unsafe { c::LLVMGetNextGlobalAlias(a.as_raw()) };
+                // SAFETY: as above.
+                (!next.is_null()).then(|| unsafe { Value::from_raw(next) })
+            },
+        )
+    }
+
+    /// The function named `name`, if any.
+    pub fn function(&self, name: &str) -> Option<Function<'ctx>> {
+        let name = cstring(name).ok()?;
+        // SAFETY: the module is live.
+        let raw = unsafe { c::LLVMGetNamedFunction(self.as_raw(), name.as_ptr()) };
+        // SAFETY: non-null function of this module.
+        (!raw.is_null()).then(|| unsafe { Function::from_raw(raw) })
+    }
+
+    /// The global variable named `name`, if any.
+    pub fn global(&self, name: &str) -> Option<GlobalVariable<'ctx>> {
+        let name = cstring(name).ok()?;
+        // SAFETY: the module is live.
+        let raw = unsafe { c::LLVMGetNamedGlobal(self.as_raw(), name.as_ptr()) };
+        // SAFETY: non-null global of this module.
+        (!raw.is_null()).then(|| unsafe { GlobalVariable::from_raw(raw) })
+    }
+
+    /// Declares `name` with the same function type as `like` (which may live in another module of the same
+    /// context), or returns the existing function of that name.
+    pub fn declare_function_like(&mut self, name: &str, like: Function<'_>) -> Function<'ctx> {
+        if let Some(f) = self.function(name) {
+            return f;
+        }
+        let cname = cstring(name).unwrap_or_default();
+        // SAFETY: the module is live; the function type belongs to the same context.
+        unsafe {
+            let ty = c::LLVMGlobalGetValueType(like.as_raw());
+            Function::from_raw(c::LLVMAddFunction(self.as_raw(), cname.as_ptr(), ty))
+        }
+    }
+
+    /// The ABI size in bytes of a global's value type under this module's data layout.
+    pub fn global_size(&self, global: GlobalVariable<'_>) -> u64 {
+        // SAFETY: the module and global are live; the target data is borrowed from the module.
+        unsafe {
+            let td = llvm_sys::target::LLVMGetModuleDataLayout(self.as_raw());
+            let ty = c::LLVMGlobalGetValueType(global.as_raw());
+            if c::LLVMTypeIsSized(ty) == 0 {
+                return 0;
+            }
+            llvm_sys::target::LLVMABISizeOfType(td, ty)
+        }
+    }
+
+    /// Names of all non-declaration globals (functions, variables, aliases) with non-local linkage that are not
+    /// `available_externally`: the symbols an ORC materialization unit would claim for this module.
+    pub fn defined_symbols(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for f in self.functions() {
+            if !f.is_declaration() && f.linkage().is_claimed_definition() {
+                out.insert(f.name());
+            }
+        }
+        for g in self.globals() {
+            if !g.is_declaration()
+                && g.linkage().is_claimed_definition()
+                && !g.name().starts_with("llvm.")
+            {
+                out.insert(g.name());
+            }
+        }
+        for a in self.aliases() {
+            if a.linkage().is_claimed_definition() {
+                out.insert(a.name());
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Module<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we own the module.
+        unsafe { c::LLVMDisposeModule(self.raw.as_ptr()) }
+    }
+}
+
+impl std::fmt::Debug for Module<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+fn join_messages(primary: &str, diagnostics: &str) -> String {
+    match (primary.trim().is_empty(), diagnostics.trim().is_empty()) {
+        (_, true) => primary.trim().to_owned(),
+        (true, false) => diagnostics.trim().to_owned(),
+        (false, false) => format!("{}: {}", primary.trim(), diagnostics.trim()),
+    }
+}

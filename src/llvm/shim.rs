@@ -1,0 +1,8 @@
+//! Declarations of the C++ shim (`src/llvm/shim/shim.cpp`): LLVM entry points the C API lacks.
+
+use llvm_sys::prelude::LLVMValueRef;
+
+extern "C" {
+    pub(crate) fn thinjit_is_dso_local(gv: LLVMValueRef) -> libc::c_int;
+    pub(crate) fn thinjit_set_dso_local(gv: LLVMValueRef, dso_local: libc::c_int);
+}

@@ -1,0 +1,181 @@
+//! `TargetMachine`: the host target, data layout, and native object emission.
+
+use std::ptr::NonNull;
+
+use llvm_sys::target_machine as tm;
+
+use super::message::{cstring, LlvmMessage};
+use super::{MemoryBuffer, Module};
+use crate::{Error, Result};
+
+/// Code generation optimization level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum CodeGenOpt {
+    None,
+    Less,
+    Default,
+    Aggressive,
+}
+
+impl CodeGenOpt {
+    fn to_raw(self) -> tm::LLVMCodeGenOptLevel {
+        match self {
+            CodeGenOpt::None => tm::LLVMCodeGenOptLevel::LLVMCodeGenLevelNone,
+            CodeGenOpt::Less => tm::LLVMCodeGenOptLevel::LLVMCodeGenLevelLess,
+            CodeGenOpt::Default => tm::LLVMCodeGenOptLevel::LLVMCodeGenLevelDefault,
+            CodeGenOpt::Aggressive => tm::LLVMCodeGenOptLevel::LLVMCodeGenLevelAggressive,
+        }
+    }
+}
+
+/// The host's target triple (e.g. `x86_64-pc-linux-gnu`).
+pub fn host_triple() -> String {
+    // SAFETY: returns an owned message.
+    unsafe { LlvmMessage::take(tm::LLVMGetDefaultTargetTriple()) }
+}
+
+/// The host CPU name as LLVM knows it (e.g. `skylake`).
+pub fn host_cpu_name() -> String {
+    // SAFETY: returns an owned message.
+    unsafe { LlvmMessage::take(tm::LLVMGetHostCPUName()) }
+}
+
+/// The host CPU's feature string (e.g. `+sse2,+avx,...`).
+pub fn host_cpu_features() -> String {
+    // SAFETY: returns an owned message.
+    unsafe { LlvmMessage::take(tm::LLVMGetHostCPUFeatures()) }
+}
+
+/// An owned LLVM target machine (PIC, small code model — what JITLink on x86-64 expects).
+pub struct TargetMachine {
+    raw: NonNull<tm::LLVMOpaqueTargetMachine>,
+    triple: String,
+    cpu: String,
+    features: String,
+}
+
+// SAFETY: a TargetMachine is used for one operation at a time through `&self` methods that LLVM documents as
+// safe to call from any thread (codegen creates its own state); we still never share one across threads
+// concurrently: `TargetMachine` is Send but not Sync.
+unsafe impl Send for TargetMachine {}
+
+impl TargetMachine {
+    /// A target machine for the host CPU and its features.
+    pub fn host(opt: CodeGenOpt) -> Result<Self> {
+        Self::new(&host_triple(), &host_cpu_name(), &host_cpu_features(), opt)
+    }
+
+    /// A target machine for `triple`, `cpu` and `features`.
+    pub fn new(triple: &str, cpu: &str, features: &str, opt: CodeGenOpt) -> Result<Self> {
+        super::initialize();
+        let err = |message: String| Error::Target {
+            triple: triple.to_owned(),
+            message,
+        };
+        let ctriple = cstring(triple).map_err(err)?;
+        let ccpu = cstring(cpu).map_err(err)?;
+        let cfeatures = cstring(features).map_err(err)?;
+        let mut target = std::ptr::null_mut();
+        let mut msg = std::ptr::null_mut();
+        // SAFETY: valid C strings and out-pointers; `msg` is ours on failure.
+        let failed =
+            unsafe { tm::LLVMGetTargetFromTriple(ctriple.as_ptr(), &mut target, &mut msg) };
+        if failed != 0 {
+            // SAFETY: owned message or null.
+            return Err(err(unsafe { LlvmMessage::take(msg) }));
+        }
+        // SAFETY: `target` is a registered target; strings are copied.
+        let raw = unsafe {
+            tm::LLVMCreateTargetMachine(
+                target,
+                ctriple.as_ptr(),
+                ccpu.as_ptr(),
+                cfeatures.as_ptr(),
+                opt.to_raw(),
+                tm::LLVMRelocMode::LLVMRelocPIC,
+                tm::LLVMCodeModel::LLVMCodeModelSmall,
+            )
+        };
+        let raw = NonNull::new(raw)
+            .ok_or_else(|| err(format!("cannot create a target machine for cpu `{cpu}`")))?;
+        Ok(TargetMachine {
+            raw,
+            triple: triple.to_owned(),
+            cpu: cpu.to_owned(),
+            features: features.to_owned(),
+        })
+    }
+
+    pub(crate) fn as_raw(&self) -> tm::LLVMTargetMachineRef {
+        self.raw.as_ptr()
+    }
+
+    /// The triple this machine targets.
+    pub fn triple(&self) -> &str {
+        &self.triple
+    }
+
+    /// The CPU name.
+    pub fn cpu(&self) -> &str {
+        &self.cpu
+    }
+
+    /// The feature string.
+    pub fn features(&self) -> &str {
+        &self.features
+    }
+
+    /// The data layout string this machine uses.
+    pub fn data_layout(&self) -> String {
+        // SAFETY: the target data is created for us and disposed here; the string is ours.
+        unsafe {
+            let td = tm::LLVMCreateTargetDataLayout(self.as_raw());
+            let s = LlvmMessage::take(llvm_sys::target::LLVMCopyStringRepOfTargetData(td));
+            llvm_sys::target::LLVMDisposeTargetData(td);
+            s
+        }
+    }
+
+    /// Compiles `module` to a relocatable object file. The module must verify (checked here).
+    pub fn emit_object(&self, module: &Module<'_>) -> Result<Vec<u8>> {
+        module.verify()?;
+        let mut msg = std::ptr::null_mut();
+        let mut buf = std::ptr::null_mut();
+        // SAFETY: live target machine and verified module; out-pointers valid; `msg`/`buf` are ours.
+        let failed = unsafe {
+            tm::LLVMTargetMachineEmitToMemoryBuffer(
+                self.as_raw(),
+                module.as_raw(),
+                tm::LLVMCodeGenFileType::LLVMObjectFile,
+                &mut msg,
+                &mut buf,
+            )
+        };
+        if failed != 0 || buf.is_null() {
+            return Err(Error::Target {
+                triple: self.triple.clone(),
+                // SAFETY: owned message or null.
+                message: unsafe { LlvmMessage::take(msg) },
+            });
+        }
+        // SAFETY: an owned buffer.
+        let buffer = unsafe { MemoryBuffer::from_raw(buf) };
+        Ok(buffer.as_bytes().to_vec())
+    }
+}
+
+impl Drop for TargetMachine {
+    fn drop(&mut self) {
+        // SAFETY: we own the target machine.
+        unsafe { tm::LLVMDisposeTargetMachine(self.raw.as_ptr()) }
+    }
+}
+
+impl std::fmt::Debug for TargetMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetMachine")
+            .field("triple", &self.triple)
+            .field("cpu", &self.cpu)
+            .finish()
+    }
+}

@@ -1,0 +1,640 @@
+//! Borrowed handles to values inside a module: functions, global variables, basic blocks, instructions.
+//!
+//! Handles are `Copy` and tied to the context's lifetime; they are valid while the module that owns them is
+//! alive and the value has not been erased.
+
+use std::marker::PhantomData;
+
+use llvm_sys::core as c;
+use llvm_sys::prelude::{LLVMBasicBlockRef, LLVMValueRef};
+use llvm_sys::{LLVMLinkage, LLVMVisibility};
+
+pub use llvm_sys::LLVMOpcode as Opcode;
+
+use super::message::{borrowed_str, LlvmMessage};
+use super::Context;
+
+/// Linkage of a global value (mirrors `llvm::GlobalValue::LinkageTypes`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum Linkage {
+    External,
+    AvailableExternally,
+    LinkOnceAny,
+    LinkOnceOdr,
+    WeakAny,
+    WeakOdr,
+    Appending,
+    Internal,
+    Private,
+    ExternalWeak,
+    Common,
+    /// A linkage the C API reports that has no meaning in modern LLVM.
+    Other,
+}
+
+impl Linkage {
+    fn from_raw(l: LLVMLinkage) -> Self {
+        use LLVMLinkage::*;
+        match l {
+            LLVMExternalLinkage => Linkage::External,
+            LLVMAvailableExternallyLinkage => Linkage::AvailableExternally,
+            LLVMLinkOnceAnyLinkage => Linkage::LinkOnceAny,
+            LLVMLinkOnceODRLinkage => Linkage::LinkOnceOdr,
+            LLVMWeakAnyLinkage => Linkage::WeakAny,
+            LLVMWeakODRLinkage => Linkage::WeakOdr,
+            LLVMAppendingLinkage => Linkage::Appending,
+            LLVMInternalLinkage => Linkage::Internal,
+            LLVMPrivateLinkage => Linkage::Private,
+            LLVMExternalWeakLinkage => Linkage::ExternalWeak,
+            LLVMCommonLinkage => Linkage::Common,
+            _ => Linkage::Other,
+        }
+    }
+
+    fn to_raw(self) -> LLVMLinkage {
+        use LLVMLinkage::*;
+        match self {
+            Linkage::External | Linkage::Other => LLVMExternalLinkage,
+            Linkage::AvailableExternally => LLVMAvailableExternallyLinkage,
+            Linkage::LinkOnceAny => LLVMLinkOnceAnyLinkage,
+            Linkage::LinkOnceOdr => LLVMLinkOnceODRLinkage,
+            Linkage::WeakAny => LLVMWeakAnyLinkage,
+            Linkage::WeakOdr => LLVMWeakODRLinkage,
+            Linkage::Appending => LLVMAppendingLinkage,
+            Linkage::Internal => LLVMInternalLinkage,
+            Linkage::Private => LLVMPrivateLinkage,
+            Linkage::ExternalWeak => LLVMExternalWeakLinkage,
+            Linkage::Common => LLVMCommonLinkage,
+        }
+    }
+
+    /// `internal` or `private`.
+    pub fn is_local(self) -> bool {
+        matches!(self, Linkage::Internal | Linkage::Private)
+    }
+
+    /// A definition another module may replace at link time (`weak`, `linkonce`, `common`, `extern_weak`):
+    /// what LLVM calls interposable. The `_odr` forms promise equivalent definitions and are not interposable.
+    pub fn is_interposable(self) -> bool {
+        matches!(
+            self,
+            Linkage::WeakAny | Linkage::LinkOnceAny | Linkage::Common | Linkage::ExternalWeak
+        )
+    }
+
+    /// Whether a definition with this linkage is a symbol an ORC `IRMaterializationUnit` claims (not local,
+    /// not `available_externally`, not appending).
+    pub fn is_claimed_definition(self) -> bool {
+        !matches!(
+            self,
+            Linkage::Internal
+                | Linkage::Private
+                | Linkage::AvailableExternally
+                | Linkage::Appending
+        )
+    }
+}
+
+/// Symbol visibility.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Visibility {
+    Default,
+    Hidden,
+    Protected,
+}
+
+/// A function attribute by LLVM name, e.g. `noinline`, `alwaysinline`, `optnone`, `cold`, `hot`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attribute(pub &'static str);
+
+/// Any LLVM value.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Value<'ctx> {
+    raw: LLVMValueRef,
+    _marker: PhantomData<&'ctx Context>,
+}
+
+impl<'ctx> Value<'ctx> {
+    /// # Safety
+    /// `raw` must be a non-null value whose owning module outlives every use of the handle.
+    pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
+        Value {
+            raw,
+            _marker: PhantomData,
+        }
+    }
+
+    pub(crate) fn as_raw(self) -> LLVMValueRef {
+        self.raw
+    }
+
+    /// The value's name (empty for unnamed values).
+    pub fn name(self) -> String {
+        let mut len = 0usize;
+        // SAFETY: live value; the name is borrowed for `len` bytes.
+        unsafe { borrowed_str(c::LLVMGetValueName2(self.raw, &mut len), len) }
+    }
+
+    /// Renames the value (LLVM may add a suffix if the name is taken).
+    pub fn set_name(self, name: &str) {
+        // SAFETY: LLVM copies the (ptr, len) name.
+        unsafe { c::LLVMSetValueName2(self.raw, name.as_ptr() as *const _, name.len()) }
+    }
+
+    /// Linkage (meaningful for global values only).
+    pub fn linkage(self) -> Linkage {
+        // SAFETY: only called on global values by the typed wrappers and alias iteration.
+        Linkage::from_raw(unsafe { c::LLVMGetLinkage(self.raw) })
+    }
+
+    /// Sets the linkage of a global value.
+    pub fn set_linkage(self, linkage: Linkage) {
+        // SAFETY: global value.
+        unsafe { c::LLVMSetLinkage(self.raw, linkage.to_raw()) }
+    }
+
+    /// Visibility of a global value.
+    pub fn visibility(self) -> Visibility {
+        // SAFETY: global value.
+        match unsafe { c::LLVMGetVisibility(self.raw) } {
+            LLVMVisibility::LLVMDefaultVisibility => Visibility::Default,
+            LLVMVisibility::LLVMHiddenVisibility => Visibility::Hidden,
+            LLVMVisibility::LLVMProtectedVisibility => Visibility::Protected,
+        }
+    }
+
+    /// Sets the visibility of a global value.
+    pub fn set_visibility(self, v: Visibility) {
+        let raw = match v {
+            Visibility::Default => LLVMVisibility::LLVMDefaultVisibility,
+            Visibility::Hidden => LLVMVisibility::LLVMHiddenVisibility,
+            Visibility::Protected => LLVMVisibility::LLVMProtectedVisibility,
+        };
+        // SAFETY: global value.
+        unsafe { c::LLVMSetVisibility(self.raw, raw) }
+    }
+
+    /// `dso_local` on a global value (the C API has no accessor: see the shim).
+    pub fn is_dso_local(self) -> bool {
+        // SAFETY: global value (the typed wrappers and alias iteration only hand out global values here).
+        unsafe { super::shim::thinjit_is_dso_local(self.raw) != 0 }
+    }
+
+    /// Sets or clears `dso_local` on a global value.
+    pub fn set_dso_local(self, dso_local: bool) {
+        // SAFETY: global value.
+        unsafe { super::shim::thinjit_set_dso_local(self.raw, dso_local as libc::c_int) }
+    }
+
+    /// `true` for a global value without a body or initializer.
+    pub fn is_declaration(self) -> bool {
+        // SAFETY: global value.
+        unsafe { c::LLVMIsDeclaration(self.raw) != 0 }
+    }
+
+    /// This value as a function, if it is one.
+    pub fn as_function(self) -> Option<Function<'ctx>> {
+        // SAFETY: LLVMIsAFunction accepts any value.
+        let f = unsafe { c::LLVMIsAFunction(self.raw) };
+        // SAFETY: a function of the same module.
+        (!f.is_null()).then(|| unsafe { Function::from_raw(f) })
+    }
+
+    /// This value as a global variable, if it is one.
+    pub fn as_global_variable(self) -> Option<GlobalVariable<'ctx>> {
+        // SAFETY: LLVMIsAGlobalVariable accepts any value.
+        let g = unsafe { c::LLVMIsAGlobalVariable(self.raw) };
+        // SAFETY: a global of the same module.
+        (!g.is_null()).then(|| unsafe { GlobalVariable::from_raw(g) })
+    }
+
+    /// `true` for a global alias.
+    pub fn is_global_alias(self) -> bool {
+        // SAFETY: accepts any value.
+        unsafe { !c::LLVMIsAGlobalAlias(self.raw).is_null() }
+    }
+
+    /// `true` for any global value (function, variable, alias, ifunc).
+    pub fn is_global_value(self) -> bool {
+        // SAFETY: accepts any value.
+        unsafe { !c::LLVMIsAGlobalValue(self.raw).is_null() }
+    }
+
+    /// `true` for inline assembly.
+    pub fn is_inline_asm(self) -> bool {
+        // SAFETY: accepts any value.
+        unsafe { !c::LLVMIsAInlineAsm(self.raw).is_null() }
+    }
+
+    /// `true` for a `blockaddress` constant.
+    pub fn is_block_address(self) -> bool {
+        // SAFETY: accepts any value.
+        unsafe { !c::LLVMIsABlockAddress(self.raw).is_null() }
+    }
+
+    /// `true` for a constant (including constant expressions and global values).
+    pub fn is_constant(self) -> bool {
+        // SAFETY: accepts any value.
+        unsafe { !c::LLVMIsAConstant(self.raw).is_null() }
+    }
+
+    /// `true` for a thread-local global variable.
+    pub fn is_thread_local(self) -> bool {
+        // SAFETY: checked to be a global variable first.
+        unsafe {
+            !c::LLVMIsAGlobalVariable(self.raw).is_null() && c::LLVMIsThreadLocal(self.raw) != 0
+        }
+    }
+
+    /// Operands of a `User` (instruction or constant); empty for other values.
+    pub fn operands(self) -> impl Iterator<Item = Value<'ctx>> {
+        // SAFETY: LLVMIsAUser accepts any value; LLVMGetNumOperands requires a User, and metadata-as-value
+        // operands are skipped because they are not Users.
+        let n = unsafe {
+            if c::LLVMIsAUser(self.raw).is_null() {
+                0
+            } else {
+                c::LLVMGetNumOperands(self.raw).max(0) as u32
+            }
+        };
+        let raw = self.raw;
+        (0..n).filter_map(move |i| {
+            // SAFETY: `i` is in range for this User.
+            let op = unsafe { c::LLVMGetOperand(raw, i) };
+            // SAFETY: operand of a live user.
+            (!op.is_null()).then(|| unsafe { Value::from_raw(op) })
+        })
+    }
+
+    /// The value printed as IR (for messages and tests).
+    pub fn print(self) -> String {
+        // SAFETY: live value; the string is ours.
+        unsafe { LlvmMessage::take(c::LLVMPrintValueToString(self.raw)) }
+    }
+}
+
+impl std::fmt::Debug for Value<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Value({})", self.name())
+    }
+}
+
+/// A function in a module.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Function<'ctx>(Value<'ctx>);
+
+impl<'ctx> std::ops::Deref for Function<'ctx> {
+    type Target = Value<'ctx>;
+    fn deref(&self) -> &Value<'ctx> {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Function<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Function({})", self.name())
+    }
+}
+
+impl<'ctx> Function<'ctx> {
+    /// # Safety
+    /// `raw` must be a function whose module outlives the handle.
+    pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
+        // SAFETY: forwarded.
+        Function(unsafe { Value::from_raw(raw) })
+    }
+
+    /// The underlying value.
+    pub fn as_value(self) -> Value<'ctx> {
+        self.0
+    }
+
+    /// `true` if the function takes variable arguments.
+    pub fn is_var_arg(self) -> bool {
+        // SAFETY: a function's value type is a function type.
+        unsafe { c::LLVMIsFunctionVarArg(c::LLVMGlobalGetValueType(self.as_raw())) != 0 }
+    }
+
+    /// `true` for an LLVM intrinsic (`llvm.*`).
+    pub fn is_intrinsic(self) -> bool {
+        // SAFETY: live function.
+        unsafe { c::LLVMGetIntrinsicID(self.as_raw()) != 0 }
+    }
+
+    /// Basic blocks in order (empty for declarations).
+    pub fn basic_blocks(self) -> impl Iterator<Item = BasicBlock<'ctx>> {
+        // SAFETY: live function.
+        let first = unsafe { c::LLVMGetFirstBasicBlock(self.as_raw()) };
+        std::iter::successors((!first.is_null()).then_some(BasicBlock::new(first)), |bb| {
+            // SAFETY: live block.
+            let next = unsafe { c::LLVMGetNextBasicBlock(bb.raw) };
+            (!next.is_null()).then_some(BasicBlock::new(next))
+        })
+    }
+
+    /// Every instruction, block by block.
+    pub fn instructions(self) -> impl Iterator<Item = Instruction<'ctx>> {
+        self.basic_blocks().flat_map(|bb| bb.instructions())
+    }
+
+    /// Instructions as LLVM's module summary counts them: debug-info and pseudo-probe intrinsics excluded.
+    pub fn instruction_count(self) -> u32 {
+        self.instructions()
+            .filter(|i| !i.is_debug_or_pseudo())
+            .count() as u32
+    }
+
+    fn enum_kind(name: &str) -> u32 {
+        // SAFETY: (ptr, len) name lookup with no side effects.
+        unsafe { c::LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len()) }
+    }
+
+    /// `true` if the function carries the enum attribute `name` (e.g. `noinline`).
+    pub fn has_attribute(self, name: &str) -> bool {
+        let kind = Self::enum_kind(name);
+        // SAFETY: live function; kind 0 means "unknown name".
+        kind != 0
+            && unsafe {
+                !c::LLVMGetEnumAttributeAtIndex(
+                    self.as_raw(),
+                    llvm_sys::LLVMAttributeFunctionIndex,
+                    kind,
+                )
+                .is_null()
+            }
+    }
+
+    /// Adds the enum attribute `name` (no value) to the function.
+    pub fn add_attribute(self, ctx: &Context, name: &str) {
+        let kind = Self::enum_kind(name);
+        if kind == 0 {
+            return;
+        }
+        // SAFETY: live function in `ctx`'s context.
+        unsafe {
+            let attr = c::LLVMCreateEnumAttribute(ctx.as_raw(), kind, 0);
+            c::LLVMAddAttributeAtIndex(self.as_raw(), llvm_sys::LLVMAttributeFunctionIndex, attr);
+        }
+    }
+
+    /// Removes the enum attribute `name` from the function.
+    pub fn remove_attribute(self, name: &str) {
+        let kind = Self::enum_kind(name);
+        if kind != 0 {
+            // SAFETY: live function.
+            unsafe {
+                c::LLVMRemoveEnumAttributeAtIndex(
+                    self.as_raw(),
+                    llvm_sys::LLVMAttributeFunctionIndex,
+                    kind,
+                )
+            }
+        }
+    }
+
+    /// The value of string attribute `key` (e.g. `target-features`), if present.
+    pub fn string_attribute(self, key: &str) -> Option<String> {
+        // SAFETY: live function; the attribute's value is borrowed for `len` bytes.
+        unsafe {
+            let attr = c::LLVMGetStringAttributeAtIndex(
+                self.as_raw(),
+                llvm_sys::LLVMAttributeFunctionIndex,
+                key.as_ptr() as *const _,
+                key.len() as u32,
+            );
+            if attr.is_null() {
+                return None;
+            }
+            let mut len = 0u32;
+            let ptr = c::LLVMGetStringAttributeValue(attr, &mut len);
+            Some(borrowed_str(ptr, len as usize))
+        }
+    }
+
+    /// Sets string attribute `key` to `value`, replacing any previous value.
+    pub fn set_string_attribute(self, ctx: &Context, key: &str, value: &str) {
+        // SAFETY: live function in `ctx`'s context; LLVM copies both strings.
+        unsafe {
+            c::LLVMRemoveStringAttributeAtIndex(
+                self.as_raw(),
+                llvm_sys::LLVMAttributeFunctionIndex,
+                key.as_ptr() as *const _,
+                key.len() as u32,
+            );
+            let attr = c::LLVMCreateStringAttribute(
+                ctx.as_raw(),
+                key.as_ptr() as *const _,
+                key.len() as u32,
+                value.as_ptr() as *const _,
+                value.len() as u32,
+            );
+            c::LLVMAddAttributeAtIndex(self.as_raw(), llvm_sys::LLVMAttributeFunctionIndex, attr);
+        }
+    }
+
+    /// Removes the function from its module. The handle must not be used afterwards.
+    pub fn erase(self) {
+        // SAFETY: live function; the caller drops the handle.
+        unsafe { c::LLVMDeleteFunction(self.as_raw()) }
+    }
+}
+
+/// A global variable in a module.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GlobalVariable<'ctx>(Value<'ctx>);
+
+impl<'ctx> std::ops::Deref for GlobalVariable<'ctx> {
+    type Target = Value<'ctx>;
+    fn deref(&self) -> &Value<'ctx> {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for GlobalVariable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GlobalVariable({})", self.name())
+    }
+}
+
+impl<'ctx> GlobalVariable<'ctx> {
+    /// # Safety
+    /// `raw` must be a global variable whose module outlives the handle.
+    pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
+        // SAFETY: forwarded.
+        GlobalVariable(unsafe { Value::from_raw(raw) })
+    }
+
+    /// The underlying value.
+    pub fn as_value(self) -> Value<'ctx> {
+        self.0
+    }
+
+    /// `true` for a `constant` global.
+    pub fn is_constant(self) -> bool {
+        // SAFETY: live global variable.
+        unsafe { c::LLVMIsGlobalConstant(self.as_raw()) != 0 }
+    }
+
+    /// Marks the global `constant` or not.
+    pub fn set_constant(self, constant: bool) {
+        // SAFETY: live global variable.
+        unsafe { c::LLVMSetGlobalConstant(self.as_raw(), constant as i32) }
+    }
+
+    /// The initializer, if the global has one.
+    pub fn initializer(self) -> Option<Value<'ctx>> {
+        // SAFETY: live global variable.
+        let init = unsafe { c::LLVMGetInitializer(self.as_raw()) };
+        // SAFETY: a constant owned by the context.
+        (!init.is_null()).then(|| unsafe { Value::from_raw(init) })
+    }
+
+    /// Drops the initializer, turning the definition into a declaration.
+    pub fn remove_initializer(self) {
+        // SAFETY: live global; a null initializer makes it a declaration.
+        unsafe { c::LLVMSetInitializer(self.as_raw(), std::ptr::null_mut()) }
+    }
+
+    /// Removes the global from its module. The handle must not be used afterwards.
+    pub fn erase(self) {
+        // SAFETY: live global; the caller drops the handle.
+        unsafe { c::LLVMDeleteGlobal(self.as_raw()) }
+    }
+}
+
+/// A basic block.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BasicBlock<'ctx> {
+    raw: LLVMBasicBlockRef,
+    _marker: PhantomData<&'ctx Context>,
+}
+
+impl<'ctx> BasicBlock<'ctx> {
+    fn new(raw: LLVMBasicBlockRef) -> Self {
+        BasicBlock {
+            raw,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Instructions in order.
+    pub fn instructions(self) -> impl Iterator<Item = Instruction<'ctx>> {
+        // SAFETY: live block.
+        let first = unsafe { c::LLVMGetFirstInstruction(self.raw) };
+        std::iter::successors(
+            // SAFETY: instruction of a live block.
+            (!first.is_null()).then(|| unsafe { Instruction::from_raw(first) }),
+            |i| {
+                // SAFETY: live instruction.
+                let next = unsafe { c::LLVMGetNextInstruction(i.as_raw()) };
+                // SAFETY: as above.
+                (!next.is_null()).then(|| unsafe { Instruction::from_raw(next) })
+            },
+        )
+    }
+}
+
+/// An instruction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Instruction<'ctx>(Value<'ctx>);
+
+impl<'ctx> std::ops::Deref for Instruction<'ctx> {
+    type Target = Value<'ctx>;
+    fn deref(&self) -> &Value<'ctx> {
+        &self.0
+    }
+}
+
+impl<'ctx> Instruction<'ctx> {
+    /// # Safety
+    /// `raw` must be an instruction whose module outlives the handle.
+    pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
+        // SAFETY: forwarded.
+        Instruction(unsafe { Value::from_raw(raw) })
+    }
+
+    /// The opcode.
+    pub fn opcode(self) -> Opcode {
+        // SAFETY: live instruction.
+        unsafe { c::LLVMGetInstructionOpcode(self.as_raw()) }
+    }
+
+    /// `true` for `call`, `invoke` and `callbr`.
+    pub fn is_call(self) -> bool {
+        matches!(
+            self.opcode(),
+            Opcode::LLVMCall | Opcode::LLVMInvoke | Opcode::LLVMCallBr
+        )
+    }
+
+    /// The called operand of a call-like instruction (a function, inline asm, or any pointer value).
+    pub fn called_value(self) -> Option<Value<'ctx>> {
+        if !self.is_call() {
+            return None;
+        }
+        // SAFETY: a call-like instruction has a called operand.
+        let v = unsafe { c::LLVMGetCalledValue(self.as_raw()) };
+        // SAFETY: operand of a live instruction.
+        (!v.is_null()).then(|| unsafe { Value::from_raw(v) })
+    }
+
+    /// The directly called function, looking through nothing (no casts, no aliases).
+    pub fn called_function(self) -> Option<Function<'ctx>> {
+        self.called_value().and_then(|v| v.as_function())
+    }
+
+    /// `true` for calls to `llvm.dbg.*` and `llvm.pseudoprobe`, which LLVM's summary does not count.
+    pub fn is_debug_or_pseudo(self) -> bool {
+        match self.called_function() {
+            Some(f) => {
+                let name = f.name();
+                name.starts_with("llvm.dbg.") || name == "llvm.pseudoprobe"
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the instruction has the metadata kind `kind_id` attached.
+    pub fn has_metadata(self, kind_id: u32) -> bool {
+        // SAFETY: live instruction.
+        unsafe { !c::LLVMGetMetadata(self.as_raw(), kind_id).is_null() }
+    }
+
+    /// The string operands and integer operands of the metadata node `kind_id` attached to this instruction,
+    /// printed (e.g. `!prof !{!"branch_weights", i32 10}` gives `["!\"branch_weights\"", "i32 10"]`).
+    pub fn metadata_operands(self, kind_id: u32) -> Vec<String> {
+        // SAFETY: live instruction; LLVMGetMetadata returns a metadata-as-value node or null; its operands are
+        // read with LLVMGetMDNodeOperands into a buffer of the reported size.
+        unsafe {
+            let md = c::LLVMGetMetadata(self.as_raw(), kind_id);
+            if md.is_null() {
+                return Vec::new();
+            }
+            let n = c::LLVMGetMDNodeNumOperands(md) as usize;
+            let mut ops = vec![std::ptr::null_mut(); n];
+            c::LLVMGetMDNodeOperands(md, ops.as_mut_ptr());
+            ops.into_iter()
+                .map(|op| {
+                    if op.is_null() {
+                        return String::new();
+                    }
+                    let mut len = 0u32;
+                    let s = c::LLVMGetMDString(op, &mut len);
+                    if !s.is_null() {
+                        borrowed_str(s, len as usize)
+                    } else {
+                        LlvmMessage::take(c::LLVMPrintValueToString(op))
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+impl std::fmt::Debug for Instruction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Instruction({:?})", self.opcode())
+    }
+}

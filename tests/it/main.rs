@@ -1,0 +1,4 @@
+//! thinjit's one integration-test binary (every test binary links LLVM, so there is only one).
+
+mod common;
+mod llvm_layer;
