@@ -10,4 +10,6 @@ mod error;
 #[allow(unsafe_code)]
 pub mod llvm;
 
+pub mod summary;
+
 pub use error::{Error, Result};
