@@ -1,4 +1,5 @@
 //! thinjit's one integration-test binary (every test binary links LLVM, so there is only one).
 
 mod common;
+mod helpers;
 mod llvm_layer;
