@@ -10,6 +10,7 @@ mod error;
 #[allow(unsafe_code)]
 pub mod llvm;
 
+pub mod cache;
 pub mod summary;
 
 pub use error::{Error, Result};
