@@ -162,8 +162,8 @@ impl ScriptCache {
             }
         }
         if let Some(path) = self.entry_path(key) {
-            match fs::read(&path) {
-                Ok(raw) => match decode_entry(&raw) {
+            if let Ok(raw) = fs::read(&path) {
+                match decode_entry(&raw) {
                     Some(payload) => {
                         let _ = fs::File::options()
                             .append(true)
@@ -178,8 +178,7 @@ impl ScriptCache {
                         let _ = fs::remove_file(&path);
                         self.bump(|s| s.corrupt_entries += 1);
                     }
-                },
-                Err(_) => {}
+                }
             }
         }
         self.bump(|s| s.misses += 1);

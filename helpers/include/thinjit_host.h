@@ -37,6 +37,11 @@ void thinjit_host_free(void *p) THINJIT_NOTHROW;
 void thinjit_host_log(const char *msg) THINJIT_NOTHROW;
 void thinjit_host_event(int32_t code) THINJIT_NOTHROW;
 
+/* Test hooks of the stand-in host (defined only in helpers/host/host_native.c, never
+ * referenced by the bitcode library): per-code event counters, index = event code. */
+extern int32_t thinjit_host_event_counts[8];
+int32_t thinjit_host_event_count(int32_t code) THINJIT_NOTHROW; /* 0 for codes outside 0..7 */
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

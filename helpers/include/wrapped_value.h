@@ -58,7 +58,7 @@ WrappedValue *WrappedValueConcat(const WrappedValue *a, const WrappedValue *b);
 /* The global intern table (a C++ object with a dynamic initializer and a destructor). */
 const char *rt_intern(const char *s); /* canonical copy; NULL for NULL */
 int32_t rt_intern_count(void);        /* number of distinct interned strings */
-int32_t rt_intern_ctor_runs(void);    /* how many times the table's constructor ran (must be 1) */
+int32_t rt_intern_ctor_runs(void);    /* times the table's constructor ran (must be 1) */
 
 #ifdef __cplusplus
 } /* extern "C" */
