@@ -521,3 +521,68 @@ fn plan_from_module_symbols_matches_import() {
     }
     assert!(report.times.parse_shards > std::time::Duration::ZERO);
 }
+
+#[test]
+fn thinjit_plan_cli_prints_the_report_and_saves_temps() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let summary_path = dir.path().join("helpers.thinjit");
+    helpers().write(&summary_path).unwrap();
+    let script = dir.path().join("seed.ll");
+    std::fs::write(&script, common::SEED_SCRIPT).unwrap();
+    let temps = dir.path().join("temps");
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_thinjit"))
+            .arg("plan")
+            .arg(&script)
+            .arg("--summary")
+            .arg(&summary_path)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let table = run(&["--save-temps", temps.to_str().unwrap()]);
+    assert!(table.contains("CreateWrappedValueFromInt"), "{table}");
+    assert!(table.contains("imported"), "{table}");
+    assert!(table.contains("times:"), "{table}");
+    let before = std::fs::read_to_string(temps.join("seed.0-before.ll")).unwrap();
+    let imported = std::fs::read_to_string(temps.join("seed.1-imported.ll")).unwrap();
+    let o3 = std::fs::read_to_string(temps.join("seed.2-o3.ll")).unwrap();
+    assert!(before.contains("declare ptr @CreateWrappedValueFromInt"));
+    assert!(imported.contains("define available_externally ptr @CreateWrappedValueFromInt"));
+    assert!(!o3.contains("call ptr @CreateWrappedValueFromInt"), "{o3}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "--import-instr-limit", "0"])).unwrap();
+    let entries = json["entries"].as_array().unwrap();
+    let seed = entries
+        .iter()
+        .find(|e| e["name"] == "CreateWrappedValueFromInt")
+        .unwrap();
+    assert_eq!(
+        seed["decision"]["NotImported"]["OverThreshold"]["threshold"],
+        0
+    );
+
+    // Bad configuration and a missing summary are errors with a message, not panics.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thinjit"))
+        .args(["plan", script.to_str().unwrap(), "--summary"])
+        .arg(dir.path().join("missing.thinjit"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thinjit"))
+        .args(["plan", script.to_str().unwrap(), "--summary"])
+        .arg(&summary_path)
+        .args(["--import-instr-evolution-factor=-1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("import-instr-evolution-factor"));
+}
