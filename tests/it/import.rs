@@ -498,10 +498,72 @@ fn mismatched_triple_is_an_error() {
         common::SEED_SCRIPT
     );
     let mut m = Module::parse_ir(&ctx, text.as_bytes(), "arm").unwrap();
+    match import(&mut m, helpers(), &ImportConfig::default()) {
+        Err(Error::Summary { message, .. }) => assert!(message.contains("triple"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    // Another vendor field is the same target.
+    let text = format!(
+        "target triple = \"x86_64-unknown-linux-gnu\"\n{}",
+        common::SEED_SCRIPT
+    );
+    let mut m = Module::parse_ir(&ctx, text.as_bytes(), "vendor").unwrap();
+    import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+}
+
+#[test]
+fn importing_twice_is_harmless() {
+    let ctx = Context::new();
+    let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
+    let before = m.defined_symbols();
+    let first = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    assert!(first.totals.imported_functions >= 1);
+    let second = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    assert_eq!(second.totals.imported_functions, 0, "{second}");
+    // The imported body counts as the script's now: it is neither re-imported nor a clash.
+    assert!(
+        second.entry("CreateWrappedValueFromInt").is_none(),
+        "{second}"
+    );
+    assert_eq!(
+        m.function("CreateWrappedValueFromInt").unwrap().linkage(),
+        Linkage::AvailableExternally
+    );
+    assert_eq!(m.defined_symbols(), before);
+    m.verify().unwrap();
+}
+
+#[test]
+fn cold_call_sites_in_the_script_are_cold_edges() {
+    let text = r#"
+declare i32 @rt_hot_add(i32, i32)
+declare i32 @rt_square_lookup(i32)
+define i32 @on_error(i32 %x) {
+  %a = call i32 @rt_hot_add(i32 %x, i32 1) #0
+  %b = call i32 @rt_square_lookup(i32 %a) #0
+  %c = call i32 @rt_square_lookup(i32 %b)
+  ret i32 %c
+}
+attributes #0 = { cold }
+"#;
+    let ctx = Context::new();
+    let m = Module::parse_ir(&ctx, text.as_bytes(), "cold").unwrap();
+    let p = plan(
+        helpers().index(),
+        &script_symbols(&m),
+        &ImportConfig::default(),
+    );
+    // Only cold calls: threshold 100 * import-cold-multiplier (0).
     assert!(matches!(
-        import(&mut m, helpers(), &ImportConfig::default()),
-        Err(Error::Import { .. })
+        p.considered("rt_hot_add").unwrap().decision.reason(),
+        Some(Reason::OverThreshold { threshold: 0, .. })
     ));
+    // One ordinary call outweighs the cold one.
+    assert!(p
+        .considered("rt_square_lookup")
+        .unwrap()
+        .decision
+        .is_imported());
 }
 
 #[test]
