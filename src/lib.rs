@@ -11,5 +11,6 @@ mod error;
 pub mod llvm;
 
 pub mod summary;
+pub mod synth;
 
 pub use error::{Error, Result};
