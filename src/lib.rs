@@ -12,5 +12,6 @@ pub mod llvm;
 
 pub mod import;
 pub mod summary;
+pub mod synth;
 
 pub use error::{Error, Result};
