@@ -10,15 +10,20 @@
 //! median and 90th percentile of plan alone and of the whole import (verify, plan, parse shards, link, stamp,
 //! verify), and how many functions were imported.
 //!
-//! Measured (release, 2 shared cores, LLVM 19.1.7, 300 iterations, script importing 9 helpers):
+//! Measured (release, 2 cores shared with other jobs, LLVM 19.1.7, 300 iterations):
 //!
-//! | library functions | summary load (ms) | plan median (µs) | import median (µs) | import p90 (µs) |
-//! |---:|---:|---:|---:|---:|
-//! | 1,000 | 0.24 | 7.4 | 497.5 | 585.1 |
-//! | 10,000 | 1.77 | 8.2 | 497.8 | 587.2 |
-//! | 100,000 | 20.44 | 8.7 | 495.2 | 537.8 |
+//! | library | functions | summary load (ms) | imported | plan median (µs) | import median (µs) | import p90 (µs) |
+//! |---|---:|---:|---:|---:|---:|---:|
+//! | chain | 1,000 | 0.26 | 9 | 8.0 | 504.1 | 4618.9 (one noisy burst) |
+//! | chain | 10,000 | 1.91 | 9 | 8.7 | 500.8 | 650.0 |
+//! | chain | 100,000 | 39.71 | 9 | 9.7 | 508.4 | 582.5 |
+//! | synth | 1,000 | 0.30 | 7 | 8.5 | 379.4 | 430.0 |
+//! | synth | 10,000 | 2.37 | 11 | 12.5 | 632.5 | 762.7 |
+//! | synth | 100,000 | 57.38 | 27 | 43.8 | 1645.9 | 5754.0 |
 //!
-//! Import cost is flat in library size; of the ~500 µs, parsing the 9 shards takes ~345 µs, linking ~118 µs.
+//! For the same 9 imports the cost is flat in library size (100k within 1.01× of 1k); of the ~500 µs, parsing
+//! the 9 shards takes ~350 µs and linking ~120 µs. The synth rows follow what is imported (~60 µs per
+//! function), not the library size.
 
 use std::fmt::Write as _;
 use std::path::Path;

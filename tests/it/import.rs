@@ -708,3 +708,18 @@ attributes #0 = { "target-cpu"="x86-64" "target-features"="+cx8,+sse2" }
     optimize(&mut m, &tm(), OptLevel::O3).unwrap();
     assert_eq!(callees(&m, "entry"), vec!["avx2_add".to_owned()]);
 }
+
+#[test]
+fn every_opt_level_keeps_the_script_symbols() {
+    let tm = tm();
+    for level in [OptLevel::O0, OptLevel::O1, OptLevel::O2, OptLevel::O3] {
+        let ctx = Context::new();
+        let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
+        let before = m.defined_symbols();
+        import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+        optimize(&mut m, &tm, level).unwrap();
+        assert_eq!(m.defined_symbols(), before, "{}", level.pipeline());
+        // The module still compiles to an object for the JIT.
+        assert!(!tm.emit_object(&m).unwrap().is_empty());
+    }
+}
