@@ -11,6 +11,8 @@ mod error;
 pub mod llvm;
 
 pub mod cache;
+pub mod import;
 pub mod summary;
+pub mod synth;
 
 pub use error::{Error, Result};

@@ -268,6 +268,24 @@ impl<'ctx> Value<'ctx> {
         })
     }
 
+    /// The zero-extended value of a `ConstantInt`; `None` for any other value.
+    pub fn const_int_value(self) -> Option<u64> {
+        // SAFETY: LLVMIsAConstantInt accepts any value; the value is read only from a ConstantInt.
+        unsafe {
+            if c::LLVMIsAConstantInt(self.raw).is_null() {
+                None
+            } else {
+                Some(c::LLVMConstIntGetZExtValue(self.raw))
+            }
+        }
+    }
+
+    /// `true` for a null pointer constant or other all-zero constant.
+    pub fn is_null_constant(self) -> bool {
+        // SAFETY: LLVMIsNull requires a constant; checked first.
+        unsafe { !c::LLVMIsAConstant(self.raw).is_null() && c::LLVMIsNull(self.raw) != 0 }
+    }
+
     /// The value printed as IR (for messages and tests).
     pub fn print(self) -> String {
         // SAFETY: live value; the string is ours.
@@ -434,6 +452,28 @@ impl<'ctx> Function<'ctx> {
         }
     }
 
+    /// Profile-based hotness of each call-like instruction (`call`, `invoke`, `callbr`), in instruction order,
+    /// as LLVM's module summary computes it (ProfileSummaryInfo + BlockFrequencyInfo): `0` unknown, `1` cold,
+    /// `2` none (neither hot nor cold), `3` hot. Empty when the module has no `ProfileSummary`.
+    pub fn call_profile_hotness(self) -> Vec<i32> {
+        let mut out = vec![0; 16];
+        loop {
+            // SAFETY: a live function; the shim writes at most `out.len()` entries and returns the call count.
+            let n = unsafe {
+                super::shim::thinjit_call_profile_hotness(
+                    self.as_raw(),
+                    out.as_mut_ptr(),
+                    out.len(),
+                )
+            };
+            if n <= out.len() {
+                out.truncate(n);
+                return out;
+            }
+            out = vec![0; n];
+        }
+    }
+
     /// Removes the function from its module. The handle must not be used afterwards.
     pub fn erase(self) {
         // SAFETY: live function; the caller drops the handle.
@@ -594,6 +634,24 @@ impl<'ctx> Instruction<'ctx> {
             }
             None => false,
         }
+    }
+
+    /// `true` if this call-like instruction carries the enum attribute `name` at the call site (e.g. `cold`).
+    pub fn call_site_has_attribute(self, name: &str) -> bool {
+        if !self.is_call() {
+            return false;
+        }
+        let kind = Function::enum_kind(name);
+        // SAFETY: a live call-like instruction; kind 0 means "unknown name".
+        kind != 0
+            && unsafe {
+                !c::LLVMGetCallSiteEnumAttribute(
+                    self.as_raw(),
+                    llvm_sys::LLVMAttributeFunctionIndex,
+                    kind,
+                )
+                .is_null()
+            }
     }
 
     /// Whether the instruction has the metadata kind `kind_id` attached.

@@ -1,5 +1,8 @@
 //! thinjit's one integration-test binary (every test binary links LLVM, so there is only one).
 
 mod common;
+mod conformance;
 mod helpers;
+mod import;
 mod llvm_layer;
+mod summary;
