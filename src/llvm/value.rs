@@ -452,6 +452,23 @@ impl<'ctx> Function<'ctx> {
         }
     }
 
+    /// Reads the function's body from the bitcode of a lazily loaded module (see
+    /// [`super::Module::parse_bitcode_lazy`]); a no-op when the body is already there.
+    pub fn materialize(self) -> crate::Result<()> {
+        // SAFETY: a live function; the shim returns null or a message from LLVMCreateMessage, which
+        // LlvmMessage frees with LLVMDisposeMessage.
+        let msg = unsafe { super::shim::thinjit_materialize(self.as_raw()) };
+        if msg.is_null() {
+            return Ok(());
+        }
+        // SAFETY: as above.
+        let text = unsafe { LlvmMessage::take(msg) };
+        Err(crate::Error::Parse {
+            what: format!("body of `{}`", self.name()),
+            message: text,
+        })
+    }
+
     /// Profile-based hotness of each call-like instruction (`call`, `invoke`, `callbr`), in instruction order,
     /// as LLVM's module summary computes it (ProfileSummaryInfo + BlockFrequencyInfo): `0` unknown, `1` cold,
     /// `2` none (neither hot nor cold), `3` hot. Empty when the module has no `ProfileSummary`.
