@@ -221,13 +221,6 @@ fn promotion_hash(info: &InputInfo) -> String {
         .collect()
 }
 
-/// Parses and verifies one input (errors name the input).
-pub(crate) fn check_input(unit: &InputUnit) -> Result<()> {
-    let ctx = Context::new();
-    let module = Module::parse(&ctx, &unit.bytes, &unit.info.name)?;
-    verify_input(&module, &unit.info.name)
-}
-
 fn verify_input(module: &Module<'_>, name: &str) -> Result<()> {
     module.verify().map_err(|e| match e {
         Error::Verify { message, .. } => Error::Verify {

@@ -179,19 +179,6 @@ impl Summary {
         options.run(|| Self::from_built(builder::build_units(units, options)?, "<merged summary>"))
     }
 
-    /// Checks that a partial summary's input parses and verifies (used by `merge` callers that want an early
-    /// error naming the input).
-    pub fn check_partial(&self) -> Result<()> {
-        let info = self.header.inputs.first().cloned().unwrap_or(InputInfo {
-            name: self.path.display().to_string(),
-            sha256: String::new(),
-        });
-        builder::check_input(&builder::InputUnit {
-            info,
-            bytes: self.library_bitcode()?.to_vec(),
-        })
-    }
-
     fn from_built(built: builder::Built, name: &str) -> Result<Summary> {
         let bytes = file::encode(&built.header, &built.index, &built.shard_area);
         Self::from_bytes(bytes, name)

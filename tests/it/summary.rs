@@ -815,3 +815,50 @@ fn instruction_counts_match_llvm_module_summary() {
     }
     assert!(compared > 40, "{compared}");
 }
+
+#[test]
+fn summary_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Summary>();
+}
+
+/// A shard is directly usable by an importer: linked into the seed's script as `available_externally`, O3
+/// inlines `CreateWrappedValueFromInt` and the one remaining call goes to `rt_alloc`.
+#[test]
+fn a_shard_imports_into_the_seed_script_and_inlines() {
+    let s = helpers();
+    let f = function(s, "CreateWrappedValueFromInt");
+    let ctx = Context::new();
+    let mut script = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed.ll").unwrap();
+    script.set_triple(&s.header().target_triple);
+    script.set_data_layout(&s.header().data_layout);
+    let shard = Module::parse_bitcode(&ctx, s.shard(f).unwrap(), "shard").unwrap();
+    let def = shard.function(&f.name).unwrap();
+    def.set_linkage(Linkage::AvailableExternally);
+    // Inline compatibility: script functions take the helper's target attributes.
+    let cpu = def.string_attribute("target-cpu").unwrap();
+    let features = def.string_attribute("target-features").unwrap();
+    for g in script
+        .functions()
+        .filter(|g| !g.is_declaration())
+        .collect::<Vec<_>>()
+    {
+        g.set_string_attribute(&ctx, "target-cpu", &cpu);
+        g.set_string_attribute(&ctx, "target-features", &features);
+    }
+    script.link_in(shard).unwrap();
+    script.verify().unwrap();
+    script
+        .run_passes("default<O3>", None, &thinjit::llvm::PassOptions::default())
+        .unwrap();
+    let text = script.print();
+    let wrapped = text
+        .split("define ")
+        .find(|d| d.contains("@f_WRAPPED"))
+        .unwrap();
+    assert!(!wrapped.contains("@CreateWrappedValueFromInt"), "{text}");
+    assert!(wrapped.contains("@rt_alloc"), "{text}");
+    assert!(script
+        .function("CreateWrappedValueFromInt")
+        .map_or(true, |g| g.is_declaration()));
+}
