@@ -280,12 +280,6 @@ impl<'ctx> Value<'ctx> {
         }
     }
 
-    /// `true` for a null pointer constant or other all-zero constant.
-    pub fn is_null_constant(self) -> bool {
-        // SAFETY: LLVMIsNull requires a constant; checked first.
-        unsafe { !c::LLVMIsAConstant(self.raw).is_null() && c::LLVMIsNull(self.raw) != 0 }
-    }
-
     /// The value printed as IR (for messages and tests).
     pub fn print(self) -> String {
         // SAFETY: live value; the string is ours.

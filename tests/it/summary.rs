@@ -943,3 +943,36 @@ fn shards_handle_aliases_pointer_tables_comdats_and_unpromotable_locals() {
     );
     assert!(pinned.shard.is_none());
 }
+
+/// Helpers built with debug info: every shard still parses and verifies (debug metadata travels with the body).
+#[test]
+fn shards_of_helpers_built_with_debug_info_verify() {
+    let helpers_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers");
+    let include = format!("-I{}", helpers_dir.join("include").display());
+    let opts = BuildOptions {
+        clang_args: vec!["-g".into(), include],
+        ..Default::default()
+    };
+    let s = Summary::build(
+        &[
+            helpers_dir.join("runtime.c"),
+            helpers_dir.join("values.cpp"),
+        ],
+        &opts,
+    )
+    .unwrap();
+    let ctx = Context::new();
+    let mut with_debug = 0;
+    for f in s.index().functions.iter().filter(|f| f.shard.is_some()) {
+        let m = Module::parse_bitcode(&ctx, s.shard(f).unwrap(), &f.name).unwrap();
+        m.verify().unwrap();
+        if m.print().contains("!DISubprogram") {
+            with_debug += 1;
+        }
+    }
+    assert!(with_debug > 20, "{with_debug}");
+    assert_eq!(
+        function(&s, "rt_sum_varargs").not_eligible,
+        vec![NotEligible::VaStart]
+    );
+}
