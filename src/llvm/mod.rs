@@ -21,6 +21,7 @@ mod buffer;
 mod context;
 mod message;
 mod module;
+pub mod orc;
 mod passes;
 mod shim;
 mod target;

@@ -2,3 +2,4 @@
 
 mod common;
 mod llvm_layer;
+mod orc;
