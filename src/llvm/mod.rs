@@ -22,6 +22,7 @@ mod context;
 mod message;
 mod module;
 pub mod orc;
+pub mod resident;
 mod passes;
 mod shim;
 mod target;

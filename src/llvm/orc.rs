@@ -17,6 +17,7 @@
 //! API cannot say so, the shim does): resolution sources are added explicitly.
 
 use std::ffi::CString;
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::ptr::NonNull;
@@ -421,3 +422,69 @@ impl std::fmt::Debug for ResourceTracker {
         f.debug_struct("ResourceTracker").finish_non_exhaustive()
     }
 }
+
+/// A JIT'd function of type `F` (an `extern "C" fn(..) -> R` pointer type), borrowed from whatever owns the
+/// JIT memory (`'a`), so it cannot be called after that memory is freed.
+///
+/// Calling is `unsafe`: the JIT cannot check that the code really has signature `F`.
+pub struct JitFunction<'a, F> {
+    address: u64,
+    _f: PhantomData<F>,
+    _owner: PhantomData<&'a ()>,
+}
+
+impl<'a, F> JitFunction<'a, F> {
+    /// Wraps `address`, borrowing `owner` (the JIT or engine the code lives in) for the wrapper's lifetime.
+    pub fn new<T: ?Sized>(address: u64, _owner: &'a T) -> Self {
+        JitFunction {
+            address,
+            _f: PhantomData,
+            _owner: PhantomData,
+        }
+    }
+
+    /// The function's address.
+    pub fn address(&self) -> u64 {
+        self.address
+    }
+}
+
+impl<F> Clone for JitFunction<'_, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F> Copy for JitFunction<'_, F> {}
+
+impl<F> std::fmt::Debug for JitFunction<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JitFunction({:#x})", self.address)
+    }
+}
+
+macro_rules! impl_call {
+    ($($arg:ident: $ty:ident),*) => {
+        impl<'a, R, $($ty),*> JitFunction<'a, extern "C" fn($($ty),*) -> R> {
+            /// Calls the function.
+            ///
+            /// # Safety
+            /// The JIT'd code at this address must have exactly this C signature, and calling it must be sound
+            /// (its arguments valid for what the code does with them).
+            #[allow(clippy::too_many_arguments)]
+            pub unsafe fn call(&self, $($arg: $ty),*) -> R {
+                // SAFETY: forwarded to the caller; the address came from a successful lookup and the code is
+                // alive for `'a`.
+                let f: extern "C" fn($($ty),*) -> R = unsafe { std::mem::transmute(self.address as usize) };
+                f($($arg),*)
+            }
+        }
+    };
+}
+
+impl_call!();
+impl_call!(a: A);
+impl_call!(a: A, b: B);
+impl_call!(a: A, b: B, c: C);
+impl_call!(a: A, b: B, c: C, d: D);
+impl_call!(a: A, b: B, c: C, d: D, e: E);

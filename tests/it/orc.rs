@@ -24,7 +24,7 @@ extern "C" fn host_add7(x: i32) -> i32 {
 #[test]
 fn absolute_symbol_and_lookup() {
     let jit = LlJit::new_host().unwrap();
-    jit.define_absolute(&[("host_add7", host_add7 as usize as u64)])
+    jit.define_absolute(&[("host_add7", host_add7 as *const () as usize as u64)])
         .unwrap();
     add_ir(
         &jit,
