@@ -12,4 +12,7 @@ pub mod llvm;
 
 pub mod summary;
 
+pub mod import;
+pub mod jit;
+
 pub use error::{Error, Result};

@@ -488,3 +488,10 @@ impl_call!(a: A, b: B);
 impl_call!(a: A, b: B, c: C);
 impl_call!(a: A, b: B, c: C, d: D);
 impl_call!(a: A, b: B, c: C, d: D, e: E);
+
+impl Module<'_> {
+    /// A key identifying this module while ORC owns it (its address, stable for the module's lifetime).
+    pub(crate) fn identity(&self) -> usize {
+        self.as_raw() as usize
+    }
+}

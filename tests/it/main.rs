@@ -1,5 +1,6 @@
 //! thinjit's one integration-test binary (every test binary links LLVM, so there is only one).
 
 mod common;
+mod engine;
 mod llvm_layer;
 mod orc;

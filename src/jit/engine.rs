@@ -1,0 +1,549 @@
+//! `Engine`: one ORC LLJIT, the helper runtime in it once, scripts added and removed many times.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::builder::{EngineBuilder, OptLevel, Strategy};
+use crate::import::{ImportConfig, RuntimeMode};
+use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
+use crate::llvm::resident::{self, AtExitRegistry, Structors};
+use crate::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use crate::{Error, Result};
+
+/// Time spent in each stage of adding one script.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScriptTimes {
+    /// Parsing and verifying the script.
+    pub parse: Duration,
+    /// Planning and importing helper bodies.
+    pub import: Duration,
+    /// The optimization pipeline.
+    pub optimize: Duration,
+    /// ORC materialization: code generation and linking (eager mode; zero when lazy).
+    pub materialize: Duration,
+}
+
+impl ScriptTimes {
+    /// The sum of all stages.
+    pub fn total(&self) -> Duration {
+        self.parse + self.import + self.optimize + self.materialize
+    }
+}
+
+/// What happened to one script: stage times, what it defines, and (if asked for) its optimized IR.
+#[derive(Clone, Debug, Default)]
+pub struct ScriptReport {
+    /// The script's name (as given to [`Engine::add_script`]).
+    pub name: String,
+    /// The strategy used.
+    pub strategy: Strategy,
+    /// Stage times.
+    pub times: ScriptTimes,
+    /// Symbols the script defines (what its ORC materialization unit claims).
+    pub defined: Vec<String>,
+    /// The module after import and optimization, when [`EngineBuilder::keep_optimized_ir`] is set.
+    pub optimized_ir: Option<String>,
+}
+
+/// A script's compiled form is shared between the handle and, in lazy mode, the IR transform.
+type ReportSlot = Arc<Mutex<Option<ScriptReport>>>;
+
+/// A script waiting for ORC to materialize it (lazy mode).
+struct Pending {
+    name: String,
+    slot: ReportSlot,
+    parse: Duration,
+}
+
+/// State the IR transform needs, shared with it.
+struct Shared {
+    strategy: Strategy,
+    opt_level: OptLevel,
+    import_config: ImportConfig,
+    keep_optimized_ir: bool,
+    /// Host target machines for the optimizer, reused (a `TargetMachine` is not `Sync`).
+    machines: Mutex<Vec<TargetMachine>>,
+    /// Lazy scripts by module identity.
+    pending: Mutex<HashMap<usize, Pending>>,
+}
+
+impl Shared {
+    /// Import and optimize `module` in place; fills the import and optimize times.
+    fn prepare(&self, module: &mut Module<'_>, times: &mut ScriptTimes) -> Result<Option<String>> {
+        let start = Instant::now();
+        match self.strategy {
+            Strategy::None | Strategy::Summary | Strategy::FullLink => {}
+        }
+        times.import = start.elapsed();
+
+        let start = Instant::now();
+        let machine = match self.machines.lock().ok().and_then(|mut m| m.pop()) {
+            Some(tm) => tm,
+            None => TargetMachine::host(CodeGenOpt::Aggressive)?,
+        };
+        let result = module.run_passes(
+            self.opt_level.pipeline(),
+            Some(&machine),
+            &Default::default(),
+        );
+        if let Ok(mut m) = self.machines.lock() {
+            m.push(machine);
+        }
+        result?;
+        times.optimize = start.elapsed();
+        Ok(self.keep_optimized_ir.then(|| module.print()))
+    }
+
+    /// The IR transform body: prepares modules registered as pending, passes every other module through.
+    fn transform(&self, module: &mut Module<'_>) -> std::result::Result<(), String> {
+        let pending = match self.pending.lock() {
+            Ok(mut p) => p.remove(&module.identity()),
+            Err(_) => None,
+        };
+        let Some(pending) = pending else {
+            return Ok(());
+        };
+        let mut times = ScriptTimes {
+            parse: pending.parse,
+            ..ScriptTimes::default()
+        };
+        let defined = module.defined_symbols();
+        let optimized_ir = self
+            .prepare(module, &mut times)
+            .map_err(|e| format!("script `{}`: {e}", pending.name))?;
+        let after = module.defined_symbols();
+        if after != defined {
+            return Err(format!(
+                "script `{}`: import and optimization changed its definitions ({:?} -> {:?})",
+                pending.name, defined, after
+            ));
+        }
+        if let Ok(mut slot) = pending.slot.lock() {
+            *slot = Some(ScriptReport {
+                name: pending.name,
+                strategy: self.strategy,
+                times,
+                defined: after.into_iter().collect(),
+                optimized_ir,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An ORC JIT with the helper runtime in it, to which scripts are added.
+///
+/// `Send + Sync`: scripts can be added, looked up and removed from several threads at once.
+pub struct Engine {
+    jit: LlJit,
+    shared: Arc<Shared>,
+    mode: RuntimeMode,
+    lazy: bool,
+    /// Symbols the helper runtime defines; a script may not define them again.
+    helper_symbols: BTreeSet<String>,
+    /// Static destructors of the JIT-resident library.
+    structors: Structors,
+    atexit: AtExitRegistry,
+    scripts: Mutex<HashMap<u64, ResourceTracker>>,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("mode", &self.mode)
+            .field("lazy", &self.lazy)
+            .field("strategy", &self.shared.strategy)
+            .finish_non_exhaustive()
+    }
+}
+
+fn jit_error(message: String) -> Error {
+    Error::Jit { message }
+}
+
+/// Names listed in ORC's "Symbols not found: [ a, b ]" messages.
+fn missing_symbols(message: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = message;
+    while let Some(i) = rest.find("Symbols not found: [") {
+        rest = &rest[i + "Symbols not found: [".len()..];
+        let end = rest.find(']').unwrap_or(rest.len());
+        out.extend(
+            rest[..end]
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+        );
+        rest = &rest[end..];
+    }
+    out
+}
+
+impl Engine {
+    /// Builds an engine from `builder` (see [`EngineBuilder::build`]).
+    pub fn new(builder: EngineBuilder) -> Result<Self> {
+        builder.import_config.validate()?;
+        let mode = builder.import_config.mode;
+        let mut jit = LlJit::new_host().map_err(jit_error)?;
+
+        for library in &builder.runtime_libraries {
+            jit.add_shared_library(library)
+                .map_err(|m| jit_error(format!("runtime library {}: {m}", library.display())))?;
+        }
+        for library in &builder.shared_libraries {
+            jit.add_shared_library(library)
+                .map_err(|m| jit_error(format!("shared library {}: {m}", library.display())))?;
+        }
+        if builder.process_symbols {
+            jit.add_process_symbols().map_err(jit_error)?;
+        }
+        let host: Vec<(&str, u64)> = builder
+            .host_symbols
+            .iter()
+            .map(|(n, a)| (n.as_str(), *a))
+            .collect();
+        jit.define_absolute(&host)
+            .map_err(|m| jit_error(format!("host symbols: {m}")))?;
+
+        // Engine runtime support: the atexit registry and its dso handle, the personality cell.
+        jit.define_absolute(&[
+            (resident::CXA_ATEXIT, AtExitRegistry::cxa_atexit_address()),
+            (resident::ATEXIT_IMPL, AtExitRegistry::atexit_impl_address()),
+        ])
+        .map_err(jit_error)?;
+        for (name, ir) in [
+            ("thinjit.support", resident::SUPPORT_IR),
+            ("thinjit.personality", resident::PERSONALITY_PIN_IR),
+        ] {
+            let ctx = Context::new();
+            let module = Module::parse_ir(&ctx, ir.as_bytes(), name)?;
+            jit.add_module(module, None).map_err(jit_error)?;
+        }
+        let dso = jit.lookup(resident::DSO_HANDLE).map_err(jit_error)?;
+        let atexit = AtExitRegistry::new(dso);
+
+        let shared = Arc::new(Shared {
+            strategy: builder.strategy,
+            opt_level: builder.opt_level,
+            import_config: builder.import_config.clone(),
+            keep_optimized_ir: builder.keep_optimized_ir,
+            machines: Mutex::new(Vec::new()),
+            pending: Mutex::new(HashMap::new()),
+        });
+        if builder.lazy {
+            let for_transform = Arc::clone(&shared);
+            jit.set_ir_transform(Box::new(move |m: &mut Module<'_>| {
+                for_transform.transform(m)
+            }));
+        }
+
+        let mut engine = Engine {
+            jit,
+            shared,
+            mode,
+            lazy: builder.lazy,
+            helper_symbols: BTreeSet::new(),
+            structors: Structors::default(),
+            atexit,
+            scripts: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        };
+        if mode == RuntimeMode::JitResident {
+            if let Some((name, bytes)) = &builder.helper_library {
+                engine.add_resident_library(name, bytes)?;
+            }
+        }
+        Ok(engine)
+    }
+
+    /// Adds the helper library once and runs its static constructors in priority order.
+    fn add_resident_library(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let ctx = Context::new();
+        let mut module = Module::parse(&ctx, bytes, name)?;
+        module.verify()?;
+        self.check_target(&module, name)?;
+        let structors = module.take_structors();
+        module.redirect_atexit();
+        self.helper_symbols.extend(module.defined_symbols());
+        self.jit.add_module(module, None).map_err(jit_error)?;
+        drop(ctx);
+        self.jit
+            .run_structors(structors.ctors())
+            .map_err(|m| jit_error(format!("running static constructors of {name}: {m}")))?;
+        self.structors.extend(structors);
+        Ok(())
+    }
+
+    /// A module with a target triple or data layout must match the JIT's.
+    fn check_target(&self, module: &Module<'_>, what: &str) -> Result<()> {
+        let layout = module.data_layout();
+        if !layout.is_empty() && layout != self.jit.data_layout() {
+            return Err(Error::Jit {
+                message: format!(
+                    "{what}: data layout `{layout}` does not match the JIT's `{}`",
+                    self.jit.data_layout()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Where the helper runtime lives for this engine.
+    pub fn runtime_mode(&self) -> RuntimeMode {
+        self.mode
+    }
+
+    /// Whether scripts are imported and optimized lazily, inside ORC's IR transform.
+    pub fn is_lazy(&self) -> bool {
+        self.lazy
+    }
+
+    /// The static constructors run for the JIT-resident helper library, in the order they ran.
+    pub fn initializers(&self) -> &[String] {
+        self.structors.ctors()
+    }
+
+    /// Symbols the helper runtime defines (JIT-resident library definitions).
+    pub fn helper_symbols(&self) -> &BTreeSet<String> {
+        &self.helper_symbols
+    }
+
+    /// Number of scripts currently loaded.
+    pub fn script_count(&self) -> usize {
+        self.scripts.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Reads and adds the script at `path` (textual IR or bitcode).
+    pub fn add_script_file(&self, path: &Path) -> Result<ScriptHandle<'_>> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        self.add_script(&path.display().to_string(), &bytes)
+    }
+
+    /// Adds a script (textual IR or bitcode, named `name` in errors and reports) in its own LLVM context and
+    /// under its own resource tracker: verify → import → optimize → materialize (eager), or verify now and
+    /// import + optimize when ORC materializes it (lazy).
+    pub fn add_script(&self, name: &str, source: &[u8]) -> Result<ScriptHandle<'_>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let ctx = Context::new();
+        let start = Instant::now();
+        let mut module = Module::parse(&ctx, source, name)?;
+        module.verify()?;
+        self.check_target(&module, name)?;
+        let mut times = ScriptTimes {
+            parse: start.elapsed(),
+            ..ScriptTimes::default()
+        };
+        let defined = module.defined_symbols();
+        if let Some(clash) = defined.iter().find(|s| self.helper_symbols.contains(*s)) {
+            return Err(Error::Symbol {
+                symbol: clash.clone(),
+                message: format!(
+                    "script `{name}` defines it, but the helper runtime already does (one instance of every helper)"
+                ),
+            });
+        }
+        let structors = module.take_structors();
+        module.redirect_atexit();
+
+        let tracker = self.jit.create_tracker();
+        let slot: ReportSlot = Arc::default();
+        if self.lazy {
+            let key = module.identity();
+            if let Ok(mut p) = self.shared.pending.lock() {
+                p.insert(
+                    key,
+                    Pending {
+                        name: name.to_owned(),
+                        slot: Arc::clone(&slot),
+                        parse: times.parse,
+                    },
+                );
+            }
+            if let Err(m) = self.jit.add_module(module, Some(&tracker)) {
+                if let Ok(mut p) = self.shared.pending.lock() {
+                    p.remove(&key);
+                }
+                return Err(jit_error(format!("adding script `{name}`: {m}")));
+            }
+        } else {
+            let optimized_ir = self.shared.prepare(&mut module, &mut times)?;
+            let after = module.defined_symbols();
+            self.jit
+                .add_module(module, Some(&tracker))
+                .map_err(|m| jit_error(format!("adding script `{name}`: {m}")))?;
+            drop(ctx);
+            let start = Instant::now();
+            if let Some(first) = after.iter().next() {
+                if let Err(message) = self.jit.lookup(first) {
+                    let _ = tracker.remove();
+                    return Err(self.materialize_error(name, first, message));
+                }
+            }
+            times.materialize = start.elapsed();
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(ScriptReport {
+                    name: name.to_owned(),
+                    strategy: self.shared.strategy,
+                    times,
+                    defined: after.into_iter().collect(),
+                    optimized_ir,
+                });
+            }
+        }
+        if !structors.ctors().is_empty() {
+            self.jit
+                .run_structors(structors.ctors())
+                .map_err(|m| self.materialize_error(name, &structors.ctors()[0], m))?;
+        }
+        if let Ok(mut s) = self.scripts.lock() {
+            s.insert(id, tracker);
+        }
+        Ok(ScriptHandle {
+            engine: self,
+            id,
+            name: name.to_owned(),
+            report: slot,
+        })
+    }
+
+    /// Turns an ORC materialization failure into a typed error naming the unresolved symbol when ORC says
+    /// which one it was.
+    fn materialize_error(&self, script: &str, looked_up: &str, message: String) -> Error {
+        match missing_symbols(&message).into_iter().next() {
+            Some(symbol) if symbol != looked_up => Error::Symbol {
+                symbol,
+                message: format!("unresolved in script `{script}`: {message}"),
+            },
+            _ => Error::Jit {
+                message: format!("materializing script `{script}`: {message}"),
+            },
+        }
+    }
+
+    /// Looks up `name` anywhere in the engine (scripts and the JIT-resident helpers) as a function of type `F`.
+    /// The result borrows the engine, so it cannot outlive the JIT memory.
+    pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'_, F>> {
+        self.lookup_address(name)
+            .map(|address| JitFunction::new(address, self))
+    }
+
+    /// The address of `name` (a function or a variable), materializing what defines it if needed.
+    pub fn lookup_address(&self, name: &str) -> Result<u64> {
+        self.jit.lookup(name).map_err(|message| {
+            let missing = missing_symbols(&message);
+            match missing.into_iter().next() {
+                Some(symbol) if symbol == name && !message.contains("Failed to materialize") => {
+                    Error::Symbol {
+                        symbol,
+                        message: "not defined by any script, helper or host symbol".into(),
+                    }
+                }
+                Some(symbol) => Error::Symbol {
+                    symbol,
+                    message: format!("unresolved while materializing `{name}`: {message}"),
+                },
+                None => Error::Jit {
+                    message: format!("looking up `{name}`: {message}"),
+                },
+            }
+        })
+    }
+
+    /// Unloads a script: its symbols disappear and its memory is returned.
+    pub fn remove(&self, handle: ScriptHandle<'_>) -> Result<()> {
+        handle.remove()
+    }
+
+    fn remove_id(&self, id: u64, name: &str) -> Result<()> {
+        let tracker = self.scripts.lock().ok().and_then(|mut s| s.remove(&id));
+        match tracker {
+            Some(t) => t.remove().map_err(|m| Error::Jit {
+                message: format!("removing script `{name}`: {m}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds a relocatable object file under its own tracker (no import or optimization happens).
+    pub fn add_object(&self, name: &str, object: &[u8]) -> Result<ScriptHandle<'_>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let tracker = self.jit.create_tracker();
+        self.jit
+            .add_object_file(object, name, Some(&tracker))
+            .map_err(|m| jit_error(format!("adding object `{name}`: {m}")))?;
+        if let Ok(mut s) = self.scripts.lock() {
+            s.insert(id, tracker);
+        }
+        Ok(ScriptHandle {
+            engine: self,
+            id,
+            name: name.to_owned(),
+            report: Arc::default(),
+        })
+    }
+
+    /// Errors ORC reported asynchronously and no call returned (drained).
+    pub fn take_reported_errors(&self) -> Vec<String> {
+        self.jit.take_reported_errors()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Destructors first, while every piece of JIT'd code is still loaded: handlers registered through
+        // `__cxa_atexit`/`atexit` (last first), then the library's `llvm.global_dtors`.
+        self.atexit.run();
+        let _ = self.jit.run_structors(self.structors.dtors());
+        self.atexit.run();
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.clear();
+        }
+        // Trackers release here; the LLJIT is disposed when the last of them and `jit` are gone.
+    }
+}
+
+/// A script added to an [`Engine`]; borrows the engine.
+///
+/// Dropping the handle keeps the script loaded (until the engine drops); [`ScriptHandle::remove`] unloads it.
+pub struct ScriptHandle<'e> {
+    engine: &'e Engine,
+    id: u64,
+    name: String,
+    report: ReportSlot,
+}
+
+impl std::fmt::Debug for ScriptHandle<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptHandle")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<'e> ScriptHandle<'e> {
+    /// The script's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The report: available after `add_script` in eager mode, after the first lookup materialized the script
+    /// in lazy mode (`None` before).
+    pub fn report(&self) -> Option<ScriptReport> {
+        self.report.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Looks up `name` as a function of type `F` (see [`Engine::lookup`]).
+    pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'e, F>> {
+        self.engine.lookup(name)
+    }
+
+    /// Unloads the script.
+    pub fn remove(self) -> Result<()> {
+        self.engine.remove_id(self.id, &self.name)
+    }
+}

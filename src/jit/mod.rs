@@ -1,0 +1,24 @@
+//! The ORC engine: the helper runtime once, scripts many.
+//!
+//! In: an [`EngineBuilder`] (host symbols, shared libraries, the summary, the import configuration, the
+//! runtime mode) and script modules as IR or bitcode. Out: an [`Engine`] that owns an ORC LLJIT, and per script
+//! a [`ScriptHandle`] with the import report and stage times; typed [`JitFunction`]s that borrow the engine.
+//!
+//! The helper runtime lives in one of two ways ([`RuntimeMode`](crate::import::RuntimeMode)):
+//! - **JIT-resident**: the summary's promoted helper library is added once; its static constructors run once,
+//!   in priority order, before the first script; `__cxa_atexit` / `atexit` registrations from JIT'd code go to
+//!   the engine, which runs them (in reverse) and the library's static destructors when it is dropped, before
+//!   the JIT memory is freed.
+//! - **Host-native**: the helpers are native code in the host or a shared library ([`EngineBuilder::shared_library`]);
+//!   scripts import bodies for inlining and resolve everything else to the native symbols.
+//!
+//! Scripts run verify → import → optimize → materialize, each under its own ORC resource tracker, either
+//! eagerly in [`Engine::add_script`] (unresolved symbols surface there) or lazily inside ORC's IR transform on
+//! the thread that first looks a symbol up ([`EngineBuilder::lazy`]).
+
+mod builder;
+mod engine;
+
+pub use crate::llvm::orc::JitFunction;
+pub use builder::{EngineBuilder, OptLevel, Strategy};
+pub use engine::{Engine, ScriptHandle, ScriptReport, ScriptTimes};

@@ -1,0 +1,325 @@
+//! The ORC engine (issue 6): helpers once, scripts many — one instance of every global, initializers once,
+//! no MaterializationResponsibility errors, typed errors for bad input.
+
+use std::sync::Mutex;
+
+use thinjit::import::RuntimeMode;
+use thinjit::jit::{Engine, EngineBuilder, Strategy};
+use thinjit::llvm::{Context, Module};
+use thinjit::Error;
+
+use crate::common::{helper_bitcode, helper_shared_library};
+
+/// Host callbacks (`thinjit_host_alloc/free/log/event`) with their own event counters, one set per test so
+/// tests running in parallel do not see each other's events.
+macro_rules! host_callbacks {
+    ($name:ident) => {
+        mod $name {
+            use std::sync::atomic::{AtomicI32, Ordering};
+
+            pub static EVENTS: [AtomicI32; 8] = [const { AtomicI32::new(0) }; 8];
+
+            pub extern "C" fn alloc(size: usize) -> *mut libc::c_void {
+                // SAFETY: plain malloc.
+                unsafe { libc::malloc(size.max(1)) }
+            }
+
+            pub extern "C" fn free(p: *mut libc::c_void) {
+                // SAFETY: `p` came from `alloc` (or is null).
+                unsafe { libc::free(p) }
+            }
+
+            pub extern "C" fn log(_msg: *const libc::c_char) {}
+
+            pub extern "C" fn event(code: i32) {
+                if (0..8).contains(&code) {
+                    EVENTS[code as usize].fetch_add(1, Ordering::SeqCst);
+                }
+            }
+
+            pub fn events(code: usize) -> i32 {
+                EVENTS[code].load(Ordering::SeqCst)
+            }
+
+            pub fn register(builder: thinjit::jit::EngineBuilder) -> thinjit::jit::EngineBuilder {
+                builder
+                    .host_symbol("thinjit_host_alloc", alloc as *const () as u64)
+                    .host_symbol("thinjit_host_free", free as *const () as u64)
+                    .host_symbol("thinjit_host_log", log as *const () as u64)
+                    .host_symbol("thinjit_host_event", event as *const () as u64)
+            }
+        }
+    };
+}
+
+const EVENT_CTOR: usize = 1;
+const EVENT_DTOR: usize = 2;
+
+/// The bundled helpers linked into one library module (bitcode).
+pub fn linked_helper_library() -> Vec<u8> {
+    let ctx = Context::new();
+    let mut files = helper_bitcode().into_iter();
+    let mut library = Module::parse_file(&ctx, &files.next().unwrap()).unwrap();
+    for file in files {
+        library
+            .link_in(Module::parse_file(&ctx, &file).unwrap())
+            .unwrap();
+    }
+    library.write_bitcode()
+}
+
+fn resident_builder() -> EngineBuilder {
+    EngineBuilder::new()
+        .runtime_mode(RuntimeMode::JitResident)
+        .helper_library("helpers", linked_helper_library())
+}
+
+/// Host-native tests share the process-wide native helper library: serialize them.
+static NATIVE: Mutex<()> = Mutex::new(());
+
+fn native_builder() -> EngineBuilder {
+    EngineBuilder::new()
+        .runtime_mode(RuntimeMode::HostNative)
+        .shared_library(helper_shared_library())
+}
+
+const COUNTER_SCRIPT: &str = r#"
+declare i64 @rt_counter_increment()
+define i64 @bump_NAME() {
+  %r = call i64 @rt_counter_increment()
+  ret i64 %r
+}
+"#;
+
+fn counter_script(name: &str) -> String {
+    COUNTER_SCRIPT.replace("NAME", name)
+}
+
+host_callbacks!(ctor_host);
+
+#[test]
+fn initializers_once_across_100_scripts_and_destructor_once_at_drop() {
+    let engine = ctor_host::register(resident_builder()).build().unwrap();
+    assert_eq!(ctor_host::events(EVENT_CTOR), 1, "constructor ran at build");
+    assert_eq!(engine.initializers().len(), 1);
+    let script = r#"
+declare i32 @rt_intern_ctor_runs()
+define i32 @runs_N() {
+  %r = call i32 @rt_intern_ctor_runs()
+  ret i32 %r
+}
+"#;
+    for i in 0..100 {
+        let h = engine
+            .add_script(
+                &format!("s{i}"),
+                script.replace("_N", &format!("_{i}")).as_bytes(),
+            )
+            .unwrap();
+        let f = h
+            .lookup::<extern "C" fn() -> i32>(&format!("runs_{i}"))
+            .unwrap();
+        assert_eq!(unsafe { f.call() }, 1);
+    }
+    assert_eq!(ctor_host::events(EVENT_CTOR), 1);
+    assert_eq!(ctor_host::events(EVENT_DTOR), 0);
+    drop(engine);
+    assert_eq!(
+        ctor_host::events(EVENT_DTOR),
+        1,
+        "destructor ran exactly once at drop"
+    );
+    assert_eq!(ctor_host::events(EVENT_CTOR), 1);
+}
+
+host_callbacks!(counter_host);
+
+#[test]
+fn one_counter_instance_jit_resident() {
+    let engine = counter_host::register(resident_builder()).build().unwrap();
+    let a = engine
+        .add_script("a", counter_script("a").as_bytes())
+        .unwrap();
+    let b = engine
+        .add_script("b", counter_script("b").as_bytes())
+        .unwrap();
+    let fa = a.lookup::<extern "C" fn() -> i64>("bump_a").unwrap();
+    let fb = b.lookup::<extern "C" fn() -> i64>("bump_b").unwrap();
+    let host_inc = engine
+        .lookup::<extern "C" fn() -> i64>("rt_counter_increment")
+        .unwrap();
+    let host_get = engine
+        .lookup::<extern "C" fn() -> i64>("rt_counter_get")
+        .unwrap();
+    unsafe {
+        assert_eq!(fa.call(), 1);
+        assert_eq!(fb.call(), 2);
+        assert_eq!(host_inc.call(), 3);
+        assert_eq!(fa.call(), 4);
+        assert_eq!(host_get.call(), 4);
+    }
+}
+
+#[test]
+fn one_counter_instance_host_native() {
+    let _guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = native_builder().build().unwrap();
+    let a = engine
+        .add_script("a", counter_script("a").as_bytes())
+        .unwrap();
+    let b = engine
+        .add_script("b", counter_script("b").as_bytes())
+        .unwrap();
+    let fa = a.lookup::<extern "C" fn() -> i64>("bump_a").unwrap();
+    let fb = b.lookup::<extern "C" fn() -> i64>("bump_b").unwrap();
+    let host_get = engine
+        .lookup::<extern "C" fn() -> i64>("rt_counter_get")
+        .unwrap();
+    unsafe {
+        let start = host_get.call();
+        assert_eq!(fa.call(), start + 1);
+        assert_eq!(fb.call(), start + 2);
+        assert_eq!(host_get.call(), start + 2);
+    }
+}
+
+host_callbacks!(exc_host);
+
+#[test]
+fn cxx_exception_caught_inside_jit_resident_helper() {
+    let engine = exc_host::register(resident_builder()).build().unwrap();
+    let script = r#"
+declare i32 @rt_checked_div(i32, i32)
+define i32 @div(i32 %a, i32 %b) {
+  %r = call i32 @rt_checked_div(i32 %a, i32 %b)
+  ret i32 %r
+}
+"#;
+    let h = engine.add_script("div", script.as_bytes()).unwrap();
+    let f = h.lookup::<extern "C" fn(i32, i32) -> i32>("div").unwrap();
+    unsafe {
+        assert_eq!(f.call(7, 2), 3);
+        assert_eq!(f.call(1, 0), i32::MIN);
+        assert_eq!(f.call(i32::MIN, -1), i32::MIN);
+    }
+}
+
+#[test]
+fn unresolved_symbol_is_a_typed_error_naming_it() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let script = r#"
+declare i32 @no_such_helper_anywhere(i32)
+define i32 @uses_missing(i32 %x) {
+  %r = call i32 @no_such_helper_anywhere(i32 %x)
+  ret i32 %r
+}
+"#;
+    match engine.add_script("missing", script.as_bytes()) {
+        Err(Error::Symbol { symbol, message }) => {
+            assert_eq!(symbol, "no_such_helper_anywhere", "{message}");
+        }
+        other => panic!("expected a symbol error, got {other:?}"),
+    }
+    // the engine is still usable
+    let h = engine
+        .add_script("ok", b"define i32 @fine() {\n ret i32 3\n}\n")
+        .unwrap();
+    assert_eq!(
+        unsafe { h.lookup::<extern "C" fn() -> i32>("fine").unwrap().call() },
+        3
+    );
+}
+
+host_callbacks!(redef_host);
+
+#[test]
+fn script_redefining_a_helper_symbol_is_rejected() {
+    let engine = redef_host::register(resident_builder()).build().unwrap();
+    let script = "define i64 @rt_counter_get() {\n ret i64 0\n}\n";
+    match engine.add_script("redef", script.as_bytes()) {
+        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "rt_counter_get"),
+        other => panic!("expected a symbol error, got {other:?}"),
+    }
+}
+
+#[test]
+fn invalid_ir_is_a_typed_error() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let not_ir = engine.add_script("garbage", b"this is not IR");
+    assert!(matches!(not_ir, Err(Error::Parse { .. })), "{not_ir:?}");
+    // parses, but does not verify: the entry block returns a value of the wrong type
+    let bad = "define i32 @bad() {\n  ret i64 1\n}\n";
+    let err = engine.add_script("bad", bad.as_bytes()).unwrap_err();
+    assert!(
+        matches!(err, Error::Parse { .. } | Error::Verify { .. }),
+        "{err:?}"
+    );
+    // verifier-only failure: a use that does not dominate its definition
+    let undominated = "define i32 @u() {\nentry:\n  br label %next\nnext:\n  %a = add i32 %b, 1\n  %b = add i32 %a, 1\n  ret i32 %a\n}\n";
+    let err = engine
+        .add_script("undominated", undominated.as_bytes())
+        .unwrap_err();
+    assert!(matches!(err, Error::Verify { .. }), "{err:?}");
+}
+
+#[test]
+fn missing_entry_is_a_typed_error() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let h = engine
+        .add_script("one", b"define i32 @present() {\n ret i32 1\n}\n")
+        .unwrap();
+    match h.lookup::<extern "C" fn() -> i32>("absent_entry") {
+        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "absent_entry"),
+        other => panic!("expected a symbol error, got {other:?}"),
+    }
+}
+
+#[test]
+fn remove_unloads_a_script() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let h = engine
+        .add_script("one", b"define i32 @gone_soon() {\n ret i32 1\n}\n")
+        .unwrap();
+    assert!(engine.lookup_address("gone_soon").is_ok());
+    engine.remove(h).unwrap();
+    assert!(matches!(
+        engine.lookup_address("gone_soon"),
+        Err(Error::Symbol { .. })
+    ));
+    assert_eq!(engine.script_count(), 0);
+    // the name is free again
+    let h = engine
+        .add_script("two", b"define i32 @gone_soon() {\n ret i32 2\n}\n")
+        .unwrap();
+    assert_eq!(
+        unsafe {
+            h.lookup::<extern "C" fn() -> i32>("gone_soon")
+                .unwrap()
+                .call()
+        },
+        2
+    );
+}
+
+#[test]
+fn lazy_mode_prepares_inside_the_ir_transform() {
+    let engine = EngineBuilder::new()
+        .lazy(true)
+        .keep_optimized_ir(true)
+        .strategy(Strategy::None)
+        .build()
+        .unwrap();
+    let script = "define i32 @lazy_sum() {\n  %a = add i32 40, 2\n  ret i32 %a\n}\n";
+    let h = engine.add_script("lazy", script.as_bytes()).unwrap();
+    assert!(h.report().is_none(), "nothing materialized yet");
+    let f = h.lookup::<extern "C" fn() -> i32>("lazy_sum").unwrap();
+    assert_eq!(unsafe { f.call() }, 42);
+    let report = h.report().expect("the transform filled the report");
+    assert!(report.optimized_ir.unwrap().contains("ret i32 42"));
+    assert_eq!(report.defined, vec!["lazy_sum".to_owned()]);
+}
+
+fn _assert_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Engine>();
+}
