@@ -71,6 +71,19 @@ struct Shared {
 }
 
 impl Shared {
+    /// Runs `f` with a host target machine from the pool (made on first use; one per concurrent user).
+    fn with_machine<T>(&self, f: impl FnOnce(&TargetMachine) -> Result<T>) -> Result<T> {
+        let machine = match self.machines.lock().ok().and_then(|mut m| m.pop()) {
+            Some(tm) => tm,
+            None => TargetMachine::host(CodeGenOpt::Aggressive)?,
+        };
+        let result = f(&machine);
+        if let Ok(mut m) = self.machines.lock() {
+            m.push(machine);
+        }
+        result
+    }
+
     /// Import and optimize `module` in place; fills the import and optimize times.
     fn prepare(&self, module: &mut Module<'_>, times: &mut ScriptTimes) -> Result<Option<String>> {
         let start = Instant::now();
@@ -80,19 +93,8 @@ impl Shared {
         times.import = start.elapsed();
 
         let start = Instant::now();
-        let machine = match self.machines.lock().ok().and_then(|mut m| m.pop()) {
-            Some(tm) => tm,
-            None => TargetMachine::host(CodeGenOpt::Aggressive)?,
-        };
-        let result = module.run_passes(
-            self.opt_level.pipeline(),
-            Some(&machine),
-            &Default::default(),
-        );
-        if let Ok(mut m) = self.machines.lock() {
-            m.push(machine);
-        }
-        result?;
+        let pipeline = self.opt_level.pipeline();
+        self.with_machine(|tm| module.run_passes(pipeline, Some(tm), &Default::default()))?;
         times.optimize = start.elapsed();
         Ok(self.keep_optimized_ir.then(|| module.print()))
     }
@@ -149,6 +151,8 @@ pub struct Engine {
     atexit: AtExitRegistry,
     scripts: Mutex<HashMap<u64, ResourceTracker>>,
     next_id: AtomicU64,
+    /// Held while ORC may compile IR (lazy mode): LLJIT compiles IR with one shared target machine.
+    compile_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -181,6 +185,29 @@ fn missing_symbols(message: &str) -> Vec<String> {
         rest = &rest[end..];
     }
     out
+}
+
+/// Makes a script's `linkonce`/`weak` definitions internal. ORC binds every module's copy of such a symbol to
+/// the first one loaded; if that script were removed, the others would keep calling freed memory. A script's
+/// copies are its own.
+fn internalize_shared_definitions(module: &Module<'_>) {
+    use crate::llvm::Linkage;
+    let shared = |l: Linkage| {
+        matches!(
+            l,
+            Linkage::LinkOnceAny | Linkage::LinkOnceOdr | Linkage::WeakAny | Linkage::WeakOdr
+        )
+    };
+    for f in module.functions() {
+        if !f.is_declaration() && shared(f.linkage()) {
+            f.set_linkage(Linkage::Internal);
+        }
+    }
+    for g in module.globals() {
+        if !g.is_declaration() && shared(g.linkage()) {
+            g.set_linkage(Linkage::Internal);
+        }
+    }
 }
 
 impl Engine {
@@ -251,7 +278,13 @@ impl Engine {
             atexit,
             scripts: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            compile_lock: Mutex::new(()),
         };
+        // Compile the support modules now, while no other thread can be compiling.
+        let _ = engine
+            .jit
+            .lookup("DW.ref.__gxx_personality_v0")
+            .map_err(|_| engine.jit.take_reported_errors());
         if mode == RuntimeMode::JitResident {
             if let Some((name, bytes)) = &builder.helper_library {
                 engine.add_resident_library(name, bytes)?;
@@ -268,9 +301,17 @@ impl Engine {
         self.check_target(&module, name)?;
         let structors = module.take_structors();
         module.redirect_atexit();
-        self.helper_symbols.extend(module.defined_symbols());
+        let defined = module.defined_symbols();
+        let first = defined.iter().next().cloned();
+        self.helper_symbols.extend(defined);
         self.jit.add_module(module, None).map_err(jit_error)?;
         drop(ctx);
+        // Compile the library now (single-threaded); unresolved references surface here.
+        if let Some(first) = first {
+            self.jit
+                .lookup(&first)
+                .map_err(|m| self.materialize_error(name, &first, m))?;
+        }
         self.jit
             .run_structors(structors.ctors())
             .map_err(|m| jit_error(format!("running static constructors of {name}: {m}")))?;
@@ -348,6 +389,7 @@ impl Engine {
         }
         let structors = module.take_structors();
         module.redirect_atexit();
+        internalize_shared_definitions(&module);
 
         let tracker = self.jit.create_tracker();
         let slot: ReportSlot = Arc::default();
@@ -372,11 +414,14 @@ impl Engine {
         } else {
             let optimized_ir = self.shared.prepare(&mut module, &mut times)?;
             let after = module.defined_symbols();
-            self.jit
-                .add_module(module, Some(&tracker))
-                .map_err(|m| jit_error(format!("adding script `{name}`: {m}")))?;
-            drop(ctx);
+            // Code generation on this thread with a pooled target machine, then JITLink (thread-safe).
             let start = Instant::now();
+            let object = self.shared.with_machine(|tm| tm.emit_object(&module))?;
+            drop(module);
+            drop(ctx);
+            self.jit
+                .add_object_file(&object, name, Some(&tracker))
+                .map_err(|m| jit_error(format!("adding script `{name}`: {m}")))?;
             if let Some(first) = after.iter().next() {
                 if let Err(message) = self.jit.lookup(first) {
                     let _ = tracker.remove();
@@ -395,6 +440,7 @@ impl Engine {
             }
         }
         if !structors.ctors().is_empty() {
+            let _compiling = self.compile_guard();
             self.jit
                 .run_structors(structors.ctors())
                 .map_err(|m| self.materialize_error(name, &structors.ctors()[0], m))?;
@@ -424,6 +470,12 @@ impl Engine {
         }
     }
 
+    /// In lazy mode, a lookup may make ORC compile IR, which must not happen on two threads at once.
+    fn compile_guard(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        self.lazy
+            .then(|| self.compile_lock.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Looks up `name` anywhere in the engine (scripts and the JIT-resident helpers) as a function of type `F`.
     /// The result borrows the engine, so it cannot outlive the JIT memory.
     pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'_, F>> {
@@ -433,6 +485,7 @@ impl Engine {
 
     /// The address of `name` (a function or a variable), materializing what defines it if needed.
     pub fn lookup_address(&self, name: &str) -> Result<u64> {
+        let _compiling = self.compile_guard();
         self.jit.lookup(name).map_err(|message| {
             let missing = missing_symbols(&message);
             match missing.into_iter().next() {

@@ -13,6 +13,10 @@
 //! - The IR transform ([`LlJit::set_ir_transform`]) runs Rust code on each module ORC materializes, on the
 //!   materializing thread, with the module's context locked and a diagnostic handler installed.
 //!
+//! Compiling IR: the C API's LLJIT compiles every IR module with one shared target machine, so IR must not be
+//! materialized from several threads at once (objects may: JITLink and the session are thread-safe). Callers
+//! that need concurrency compile to objects themselves ([`LlJit::add_object_file`]) or serialize lookups.
+//!
 //! Process symbols are not linked by default (LLVM's `LLJITBuilder` links them unless told otherwise; the C
 //! API cannot say so, the shim does): resolution sources are added explicitly.
 
