@@ -10,9 +10,8 @@ mod error;
 #[allow(unsafe_code)]
 pub mod llvm;
 
-pub mod summary;
-
 pub mod import;
 pub mod jit;
+pub mod summary;
 
 pub use error::{Error, Result};

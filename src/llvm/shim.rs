@@ -1,6 +1,6 @@
 //! Declarations of the C++ shim (`src/llvm/shim/shim.cpp`): LLVM entry points the C API lacks.
 
-use llvm_sys::prelude::LLVMValueRef;
+use llvm_sys::prelude::{LLVMModuleRef, LLVMValueRef};
 
 extern "C" {
     pub(crate) fn thinjit_is_dso_local(gv: LLVMValueRef) -> libc::c_int;
@@ -8,4 +8,9 @@ extern "C" {
     pub(crate) fn thinjit_lljit_builder_use_empty_process_symbols(
         builder: llvm_sys::orc2::lljit::LLVMOrcLLJITBuilderRef,
     );
+    pub(crate) fn thinjit_extract_function(
+        src: LLVMModuleRef,
+        function: LLVMValueRef,
+        name: *const libc::c_char,
+    ) -> LLVMModuleRef;
 }
