@@ -1,32 +1,12 @@
 //! `EngineBuilder`: everything an [`Engine`] is made from, set before it exists.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::Engine;
-use crate::import::{ImportConfig, RuntimeMode};
+use crate::import::{ImportConfig, OptLevel, RuntimeMode};
+use crate::summary::Summary;
 use crate::Result;
-
-/// Optimization level of the pipeline run on each script after import (`default<On>`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum OptLevel {
-    O0,
-    O1,
-    O2,
-    #[default]
-    O3,
-}
-
-impl OptLevel {
-    /// The new-pass-manager pipeline for this level.
-    pub fn pipeline(self) -> &'static str {
-        match self {
-            OptLevel::O0 => "default<O0>",
-            OptLevel::O1 => "default<O1>",
-            OptLevel::O2 => "default<O2>",
-            OptLevel::O3 => "default<O3>",
-        }
-    }
-}
 
 /// How helper bodies get into a script before optimization.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -80,18 +60,36 @@ pub const DEFAULT_RUNTIME_LIBRARIES: &[&str] =
 ///     .build()
 ///     .unwrap();
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineBuilder {
     pub(crate) host_symbols: Vec<(String, u64)>,
     pub(crate) process_symbols: bool,
     pub(crate) shared_libraries: Vec<PathBuf>,
     pub(crate) runtime_libraries: Vec<PathBuf>,
     pub(crate) helper_library: Option<(String, Vec<u8>)>,
+    pub(crate) summary: Option<Arc<Summary>>,
     pub(crate) import_config: ImportConfig,
     pub(crate) opt_level: OptLevel,
     pub(crate) strategy: Strategy,
     pub(crate) lazy: bool,
     pub(crate) keep_optimized_ir: bool,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("host_symbols", &self.host_symbols)
+            .field("process_symbols", &self.process_symbols)
+            .field("shared_libraries", &self.shared_libraries)
+            .field(
+                "summary",
+                &self.summary.as_ref().map(|s| s.path().to_owned()),
+            )
+            .field("mode", &self.import_config.mode)
+            .field("strategy", &self.strategy)
+            .field("lazy", &self.lazy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for EngineBuilder {
@@ -112,6 +110,7 @@ impl EngineBuilder {
                 .map(PathBuf::from)
                 .collect(),
             helper_library: None,
+            summary: None,
             import_config: ImportConfig::default(),
             opt_level: OptLevel::O3,
             strategy: Strategy::Summary,
@@ -145,7 +144,15 @@ impl EngineBuilder {
         self
     }
 
+    /// The helper summary: the index and shards imports are planned from, and (JIT-resident mode) the promoted
+    /// helper library that is JIT'd once. Checked against the JIT's target when the engine is built.
+    pub fn summary(mut self, summary: Arc<Summary>) -> Self {
+        self.summary = Some(summary);
+        self
+    }
+
     /// The helper library to JIT once in JIT-resident mode, as bitcode or textual IR, named `name` in errors.
+    /// Overrides the summary's library.
     pub fn helper_library(mut self, name: &str, bitcode: Vec<u8>) -> Self {
         self.helper_library = Some((name.to_owned(), bitcode));
         self

@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::builder::{EngineBuilder, OptLevel, Strategy};
-use crate::import::{ImportConfig, RuntimeMode};
+use super::builder::{EngineBuilder, Strategy};
+use crate::import::{self, ImportConfig, ImportReport, OptLevel, RuntimeMode};
 use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
 use crate::llvm::resident::{self, AtExitRegistry, Structors};
-use crate::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use crate::llvm::{CodeGenOpt, Context, Linkage, Module, TargetMachine};
+use crate::summary::Summary;
 use crate::{Error, Result};
 
 /// Time spent in each stage of adding one script.
@@ -44,6 +45,8 @@ pub struct ScriptReport {
     pub times: ScriptTimes,
     /// Symbols the script defines (what its ORC materialization unit claims).
     pub defined: Vec<String>,
+    /// What the import pass did and why (summary strategy with a summary).
+    pub import: Option<ImportReport>,
     /// The module after import and optimization, when [`EngineBuilder::keep_optimized_ir`] is set.
     pub optimized_ir: Option<String>,
 }
@@ -64,6 +67,9 @@ struct Shared {
     opt_level: OptLevel,
     import_config: ImportConfig,
     keep_optimized_ir: bool,
+    summary: Option<Arc<Summary>>,
+    /// The helper library's bitcode (full-link strategy).
+    library: Option<Arc<Vec<u8>>>,
     /// Host target machines for the optimizer, reused (a `TargetMachine` is not `Sync`).
     machines: Mutex<Vec<TargetMachine>>,
     /// Lazy scripts by module identity.
@@ -84,19 +90,62 @@ impl Shared {
         result
     }
 
-    /// Import and optimize `module` in place; fills the import and optimize times.
-    fn prepare(&self, module: &mut Module<'_>, times: &mut ScriptTimes) -> Result<Option<String>> {
+    /// Import and optimize `module` in place; fills the import and optimize times. Returns the import report
+    /// and, when asked for, the optimized IR.
+    fn prepare(
+        &self,
+        module: &mut Module<'_>,
+        times: &mut ScriptTimes,
+    ) -> Result<(Option<ImportReport>, Option<String>)> {
         let start = Instant::now();
-        match self.strategy {
-            Strategy::None | Strategy::Summary | Strategy::FullLink => {}
-        }
+        let report = match (self.strategy, &self.summary) {
+            (Strategy::Summary, Some(summary)) => {
+                Some(import::import(module, &**summary, &self.import_config)?)
+            }
+            (Strategy::FullLink, _) => {
+                self.full_link(module)?;
+                None
+            }
+            _ => None,
+        };
         times.import = start.elapsed();
 
         let start = Instant::now();
-        let pipeline = self.opt_level.pipeline();
-        self.with_machine(|tm| module.run_passes(pipeline, Some(tm), &Default::default()))?;
+        let level = self.opt_level;
+        self.with_machine(|tm| import::optimize(module, tm, level))?;
         times.optimize = start.elapsed();
-        Ok(self.keep_optimized_ir.then(|| module.print()))
+        Ok((report, self.keep_optimized_ir.then(|| module.print())))
+    }
+
+    /// The `full-link` strategy: the whole helper library linked in, every definition `available_externally`
+    /// (mutable variables as declarations), its static constructors dropped.
+    fn full_link(&self, module: &mut Module<'_>) -> Result<()> {
+        let Some(bytes) = &self.library else {
+            return Err(Error::Config {
+                message: "the full-link strategy needs a summary or a helper library".into(),
+            });
+        };
+        let mut library = Module::parse(module.context(), bytes, "helper library")?;
+        let _ = library.take_structors();
+        for f in library.functions() {
+            if !f.is_declaration() && !f.linkage().is_local() {
+                f.set_linkage(Linkage::AvailableExternally);
+                f.clear_comdat();
+            }
+        }
+        for g in library.globals() {
+            if g.is_declaration() || g.linkage().is_local() || g.name().starts_with("llvm.") {
+                continue;
+            }
+            g.clear_comdat();
+            if g.is_constant() {
+                g.set_linkage(Linkage::AvailableExternally);
+            } else {
+                g.remove_initializer();
+                g.set_linkage(Linkage::External);
+            }
+        }
+        module.link_in(library)
     }
 
     /// The IR transform body: prepares modules registered as pending, passes every other module through.
@@ -113,9 +162,10 @@ impl Shared {
             ..ScriptTimes::default()
         };
         let defined = module.defined_symbols();
-        let optimized_ir = self
+        let (import, optimized_ir) = self
             .prepare(module, &mut times)
             .map_err(|e| format!("script `{}`: {e}", pending.name))?;
+        module.redirect_atexit();
         let after = module.defined_symbols();
         if after != defined {
             return Err(format!(
@@ -129,6 +179,7 @@ impl Shared {
                 strategy: self.strategy,
                 times,
                 defined: after.into_iter().collect(),
+                import,
                 optimized_ir,
             });
         }
@@ -253,11 +304,25 @@ impl Engine {
         let dso = jit.lookup(resident::DSO_HANDLE).map_err(jit_error)?;
         let atexit = AtExitRegistry::new(dso);
 
+        if let Some(summary) = &builder.summary {
+            summary.check_target(&jit.triple(), &jit.data_layout())?;
+        }
+        let library: Option<(String, Arc<Vec<u8>>)> =
+            match (&builder.helper_library, &builder.summary) {
+                (Some((name, bytes)), _) => Some((name.clone(), Arc::new(bytes.clone()))),
+                (None, Some(summary)) => Some((
+                    summary.path().display().to_string(),
+                    Arc::new(summary.library_bitcode()?.to_vec()),
+                )),
+                (None, None) => None,
+            };
         let shared = Arc::new(Shared {
             strategy: builder.strategy,
             opt_level: builder.opt_level,
             import_config: builder.import_config.clone(),
             keep_optimized_ir: builder.keep_optimized_ir,
+            summary: builder.summary.clone(),
+            library: library.as_ref().map(|(_, b)| Arc::clone(b)),
             machines: Mutex::new(Vec::new()),
             pending: Mutex::new(HashMap::new()),
         });
@@ -285,9 +350,30 @@ impl Engine {
             .jit
             .lookup("DW.ref.__gxx_personality_v0")
             .map_err(|_| engine.jit.take_reported_errors());
-        if mode == RuntimeMode::JitResident {
-            if let Some((name, bytes)) = &builder.helper_library {
-                engine.add_resident_library(name, bytes)?;
+        match mode {
+            RuntimeMode::JitResident => {
+                if let Some((name, bytes)) = &library {
+                    engine.add_resident_library(name, bytes)?;
+                }
+            }
+            RuntimeMode::HostNative => {
+                // The native runtime defines the summary's functions and variables under their source names.
+                if let Some(summary) = &builder.summary {
+                    let index = summary.index();
+                    let names = index
+                        .functions
+                        .iter()
+                        .filter(|f| f.original_name.is_none() && !f.linkage.is_local())
+                        .map(|f| f.name.clone())
+                        .chain(
+                            index
+                                .variables
+                                .iter()
+                                .filter(|v| v.original_name.is_none() && !v.linkage.is_local())
+                                .map(|v| v.name.clone()),
+                        );
+                    engine.helper_symbols.extend(names);
+                }
             }
         }
         Ok(engine)
@@ -374,6 +460,12 @@ impl Engine {
         let mut module = Module::parse(&ctx, source, name)?;
         module.verify()?;
         self.check_target(&module, name)?;
+        if module.triple().is_empty() {
+            module.set_triple(&self.jit.triple());
+        }
+        if module.data_layout().is_empty() {
+            module.set_data_layout(&self.jit.data_layout());
+        }
         let mut times = ScriptTimes {
             parse: start.elapsed(),
             ..ScriptTimes::default()
@@ -412,7 +504,8 @@ impl Engine {
                 return Err(jit_error(format!("adding script `{name}`: {m}")));
             }
         } else {
-            let optimized_ir = self.shared.prepare(&mut module, &mut times)?;
+            let (import, optimized_ir) = self.shared.prepare(&mut module, &mut times)?;
+            module.redirect_atexit();
             let after = module.defined_symbols();
             // Code generation on this thread with a pooled target machine, then JITLink (thread-safe).
             let start = Instant::now();
@@ -435,6 +528,7 @@ impl Engine {
                     strategy: self.shared.strategy,
                     times,
                     defined: after.into_iter().collect(),
+                    import,
                     optimized_ir,
                 });
             }

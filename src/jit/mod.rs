@@ -19,6 +19,7 @@
 mod builder;
 mod engine;
 
+pub use crate::import::OptLevel;
 pub use crate::llvm::orc::JitFunction;
-pub use builder::{EngineBuilder, OptLevel, Strategy};
+pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
 pub use engine::{Engine, ScriptHandle, ScriptReport, ScriptTimes};
