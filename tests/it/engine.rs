@@ -1,14 +1,33 @@
 //! The ORC engine (issue 6): helpers once, scripts many — one instance of every global, initializers once,
 //! no MaterializationResponsibility errors, typed errors for bad input.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use thinjit::import::RuntimeMode;
+use thinjit::import::{Decision, RuntimeMode};
 use thinjit::jit::{Engine, EngineBuilder, Strategy};
 use thinjit::llvm::{Context, Module};
+use thinjit::summary::{BuildOptions, Summary};
 use thinjit::Error;
 
-use crate::common::{helper_bitcode, helper_shared_library};
+use crate::common::{helper_bitcode, helper_shared_library, SEED_SCRIPT};
+
+/// The bundled helpers' summary, built once for all engine tests.
+fn summary() -> Arc<Summary> {
+    static S: OnceLock<Arc<Summary>> = OnceLock::new();
+    S.get_or_init(|| Arc::new(Summary::build(&helper_bitcode(), &BuildOptions::default()).unwrap()))
+        .clone()
+}
+
+fn summary_builder(mode: RuntimeMode) -> EngineBuilder {
+    let builder = EngineBuilder::new()
+        .runtime_mode(mode)
+        .summary(summary())
+        .keep_optimized_ir(true);
+    match mode {
+        RuntimeMode::JitResident => builder,
+        RuntimeMode::HostNative => builder.shared_library(helper_shared_library()),
+    }
+}
 
 /// Host callbacks (`thinjit_host_alloc/free/log/event`) with their own event counters, one set per test so
 /// tests running in parallel do not see each other's events.
@@ -405,4 +424,283 @@ fn add_and_remove_1000_scripts_memory_stays_bounded() {
         "RSS grew by {} KiB",
         after - before
     );
+}
+
+/// `true` when the optimized IR still calls `callee` from `function`'s body.
+fn body_calls(ir: &str, function: &str, callee: &str) -> bool {
+    let start = ir
+        .find(&format!("@{function}("))
+        .and_then(|i| ir[..i].rfind("define").map(|d| (d, i)))
+        .map(|(d, _)| d)
+        .unwrap_or_else(|| panic!("{function} not in\n{ir}"));
+    let end = ir[start..]
+        .find("\n}")
+        .map(|e| start + e)
+        .unwrap_or(ir.len());
+    ir[start..end].contains(&format!("@{callee}("))
+}
+
+fn seed_end_to_end(mode: RuntimeMode, engine: &Engine) {
+    let h = engine.add_script("seed", SEED_SCRIPT.as_bytes()).unwrap();
+    let report = h.report().unwrap();
+    let import = report
+        .import
+        .as_ref()
+        .expect("summary strategy reports imports");
+    let entry = import
+        .entry("CreateWrappedValueFromInt")
+        .expect("considered");
+    assert!(entry.decision.is_imported(), "{mode}: {entry:?}");
+    let ir = report.optimized_ir.as_deref().unwrap();
+    assert!(
+        !body_calls(ir, "f_WRAPPED", "CreateWrappedValueFromInt"),
+        "{mode}: CreateWrappedValueFromInt was not inlined:\n{ir}"
+    );
+    assert!(
+        !ir.contains("available_externally"),
+        "{mode}: O3 drops unused imported bodies:\n{ir}"
+    );
+    let f = h
+        .lookup::<extern "C" fn(*mut libc::c_void, *mut libc::c_void) -> *mut libc::c_void>(
+            "f_WRAPPED",
+        )
+        .unwrap();
+    let get_int = engine
+        .lookup::<extern "C" fn(*mut libc::c_void) -> i32>("WrappedValueGetInt")
+        .unwrap();
+    let get_tag = engine
+        .lookup::<extern "C" fn(*mut libc::c_void) -> i32>("WrappedValueTag")
+        .unwrap();
+    unsafe {
+        let v = f.call(std::ptr::null_mut(), std::ptr::null_mut());
+        assert!(!v.is_null());
+        assert_eq!(get_tag.call(v), 1, "WV_INT");
+        assert_eq!(get_int.call(v), 23333);
+    }
+}
+
+host_callbacks!(seed_host);
+
+#[test]
+fn seed_end_to_end_jit_resident() {
+    let engine = seed_host::register(summary_builder(RuntimeMode::JitResident))
+        .build()
+        .unwrap();
+    seed_end_to_end(RuntimeMode::JitResident, &engine);
+}
+
+#[test]
+fn seed_end_to_end_host_native() {
+    let _guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = summary_builder(RuntimeMode::HostNative).build().unwrap();
+    seed_end_to_end(RuntimeMode::HostNative, &engine);
+}
+
+/// Two scripts that inline `rt_counter_increment` (so they touch `rt_shared_counter` directly) and the host's
+/// own calls see one counter.
+fn one_instance_with_imports(engine: &Engine) {
+    let a = engine
+        .add_script("a", counter_script("a").as_bytes())
+        .unwrap();
+    let b = engine
+        .add_script("b", counter_script("b").as_bytes())
+        .unwrap();
+    for h in [&a, &b] {
+        let report = h.report().unwrap();
+        let import = report.import.unwrap();
+        assert!(import
+            .entry("rt_counter_increment")
+            .unwrap()
+            .decision
+            .is_imported());
+        let ir = report.optimized_ir.unwrap();
+        assert!(
+            !ir.contains("call i64 @rt_counter_increment"),
+            "inlined:\n{ir}"
+        );
+        assert!(
+            ir.contains("@rt_shared_counter = external"),
+            "one instance, declared:\n{ir}"
+        );
+    }
+    let fa = a.lookup::<extern "C" fn() -> i64>("bump_a").unwrap();
+    let fb = b.lookup::<extern "C" fn() -> i64>("bump_b").unwrap();
+    let host_inc = engine
+        .lookup::<extern "C" fn() -> i64>("rt_counter_increment")
+        .unwrap();
+    let host_get = engine
+        .lookup::<extern "C" fn() -> i64>("rt_counter_get")
+        .unwrap();
+    unsafe {
+        let start = host_get.call();
+        assert_eq!(fa.call(), start + 1);
+        assert_eq!(fb.call(), start + 2);
+        assert_eq!(host_inc.call(), start + 3);
+        assert_eq!(fa.call(), start + 4);
+        assert_eq!(host_get.call(), start + 4);
+    }
+}
+
+host_callbacks!(instance_host);
+
+#[test]
+fn one_instance_with_imports_jit_resident() {
+    let engine = instance_host::register(summary_builder(RuntimeMode::JitResident))
+        .build()
+        .unwrap();
+    one_instance_with_imports(&engine);
+}
+
+#[test]
+fn one_instance_with_imports_host_native() {
+    let _guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = summary_builder(RuntimeMode::HostNative).build().unwrap();
+    one_instance_with_imports(&engine);
+}
+
+const BIG_IMPORTS_SCRIPT: &str = r#"
+declare ptr @CreateWrappedValueFromInt(i32)
+declare ptr @CreateWrappedValueFromString(ptr)
+declare ptr @WrappedValueAdd(ptr, ptr)
+declare ptr @WrappedValueMul(ptr, ptr)
+declare ptr @WrappedValueConcat(ptr, ptr)
+declare i32 @WrappedValueGetInt(ptr)
+declare i32 @WrappedValueCompare(ptr, ptr)
+declare i64 @rt_always_inline_mix(i64)
+declare i32 @rt_chain_a(i32)
+declare i32 @rt_square_lookup(i32)
+declare i32 @rt_clamp_add(i32, i32)
+declare i64 @rt_big_checksum(ptr, i64)
+@hello = private constant [6 x i8] c"hello\00"
+
+define i32 @big_entry(i32 %x) {
+  %a = call ptr @CreateWrappedValueFromInt(i32 %x)
+  %b = call ptr @CreateWrappedValueFromInt(i32 3)
+  %s = call ptr @WrappedValueAdd(ptr %a, ptr %b)
+  %m = call ptr @WrappedValueMul(ptr %s, ptr %b)
+  %r = call i32 @WrappedValueGetInt(ptr %m)
+  %sq = call i32 @rt_square_lookup(i32 7)
+  %t = add i32 %r, %sq
+  ret i32 %t
+}
+
+; references many helpers; nothing calls it, so the imported code it pulled in is deleted by O3 only if unused
+define internal i64 @unused_path(i32 %x) {
+  %h = call ptr @CreateWrappedValueFromString(ptr @hello)
+  %c = call ptr @WrappedValueConcat(ptr %h, ptr %h)
+  %k = call i32 @WrappedValueCompare(ptr %c, ptr %h)
+  %m = call i64 @rt_always_inline_mix(i64 42)
+  %ch = call i32 @rt_chain_a(i32 %x)
+  %cl = call i32 @rt_clamp_add(i32 %ch, i32 %k)
+  %z = sext i32 %cl to i64
+  %big = call i64 @rt_big_checksum(ptr @hello, i64 5)
+  %s = add i64 %m, %z
+  %t = add i64 %s, %big
+  ret i64 %t
+}
+"#;
+
+fn big_imports_in_transform(mode: RuntimeMode, engine: &Engine) {
+    let h = engine
+        .add_script("big", BIG_IMPORTS_SCRIPT.as_bytes())
+        .unwrap();
+    assert!(h.report().is_none(), "lazy: not materialized yet");
+    let f = h.lookup::<extern "C" fn(i32) -> i32>("big_entry").unwrap();
+    // (x + 3) * 3 + 49
+    assert_eq!(unsafe { f.call(4) }, 21 + 49, "{mode}");
+    let report = h.report().expect("materialized through the IR transform");
+    let import = report.import.unwrap();
+    let imported = import.imported_functions();
+    assert!(imported.len() >= 6, "{mode}: {imported:?}");
+    let ir = report.optimized_ir.unwrap();
+    assert!(!ir.contains("available_externally"), "{mode}:\n{ir}");
+    assert!(
+        !ir.contains("unused_path"),
+        "{mode}: O3 deleted the unused path:\n{ir}"
+    );
+    assert_eq!(report.defined, vec!["big_entry".to_owned()]);
+    assert!(engine.take_reported_errors().is_empty());
+}
+
+host_callbacks!(lazy_host);
+
+#[test]
+fn ir_transform_path_large_imports_no_mr_error_jit_resident() {
+    let engine = lazy_host::register(summary_builder(RuntimeMode::JitResident).lazy(true))
+        .build()
+        .unwrap();
+    big_imports_in_transform(RuntimeMode::JitResident, &engine);
+}
+
+#[test]
+fn ir_transform_path_large_imports_no_mr_error_host_native() {
+    let _guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = summary_builder(RuntimeMode::HostNative)
+        .lazy(true)
+        .build()
+        .unwrap();
+    big_imports_in_transform(RuntimeMode::HostNative, &engine);
+}
+
+#[test]
+fn cxx_exception_in_imported_helper_survives_script_removal_host_native() {
+    let _guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = summary_builder(RuntimeMode::HostNative).build().unwrap();
+    let script = r#"
+declare i32 @rt_checked_div(i32, i32)
+define i32 @div_N(i32 %a, i32 %b) {
+  %r = call i32 @rt_checked_div(i32 %a, i32 %b)
+  ret i32 %r
+}
+"#;
+    // Each script carries its own landing pads; removing the first must not break the ones after it.
+    for n in 0..5 {
+        let h = engine
+            .add_script(
+                &format!("div{n}"),
+                script.replace("_N", &format!("_{n}")).as_bytes(),
+            )
+            .unwrap();
+        let f = h
+            .lookup::<extern "C" fn(i32, i32) -> i32>(&format!("div_{n}"))
+            .unwrap();
+        unsafe {
+            assert_eq!(f.call(9, 3), 3);
+            assert_eq!(f.call(1, 0), i32::MIN);
+        }
+        h.remove().unwrap();
+    }
+}
+
+#[test]
+fn mismatched_summary_is_a_typed_error() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let ll = dir.path().join("other_target.ll");
+    std::fs::write(
+        &ll,
+        "target datalayout = \"e-m:e-i8:8:32-i16:16:32-i64:64-i128:128-n32:64-S128\"\ntarget triple = \"aarch64-unknown-linux-gnu\"\ndefine i32 @h(i32 %x) {\n  ret i32 %x\n}\n",
+    )
+    .unwrap();
+    let other = Arc::new(Summary::build(&[ll], &BuildOptions::default()).unwrap());
+    let err = EngineBuilder::new().summary(other).build().unwrap_err();
+    assert!(matches!(err, Error::Summary { .. }), "{err:?}");
+    assert!(err.to_string().contains("aarch64"), "{err}");
+}
+
+#[test]
+fn import_report_explains_decisions() {
+    let engine = lazy_host::register(summary_builder(RuntimeMode::JitResident))
+        .build()
+        .unwrap();
+    let h = engine
+        .add_script("big", BIG_IMPORTS_SCRIPT.as_bytes())
+        .unwrap();
+    let import = h.report().unwrap().import.unwrap();
+    let big = import.entry("rt_big_checksum").unwrap();
+    assert!(matches!(big.decision, Decision::NotImported(_)), "{big:?}");
+    assert!(import
+        .entry("rt_always_inline_mix")
+        .unwrap()
+        .decision
+        .is_imported());
 }
