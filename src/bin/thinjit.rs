@@ -5,8 +5,14 @@
 
 use clap::{Parser, Subcommand};
 
+#[path = "thinjit/demo.rs"]
+mod demo;
+#[path = "thinjit/host.rs"]
+mod host;
 #[path = "thinjit/plan.rs"]
 mod plan;
+#[path = "thinjit/run.rs"]
+mod run;
 
 /// thinjit: ThinLTO-style import of precompiled helper bodies into JIT modules.
 #[derive(Debug, Parser)]
@@ -20,12 +26,18 @@ struct Cli {
 enum Command {
     /// Plan and perform the import pass on a script module and print the report.
     Plan(plan::Args),
+    /// Add a script to an engine (import, O3, ORC), call its entry, print the result and the import report.
+    Run(run::Args),
+    /// Build the bundled helpers' summary if needed and run the example scripts in both runtime modes.
+    Demo(demo::Args),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => plan::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

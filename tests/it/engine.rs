@@ -33,6 +33,7 @@ fn summary_builder(mode: RuntimeMode) -> EngineBuilder {
 /// tests running in parallel do not see each other's events.
 macro_rules! host_callbacks {
     ($name:ident) => {
+        #[allow(dead_code)]
         mod $name {
             use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -362,7 +363,7 @@ define i32 @work_T_I(i32 %x) {
             let engine = &engine;
             scope.spawn(move || {
                 for i in 0..50 {
-                    let k = (t * 50 + i) as i32;
+                    let k: i32 = t * 50 + i;
                     let text = script
                         .replace("_T_I", &format!("_{t}_{i}"))
                         .replace("K", &k.to_string());
@@ -372,7 +373,7 @@ define i32 @work_T_I(i32 %x) {
                     let f = h
                         .lookup::<extern "C" fn(i32) -> i32>(&format!("work_{t}_{i}"))
                         .unwrap();
-                    let x = (i % 64) as i32;
+                    let x: i32 = i % 64;
                     let expected = (x * x + k).clamp(-1000, 1000);
                     assert_eq!(unsafe { f.call(x) }, expected, "thread {t} script {i}");
                     if i % 2 == 0 {
@@ -399,7 +400,7 @@ fn add_and_remove_1000_scripts_memory_stays_bounded() {
         .build()
         .unwrap();
     let script = "define i64 @soak_N(i64 %x) {\n  %a = mul i64 %x, N\n  %b = add i64 %a, 1\n  ret i64 %b\n}\n";
-    let mut round = |count: usize| {
+    let round = |count: usize| {
         for n in 1..=count {
             let text = script.replace('N', &n.to_string());
             let h = engine.add_script("soak", text.as_bytes()).unwrap();
@@ -703,4 +704,98 @@ fn import_report_explains_decisions() {
         .unwrap()
         .decision
         .is_imported());
+}
+
+#[test]
+fn cli_run_prints_result_report_and_times() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let summary_path = dir.path().join("helpers.thinjit");
+    summary().write(&summary_path).unwrap();
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scripts/seed.ll");
+    for mode in ["jit-resident", "host-native"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_thinjit"))
+            .arg("run")
+            .arg(&seed)
+            .arg("--summary")
+            .arg(&summary_path)
+            .args(["--entry", "f_WRAPPED", "--mode", mode, "--time"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{mode}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("f_WRAPPED: WrappedValue(int 23333)"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("CreateWrappedValueFromInt"), "{stdout}");
+        assert!(stdout.contains("materialize"), "{stdout}");
+    }
+    // a missing entry is an error message, not a crash
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thinjit"))
+        .arg("run")
+        .arg(&seed)
+        .arg("--summary")
+        .arg(&summary_path)
+        .args(["--entry", "no_such_entry"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error:") && stderr.contains("no_such_entry"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cli_demo_runs_every_example_in_both_modes() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thinjit"))
+        .arg("demo")
+        .arg("--summary")
+        .arg(dir.path().join("helpers.thinjit"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dir.path().join("helpers.thinjit").exists(),
+        "the demo built the summary"
+    );
+    assert_eq!(
+        stdout
+            .matches("f_WRAPPED() = WrappedValue(int 23333)")
+            .count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .matches("sum_of_squares_WRAPPED() = WrappedValue(int 338350)")
+            .count(),
+        2
+    );
+    assert_eq!(
+        stdout
+            .matches("label_WRAPPED() = WrappedValue(string \"item-1-2.5\")")
+            .count(),
+        2
+    );
+    assert_eq!(stdout.matches("mix_main() = 1001").count(), 2);
+    assert!(
+        stdout.contains("constructor ran 1 time(s); destructor ran 1 time(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("not imported: rt_big_checksum: over threshold"),
+        "{stdout}"
+    );
 }
