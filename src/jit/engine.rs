@@ -504,9 +504,18 @@ impl Engine {
                 return Err(jit_error(format!("adding script `{name}`: {m}")));
             }
         } else {
+            let before = module.defined_symbols();
             let (import, optimized_ir) = self.shared.prepare(&mut module, &mut times)?;
             module.redirect_atexit();
             let after = module.defined_symbols();
+            if after != before {
+                return Err(Error::Import {
+                    module: name.to_owned(),
+                    message: format!(
+                        "import and optimization changed the script's definitions ({before:?} -> {after:?})"
+                    ),
+                });
+            }
             // Code generation on this thread with a pooled target machine, then JITLink (thread-safe).
             let start = Instant::now();
             let object = self.shared.with_machine(|tm| tm.emit_object(&module))?;

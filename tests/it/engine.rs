@@ -393,33 +393,51 @@ fn rss_kib() -> u64 {
     pages * 4
 }
 
+host_callbacks!(soak_host);
+
 #[test]
 fn add_and_remove_1000_scripts_memory_stays_bounded() {
-    let engine = EngineBuilder::new()
-        .strategy(Strategy::None)
+    // Real scripts: each imports and inlines helpers (its own LLVM context, its own tracker).
+    let engine = soak_host::register(summary_builder(RuntimeMode::JitResident))
+        .keep_optimized_ir(false)
         .build()
         .unwrap();
-    let script = "define i64 @soak_N(i64 %x) {\n  %a = mul i64 %x, N\n  %b = add i64 %a, 1\n  ret i64 %b\n}\n";
+    let script = r#"
+declare ptr @CreateWrappedValueFromInt(i32)
+declare ptr @WrappedValueAdd(ptr, ptr)
+declare i32 @WrappedValueGetInt(ptr)
+define i32 @soak_N(i32 %x) {
+  %a = call ptr @CreateWrappedValueFromInt(i32 %x)
+  %b = call ptr @CreateWrappedValueFromInt(i32 N)
+  %c = call ptr @WrappedValueAdd(ptr %a, ptr %b)
+  %r = call i32 @WrappedValueGetInt(ptr %c)
+  ret i32 %r
+}
+"#;
     let round = |count: usize| {
         for n in 1..=count {
             let text = script.replace('N', &n.to_string());
             let h = engine.add_script("soak", text.as_bytes()).unwrap();
             let f = h
-                .lookup::<extern "C" fn(i64) -> i64>(&format!("soak_{n}"))
+                .lookup::<extern "C" fn(i32) -> i32>(&format!("soak_{n}"))
                 .unwrap();
-            assert_eq!(unsafe { f.call(2) }, 2 * n as i64 + 1);
+            assert_eq!(unsafe { f.call(2) }, 2 + n as i32);
             h.remove().unwrap();
         }
     };
-    round(200); // warm-up: allocator pools, LLVM's one-time state
+    round(100); // warm-up: allocator pools, LLVM's one-time state
     let before = rss_kib();
+    let start = std::time::Instant::now();
     round(1000);
     let after = rss_kib();
-    eprintln!("RSS before 1000 add/remove: {before} KiB, after: {after} KiB");
+    eprintln!(
+        "1000 x (add with imports + O3 + materialize + call + remove) in {:.2} s; RSS before {before} KiB, after {after} KiB",
+        start.elapsed().as_secs_f64()
+    );
     assert_eq!(engine.script_count(), 0);
     assert!(engine.lookup_address("soak_1000").is_err());
     // Generous: other tests run in this process at the same time. Without `remove`, 1,000 scripts keep
-    // their code, objects and symbol tables (the probe measured ~12 MiB per 1,000 tiny scripts).
+    // their code, objects and symbol tables (the ORC probe measured ~12 MiB per 1,000 tiny scripts).
     assert!(
         after.saturating_sub(before) < 96 * 1024,
         "RSS grew by {} KiB",
@@ -798,4 +816,114 @@ fn cli_demo_runs_every_example_in_both_modes() {
         stdout.contains("not imported: rt_big_checksum: over threshold"),
         "{stdout}"
     );
+}
+
+host_callbacks!(lazy_threads_host);
+
+#[test]
+fn lazy_scripts_from_four_threads() {
+    let engine = lazy_threads_host::register(summary_builder(RuntimeMode::JitResident).lazy(true))
+        .build()
+        .unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let engine = &engine;
+            scope.spawn(move || {
+                for i in 0..10 {
+                    let text = counter_script(&format!("{t}_{i}"))
+                        .replace("rt_counter_increment()\n  ret", "rt_counter_get()\n  ret")
+                        .replace(
+                            "declare i64 @rt_counter_increment()",
+                            "declare i64 @rt_counter_get()",
+                        );
+                    let h = engine.add_script("lazy", text.as_bytes()).unwrap();
+                    let f = h
+                        .lookup::<extern "C" fn() -> i64>(&format!("bump_{t}_{i}"))
+                        .unwrap();
+                    assert_eq!(unsafe { f.call() }, 0);
+                    assert!(h
+                        .report()
+                        .unwrap()
+                        .import
+                        .unwrap()
+                        .entry("rt_counter_get")
+                        .is_some());
+                }
+            });
+        }
+    });
+    assert_eq!(engine.script_count(), 40);
+}
+
+#[test]
+fn lazy_unresolved_symbol_is_a_typed_error_at_lookup() {
+    let engine = EngineBuilder::new().lazy(true).build().unwrap();
+    let script = "declare i32 @lazy_missing_helper()\ndefine i32 @lazy_user() {\n  %r = call i32 @lazy_missing_helper()\n  ret i32 %r\n}\n";
+    let h = engine
+        .add_script("lazy-missing", script.as_bytes())
+        .unwrap();
+    match h.lookup::<extern "C" fn() -> i32>("lazy_user") {
+        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "lazy_missing_helper"),
+        other => panic!("expected a symbol error, got {other:?}"),
+    }
+    h.remove().unwrap();
+}
+
+host_callbacks!(init_host);
+
+#[test]
+fn summary_initializers_run_once_in_priority_order() {
+    let engine = init_host::register(summary_builder(RuntimeMode::JitResident))
+        .build()
+        .unwrap();
+    let expected: Vec<String> = summary()
+        .index()
+        .initializers
+        .iter()
+        .map(|i| i.function.clone())
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(engine.initializers(), expected.as_slice());
+    assert_eq!(init_host::events(EVENT_CTOR), 1);
+    let runs = engine
+        .lookup::<extern "C" fn() -> i32>("rt_intern_ctor_runs")
+        .unwrap();
+    assert_eq!(unsafe { runs.call() }, 1);
+    drop(engine);
+    assert_eq!(init_host::events(EVENT_DTOR), 1);
+}
+
+#[test]
+fn object_files_are_added_and_removed_like_scripts() {
+    use thinjit::llvm::{CodeGenOpt, TargetMachine};
+    let engine = EngineBuilder::new().build().unwrap();
+    let ctx = Context::new();
+    let m = Module::parse_ir(
+        &ctx,
+        b"define i32 @from_object(i32 %x) {\n  %r = mul i32 %x, 3\n  ret i32 %r\n}\n",
+        "obj",
+    )
+    .unwrap();
+    let object = TargetMachine::host(CodeGenOpt::Default)
+        .unwrap()
+        .emit_object(&m)
+        .unwrap();
+    let h = engine.add_object("obj", &object).unwrap();
+    let f = h
+        .lookup::<extern "C" fn(i32) -> i32>("from_object")
+        .unwrap();
+    assert_eq!(unsafe { f.call(14) }, 42);
+    h.remove().unwrap();
+    assert!(engine.lookup_address("from_object").is_err());
+    let garbage = engine.add_object("garbage", b"not an object file");
+    assert!(matches!(garbage, Err(Error::Jit { .. })), "{garbage:?}");
+}
+
+#[test]
+fn corrupt_summary_is_a_typed_error() {
+    let mut bytes = summary().to_bytes();
+    let n = bytes.len();
+    bytes.truncate(n / 2);
+    let err = Summary::from_bytes(bytes, "truncated.thinjit").unwrap_err();
+    assert!(matches!(err, Error::Summary { .. }), "{err:?}");
 }
