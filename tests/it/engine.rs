@@ -927,3 +927,16 @@ fn corrupt_summary_is_a_typed_error() {
     let err = Summary::from_bytes(bytes, "truncated.thinjit").unwrap_err();
     assert!(matches!(err, Error::Summary { .. }), "{err:?}");
 }
+
+#[test]
+fn jit_resident_without_host_callbacks_fails_at_build_naming_the_callback() {
+    let err = summary_builder(RuntimeMode::JitResident)
+        .build()
+        .unwrap_err();
+    match err {
+        Error::Symbol { symbol, message } => {
+            assert!(symbol.starts_with("thinjit_host_"), "{symbol}: {message}")
+        }
+        other => panic!("expected a symbol error, got {other:?}"),
+    }
+}
