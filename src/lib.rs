@@ -13,5 +13,6 @@ pub mod llvm;
 pub mod import;
 pub mod jit;
 pub mod summary;
+pub mod synth;
 
 pub use error::{Error, Result};

@@ -1,4 +1,5 @@
-//! `thinjit`: command-line tools over thinjit's stages. One subcommand per module in `src/bin/thinjit/`.
+//! `thinjit`: command-line tools over thinjit's stages. One subcommand per module in `src/bin/thinjit/`; this
+//! file only parses and dispatches.
 //!
 //! In: command-line arguments. Out: results on stdout, `error: …` with the cause chain on stderr, exit code 1
 //! on failure.
@@ -13,8 +14,10 @@ mod host;
 mod plan;
 #[path = "thinjit/run.rs"]
 mod run;
+#[path = "thinjit/summary.rs"]
+mod summary;
 
-/// thinjit: ThinLTO-style import of precompiled helper bodies into JIT modules.
+/// thinjit: ThinLTO-style importing of a precompiled C/C++ runtime into LLVM ORC JIT code.
 #[derive(Debug, Parser)]
 #[command(name = "thinjit", version, about)]
 struct Cli {
@@ -24,6 +27,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Inspect a summary file.
+    #[command(subcommand)]
+    Summary(summary::SummaryCommand),
     /// Plan and perform the import pass on a script module and print the report.
     Plan(plan::Args),
     /// Add a script to an engine (import, O3, ORC), call its entry, print the result and the import report.
@@ -35,12 +41,34 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Summary(cmd) => summary::run(cmd),
         Command::Plan(args) => plan::run(args),
         Command::Run(args) => run::run(args),
         Command::Demo(args) => demo::run(args),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
+    // A closed pipe (`thinjit summary show … | head`) is not an error.
+    let broken_pipe = |e: &anyhow::Error| {
+        e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        })
+    };
+    if let Err(e) = result.or_else(|e| if broken_pipe(&e) { Ok(()) } else { Err(e) }) {
+        eprintln!("error: {}", error_text(&e));
         std::process::exit(1);
     }
+}
+
+/// `error: …` with the cause chain, skipping causes the message already quotes (thinjit errors include their
+/// source's text).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
 }

@@ -13,4 +13,9 @@ extern "C" {
         function: LLVMValueRef,
         name: *const libc::c_char,
     ) -> LLVMModuleRef;
+    pub(crate) fn thinjit_call_profile_hotness(
+        function: LLVMValueRef,
+        out: *mut libc::c_int,
+        cap: libc::size_t,
+    ) -> libc::size_t;
 }

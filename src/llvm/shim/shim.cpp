@@ -5,6 +5,12 @@
 #include "llvm-c/LLJIT.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/ADT/SmallPtrSet.h"
+#include "llvm/Analysis/BlockFrequencyInfo.h"
+#include "llvm/Analysis/BranchProbabilityInfo.h"
+#include "llvm/Analysis/LoopInfo.h"
+#include "llvm/Analysis/ProfileSummaryInfo.h"
+#include "llvm/IR/Dominators.h"
+#include "llvm/IR/InstrTypes.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/GlobalAlias.h"
@@ -153,6 +159,38 @@ LLVMModuleRef thinjit_extract_function(LLVMModuleRef src, LLVMValueRef fn, const
     copy->setInitializer(
         MapValue(original->getInitializer(), vmap, RF_None, nullptr, &declarationsOnly));
   return wrap(dst.release());
+}
+
+// Gap: llvm-c has no profile analyses. Writes, for each call-like instruction of `fn` in order (up to `cap`), the
+// hotness LLVM's ModuleSummaryAnalysis gives its edge: ProfileSummaryInfo::getProfileCount (the call's own `!prof`
+// total weight under a sample profile, else its block's BlockFrequencyInfo count), classified by isHotCount /
+// isColdCount (0 = unknown, 1 = cold, 2 = none, 3 = hot). Returns the number of call sites, or 0 without touching `out` when
+// the module has no ProfileSummary (every edge is then unknown, as in LLVM).
+size_t thinjit_call_profile_hotness(LLVMValueRef fn, int *out, size_t cap) {
+  Function *f = unwrap<Function>(fn);
+  if (f->isDeclaration()) return 0;
+  ProfileSummaryInfo psi(*f->getParent());
+  if (!psi.hasProfileSummary()) return 0;
+  DominatorTree dt(*f);
+  LoopInfo li(dt);
+  BranchProbabilityInfo bpi(*f, li);
+  BlockFrequencyInfo bfi(*f, bpi, li);
+  size_t n = 0;
+  for (BasicBlock &bb : *f)
+    for (Instruction &inst : bb) {
+      auto *call = dyn_cast<CallBase>(&inst);
+      if (call == nullptr) continue;
+      int hotness = 0;
+      // getProfileCount takes calls and invokes only; a callbr edge stays unknown.
+      std::optional<uint64_t> count;
+      if (isa<CallInst>(call) || isa<InvokeInst>(call)) count = psi.getProfileCount(*call, &bfi);
+      if (count) {
+        hotness = psi.isHotCount(*count) ? 3 : psi.isColdCount(*count) ? 1 : 2;
+      }
+      if (n < cap) out[n] = hotness;
+      ++n;
+    }
+  return n;
 }
 
 }  // extern "C"
