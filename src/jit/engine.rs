@@ -580,7 +580,8 @@ impl Engine {
     }
 
     /// Looks up `name` anywhere in the engine (scripts and the JIT-resident helpers) as a function of type `F`.
-    /// The result borrows the engine, so it cannot outlive the JIT memory.
+    /// The result borrows the engine, so it cannot outlive the JIT memory; for a script's own functions prefer
+    /// [`ScriptHandle::lookup`], which also keeps the script from being removed meanwhile.
     pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'_, F>> {
         self.lookup_address(name)
             .map(|address| JitFunction::new(address, self))
@@ -693,9 +694,12 @@ impl<'e> ScriptHandle<'e> {
         self.report.lock().ok().and_then(|r| r.clone())
     }
 
-    /// Looks up `name` as a function of type `F` (see [`Engine::lookup`]).
-    pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'e, F>> {
-        self.engine.lookup(name)
+    /// Looks up `name` as a function of type `F` (see [`Engine::lookup`]). The result borrows the handle, so
+    /// the script cannot be removed while it is in use.
+    pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'_, F>> {
+        self.engine
+            .lookup_address(name)
+            .map(|address| JitFunction::new(address, self))
     }
 
     /// Unloads the script.

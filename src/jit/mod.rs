@@ -15,6 +15,33 @@
 //! Scripts run verify → import → optimize → materialize, each under its own ORC resource tracker, either
 //! eagerly in [`Engine::add_script`] (unresolved symbols surface there) or lazily inside ORC's IR transform on
 //! the thread that first looks a symbol up ([`EngineBuilder::lazy`]).
+//!
+//! ```
+//! use thinjit::jit::EngineBuilder;
+//! let engine = EngineBuilder::new().build().unwrap();
+//! let script = engine.add_script("add", b"define i32 @add(i32 %a, i32 %b) {\n %s = add i32 %a, %b\n ret i32 %s\n}\n").unwrap();
+//! let add = script.lookup::<extern "C" fn(i32, i32) -> i32>("add").unwrap();
+//! // SAFETY: `add` has this signature and its script is loaded (the borrow guarantees it).
+//! assert_eq!(unsafe { add.call(40, 2) }, 42);
+//! ```
+//!
+//! A looked-up function cannot outlive the engine:
+//! ```compile_fail
+//! use thinjit::jit::EngineBuilder;
+//! let f = {
+//!     let engine = EngineBuilder::new().build().unwrap();
+//!     engine.lookup::<extern "C" fn() -> i32>("f").unwrap()
+//! };
+//! ```
+//! nor can its script be removed while it is in use:
+//! ```compile_fail
+//! use thinjit::jit::EngineBuilder;
+//! let engine = EngineBuilder::new().build().unwrap();
+//! let script = engine.add_script("f", b"define i32 @f() {\n ret i32 1\n}\n").unwrap();
+//! let f = script.lookup::<extern "C" fn() -> i32>("f").unwrap();
+//! script.remove().unwrap();
+//! unsafe { f.call() };
+//! ```
 
 mod builder;
 mod engine;

@@ -473,8 +473,9 @@ macro_rules! impl_call {
             /// Calls the function.
             ///
             /// # Safety
-            /// The JIT'd code at this address must have exactly this C signature, and calling it must be sound
-            /// (its arguments valid for what the code does with them).
+            /// The JIT'd code at this address must have exactly this C signature and still be loaded (not removed
+            /// with its resource tracker), and calling it must be sound (its arguments valid for what the code does
+            /// with them).
             #[allow(clippy::too_many_arguments)]
             pub unsafe fn call(&self, $($arg: $ty),*) -> R {
                 // SAFETY: forwarded to the caller; the address came from a successful lookup and the code is

@@ -137,6 +137,7 @@ fn naive_link_inside_transform_fails_with_orc_error() {
     }));
     add_ir(&jit, crate::common::SEED_SCRIPT, "seed", None);
     let err = jit.lookup("f_WRAPPED").unwrap_err();
+    eprintln!("naive link inside the transform: {err}");
     assert!(
         err.contains("Unexpected definitions") || err.contains("Missing definitions"),
         "{err}"
