@@ -273,6 +273,23 @@ fn internalize_shared_definitions(module: &Module<'_>) {
     }
 }
 
+/// Triples name the same target when architecture and OS/environment agree (the vendor field may differ:
+/// `x86_64-pc-linux-gnu` and `x86_64-unknown-linux-gnu` are the same target).
+fn same_target(a: &str, b: &str) -> bool {
+    let parts = |t: &str| -> (String, Vec<String>) {
+        let mut it = t.split('-').map(str::to_owned);
+        let arch = it.next().unwrap_or_default();
+        let rest: Vec<String> = it.collect();
+        let rest = if rest.len() >= 3 {
+            rest[1..].to_vec()
+        } else {
+            rest
+        };
+        (arch, rest)
+    };
+    parts(a) == parts(b)
+}
+
 impl Engine {
     /// Builds an engine from `builder` (see [`EngineBuilder::build`]).
     pub fn new(builder: EngineBuilder) -> Result<Self> {
@@ -428,6 +445,15 @@ impl Engine {
                 message: format!(
                     "{what}: data layout `{layout}` does not match the JIT's `{}`",
                     self.jit.data_layout()
+                ),
+            });
+        }
+        let triple = module.triple();
+        if !triple.is_empty() && !same_target(&triple, &self.jit.triple()) {
+            return Err(Error::Jit {
+                message: format!(
+                    "{what}: target triple `{triple}` does not match the JIT's `{}`",
+                    self.jit.triple()
                 ),
             });
         }

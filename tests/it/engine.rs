@@ -280,6 +280,15 @@ fn invalid_ir_is_a_typed_error() {
         .add_script("undominated", undominated.as_bytes())
         .unwrap_err();
     assert!(matches!(err, Error::Verify { .. }), "{err:?}");
+    // another target
+    let other =
+        "target triple = \"aarch64-unknown-linux-gnu\"\ndefine i32 @other() {\n  ret i32 1\n}\n";
+    let err = engine.add_script("other", other.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("aarch64"), "{err:?}");
+    // the vendor field does not matter
+    let vendor =
+        "target triple = \"x86_64-unknown-linux-gnu\"\ndefine i32 @vendor() {\n  ret i32 1\n}\n";
+    engine.add_script("vendor", vendor.as_bytes()).unwrap();
 }
 
 #[test]
