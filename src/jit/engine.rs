@@ -297,16 +297,18 @@ impl Engine {
         let mode = builder.import_config.mode;
         let mut jit = LlJit::new_host().map_err(jit_error)?;
 
-        for library in &builder.runtime_libraries {
-            jit.add_shared_library(library)
-                .map_err(|m| jit_error(format!("runtime library {}: {m}", library.display())))?;
-        }
+        // Resolution order for names no module defines: host symbols (absolute, below), the shared libraries
+        // in the order given, the process (opt-in), then the C/C++ runtime libraries.
         for library in &builder.shared_libraries {
             jit.add_shared_library(library)
                 .map_err(|m| jit_error(format!("shared library {}: {m}", library.display())))?;
         }
         if builder.process_symbols {
             jit.add_process_symbols().map_err(jit_error)?;
+        }
+        for library in &builder.runtime_libraries {
+            jit.add_shared_library(library)
+                .map_err(|m| jit_error(format!("runtime library {}: {m}", library.display())))?;
         }
         let host: Vec<(&str, u64)> = builder
             .host_symbols

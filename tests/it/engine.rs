@@ -1021,3 +1021,45 @@ fn script_destructors_run_at_remove_and_at_engine_drop() {
     assert_eq!(script_dtor_host::events(6), 2);
     assert_eq!(script_dtor_host::events(4), 2);
 }
+
+#[test]
+fn missing_shared_library_is_a_typed_error_naming_it() {
+    let err = EngineBuilder::new()
+        .shared_library("/nonexistent/libthinjit_nope.so")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Jit { .. }), "{err:?}");
+    assert!(err.to_string().contains("libthinjit_nope.so"), "{err}");
+}
+
+static HOST_VALUE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+extern "C" fn host_store(v: i64) {
+    HOST_VALUE.store(v, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[test]
+fn host_symbols_and_opt_in_process_symbols() {
+    let script = "declare void @host_store(i64)\ndeclare i32 @getpid()\ndefine i32 @use_host(i64 %v) {\n  call void @host_store(i64 %v)\n  %p = call i32 @getpid()\n  ret i32 %p\n}\n";
+    // no runtime libraries and no process symbols: getpid is unresolved
+    let engine = EngineBuilder::new()
+        .runtime_libraries(Vec::new())
+        .host_symbol("host_store", host_store as *const () as u64)
+        .build()
+        .unwrap();
+    match engine.add_script("host", script.as_bytes()) {
+        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "getpid"),
+        other => panic!("expected getpid unresolved, got {other:?}"),
+    }
+    // with the process's symbols
+    let engine = EngineBuilder::new()
+        .runtime_libraries(Vec::new())
+        .process_symbols(true)
+        .host_symbol("host_store", host_store as *const () as u64)
+        .build()
+        .unwrap();
+    let h = engine.add_script("host", script.as_bytes()).unwrap();
+    let f = h.lookup::<extern "C" fn(i64) -> i32>("use_host").unwrap();
+    assert_eq!(unsafe { f.call(77) }, std::process::id() as i32);
+    assert_eq!(HOST_VALUE.load(std::sync::atomic::Ordering::SeqCst), 77);
+}
