@@ -49,6 +49,8 @@ pub struct ScriptReport {
     pub import: Option<ImportReport>,
     /// The module after import and optimization, when [`EngineBuilder::keep_optimized_ir`] is set.
     pub optimized_ir: Option<String>,
+    /// Size in bytes of the script's object file (eager mode; `None` when ORC compiled it lazily).
+    pub object_size: Option<usize>,
 }
 
 /// A script's compiled form is shared between the handle and, in lazy mode, the IR transform.
@@ -117,6 +119,10 @@ impl Shared {
                 self.full_link(module)?;
                 None
             }
+            (Strategy::FullLinkInternalize, _) => {
+                self.full_link_internalize(module)?;
+                None
+            }
             _ => None,
         };
         times.import = start.elapsed();
@@ -128,6 +134,33 @@ impl Shared {
         Ok((report, self.keep_optimized_ir.then(|| module.print())))
     }
 
+    /// The `full-link-internalize` strategy: link the library's strong definitions (the script's declarations
+    /// resolve to them), then make everything that came from the library internal.
+    fn full_link_internalize(&self, module: &mut Module<'_>) -> Result<()> {
+        let Some(bytes) = &self.library else {
+            return Err(Error::Config {
+                message: "the full-link-internalize strategy needs a summary or a helper library"
+                    .into(),
+            });
+        };
+        let library = Module::parse(module.context(), bytes, "helper library")?;
+        let from_library = library.defined_symbols();
+        module.link_in(library)?;
+        for f in module.functions() {
+            if !f.is_declaration() && from_library.contains(&f.name()) {
+                f.set_linkage(Linkage::Internal);
+                f.clear_comdat();
+            }
+        }
+        for g in module.globals() {
+            if !g.is_declaration() && from_library.contains(&g.name()) {
+                g.set_linkage(Linkage::Internal);
+                g.clear_comdat();
+            }
+        }
+        Ok(())
+    }
+
     /// The `full-link` strategy: the whole helper library linked in, every definition `available_externally`
     /// (mutable variables as declarations), its static constructors dropped.
     fn full_link(&self, module: &mut Module<'_>) -> Result<()> {
@@ -137,7 +170,7 @@ impl Shared {
             });
         };
         let mut library = Module::parse(module.context(), bytes, "helper library")?;
-        let _ = library.take_structors();
+        library.drop_structors();
         for f in library.functions() {
             if !f.is_declaration() && !f.linkage().is_local() {
                 f.set_linkage(Linkage::AvailableExternally);
@@ -176,6 +209,8 @@ impl Shared {
         let (import, optimized_ir) = self
             .prepare(module, &mut times)
             .map_err(|e| format!("script `{}`: {e}", pending.name))?;
+        // Constructors a whole-library link brought along cannot run from here: dropped (lazy mode).
+        module.drop_structors();
         module.redirect_atexit();
         module.localize_dso_handle(pending.dso_key);
         let after = module.defined_symbols();
@@ -193,6 +228,7 @@ impl Shared {
                 defined: after.into_iter().collect(),
                 import,
                 optimized_ir,
+                object_size: None,
             });
         }
         Ok(())
@@ -294,6 +330,13 @@ impl Engine {
     /// Builds an engine from `builder` (see [`EngineBuilder::build`]).
     pub fn new(builder: EngineBuilder) -> Result<Self> {
         builder.import_config.validate()?;
+        if builder.lazy && builder.strategy == Strategy::FullLinkInternalize {
+            return Err(Error::Config {
+                message: "the full-link-internalize strategy brings the helpers' static constructors into every \
+                          script, which only eager mode can run: use lazy(false)"
+                    .into(),
+            });
+        }
         let mode = builder.import_config.mode;
         let mut jit = LlJit::new_host().map_err(jit_error)?;
 
@@ -522,7 +565,7 @@ impl Engine {
                 ),
             });
         }
-        let structors = module.take_structors();
+        let mut structors = module.take_structors();
         let atexit = AtExitRegistry::new();
         module.redirect_atexit();
         module.localize_dso_handle(atexit.key());
@@ -552,8 +595,6 @@ impl Engine {
         } else {
             let before = module.defined_symbols();
             let (import, optimized_ir) = self.shared.prepare(&mut module, &mut times)?;
-            module.redirect_atexit();
-            module.localize_dso_handle(atexit.key());
             let after = module.defined_symbols();
             if after != before {
                 return Err(Error::Import {
@@ -563,9 +604,14 @@ impl Engine {
                     ),
                 });
             }
+            // Strategies that link whole libraries bring their static constructors along.
+            structors.extend(module.take_structors());
+            module.redirect_atexit();
+            module.localize_dso_handle(atexit.key());
             // Code generation on this thread with a pooled target machine, then JITLink (thread-safe).
             let start = Instant::now();
             let object = self.shared.with_machine(|tm| tm.emit_object(&module))?;
+            let object_len = object.len();
             drop(module);
             drop(ctx);
             self.jit
@@ -586,6 +632,7 @@ impl Engine {
                     defined: after.into_iter().collect(),
                     import,
                     optimized_ir,
+                    object_size: Some(object_len),
                 });
             }
         }
