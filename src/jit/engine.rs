@@ -58,6 +58,8 @@ type ReportSlot = Arc<Mutex<Option<ScriptReport>>>;
 
 /// A script waiting for ORC to materialize it (lazy mode).
 struct Pending {
+    /// The script's id in the engine.
+    id: u64,
     name: String,
     slot: ReportSlot,
     parse: Duration,
@@ -579,6 +581,7 @@ impl Engine {
                 p.insert(
                     key,
                     Pending {
+                        id,
                         name: name.to_owned(),
                         slot: Arc::clone(&slot),
                         parse: times.parse,
@@ -718,6 +721,10 @@ impl Engine {
     }
 
     fn remove_id(&self, id: u64, name: &str) -> Result<()> {
+        // A lazy script removed before ORC materialized it: forget it (its module is freed with the tracker).
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.retain(|_, pending| pending.id != id);
+        }
         let script = self.scripts.lock().ok().and_then(|mut s| s.remove(&id));
         match script {
             Some(script) => {

@@ -1099,3 +1099,24 @@ fn full_link_internalize_breaks_one_instance_and_initializers_once_detectably() 
     );
     assert!(a.report().unwrap().object_size.unwrap() > 0);
 }
+
+#[test]
+fn lazy_script_removed_before_materialization() {
+    let engine = EngineBuilder::new()
+        .lazy(true)
+        .strategy(Strategy::None)
+        .build()
+        .unwrap();
+    for n in 0..50 {
+        let text = format!("define i32 @never_called_{n}() {{\n  ret i32 {n}\n}}\n");
+        let h = engine.add_script("never", text.as_bytes()).unwrap();
+        assert!(h.report().is_none());
+        h.remove().unwrap();
+    }
+    let h = engine
+        .add_script("later", b"define i32 @later() {\n  ret i32 7\n}\n")
+        .unwrap();
+    let f = h.lookup::<extern "C" fn() -> i32>("later").unwrap();
+    assert_eq!(unsafe { f.call() }, 7);
+    assert_eq!(h.report().unwrap().name, "later");
+}
