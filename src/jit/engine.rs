@@ -538,6 +538,12 @@ impl Engine {
         self.add_script(&path.display().to_string(), &bytes)
     }
 
+    /// Adds a module built by the caller (for example with the IR builder). The module is copied into the
+    /// script's own context (as bitcode), so the caller's context stays the caller's.
+    pub fn add_script_module(&self, module: &Module<'_>) -> Result<ScriptHandle<'_>> {
+        self.add_script(&module.name(), &module.write_bitcode())
+    }
+
     /// Adds a script (textual IR or bitcode, named `name` in errors and reports) in its own LLVM context and
     /// under its own resource tracker: verify → import → optimize → materialize (eager), or verify now and
     /// import + optimize when ORC materializes it (lazy).

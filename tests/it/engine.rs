@@ -1120,3 +1120,21 @@ fn lazy_script_removed_before_materialization() {
     assert_eq!(unsafe { f.call() }, 7);
     assert_eq!(h.report().unwrap().name, "later");
 }
+
+#[test]
+fn add_script_module_copies_a_callers_module() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let ctx = Context::new();
+    let module = Module::parse_ir(
+        &ctx,
+        b"define i32 @from_module() {\n  ret i32 11\n}\n",
+        "mine",
+    )
+    .unwrap();
+    let h = engine.add_script_module(&module).unwrap();
+    drop(module);
+    drop(ctx);
+    let f = h.lookup::<extern "C" fn() -> i32>("from_module").unwrap();
+    assert_eq!(unsafe { f.call() }, 11);
+    assert_eq!(h.name(), "mine");
+}
