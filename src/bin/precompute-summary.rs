@@ -16,6 +16,9 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use thinjit::summary::{BuildOptions, Stage, Summary};
 
+#[path = "thinjit/errors.rs"]
+mod errors;
+
 /// Builds a thinjit module summary of a C/C++ helper library.
 #[derive(Parser, Debug)]
 #[command(version, args_conflicts_with_subcommands = true)]
@@ -59,7 +62,7 @@ enum Command {
 
 fn main() {
     if let Err(e) = run(Cli::parse()) {
-        eprintln!("error: {}", error_text(&e));
+        eprintln!("error: {}", errors::error_text(&e));
         std::process::exit(1);
     }
 }
@@ -177,18 +180,4 @@ fn report(summary: &Summary, out: &Path, start: Instant) {
         shard_bytes,
         start.elapsed().as_secs_f64()
     );
-}
-
-/// `error: …` with the cause chain, skipping causes the message already quotes (thinjit errors include their
-/// source's text).
-fn error_text(e: &anyhow::Error) -> String {
-    let mut msg = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !msg.contains(&c) {
-            msg.push_str(": ");
-            msg.push_str(&c);
-        }
-    }
-    msg
 }
