@@ -45,8 +45,10 @@
 
 mod builder;
 mod engine;
+mod startup;
 
 pub use crate::import::OptLevel;
 pub use crate::llvm::orc::JitFunction;
 pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
 pub use engine::{Engine, ScriptHandle, ScriptReport, ScriptTimes};
+pub use startup::{RuntimeSource, StartupReport, StartupTimes};
