@@ -229,7 +229,12 @@ impl EngineBuilder {
 
     /// Caches compiled scripts in `dir` (created when the engine is built) bounded to `disk_limit` bytes on
     /// disk, and `memory_limit` bytes in memory; safe to share between processes. See [`EngineBuilder::cache`].
-    pub fn cache_dir(mut self, dir: impl Into<PathBuf>, memory_limit: u64, disk_limit: u64) -> Self {
+    pub fn cache_dir(
+        mut self,
+        dir: impl Into<PathBuf>,
+        memory_limit: u64,
+        disk_limit: u64,
+    ) -> Self {
         self.cache_dir = Some((dir.into(), memory_limit, disk_limit));
         self
     }

@@ -367,7 +367,8 @@ impl Engine {
         };
         if cache.is_some() && builder.lazy {
             return Err(Error::Config {
-                message: "the compiled-script cache stores objects made eagerly: use lazy(false)".into(),
+                message: "the compiled-script cache stores objects made eagerly: use lazy(false)"
+                    .into(),
             });
         }
         let mode = builder.import_config.mode;
@@ -560,7 +561,12 @@ impl Engine {
     }
 
     /// Adds the precompiled runtime object once and runs its static constructors.
-    fn add_resident_object(&mut self, name: &str, bytes: &[u8], object: &RuntimeObject) -> Result<()> {
+    fn add_resident_object(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+        object: &RuntimeObject,
+    ) -> Result<()> {
         let start = Instant::now();
         self.jit
             .add_object_file(bytes, &format!("{name} (runtime object)"), None)
@@ -641,7 +647,11 @@ impl Engine {
         entry: CachedScript,
         outcome: CacheOutcome,
     ) -> Result<ScriptHandle<'_>> {
-        if let Some(clash) = entry.defined.iter().find(|s| self.helper_symbols.contains(*s)) {
+        if let Some(clash) = entry
+            .defined
+            .iter()
+            .find(|s| self.helper_symbols.contains(*s))
+        {
             return Err(Error::Symbol {
                 symbol: clash.clone(),
                 message: format!(

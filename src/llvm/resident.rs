@@ -266,7 +266,9 @@ impl LlJit {
     pub fn write_dso_key(&self, name: &str, key: u64) -> Result<(), String> {
         let address = self.lookup(name)?;
         if address == 0 || address % 8 != 0 {
-            return Err(format!("dso handle `{name}` at {address:#x} is not an aligned i64"));
+            return Err(format!(
+                "dso handle `{name}` at {address:#x} is not an aligned i64"
+            ));
         }
         // SAFETY: `name` is a writable, 8-aligned `i64` global (made by `export_dso_handle`, external linkage,
         // not constant) in an object this JIT has just linked; no code of that object runs before the write.

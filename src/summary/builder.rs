@@ -454,52 +454,52 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
     let done = AtomicUsize::new(0);
     let analysis = || -> Result<Vec<Vec<(super::FunctionSummary, Option<Vec<u8>>)>>> {
         (0..workers)
-        .into_par_iter()
-        .map(|w| -> Result<_> {
-            let start = w * chunk;
-            if start >= function_count {
-                return Ok(Vec::new());
-            }
-            // Lazily: only this worker's functions are read from the bitcode.
-            let ctx = Context::new();
-            let module = Module::parse_bitcode_lazy(
-                &ctx,
-                MemoryBuffer::from_bytes(&library_bc, "thinjit-helpers"),
-                "thinjit-helpers",
-            )?;
-            let mut out = Vec::with_capacity(chunk);
-            for f in module
-                .functions()
-                .filter(|f| !f.is_intrinsic())
-                .skip(start)
-                .take(chunk)
-            {
-                f.materialize()?;
-                let mut summary = analyze::analyze_function(f, &origins);
-                let shard = if summary.is_eligible() {
-                    match module.extract_function(f, &format!("shard:{}", summary.name)) {
-                        Ok(m) => Some(m.write_bitcode()),
-                        Err(e) => {
-                            summary
-                                .not_eligible
-                                .push(super::NotEligible::UnpromotableReference(format!(
-                                    "(shard extraction failed: {e})"
-                                )));
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                out.push((summary, shard));
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 64 == 0 || n == function_count {
-                    options.report(Stage::Analyze, n, function_count);
+            .into_par_iter()
+            .map(|w| -> Result<_> {
+                let start = w * chunk;
+                if start >= function_count {
+                    return Ok(Vec::new());
                 }
-            }
-            Ok(out)
-        })
-        .collect::<Result<_>>()
+                // Lazily: only this worker's functions are read from the bitcode.
+                let ctx = Context::new();
+                let module = Module::parse_bitcode_lazy(
+                    &ctx,
+                    MemoryBuffer::from_bytes(&library_bc, "thinjit-helpers"),
+                    "thinjit-helpers",
+                )?;
+                let mut out = Vec::with_capacity(chunk);
+                for f in module
+                    .functions()
+                    .filter(|f| !f.is_intrinsic())
+                    .skip(start)
+                    .take(chunk)
+                {
+                    f.materialize()?;
+                    let mut summary = analyze::analyze_function(f, &origins);
+                    let shard = if summary.is_eligible() {
+                        match module.extract_function(f, &format!("shard:{}", summary.name)) {
+                            Ok(m) => Some(m.write_bitcode()),
+                            Err(e) => {
+                                summary.not_eligible.push(
+                                    super::NotEligible::UnpromotableReference(format!(
+                                        "(shard extraction failed: {e})"
+                                    )),
+                                );
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    out.push((summary, shard));
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n % 64 == 0 || n == function_count {
+                        options.report(Stage::Analyze, n, function_count);
+                    }
+                }
+                Ok(out)
+            })
+            .collect::<Result<_>>()
     };
     // The runtime object is compiled alongside the analysis (code generation dominates for large libraries).
     let (parts, object) = rayon::join(analysis, || {
