@@ -452,7 +452,8 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
     let workers = rayon::current_num_threads().max(1);
     let chunk = function_count.div_ceil(workers).max(1);
     let done = AtomicUsize::new(0);
-    let analysis = || -> Result<Vec<Vec<(super::FunctionSummary, Option<Vec<u8>>)>>> {
+    type Analyzed = Vec<Vec<(super::FunctionSummary, Option<Vec<u8>>)>>;
+    let analysis = || -> Result<Analyzed> {
         (0..workers)
             .into_par_iter()
             .map(|w| -> Result<_> {

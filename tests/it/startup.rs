@@ -413,8 +413,7 @@ fn a_changed_summary_config_or_opt_level_misses() {
             .unwrap();
         let h = engine.add_script("table", &example("table.ll")).unwrap();
         assert_eq!(call_i64(&engine, "table_main"), 6302);
-        let cache = h.report().unwrap().cache.unwrap();
-        cache
+        h.report().unwrap().cache.unwrap()
     };
     let config = ImportConfig::default();
     assert_eq!(
