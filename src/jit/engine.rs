@@ -70,6 +70,8 @@ type ReportSlot = Arc<Mutex<Option<ScriptReport>>>;
 
 /// A script waiting for ORC to materialize it (lazy mode).
 struct Pending {
+    /// The script's id in the engine.
+    id: u64,
     name: String,
     slot: ReportSlot,
     parse: Duration,
@@ -784,6 +786,12 @@ impl Engine {
         self.add_script(&path.display().to_string(), &bytes)
     }
 
+    /// Adds a module built by the caller (for example with the IR builder). The module is copied into the
+    /// script's own context (as bitcode), so the caller's context stays the caller's.
+    pub fn add_script_module(&self, module: &Module<'_>) -> Result<ScriptHandle<'_>> {
+        self.add_script(&module.name(), &module.write_bitcode())
+    }
+
     /// Adds a script (textual IR or bitcode, named `name` in errors and reports) in its own LLVM context and
     /// under its own resource tracker: verify → import → optimize → materialize (eager), or verify now and
     /// import + optimize when ORC materializes it (lazy).
@@ -850,6 +858,7 @@ impl Engine {
                 p.insert(
                     key,
                     Pending {
+                        id,
                         name: name.to_owned(),
                         slot: Arc::clone(&slot),
                         parse: times.parse,
@@ -1016,6 +1025,10 @@ impl Engine {
     }
 
     fn remove_id(&self, id: u64, name: &str) -> Result<()> {
+        // A lazy script removed before ORC materialized it: forget it (its module is freed with the tracker).
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.retain(|_, pending| pending.id != id);
+        }
         let script = self.scripts.lock().ok().and_then(|mut s| s.remove(&id));
         match script {
             Some(script) => {

@@ -1099,3 +1099,42 @@ fn full_link_internalize_breaks_one_instance_and_initializers_once_detectably() 
     );
     assert!(a.report().unwrap().object_size.unwrap() > 0);
 }
+
+#[test]
+fn lazy_script_removed_before_materialization() {
+    let engine = EngineBuilder::new()
+        .lazy(true)
+        .strategy(Strategy::None)
+        .build()
+        .unwrap();
+    for n in 0..50 {
+        let text = format!("define i32 @never_called_{n}() {{\n  ret i32 {n}\n}}\n");
+        let h = engine.add_script("never", text.as_bytes()).unwrap();
+        assert!(h.report().is_none());
+        h.remove().unwrap();
+    }
+    let h = engine
+        .add_script("later", b"define i32 @later() {\n  ret i32 7\n}\n")
+        .unwrap();
+    let f = h.lookup::<extern "C" fn() -> i32>("later").unwrap();
+    assert_eq!(unsafe { f.call() }, 7);
+    assert_eq!(h.report().unwrap().name, "later");
+}
+
+#[test]
+fn add_script_module_copies_a_callers_module() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let ctx = Context::new();
+    let module = Module::parse_ir(
+        &ctx,
+        b"define i32 @from_module() {\n  ret i32 11\n}\n",
+        "mine",
+    )
+    .unwrap();
+    let h = engine.add_script_module(&module).unwrap();
+    drop(module);
+    drop(ctx);
+    let f = h.lookup::<extern "C" fn() -> i32>("from_module").unwrap();
+    assert_eq!(unsafe { f.call() }, 11);
+    assert_eq!(h.name(), "mine");
+}
