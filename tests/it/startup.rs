@@ -494,6 +494,32 @@ fn a_corrupted_cache_entry_misses_and_is_replaced() {
     std::fs::write(&path, b"").unwrap();
     assert_eq!(run(), (CacheOutcome::Miss, 1001));
     assert_eq!(run(), (CacheOutcome::DiskHit, 1001));
+
+    // A whole entry (magic, length and SHA-256 agree) whose payload is not a compiled script of this thinjit
+    // (a stale layout): a miss, replaced by a fresh compile.
+    use sha2::Digest;
+    let raw = std::fs::read(&path).unwrap();
+    let payload = b"not a compiled script".as_slice();
+    let mut stale = raw[..8].to_vec();
+    stale.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    stale.extend_from_slice(&sha2::Sha256::digest(payload));
+    stale.extend_from_slice(payload);
+    std::fs::write(&path, &stale).unwrap();
+    assert!(
+        ScriptCache::on_disk(dir.path(), 0, u64::MAX)
+            .unwrap()
+            .disk_entries()[0]
+            .valid
+    );
+    assert_eq!(run(), (CacheOutcome::Miss, 1001));
+    let replaced = ScriptCache::on_disk(dir.path(), 0, u64::MAX)
+        .unwrap()
+        .disk_entries();
+    assert!(
+        replaced[0].valid && std::fs::read(&path).unwrap() != stale,
+        "replaced"
+    );
+    assert_eq!(run(), (CacheOutcome::DiskHit, 1001));
 }
 
 fn demo(summary: &Path, cache: &Path) -> std::process::Child {
