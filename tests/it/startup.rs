@@ -579,3 +579,64 @@ fn two_processes_filling_one_cache_directory_leave_it_consistent() {
     assert_eq!(count(&out, "cache: miss"), 0, "{out}");
     assert!(out.contains("mix_main() = 1001"), "{out}");
 }
+
+host_callbacks!(threads_host);
+
+#[test]
+fn scripts_compile_and_hit_the_cache_from_several_threads() {
+    let engine = threads_host::register(EngineBuilder::new().summary(with_object()))
+        .cache(ScriptCache::in_memory(64 << 20))
+        .build()
+        .unwrap();
+    let engine = &engine;
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            s.spawn(move || {
+                let name = format!("t{t}");
+                let source = COUNTER_SCRIPT.replace("NAME", &name);
+                for round in 0..3 {
+                    let h = engine.add_script(&name, source.as_bytes()).unwrap();
+                    assert_eq!(h.report().unwrap().from_cache(), round > 0);
+                    let f = h
+                        .lookup::<extern "C" fn() -> i64>(&format!("bump_{name}"))
+                        .unwrap();
+                    // SAFETY: `i64 bump_<name>(void)`, loaded while `h` lives.
+                    assert!(unsafe { f.call() } >= 1);
+                    drop(f);
+                    h.remove().unwrap();
+                }
+            });
+        }
+    });
+    let stats = engine.cache().unwrap().stats();
+    assert_eq!((stats.misses, stats.memory_hits), (4, 8));
+    // The one counter saw all 12 calls.
+    let h = engine
+        .add_script("last", COUNTER_SCRIPT.replace("NAME", "last").as_bytes())
+        .unwrap();
+    let f = h.lookup::<extern "C" fn() -> i64>("bump_last").unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { f.call() }, 13);
+}
+
+host_callbacks!(lazy_host);
+
+#[test]
+fn a_lazy_engine_starts_from_the_runtime_object_and_refuses_a_cache() {
+    let engine = lazy_host::register(EngineBuilder::new().summary(with_object()))
+        .lazy(true)
+        .build()
+        .unwrap();
+    assert_eq!(engine.startup_report().runtime, RuntimeSource::Object);
+    engine.add_script("table", &example("table.ll")).unwrap();
+    assert_eq!(call_i64(&engine, "table_main"), 6302);
+    assert_eq!(ctor_runs(&engine), 1);
+
+    let err = EngineBuilder::new()
+        .summary(with_object())
+        .lazy(true)
+        .cache(ScriptCache::in_memory(1 << 20))
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, thinjit::Error::Config { .. }), "{err}");
+}
