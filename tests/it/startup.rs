@@ -602,7 +602,6 @@ fn scripts_compile_and_hit_the_cache_from_several_threads() {
                         .unwrap();
                     // SAFETY: `i64 bump_<name>(void)`, loaded while `h` lives.
                     assert!(unsafe { f.call() } >= 1);
-                    drop(f);
                     h.remove().unwrap();
                 }
             });
