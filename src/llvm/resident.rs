@@ -206,6 +206,15 @@ impl Module<'_> {
         if !old.is_declaration() {
             return false;
         }
+        if let Some(existing) = self.global(name) {
+            // Exported by an earlier call (new references arrived with imported code): share it.
+            // SAFETY: both globals are live pointers of this module; RAUW before deleting the declaration.
+            unsafe {
+                llvm_sys::core::LLVMReplaceAllUsesWith(old.as_raw(), existing.as_raw());
+                llvm_sys::core::LLVMDeleteGlobal(old.as_raw());
+            }
+            return true;
+        }
         let cname = cstring(name).unwrap_or_default();
         // SAFETY: as in `localize_dso_handle`: the new global lives in the module's context and replaces every
         // use of the declaration before it is deleted.
