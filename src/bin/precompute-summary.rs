@@ -144,6 +144,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         None if cli.per_input => {
             anyhow::ensure!(!cli.inputs.is_empty(), "no inputs given");
+            anyhow::ensure!(
+                !cli.build.object,
+                "--object compiles a whole library: give it to `merge` (or to a one-shot build), not --per-input"
+            );
             std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
             let partials = Summary::build_partials(&cli.inputs, &opts)?;
             bar.finish_and_clear();

@@ -672,3 +672,15 @@ fn an_exported_dso_handle_is_shared_by_references_that_arrive_later() {
     );
     assert!(!ir.contains("@__thinjit_dso_handle ="), "{ir}");
 }
+
+#[test]
+fn merged_partials_with_an_object_equal_the_one_shot_build() {
+    let options = BuildOptions {
+        object: Some(ObjectTarget::host()),
+        ..BuildOptions::default()
+    };
+    let partials = Summary::build_partials(&helper_bitcode(), &BuildOptions::default()).unwrap();
+    let merged = Summary::merge(&partials, &options).unwrap();
+    assert!(merged.runtime_object().is_some());
+    assert!(merged.to_bytes() == with_object().to_bytes());
+}
