@@ -79,6 +79,11 @@ impl Structors {
         &self.dtors
     }
 
+    /// Lists recorded elsewhere (a summary's runtime object).
+    pub fn new(ctors: Vec<String>, dtors: Vec<String>) -> Self {
+        Structors { ctors, dtors }
+    }
+
     /// Appends another module's lists.
     pub fn extend(&mut self, other: Structors) {
         self.ctors.extend(other.ctors);
@@ -110,6 +115,21 @@ impl Module<'_> {
     /// it) under a process-unique name (`<name>.thinjit.<n>`) so it can be looked up without clashing with
     /// another module's.
     pub fn take_structors(&mut self) -> Structors {
+        self.take_structors_with(|name, _| {
+            let n = NEXT_STRUCTOR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("{name}.thinjit.{n}")
+        })
+    }
+
+    /// [`Module::take_structors`] with deterministic names for local structors: `<name>.thinjit.<tag>.<i>`
+    /// (`i` counts the structors made visible). For code that is compiled once and loaded later (the
+    /// precompiled runtime object, cached scripts), where the names are baked into the object.
+    pub fn take_structors_tagged(&mut self, tag: &str) -> Structors {
+        self.take_structors_with(|name, i| format!("{name}.thinjit.{tag}.{i}"))
+    }
+
+    fn take_structors_with(&mut self, mut rename: impl FnMut(&str, usize) -> String) -> Structors {
+        let mut renamed = 0;
         let mut result = Structors::default();
         for (array_name, descending) in [("llvm.global_ctors", false), ("llvm.global_dtors", true)]
         {
@@ -128,8 +148,8 @@ impl Module<'_> {
             global.erase();
             for (_, function) in entries {
                 if function.linkage().is_local() {
-                    let n = NEXT_STRUCTOR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    function.set_name(&format!("{}.thinjit.{n}", function.name()));
+                    function.set_name(&rename(&function.name(), renamed));
+                    renamed += 1;
                     function.set_linkage(Linkage::External);
                     function.set_visibility(Visibility::Hidden);
                 }
@@ -175,6 +195,43 @@ impl Module<'_> {
         changed
     }
 
+    /// Gives the module its own dso handle as an exported (hidden) zero-initialized global named `name`, for
+    /// objects compiled once and loaded later: the loader writes the registry key into it
+    /// ([`LlJit::write_dso_key`]) before any of the module's code runs. Returns whether the module references a
+    /// dso handle at all.
+    pub fn export_dso_handle(&mut self, name: &str) -> bool {
+        let Some(old) = self.global(DSO_HANDLE) else {
+            return false;
+        };
+        if !old.is_declaration() {
+            return false;
+        }
+        if let Some(existing) = self.global(name) {
+            // Exported by an earlier call (new references arrived with imported code): share it.
+            // SAFETY: both globals are live pointers of this module; RAUW before deleting the declaration.
+            unsafe {
+                llvm_sys::core::LLVMReplaceAllUsesWith(old.as_raw(), existing.as_raw());
+                llvm_sys::core::LLVMDeleteGlobal(old.as_raw());
+            }
+            return true;
+        }
+        let cname = cstring(name).unwrap_or_default();
+        // SAFETY: as in `localize_dso_handle`: the new global lives in the module's context and replaces every
+        // use of the declaration before it is deleted.
+        unsafe {
+            let ctx = self.context().as_raw();
+            let i64_ty = llvm_sys::core::LLVMInt64TypeInContext(ctx);
+            let new = llvm_sys::core::LLVMAddGlobal(self.as_raw(), i64_ty, cname.as_ptr());
+            llvm_sys::core::LLVMSetInitializer(new, llvm_sys::core::LLVMConstInt(i64_ty, 0, 0));
+            llvm_sys::core::LLVMSetLinkage(new, llvm_sys::LLVMLinkage::LLVMExternalLinkage);
+            llvm_sys::core::LLVMSetVisibility(new, llvm_sys::LLVMVisibility::LLVMHiddenVisibility);
+            llvm_sys::core::LLVMSetAlignment(new, 8);
+            llvm_sys::core::LLVMReplaceAllUsesWith(old.as_raw(), new);
+            llvm_sys::core::LLVMDeleteGlobal(old.as_raw());
+        }
+        true
+    }
+
     /// Gives the module its own dso handle, holding `key` (after [`Module::redirect_atexit`]): its
     /// `__cxa_atexit` registrations then go to the registry with that key. Returns whether the module
     /// references a dso handle at all.
@@ -202,7 +259,32 @@ impl Module<'_> {
     }
 }
 
+/// Prepares the promoted helper library for JIT-resident use: takes its static constructors and destructors
+/// out (local ones get deterministic names, `<name>.thinjit.rt.<i>`) and redirects `__cxa_atexit` / `atexit` /
+/// `__dso_handle` to the engine's registry. The engine applies it to the library bitcode, and
+/// `precompute-summary --object` before compiling the runtime object, so both paths define the same symbols.
+pub fn prepare_resident_library(module: &mut Module<'_>) -> Structors {
+    let structors = module.take_structors_tagged("rt");
+    module.redirect_atexit();
+    structors
+}
+
 impl LlJit {
+    /// Writes `key` into the dso handle `name` that a loaded object defines ([`Module::export_dso_handle`]),
+    /// so that the object's `__cxa_atexit` registrations reach the registry with that key.
+    pub fn write_dso_key(&self, name: &str, key: u64) -> Result<(), String> {
+        let address = self.lookup(name)?;
+        if address == 0 || address % 8 != 0 {
+            return Err(format!(
+                "dso handle `{name}` at {address:#x} is not an aligned i64"
+            ));
+        }
+        // SAFETY: `name` is a writable, 8-aligned `i64` global (made by `export_dso_handle`, external linkage,
+        // not constant) in an object this JIT has just linked; no code of that object runs before the write.
+        unsafe { std::ptr::write_volatile(address as usize as *mut u64, key) };
+        Ok(())
+    }
+
     /// Runs `names` (functions taken from `llvm.global_ctors` / `llvm.global_dtors` by
     /// [`Module::take_structors`]) in order, looking each one up first. Stops at the first lookup error.
     pub fn run_structors(&self, names: &[String]) -> Result<(), String> {

@@ -452,53 +452,65 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
     let workers = rayon::current_num_threads().max(1);
     let chunk = function_count.div_ceil(workers).max(1);
     let done = AtomicUsize::new(0);
-    let parts: Vec<Vec<(super::FunctionSummary, Option<Vec<u8>>)>> = (0..workers)
-        .into_par_iter()
-        .map(|w| -> Result<_> {
-            let start = w * chunk;
-            if start >= function_count {
-                return Ok(Vec::new());
-            }
-            // Lazily: only this worker's functions are read from the bitcode.
-            let ctx = Context::new();
-            let module = Module::parse_bitcode_lazy(
-                &ctx,
-                MemoryBuffer::from_bytes(&library_bc, "thinjit-helpers"),
-                "thinjit-helpers",
-            )?;
-            let mut out = Vec::with_capacity(chunk);
-            for f in module
-                .functions()
-                .filter(|f| !f.is_intrinsic())
-                .skip(start)
-                .take(chunk)
-            {
-                f.materialize()?;
-                let mut summary = analyze::analyze_function(f, &origins);
-                let shard = if summary.is_eligible() {
-                    match module.extract_function(f, &format!("shard:{}", summary.name)) {
-                        Ok(m) => Some(m.write_bitcode()),
-                        Err(e) => {
-                            summary
-                                .not_eligible
-                                .push(super::NotEligible::UnpromotableReference(format!(
-                                    "(shard extraction failed: {e})"
-                                )));
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                out.push((summary, shard));
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 64 == 0 || n == function_count {
-                    options.report(Stage::Analyze, n, function_count);
+    type Analyzed = Vec<Vec<(super::FunctionSummary, Option<Vec<u8>>)>>;
+    let analysis = || -> Result<Analyzed> {
+        (0..workers)
+            .into_par_iter()
+            .map(|w| -> Result<_> {
+                let start = w * chunk;
+                if start >= function_count {
+                    return Ok(Vec::new());
                 }
-            }
-            Ok(out)
-        })
-        .collect::<Result<_>>()?;
+                // Lazily: only this worker's functions are read from the bitcode.
+                let ctx = Context::new();
+                let module = Module::parse_bitcode_lazy(
+                    &ctx,
+                    MemoryBuffer::from_bytes(&library_bc, "thinjit-helpers"),
+                    "thinjit-helpers",
+                )?;
+                let mut out = Vec::with_capacity(chunk);
+                for f in module
+                    .functions()
+                    .filter(|f| !f.is_intrinsic())
+                    .skip(start)
+                    .take(chunk)
+                {
+                    f.materialize()?;
+                    let mut summary = analyze::analyze_function(f, &origins);
+                    let shard = if summary.is_eligible() {
+                        match module.extract_function(f, &format!("shard:{}", summary.name)) {
+                            Ok(m) => Some(m.write_bitcode()),
+                            Err(e) => {
+                                summary.not_eligible.push(
+                                    super::NotEligible::UnpromotableReference(format!(
+                                        "(shard extraction failed: {e})"
+                                    )),
+                                );
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    out.push((summary, shard));
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n % 64 == 0 || n == function_count {
+                        options.report(Stage::Analyze, n, function_count);
+                    }
+                }
+                Ok(out)
+            })
+            .collect::<Result<_>>()
+    };
+    // The runtime object is compiled alongside the analysis (code generation dominates for large libraries).
+    let (parts, object) = rayon::join(analysis, || {
+        options
+            .object
+            .as_ref()
+            .map(|target| compile_runtime_object(&library_bc, target))
+            .transpose()
+    });
+    let (parts, object) = (parts?, object?);
 
     let mut pairs: Vec<_> = parts.into_iter().flatten().collect();
     pairs.sort_by(|a, b| a.0.name.cmp(&b.0.name));
@@ -521,6 +533,15 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
         checksum: checksum64(&library_bc),
     };
     shard_area.extend_from_slice(&library_bc);
+    let runtime_object = object.map(|(bytes, mut description)| {
+        description.object = ShardRef {
+            offset: shard_area.len() as u64,
+            len: bytes.len() as u64,
+            checksum: checksum64(&bytes),
+        };
+        shard_area.extend_from_slice(&bytes);
+        description
+    });
     let mut index = SummaryIndex {
         functions,
         variables,
@@ -539,6 +560,7 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
             data_layout,
             inputs,
             library: library_ref,
+            runtime_object,
         },
         index,
         shard_area,
@@ -564,8 +586,53 @@ pub(crate) fn partial(unit: &InputUnit) -> Result<Built> {
                 len: unit.bytes.len() as u64,
                 checksum: checksum64(&unit.bytes),
             },
+            runtime_object: None,
         },
         index: SummaryIndex::default(),
         shard_area: unit.bytes.clone(),
     })
+}
+
+/// Compiles the promoted helper library (its bitcode) to a native object for `target`, after the preparation
+/// the engine applies to a JIT-resident library; the returned description has a placeholder `object` range.
+fn compile_runtime_object(
+    library_bc: &[u8],
+    target: &super::ObjectTarget,
+) -> Result<(Vec<u8>, super::RuntimeObject)> {
+    let ctx = Context::new();
+    let mut module = Module::parse_bitcode(&ctx, library_bc, "thinjit-helpers")?;
+    let structors = crate::llvm::resident::prepare_resident_library(&mut module);
+    let defined: Vec<String> = module.defined_symbols().into_iter().collect();
+    let machine = crate::llvm::TargetMachine::new(
+        &target.triple,
+        &target.cpu,
+        &target.features,
+        crate::llvm::CodeGenOpt::Aggressive,
+    )?;
+    let layout = module.data_layout();
+    if !layout.is_empty() && layout != machine.data_layout() {
+        return Err(Error::SummaryBuild {
+            what: "runtime object".into(),
+            message: format!(
+                "the helper library's data layout `{layout}` is not {}'s `{}`: build the helpers for that target",
+                target.triple,
+                machine.data_layout()
+            ),
+        });
+    }
+    let object = machine.emit_object(&module)?;
+    Ok((
+        object,
+        super::RuntimeObject {
+            target: target.clone(),
+            object: ShardRef {
+                offset: 0,
+                len: 0,
+                checksum: 0,
+            },
+            ctors: structors.ctors().to_vec(),
+            dtors: structors.dtors().to_vec(),
+            defined,
+        },
+    ))
 }
