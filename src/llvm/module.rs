@@ -369,6 +369,47 @@ impl<'ctx> Module<'ctx> {
         }
     }
 
+    /// A new module in the same context holding a copy of `f` (same name, linkage and attributes, no comdat),
+    /// declarations of every global it references (default visibility, never `dso_local`), and definitions of
+    /// the constants it reads whose initializers can be copied (constant, non-interposable, not thread-local,
+    /// no `blockaddress`); their own references are declared. Costs time proportional to `f` and what it
+    /// references, not to this module. The result is verified.
+    pub fn extract_function(&self, f: Function<'_>, name: &str) -> Result<Module<'ctx>> {
+        let fname = f.name();
+        if f.is_declaration() {
+            return Err(Error::Symbol {
+                symbol: fname,
+                message: "cannot extract a declaration".into(),
+            });
+        }
+        let cname = cstring(name).map_err(|message| Error::Symbol {
+            symbol: fname.clone(),
+            message,
+        })?;
+        // SAFETY: `self` is live and `f` is a definition in it (checked above; handles are only obtained from
+        // live modules); the shim returns a new module in the same context that we own.
+        let raw = unsafe {
+            super::shim::thinjit_extract_function(self.as_raw(), f.as_raw(), cname.as_ptr())
+        };
+        if raw.is_null() {
+            return Err(Error::Symbol {
+                symbol: fname,
+                message: "extraction produced no module".into(),
+            });
+        }
+        // SAFETY: a fresh module in `self.ctx`, owned by us.
+        let module = unsafe { Self::from_raw(self.ctx, raw) };
+        module.verify()?;
+        Ok(module)
+    }
+
+    /// The module-level inline assembly (empty when there is none).
+    pub fn inline_asm(&self) -> String {
+        let mut len = 0usize;
+        // SAFETY: the module is live; the returned pointer is borrowed for `len` bytes.
+        unsafe { borrowed_str(c::LLVMGetModuleInlineAsm(self.as_raw(), &mut len), len) }
+    }
+
     /// The ABI size in bytes of a global's value type under this module's data layout.
     pub fn global_size(&self, global: GlobalVariable<'_>) -> u64 {
         // SAFETY: the module and global are live; the target data is borrowed from the module.

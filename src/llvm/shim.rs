@@ -1,8 +1,13 @@
 //! Declarations of the C++ shim (`src/llvm/shim/shim.cpp`): LLVM entry points the C API lacks.
 
-use llvm_sys::prelude::LLVMValueRef;
+use llvm_sys::prelude::{LLVMModuleRef, LLVMValueRef};
 
 extern "C" {
     pub(crate) fn thinjit_is_dso_local(gv: LLVMValueRef) -> libc::c_int;
     pub(crate) fn thinjit_set_dso_local(gv: LLVMValueRef, dso_local: libc::c_int);
+    pub(crate) fn thinjit_extract_function(
+        src: LLVMModuleRef,
+        function: LLVMValueRef,
+        name: *const libc::c_char,
+    ) -> LLVMModuleRef;
 }

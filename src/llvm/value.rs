@@ -280,6 +280,24 @@ impl<'ctx> Value<'ctx> {
         })
     }
 
+    /// The zero-extended value of a `ConstantInt`; `None` for any other value.
+    pub fn const_int_value(self) -> Option<u64> {
+        // SAFETY: LLVMIsAConstantInt accepts any value; the value is read only from a ConstantInt.
+        unsafe {
+            if c::LLVMIsAConstantInt(self.raw).is_null() {
+                None
+            } else {
+                Some(c::LLVMConstIntGetZExtValue(self.raw))
+            }
+        }
+    }
+
+    /// `true` for a null pointer constant or other all-zero constant.
+    pub fn is_null_constant(self) -> bool {
+        // SAFETY: LLVMIsNull requires a constant; checked first.
+        unsafe { !c::LLVMIsAConstant(self.raw).is_null() && c::LLVMIsNull(self.raw) != 0 }
+    }
+
     /// The value printed as IR (for messages and tests).
     pub fn print(self) -> String {
         // SAFETY: live value; the string is ours.
@@ -606,6 +624,24 @@ impl<'ctx> Instruction<'ctx> {
             }
             None => false,
         }
+    }
+
+    /// `true` if this call-like instruction carries the enum attribute `name` at the call site (e.g. `cold`).
+    pub fn call_site_has_attribute(self, name: &str) -> bool {
+        if !self.is_call() {
+            return false;
+        }
+        let kind = Function::enum_kind(name);
+        // SAFETY: a live call-like instruction; kind 0 means "unknown name".
+        kind != 0
+            && unsafe {
+                !c::LLVMGetCallSiteEnumAttribute(
+                    self.as_raw(),
+                    llvm_sys::LLVMAttributeFunctionIndex,
+                    kind,
+                )
+                .is_null()
+            }
     }
 
     /// Whether the instruction has the metadata kind `kind_id` attached.

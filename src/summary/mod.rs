@@ -1,8 +1,342 @@
 //! The build-time half: a module summary index of the helper library with per-function bitcode shards.
 //!
-//! In: helper bitcode, textual IR or C/C++ sources. Out: a summary file (header, index, shards, the promoted
-//! helper library) that the run-time importer and the engine read.
+//! In: helper bitcode, textual IR or C/C++ sources ([`Summary::build`]), or a summary file ([`Summary::load`]).
+//! Out: a [`Summary`]: its [`SummaryHeader`], its [`SummaryIndex`], and checksummed byte slices of each
+//! function's shard and of the promoted helper library, read straight from the loaded file.
+//!
+//! ```no_run
+//! use thinjit::summary::{BuildOptions, Summary};
+//! # fn main() -> thinjit::Result<()> {
+//! let summary = Summary::build(&["helpers/".into()], &BuildOptions::default())?;
+//! summary.write("helpers.thinjit".as_ref())?;
+//! let loaded = Summary::load("helpers.thinjit".as_ref())?;
+//! let f = loaded.index().function("CreateWrappedValueFromInt").unwrap();
+//! let shard_bitcode: &[u8] = loaded.shard(f)?;
+//! # let _ = shard_bitcode; Ok(()) }
+//! ```
 
+mod analyze;
+mod builder;
+mod file;
 mod types;
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use file::{checksum64, InputInfo, SummaryHeader, SummaryKind, FORMAT_VERSION, MAGIC};
 pub use types::*;
+
+use crate::llvm::MemoryBuffer;
+use crate::{Error, Result};
+
+/// A stage of [`Summary::build`], for progress reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading inputs and compiling C/C++ sources.
+    Compile,
+    /// Parsing, verifying and promoting each input.
+    Parse,
+    /// Linking the inputs into one library.
+    Link,
+    /// Analyzing functions and extracting shards.
+    Analyze,
+}
+
+/// A progress report: `done` of `total` items of `stage`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub stage: Stage,
+    pub done: usize,
+    pub total: usize,
+}
+
+/// A progress callback; called from rayon worker threads.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// How to build a summary.
+#[derive(Clone, Default)]
+pub struct BuildOptions {
+    /// Extra arguments for clang when compiling C/C++ inputs (after `-O2 -fPIC -emit-llvm -c`).
+    pub clang_args: Vec<String>,
+    /// Worker threads; `None` uses rayon's default (one per core).
+    pub jobs: Option<usize>,
+    /// Called as work progresses.
+    pub progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for BuildOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildOptions")
+            .field("clang_args", &self.clang_args)
+            .field("jobs", &self.jobs)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl BuildOptions {
+    fn report(&self, stage: Stage, done: usize, total: usize) {
+        if let Some(p) = &self.progress {
+            p(Progress { stage, done, total });
+        }
+    }
+
+    /// Runs `f` on a rayon pool with `jobs` threads (or the global pool).
+    fn run<T: Send>(&self, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+        match self.jobs {
+            None => f(),
+            Some(n) => rayon::ThreadPoolBuilder::new()
+                .num_threads(n.max(1))
+                .build()
+                .map_err(|e| Error::Config {
+                    message: format!("cannot start {n} worker threads: {e}"),
+                })?
+                .install(f),
+        }
+    }
+}
+
+/// The bytes of a summary file: mapped by LLVM from disk, or owned.
+enum Storage {
+    Mapped(MemoryBuffer),
+    Owned(Vec<u8>),
+}
+
+impl Storage {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::Mapped(b) => b.as_bytes(),
+            Storage::Owned(v) => v,
+        }
+    }
+}
+
+/// A summary: header and index decoded, shards and library left in the file's bytes until asked for.
+///
+/// `Send + Sync`: share one behind an `Arc` across threads.
+pub struct Summary {
+    storage: Storage,
+    path: PathBuf,
+    header: SummaryHeader,
+    index: SummaryIndex,
+    shard_area_start: usize,
+}
+
+impl std::fmt::Debug for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Summary")
+            .field("path", &self.path)
+            .field("kind", &self.header.kind)
+            .field("functions", &self.index.functions.len())
+            .field("variables", &self.index.variables.len())
+            .field("bytes", &self.storage.bytes().len())
+            .finish()
+    }
+}
+
+impl Summary {
+    /// Builds a summary from files (`.bc`, `.ll`, `.c`, `.cpp`) and directories of them.
+    pub fn build(inputs: &[PathBuf], options: &BuildOptions) -> Result<Summary> {
+        options.run(|| {
+            let paths = builder::collect_inputs(inputs)?;
+            let units = builder::load_inputs(&paths, options)?;
+            let built = builder::build_units(units, options)?;
+            Self::from_built(built, "<built summary>")
+        })
+    }
+
+    /// Per-input mode: one partial summary per input (after expanding directories), each holding the input's
+    /// checked bitcode, for [`Summary::merge`]. Partial summaries can be made on different machines.
+    pub fn build_partials(inputs: &[PathBuf], options: &BuildOptions) -> Result<Vec<Summary>> {
+        options.run(|| {
+            use rayon::prelude::*;
+            let paths = builder::collect_inputs(inputs)?;
+            let units = builder::load_inputs(&paths, options)?;
+            units
+                .par_iter()
+                .map(|u| Self::from_built(builder::partial(u)?, &u.info.name))
+                .collect()
+        })
+    }
+
+    /// Combines partial summaries into the summary a one-shot [`Summary::build`] over the same inputs gives,
+    /// byte for byte. Inputs may come in any order.
+    pub fn merge(partials: &[Summary], options: &BuildOptions) -> Result<Summary> {
+        let mut units = Vec::with_capacity(partials.len());
+        for p in partials {
+            if p.header.kind != SummaryKind::Partial || p.header.inputs.len() != 1 {
+                return Err(Error::summary(
+                    &p.path,
+                    "not a partial summary (made by `precompute-summary --per-input`)",
+                ));
+            }
+            units.push(builder::InputUnit {
+                info: p.header.inputs[0].clone(),
+                bytes: p.library_bitcode()?.to_vec(),
+            });
+        }
+        options.run(|| Self::from_built(builder::build_units(units, options)?, "<merged summary>"))
+    }
+
+    /// Checks that a partial summary's input parses and verifies (used by `merge` callers that want an early
+    /// error naming the input).
+    pub fn check_partial(&self) -> Result<()> {
+        let info = self.header.inputs.first().cloned().unwrap_or(InputInfo {
+            name: self.path.display().to_string(),
+            sha256: String::new(),
+        });
+        builder::check_input(&builder::InputUnit {
+            info,
+            bytes: self.library_bitcode()?.to_vec(),
+        })
+    }
+
+    fn from_built(built: builder::Built, name: &str) -> Result<Summary> {
+        let bytes = file::encode(&built.header, &built.index, &built.shard_area);
+        Self::from_bytes(bytes, name)
+    }
+
+    /// Loads a summary file. LLVM maps the file; only the header and index are decoded (time proportional to
+    /// the index), shards are checked when asked for. Checks the magic number, the format version and the LLVM
+    /// version.
+    pub fn load(path: &Path) -> Result<Summary> {
+        let buffer = MemoryBuffer::from_file(path)?;
+        Self::from_storage(Storage::Mapped(buffer), path.to_owned())
+    }
+
+    /// A summary from bytes in memory; `name` stands for the path in errors.
+    pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Summary> {
+        Self::from_storage(Storage::Owned(bytes), PathBuf::from(name))
+    }
+
+    fn from_storage(storage: Storage, path: PathBuf) -> Result<Summary> {
+        let decoded = file::decode(storage.bytes()).map_err(|m| Error::summary(&path, m))?;
+        let ours = crate::llvm::llvm_version();
+        if decoded.header.llvm_version != ours {
+            return Err(Error::summary(
+                &path,
+                format!(
+                    "written by LLVM {}, but thinjit runs LLVM {ours}; rebuild the summary",
+                    decoded.header.llvm_version
+                ),
+            ));
+        }
+        Ok(Summary {
+            storage,
+            path,
+            header: decoded.header,
+            index: decoded.index,
+            shard_area_start: decoded.shard_area_start,
+        })
+    }
+
+    /// Writes the summary atomically: a temporary file in the same directory, fsync, rename.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "summary".into());
+        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+        let result = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(self.storage.bytes())?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, path)
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::io(path, e));
+        }
+        Ok(())
+    }
+
+    /// The file's bytes (deterministic: equal inputs give equal bytes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.storage.bytes().to_vec()
+    }
+
+    /// The header.
+    pub fn header(&self) -> &SummaryHeader {
+        &self.header
+    }
+
+    /// The index.
+    pub fn index(&self) -> &SummaryIndex {
+        &self.index
+    }
+
+    /// The file this summary was loaded from (or the name given for an in-memory summary).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn area_slice(&self, r: &ShardRef, what: &str) -> Result<&[u8]> {
+        let area = &self.storage.bytes()[self.shard_area_start..];
+        let bytes = usize::try_from(r.offset)
+            .ok()
+            .zip(usize::try_from(r.len).ok())
+            .and_then(|(o, l)| area.get(o..o.checked_add(l)?))
+            .ok_or_else(|| Error::summary(&self.path, format!("{what}: lies outside the file")))?;
+        if checksum64(bytes) != r.checksum {
+            return Err(Error::summary(
+                &self.path,
+                format!("{what}: damaged (checksum mismatch)"),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// The bitcode of `f`'s shard, checksum verified.
+    pub fn shard(&self, f: &FunctionSummary) -> Result<&[u8]> {
+        let r = f.shard.as_ref().ok_or_else(|| {
+            Error::summary(
+                &self.path,
+                format!("function `{}` has no shard (not importable)", f.name),
+            )
+        })?;
+        self.area_slice(r, &format!("shard of function `{}`", f.name))
+    }
+
+    /// The bitcode of the whole promoted helper library (for engines that JIT the runtime), checksum verified.
+    /// It keeps its `llvm.global_ctors`; [`SummaryIndex::initializers`] lists the same constructors by name.
+    pub fn library_bitcode(&self) -> Result<&[u8]> {
+        self.area_slice(&self.header.library, "library bitcode")
+    }
+
+    /// Checks that shards suit a JIT for `triple` and `data_layout`. Triples match when equal or when they
+    /// differ only in the vendor field; an empty `data_layout` is not checked.
+    pub fn check_target(&self, triple: &str, data_layout: &str) -> Result<()> {
+        let ours = &self.header.target_triple;
+        if !triples_match(ours, triple) {
+            return Err(Error::summary(
+                &self.path,
+                format!("target triple mismatch: the summary is for `{ours}`, the JIT targets `{triple}`"),
+            ));
+        }
+        let dl = &self.header.data_layout;
+        if !data_layout.is_empty() && !dl.is_empty() && dl != data_layout {
+            return Err(Error::summary(
+                &self.path,
+                format!(
+                    "data layout mismatch: the summary has `{dl}`, the JIT uses `{data_layout}`"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn triples_match(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let pa: Vec<&str> = a.split('-').collect();
+    let pb: Vec<&str> = b.split('-').collect();
+    pa.len() == pb.len() && pa.len() >= 3 && pa[0] == pb[0] && pa[2..] == pb[2..]
+}

@@ -74,11 +74,18 @@ impl std::fmt::Display for NotEligible {
             NotEligible::ThreadLocal => f.write_str("accesses thread-local storage"),
             NotEligible::Interposable => f.write_str("interposable linkage (weak/linkonce)"),
             NotEligible::OptNone => f.write_str("optnone"),
-            NotEligible::UnpromotableReference(n) => write!(f, "references local `{n}` that cannot be promoted"),
-            NotEligible::LocalState(n) => {
-                write!(f, "uses static mutable or thread-local state `{n}` (host-native runtime)")
+            NotEligible::UnpromotableReference(n) => {
+                write!(f, "references local `{n}` that cannot be promoted")
             }
-            NotEligible::Declaration => f.write_str("declaration only (no body in the helper library)"),
+            NotEligible::LocalState(n) => {
+                write!(
+                    f,
+                    "uses static mutable or thread-local state `{n}` (host-native runtime)"
+                )
+            }
+            NotEligible::Declaration => {
+                f.write_str("declaration only (no body in the helper library)")
+            }
         }
     }
 }

@@ -3,3 +3,4 @@
 mod common;
 mod helpers;
 mod llvm_layer;
+mod summary;

@@ -2,10 +2,96 @@
 // Compiled by build.rs against `llvm-config --cxxflags`; called only from src/llvm/.
 
 #include "llvm-c/Core.h"
+#include "llvm/ADT/SmallPtrSet.h"
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/IR/Constants.h"
+#include "llvm/IR/GlobalAlias.h"
 #include "llvm/IR/GlobalValue.h"
+#include "llvm/IR/GlobalVariable.h"
 #include "llvm/IR/Module.h"
+#include "llvm/Transforms/Utils/Cloning.h"
+#include "llvm/Transforms/Utils/ValueMapper.h"
+
+#include <utility>
+#include <vector>
 
 using namespace llvm;
+
+namespace {
+
+// True if the constant `c` contains a `blockaddress`, looking through constant expressions and aggregates but not
+// into other globals' initializers.
+bool containsBlockAddress(const Constant *c, SmallPtrSetImpl<const Constant *> &seen) {
+  if (isa<BlockAddress>(c)) return true;
+  if (isa<GlobalValue>(c) || !seen.insert(c).second) return false;
+  for (const Use &op : c->operands())
+    if (auto *oc = dyn_cast<Constant>(op.get()))
+      if (containsBlockAddress(oc, seen)) return true;
+  return false;
+}
+
+// Whether a shard may carry `gv` as a definition: a constant with a known, non-interposable, non-thread-local
+// initializer free of blockaddresses. Must match thinjit's `importable_initializer` (src/summary/analyze.rs).
+bool copiesAsDefinition(const GlobalVariable &gv) {
+  if (!gv.isConstant() || !gv.hasInitializer() || gv.isInterposable() || gv.isThreadLocal() ||
+      gv.hasLocalLinkage() || gv.hasAvailableExternallyLinkage() || gv.hasAppendingLinkage())
+    return false;
+  SmallPtrSet<const Constant *, 16> seen;
+  return !containsBlockAddress(gv.getInitializer(), seen);
+}
+
+// Maps every global value the cloned function (or a copied initializer) reaches to a new global in the shard:
+// a declaration, or — for copyable constants when `copyConstants` — a definition whose initializer is filled in
+// later (initializers are mapped outside the materializer, which must not re-enter the mapper).
+class ShardMaterializer final : public ValueMaterializer {
+ public:
+  ShardMaterializer(Module &dst, bool copyConstants) : dst_(dst), copyConstants_(copyConstants) {}
+
+  std::vector<std::pair<GlobalVariable *, const GlobalVariable *>> pending;
+
+  Value *materialize(Value *v) override {
+    auto *gv = dyn_cast<GlobalValue>(v);
+    if (gv == nullptr) return nullptr;
+    if (GlobalValue *existing = dst_.getNamedValue(gv->getName())) return existing;
+    GlobalValue *out = nullptr;
+    Type *valueType = gv->getValueType();
+    if (auto *f = dyn_cast<Function>(gv)) {
+      Function *nf = Function::Create(f->getFunctionType(), GlobalValue::ExternalLinkage, f->getAddressSpace(),
+                                      f->getName(), &dst_);
+      nf->setCallingConv(f->getCallingConv());
+      nf->setAttributes(f->getAttributes());
+      out = nf;
+    } else if (auto *var = dyn_cast<GlobalVariable>(gv)) {
+      auto *nv = new GlobalVariable(dst_, valueType, var->isConstant(), GlobalValue::ExternalLinkage, nullptr,
+                                    var->getName(), nullptr, var->getThreadLocalMode(), var->getAddressSpace());
+      nv->setAlignment(var->getAlign());
+      if (copyConstants_ && copiesAsDefinition(*var)) {
+        nv->setLinkage(var->getLinkage());
+        nv->setUnnamedAddr(var->getUnnamedAddr());
+        pending.emplace_back(nv, var);
+      }
+      out = nv;
+    } else if (valueType->isFunctionTy()) {
+      // An alias or ifunc of a function: declare a function of the same type under the alias's name.
+      out = Function::Create(cast<FunctionType>(valueType), GlobalValue::ExternalLinkage, gv->getAddressSpace(),
+                             gv->getName(), &dst_);
+    } else {
+      out = new GlobalVariable(dst_, valueType, false, GlobalValue::ExternalLinkage, nullptr, gv->getName(),
+                               nullptr, gv->getThreadLocalMode(), gv->getAddressSpace());
+    }
+    if (gv->hasExternalWeakLinkage()) out->setLinkage(GlobalValue::ExternalWeakLinkage);
+    // Declarations use default visibility and never claim dso_local: the definition may be far away.
+    out->setVisibility(GlobalValue::DefaultVisibility);
+    out->setDSOLocal(false);
+    return out;
+  }
+
+ private:
+  Module &dst_;
+  bool copyConstants_;
+};
+
+}  // namespace
 
 extern "C" {
 
@@ -14,5 +100,45 @@ extern "C" {
 int thinjit_is_dso_local(LLVMValueRef gv) { return unwrap<GlobalValue>(gv)->isDSOLocal() ? 1 : 0; }
 
 void thinjit_set_dso_local(LLVMValueRef gv, int dso_local) { unwrap<GlobalValue>(gv)->setDSOLocal(dso_local != 0); }
+
+// Gap: llvm-c has no CloneFunctionInto and no way to clone part of a module. Builds a new module `name` in the
+// source's context holding a copy of `fn` (same name, linkage and attributes; no comdat), declarations of every
+// global it references, and definitions of the copyable constants it references (whose own references are
+// declared). Cost is proportional to the function and what it references, not to the source module. Returns
+// null if `fn` is a declaration. The caller verifies the result.
+LLVMModuleRef thinjit_extract_function(LLVMModuleRef src, LLVMValueRef fn, const char *name) {
+  Module *source = unwrap(src);
+  Function *f = unwrap<Function>(fn);
+  if (f->isDeclaration()) return nullptr;
+  auto dst = std::make_unique<Module>(name, source->getContext());
+  dst->setTargetTriple(source->getTargetTriple());
+  dst->setDataLayout(source->getDataLayout());
+  dst->setSourceFileName(name);
+  SmallVector<Module::ModuleFlagEntry, 8> flags;
+  source->getModuleFlagsMetadata(flags);
+  for (const auto &flag : flags) dst->addModuleFlag(flag.Behavior, flag.Key->getString(), flag.Val);
+
+  Function *nf = Function::Create(f->getFunctionType(), f->getLinkage(), f->getAddressSpace(), f->getName(),
+                                  dst.get());
+  ValueToValueMapTy vmap;
+  vmap[f] = nf;
+  auto nextArg = nf->arg_begin();
+  for (const Argument &a : f->args()) {
+    nextArg->setName(a.getName());
+    vmap[&a] = &*nextArg++;
+  }
+  ShardMaterializer withConstants(*dst, true);
+  SmallVector<ReturnInst *, 8> returns;
+  CloneFunctionInto(nf, f, vmap, CloneFunctionChangeType::DifferentModule, returns, "", nullptr, nullptr,
+                    &withConstants);
+  nf->setComdat(nullptr);
+  nf->setVisibility(GlobalValue::DefaultVisibility);
+
+  ShardMaterializer declarationsOnly(*dst, false);
+  for (auto &[copy, original] : withConstants.pending)
+    copy->setInitializer(
+        MapValue(original->getInitializer(), vmap, RF_None, nullptr, &declarationsOnly));
+  return wrap(dst.release());
+}
 
 }  // extern "C"

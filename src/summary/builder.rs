@@ -1,0 +1,524 @@
+//! The build step: inputs → promoted helper library → index and shards.
+//!
+//! In: `.bc`/`.ll` files, directories of them, and C/C++ sources (compiled with LLVM 19's clang, `-O2 -fPIC
+//! -emit-llvm`). Out: the parts of a summary file ([`Built`]): header, canonical index, shard area.
+//!
+//! Steps, each deterministic so equal inputs give equal bytes:
+//! 1. inputs are sorted by name; each is parsed and verified in its own [`Context`] on a rayon task, its strong
+//!    definitions are recorded, and it is promoted: every local (`internal`/`private`) global becomes
+//!    `<name>.llvm.<hash>` (hash: the input's file name and SHA-256), external, default visibility; `linkonce` and
+//!    `linkonce_odr` definitions become `weak_odr`. Locals that cannot be renamed (unnamed, or named in
+//!    `llvm.used` while the module has module-level inline asm, which may refer to them by name) stay local.
+//!    Each task hands back bitcode bytes;
+//! 2. strong definitions are checked across inputs (a clash names both files and the symbol), then the inputs
+//!    are linked in name order into one library in one context;
+//! 3. the library is written to bitcode once; each rayon worker parses it into its own context and analyzes and
+//!    extracts its share of the functions (`Module::extract_function`, proportional to the function's size);
+//! 4. the index is canonicalized and the shards laid out in index order, followed by the library bitcode.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::llvm::{Context, Linkage, Module, Visibility};
+use crate::{Error, Result};
+
+use super::analyze::{self, Origins};
+use super::file::{checksum64, InputInfo, SummaryHeader, SummaryKind, FORMAT_VERSION, MAGIC};
+use super::{BuildOptions, ShardRef, Stage, SummaryIndex};
+
+/// One input, ready to parse: its name and hash, and its IR (bitcode or text; compiled bitcode for sources).
+#[derive(Clone, Debug)]
+pub(crate) struct InputUnit {
+    pub info: InputInfo,
+    pub bytes: Vec<u8>,
+}
+
+/// The parts of a summary file.
+pub(crate) struct Built {
+    pub header: SummaryHeader,
+    pub index: SummaryIndex,
+    pub shard_area: Vec<u8>,
+}
+
+const SOURCE_EXTENSIONS: &[&str] = &["c", "cc", "cpp", "cxx", "C"];
+const IR_EXTENSIONS: &[&str] = &["bc", "ll"];
+
+fn is_input_file(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| SOURCE_EXTENSIONS.contains(&e) || IR_EXTENSIONS.contains(&e))
+}
+
+/// Expands directories (recursively, sorted) and checks that every named input exists.
+pub(crate) fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
+        if meta.is_dir() {
+            walk_dir(input, &mut out)?;
+        } else {
+            out.push(input.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    if out.is_empty() {
+        return Err(Error::SummaryBuild {
+            what: display_list(inputs),
+            message: "no inputs (.bc, .ll, .c, .cpp) found".into(),
+        });
+    }
+    Ok(out)
+}
+
+fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk_dir(&p, out)?;
+        } else if is_input_file(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn display_list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn clang_dir() -> PathBuf {
+    PathBuf::from(option_env!("THINJIT_LLVM_BIN").unwrap_or("/usr/lib/llvm-19/bin"))
+}
+
+/// Reads one input file; C/C++ sources are compiled to bitcode with LLVM 19's clang.
+pub(crate) fn load_input(path: &Path, options: &BuildOptions) -> Result<InputUnit> {
+    let name = path.display().to_string();
+    let source = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let bytes = if SOURCE_EXTENSIONS.contains(&ext) {
+        compile(path, ext != "c", options)?
+    } else {
+        source.clone()
+    };
+    Ok(InputUnit {
+        info: InputInfo {
+            name,
+            sha256: sha256_hex(&source),
+        },
+        bytes,
+    })
+}
+
+fn compile(path: &Path, cpp: bool, options: &BuildOptions) -> Result<Vec<u8>> {
+    let compiler = clang_dir().join(if cpp { "clang++" } else { "clang" });
+    let tmp = tempfile_path(path)?;
+    let output = Command::new(&compiler)
+        .args(["-O2", "-fPIC", "-emit-llvm", "-c"])
+        .args(&options.clang_args)
+        .arg(path)
+        .arg("-o")
+        .arg(tmp.path())
+        .output()
+        .map_err(|e| Error::SummaryBuild {
+            what: path.display().to_string(),
+            message: format!("cannot run {}: {e}", compiler.display()),
+        })?;
+    if !output.status.success() {
+        return Err(Error::SummaryBuild {
+            what: path.display().to_string(),
+            message: format!(
+                "{} failed:\n{}",
+                compiler.display(),
+                String::from_utf8_lossy(&output.stderr).trim_end()
+            ),
+        });
+    }
+    std::fs::read(tmp.path()).map_err(|e| Error::io(tmp.path(), e))
+}
+
+/// A temporary output file for clang, removed on drop.
+struct TempPath(PathBuf);
+
+impl TempPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tempfile_path(src: &Path) -> Result<TempPath> {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let stem = src.file_stem().and_then(|s| s.to_str()).unwrap_or("input");
+    let p = std::env::temp_dir().join(format!(
+        "thinjit-{}-{}-{stem}.bc",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    Ok(TempPath(p))
+}
+
+/// Loads every input in parallel (compiling sources).
+pub(crate) fn load_inputs(paths: &[PathBuf], options: &BuildOptions) -> Result<Vec<InputUnit>> {
+    let done = AtomicUsize::new(0);
+    paths
+        .par_iter()
+        .map(|p| {
+            let unit = load_input(p, options);
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            options.report(Stage::Compile, n, paths.len());
+            unit
+        })
+        .collect()
+}
+
+/// One input after parsing and promotion.
+struct Promoted {
+    name: String,
+    strong: Vec<String>,
+    origins: Vec<(String, Option<String>, Linkage)>,
+    triple: String,
+    data_layout: String,
+    bitcode: Vec<u8>,
+}
+
+/// The promotion suffix of an input: stable across builds and machines.
+fn promotion_hash(info: &InputInfo) -> String {
+    // The file name, not the path: the same input gives the same names wherever it is built.
+    let file_name = Path::new(&info.name)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| info.name.clone());
+    let mut h = Sha256::new();
+    h.update(file_name.as_bytes());
+    h.update([0]);
+    h.update(info.sha256.as_bytes());
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Parses and verifies one input (errors name the input).
+pub(crate) fn check_input(unit: &InputUnit) -> Result<()> {
+    let ctx = Context::new();
+    let module = Module::parse(&ctx, &unit.bytes, &unit.info.name)?;
+    verify_input(&module, &unit.info.name)
+}
+
+fn verify_input(module: &Module<'_>, name: &str) -> Result<()> {
+    module.verify().map_err(|e| match e {
+        Error::Verify { message, .. } => Error::Verify {
+            what: name.to_owned(),
+            message,
+        },
+        other => other,
+    })
+}
+
+/// Names that `llvm.used`/`llvm.compiler.used` keep alive.
+fn used_names(module: &Module<'_>) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for list in ["llvm.used", "llvm.compiler.used"] {
+        if let Some(init) = module.global(list).and_then(|g| g.initializer()) {
+            for v in init.operands() {
+                let mut stack = vec![v];
+                while let Some(v) = stack.pop() {
+                    if v.is_global_value() {
+                        out.insert(v.name());
+                    } else {
+                        stack.extend(v.operands());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn promote(unit: &InputUnit) -> Result<Promoted> {
+    let ctx = Context::new();
+    let name = &unit.info.name;
+    let mut module = Module::parse(&ctx, &unit.bytes, name)?;
+    verify_input(&module, name)?;
+    module.set_source_name(name);
+    let hash = promotion_hash(&unit.info);
+    let pinned = if module.inline_asm().trim().is_empty() {
+        HashSet::new()
+    } else {
+        used_names(&module)
+    };
+    let mut strong = Vec::new();
+    let mut origins = Vec::new();
+    let values: Vec<_> = module
+        .functions()
+        .map(|f| f.as_value())
+        .chain(module.globals().map(|g| g.as_value()))
+        .chain(module.aliases())
+        .collect();
+    for v in values {
+        let vname = v.name();
+        if vname.starts_with("llvm.") {
+            continue;
+        }
+        let linkage = v.linkage();
+        let defined = v.is_global_alias() || !v.is_declaration();
+        if !defined {
+            continue;
+        }
+        match linkage {
+            Linkage::External => strong.push(vname),
+            Linkage::Internal | Linkage::Private => {
+                if vname.is_empty() || pinned.contains(&vname) {
+                    continue;
+                }
+                let new_name = format!("{vname}.llvm.{hash}");
+                v.set_name(&new_name);
+                v.set_linkage(Linkage::External);
+                v.set_visibility(Visibility::Default);
+                origins.push((v.name(), Some(vname), linkage));
+            }
+            Linkage::LinkOnceAny | Linkage::LinkOnceOdr => {
+                v.set_linkage(Linkage::WeakOdr);
+                origins.push((vname, None, linkage));
+            }
+            _ => {}
+        }
+    }
+    Ok(Promoted {
+        name: name.clone(),
+        strong,
+        origins,
+        triple: module.triple(),
+        data_layout: module.data_layout(),
+        bitcode: module.write_bitcode(),
+    })
+}
+
+/// Runs the whole pipeline over loaded inputs.
+pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> Result<Built> {
+    units.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+    if let Some(w) = units.windows(2).find(|w| w[0].info.name == w[1].info.name) {
+        return Err(Error::SummaryBuild {
+            what: w[0].info.name.clone(),
+            message: "the same input is named twice".into(),
+        });
+    }
+    if units.is_empty() {
+        return Err(Error::SummaryBuild {
+            what: "(no inputs)".into(),
+            message: "nothing to summarize".into(),
+        });
+    }
+    let done = AtomicUsize::new(0);
+    let promoted: Vec<Promoted> = units
+        .par_iter()
+        .map(|u| {
+            let p = promote(u);
+            options.report(
+                Stage::Parse,
+                done.fetch_add(1, Ordering::Relaxed) + 1,
+                units.len(),
+            );
+            p
+        })
+        .collect::<Result<_>>()?;
+
+    // Strong definitions may appear once; name both inputs when they do not.
+    let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+    for p in &promoted {
+        for s in &p.strong {
+            if let Some(first) = owners.insert(s, &p.name) {
+                return Err(Error::Link {
+                    what: format!("`{first}` and `{}`", p.name),
+                    message: format!("both define the strong symbol `{s}`"),
+                });
+            }
+        }
+    }
+    let triples: BTreeSet<&str> = promoted
+        .iter()
+        .map(|p| p.triple.as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if triples.len() > 1 {
+        return Err(Error::SummaryBuild {
+            what: display_list(
+                &promoted
+                    .iter()
+                    .map(|p| PathBuf::from(&p.name))
+                    .collect::<Vec<_>>(),
+            ),
+            message: format!(
+                "inputs target different triples: {}",
+                triples.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    let origins: Origins = promoted
+        .iter()
+        .flat_map(|p| p.origins.iter())
+        .map(|(n, o, l)| (n.clone(), (o.clone(), *l)))
+        .collect();
+
+    // Link in name order, in one context.
+    options.report(Stage::Link, 0, 1);
+    let ctx = Context::new();
+    let mut library = Module::new(&ctx, "thinjit-helpers");
+    library.set_source_name("thinjit-helpers");
+    if let Some(p) = promoted.iter().find(|p| !p.triple.is_empty()) {
+        library.set_triple(&p.triple);
+        library.set_data_layout(&p.data_layout);
+    }
+    for p in &promoted {
+        let m = Module::parse_bitcode(&ctx, &p.bitcode, &p.name)?;
+        library.link_in(m)?;
+    }
+    library.verify()?;
+    let library_bc = library.write_bitcode();
+    options.report(Stage::Link, 1, 1);
+
+    let variables = analyze::analyze_variables(&library, &origins);
+    let initializers = analyze::initializers(&library);
+    let function_count = library.functions().filter(|f| !f.is_intrinsic()).count();
+    let triple = library.triple();
+    let data_layout = library.data_layout();
+    drop(library);
+    drop(ctx);
+
+    // Analyze and extract in parallel: each worker parses the library once into its own context.
+    let workers = rayon::current_num_threads().max(1);
+    let chunk = function_count.div_ceil(workers).max(1);
+    let done = AtomicUsize::new(0);
+    let parts: Vec<Vec<(super::FunctionSummary, Option<Vec<u8>>)>> = (0..workers)
+        .into_par_iter()
+        .map(|w| -> Result<_> {
+            let start = w * chunk;
+            if start >= function_count {
+                return Ok(Vec::new());
+            }
+            let ctx = Context::new();
+            let module = Module::parse_bitcode(&ctx, &library_bc, "thinjit-helpers")?;
+            let mut out = Vec::with_capacity(chunk);
+            for f in module
+                .functions()
+                .filter(|f| !f.is_intrinsic())
+                .skip(start)
+                .take(chunk)
+            {
+                let mut summary = analyze::analyze_function(f, &origins);
+                let shard = if summary.is_eligible() {
+                    match module.extract_function(f, &format!("shard:{}", summary.name)) {
+                        Ok(m) => Some(m.write_bitcode()),
+                        Err(e) => {
+                            summary
+                                .not_eligible
+                                .push(super::NotEligible::UnpromotableReference(format!(
+                                    "(shard extraction failed: {e})"
+                                )));
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                out.push((summary, shard));
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % 64 == 0 || n == function_count {
+                    options.report(Stage::Analyze, n, function_count);
+                }
+            }
+            Ok(out)
+        })
+        .collect::<Result<_>>()?;
+
+    let mut pairs: Vec<_> = parts.into_iter().flatten().collect();
+    pairs.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let mut shard_area = Vec::new();
+    let mut functions = Vec::with_capacity(pairs.len());
+    for (mut summary, shard) in pairs {
+        if let Some(bytes) = shard {
+            summary.shard = Some(ShardRef {
+                offset: shard_area.len() as u64,
+                len: bytes.len() as u64,
+                checksum: checksum64(&bytes),
+            });
+            shard_area.extend_from_slice(&bytes);
+        }
+        functions.push(summary);
+    }
+    let library_ref = ShardRef {
+        offset: shard_area.len() as u64,
+        len: library_bc.len() as u64,
+        checksum: checksum64(&library_bc),
+    };
+    shard_area.extend_from_slice(&library_bc);
+    let mut index = SummaryIndex {
+        functions,
+        variables,
+        initializers,
+    };
+    index.canonicalize();
+    let mut inputs: Vec<InputInfo> = units.iter().map(|u| u.info.clone()).collect();
+    inputs.sort();
+    Ok(Built {
+        header: SummaryHeader {
+            magic: MAGIC,
+            format_version: FORMAT_VERSION,
+            llvm_version: crate::llvm::llvm_version(),
+            kind: SummaryKind::Full,
+            target_triple: triple,
+            data_layout,
+            inputs,
+            library: library_ref,
+        },
+        index,
+        shard_area,
+    })
+}
+
+/// The parts of a partial summary: one input, checked, carried unchanged.
+pub(crate) fn partial(unit: &InputUnit) -> Result<Built> {
+    let ctx = Context::new();
+    let module = Module::parse(&ctx, &unit.bytes, &unit.info.name)?;
+    verify_input(&module, &unit.info.name)?;
+    Ok(Built {
+        header: SummaryHeader {
+            magic: MAGIC,
+            format_version: FORMAT_VERSION,
+            llvm_version: crate::llvm::llvm_version(),
+            kind: SummaryKind::Partial,
+            target_triple: module.triple(),
+            data_layout: module.data_layout(),
+            inputs: vec![unit.info.clone()],
+            library: ShardRef {
+                offset: 0,
+                len: unit.bytes.len() as u64,
+                checksum: checksum64(&unit.bytes),
+            },
+        },
+        index: SummaryIndex::default(),
+        shard_area: unit.bytes.clone(),
+    })
+}

@@ -1,0 +1,553 @@
+//! The build step (issue 4): summary contents on the bundled helpers, shards, the file format, determinism,
+//! per-input + merge, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use thinjit::llvm::{Context, Linkage, Module};
+use thinjit::summary::{
+    checksum64, BuildOptions, FunctionSummary, Hotness, NotEligible, Summary, SummaryKind,
+};
+use thinjit::Error;
+
+use crate::common;
+
+/// The bundled helpers, summarized once for the whole test binary.
+fn helpers() -> &'static Summary {
+    static S: OnceLock<Summary> = OnceLock::new();
+    S.get_or_init(|| Summary::build(&common::helper_bitcode(), &BuildOptions::default()).unwrap())
+}
+
+fn function<'a>(s: &'a Summary, name: &str) -> &'a FunctionSummary {
+    s.index()
+        .function(name)
+        .unwrap_or_else(|| panic!("`{name}` missing from the summary"))
+}
+
+/// The one function whose name starts with `prefix`.
+fn function_prefixed<'a>(s: &'a Summary, prefix: &str) -> &'a FunctionSummary {
+    let found: Vec<_> = s
+        .index()
+        .functions
+        .iter()
+        .filter(|f| f.name.starts_with(prefix))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "functions starting with `{prefix}`: {found:?}"
+    );
+    found[0]
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn helper_edge_cases_have_their_reasons() {
+    let s = helpers();
+    let reasons = |n: &str| function(s, n).not_eligible.clone();
+    assert_eq!(reasons("rt_sum_varargs"), vec![NotEligible::VaStart]);
+    assert_eq!(reasons("rt_asm_barrier"), vec![NotEligible::InlineAsm]);
+    assert_eq!(reasons("rt_dispatch"), vec![NotEligible::BlockAddress]);
+    assert_eq!(reasons("rt_tls_enter"), vec![NotEligible::ThreadLocal]);
+    assert_eq!(reasons("rt_tls_leave"), vec![NotEligible::ThreadLocal]);
+    assert_eq!(reasons("rt_weak_hook"), vec![NotEligible::Interposable]);
+    assert_eq!(function(s, "rt_weak_hook").linkage, Linkage::WeakAny);
+    assert_eq!(reasons("rt_debug_identity"), vec![NotEligible::OptNone]);
+    assert!(function(s, "rt_debug_identity").attributes.optnone);
+    assert_eq!(
+        reasons("thinjit_host_alloc"),
+        vec![NotEligible::Declaration]
+    );
+    for f in [
+        &"rt_sum_varargs",
+        &"rt_asm_barrier",
+        &"rt_dispatch",
+        &"rt_weak_hook",
+    ] {
+        assert!(function(s, f).shard.is_none(), "{f} must have no shard");
+    }
+
+    let noinline = function(s, "rt_noinline_add");
+    assert!(noinline.attributes.noinline && noinline.is_eligible());
+    let always = function(s, "rt_always_inline_mix");
+    assert!(always.attributes.alwaysinline && always.is_eligible());
+    assert!(
+        always.instruction_count > 100,
+        "{}",
+        always.instruction_count
+    );
+    assert!(function(s, "rt_hot_add").attributes.hot);
+    assert!(function(s, "rt_report_error").attributes.cold);
+
+    let seed = function(s, "CreateWrappedValueFromInt");
+    assert!(seed.is_eligible() && seed.shard.is_some());
+    assert!(seed.instruction_count > 0 && seed.instruction_count < 30);
+    assert_eq!(seed.calls.len(), 1);
+    assert_eq!(seed.calls[0].callee, "rt_alloc");
+    assert_eq!(seed.calls[0].count, 1);
+    assert_eq!(seed.calls[0].hotness, Hotness::Unknown);
+
+    // A call to a `cold` callee is a cold edge.
+    let alloc = function(s, "rt_alloc");
+    let edge = alloc
+        .calls
+        .iter()
+        .find(|c| c.callee == "rt_report_error")
+        .unwrap();
+    assert_eq!(edge.hotness, Hotness::Cold);
+    assert!(alloc.refs.contains(&"rt_alloc_count".to_string()));
+
+    // Transitive chain across inputs.
+    assert_eq!(function(s, "rt_chain_a").calls[0].callee, "rt_chain_b");
+    assert_eq!(function(s, "rt_chain_b").calls[0].callee, "rt_chain_c");
+}
+
+#[test]
+fn statics_are_promoted_and_linkonce_becomes_weak_odr() {
+    let s = helpers();
+    let clamp = function_prefixed(s, "clamp_small.llvm.");
+    assert_eq!(clamp.original_name.as_deref(), Some("clamp_small"));
+    assert_eq!(clamp.linkage, Linkage::External);
+    assert_eq!(clamp.original_linkage, Linkage::Internal);
+    let hash = clamp.name.trim_start_matches("clamp_small.llvm.");
+    assert!(
+        hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{hash}"
+    );
+    let caller = function(s, "rt_clamp_add");
+    assert_eq!(caller.calls[0].callee, clamp.name);
+    assert_eq!(caller.locals, vec![clamp.name.clone()]);
+
+    let next_id = function(s, "rt_next_object_id");
+    let var = s.index().variable(&next_id.locals[0]).unwrap();
+    assert_eq!(var.original_name.as_deref(), Some("rt_next_id"));
+    assert!(!var.constant && !var.importable_initializer);
+    assert_eq!(var.size, 8);
+
+    // The C++ template / inline function `wv_hash` is linkonce_odr in the input.
+    let hash_fn = function(s, "_Z7wv_hashPKc");
+    assert_eq!(hash_fn.linkage, Linkage::WeakOdr);
+    assert_eq!(hash_fn.original_linkage, Linkage::LinkOnceOdr);
+    assert!(hash_fn.original_name.is_none());
+    assert!(hash_fn.is_eligible());
+
+    // No local survives in the library, and nothing refers to an unpromoted local.
+    let ctx = Context::new();
+    let lib = Module::parse_bitcode(&ctx, s.library_bitcode().unwrap(), "lib").unwrap();
+    lib.verify().unwrap();
+    for f in lib.functions() {
+        assert!(!f.linkage().is_local(), "{} is still local", f.name());
+    }
+    for g in lib.globals() {
+        assert!(!g.linkage().is_local(), "{} is still local", g.name());
+    }
+    assert!(lib.function(&clamp.name).is_some());
+}
+
+#[test]
+fn variables_and_initializers() {
+    let s = helpers();
+    let squares = s.index().variable("rt_squares").unwrap();
+    assert!(squares.constant && squares.importable_initializer);
+    assert_eq!(squares.size, 64 * 4);
+    let crc = function(s, "rt_crc32");
+    let table = s.index().variable(&crc.locals[0]).unwrap();
+    assert_eq!(table.original_name.as_deref(), Some("crc_table"));
+    assert!(table.constant && table.importable_initializer);
+    assert_eq!(table.size, 1024);
+    let counter = s.index().variable("rt_shared_counter").unwrap();
+    assert!(!counter.constant && !counter.importable_initializer);
+    let tls = s.index().variable("rt_tls_depth").unwrap();
+    assert!(tls.thread_local && !tls.importable_initializer);
+    // The computed-goto label table holds blockaddresses: never copied.
+    let labels = s
+        .index()
+        .variables
+        .iter()
+        .find(|v| v.original_name.as_deref() == Some("rt_dispatch.labels"))
+        .unwrap();
+    assert!(labels.constant && !labels.importable_initializer);
+
+    // The intern table's dynamic initializer, promoted to an external name.
+    let inits = &s.index().initializers;
+    assert_eq!(inits.len(), 1, "{inits:?}");
+    assert_eq!(inits[0].priority, 65535);
+    assert!(inits[0]
+        .function
+        .starts_with("_GLOBAL__sub_I_values.cpp.llvm."));
+    let ctor = function(s, &inits[0].function);
+    assert_eq!(ctor.original_linkage, Linkage::Internal);
+    assert_eq!(ctor.linkage, Linkage::External);
+}
+
+#[test]
+fn every_shard_parses_verifies_and_defines_exactly_its_function() {
+    let s = helpers();
+    let mut shards = 0;
+    let ctx = Context::new();
+    for f in &s.index().functions {
+        assert_eq!(f.shard.is_some(), f.is_eligible(), "{}", f.name);
+        let Some(_) = f.shard else { continue };
+        shards += 1;
+        let bytes = s.shard(f).unwrap();
+        let m = Module::parse_bitcode(&ctx, bytes, &f.name).unwrap();
+        m.verify().unwrap();
+        let defined: Vec<String> = m
+            .functions()
+            .filter(|g| !g.is_declaration())
+            .map(|g| g.name())
+            .collect();
+        assert_eq!(defined, vec![f.name.clone()], "shard of {}", f.name);
+        for g in m.functions() {
+            if g.is_declaration() {
+                assert!(
+                    !g.is_dso_local(),
+                    "{}: declaration {} is dso_local",
+                    f.name,
+                    g.name()
+                );
+            }
+        }
+        for g in m.globals() {
+            if g.is_declaration() {
+                assert!(
+                    !g.is_dso_local(),
+                    "{}: declaration {} is dso_local",
+                    f.name,
+                    g.name()
+                );
+            } else {
+                // Only importable constants come as definitions.
+                let v = s.index().variable(&g.name()).unwrap();
+                assert!(v.importable_initializer, "{}: {} defined", f.name, g.name());
+            }
+        }
+        assert_eq!(m.triple(), s.header().target_triple);
+        let def = m.function(&f.name).unwrap();
+        assert_eq!(def.linkage(), f.linkage);
+        assert_eq!(
+            def.string_attribute("target-cpu"),
+            Some("x86-64".to_string()),
+            "{} keeps its target attributes",
+            f.name
+        );
+    }
+    assert!(shards > 30, "{shards}");
+
+    // Constant tables come with their initializers; mutable globals stay declarations.
+    let m = Module::parse_bitcode(&ctx, s.shard(function(s, "rt_crc32")).unwrap(), "crc").unwrap();
+    let table = m.global(&function(s, "rt_crc32").locals[0]).unwrap();
+    assert!(!table.is_declaration() && table.is_constant());
+    let m = Module::parse_bitcode(
+        &ctx,
+        s.shard(function(s, "rt_square_lookup")).unwrap(),
+        "sq",
+    )
+    .unwrap();
+    assert!(!m.global("rt_squares").unwrap().is_declaration());
+    let m = Module::parse_bitcode(
+        &ctx,
+        s.shard(function(s, "rt_counter_increment")).unwrap(),
+        "ctr",
+    )
+    .unwrap();
+    assert!(m.global("rt_shared_counter").unwrap().is_declaration());
+    // A shard is small: not the library.
+    let shard_len = s
+        .shard(function(s, "CreateWrappedValueFromInt"))
+        .unwrap()
+        .len();
+    assert!(
+        shard_len * 4 < s.library_bitcode().unwrap().len(),
+        "{shard_len}"
+    );
+}
+
+#[test]
+fn builds_are_deterministic_and_round_trip_through_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = helpers().to_bytes();
+    let two = Summary::build(
+        &common::helper_bitcode(),
+        &BuildOptions {
+            jobs: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .to_bytes();
+    assert!(one == two, "two builds differ");
+    // Input order does not matter either.
+    let mut reversed = common::helper_bitcode();
+    reversed.reverse();
+    let three = Summary::build(&reversed, &BuildOptions::default()).unwrap();
+    assert!(three.to_bytes() == one);
+
+    let path = dir.path().join("helpers.thinjit");
+    helpers().write(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), one);
+    let loaded = Summary::load(&path).unwrap();
+    assert_eq!(loaded.path(), path);
+    assert_eq!(loaded.index(), helpers().index());
+    assert_eq!(loaded.header(), helpers().header());
+    assert_eq!(loaded.header().kind, SummaryKind::Full);
+    assert_eq!(loaded.header().inputs.len(), 4);
+    assert!(loaded.header().inputs.windows(2).all(|w| w[0] < w[1]));
+    let f = function(&loaded, "CreateWrappedValueFromInt");
+    assert_eq!(loaded.shard(f).unwrap(), helpers().shard(f).unwrap());
+    // No temporary files left behind.
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1);
+}
+
+#[test]
+fn per_input_and_merge_equal_one_shot() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = common::helper_bitcode();
+    let partials = Summary::build_partials(&inputs, &BuildOptions::default()).unwrap();
+    assert_eq!(partials.len(), inputs.len());
+    // Through files, in a shuffled order.
+    let mut loaded = Vec::new();
+    for (i, p) in partials.iter().enumerate().rev() {
+        assert_eq!(p.header().kind, SummaryKind::Partial);
+        let path = dir.path().join(format!("{i}.part"));
+        p.write(&path).unwrap();
+        loaded.push(Summary::load(&path).unwrap());
+    }
+    let merged = Summary::merge(&loaded, &BuildOptions::default()).unwrap();
+    assert!(
+        merged.to_bytes() == helpers().to_bytes(),
+        "merge differs from one-shot"
+    );
+
+    // A full summary is not a partial one.
+    let err = Summary::merge(
+        &[Summary::from_bytes(helpers().to_bytes(), "full.thinjit").unwrap()],
+        &BuildOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Summary { path, .. } if path == Path::new("full.thinjit")),
+        "{err}"
+    );
+}
+
+/// Rewrites the file's header+index checksum after a test edited those bytes.
+fn fix_checksum(bytes: &mut [u8]) {
+    let h = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let i = u64::from_le_bytes(bytes[20..28].try_into().unwrap()) as usize;
+    let sum = checksum64(&bytes[36..36 + h + i]);
+    bytes[28..36].copy_from_slice(&sum.to_le_bytes());
+}
+
+fn load_error(bytes: Vec<u8>) -> String {
+    let err = Summary::from_bytes(bytes, "bad.thinjit").unwrap_err();
+    match &err {
+        Error::Summary { path, .. } => assert_eq!(path, Path::new("bad.thinjit")),
+        other => panic!("expected a summary error, got {other:?}"),
+    }
+    err.to_string()
+}
+
+#[test]
+fn damaged_summaries_are_refused_with_the_file_named() {
+    let good = helpers().to_bytes();
+
+    let mut bad = good.clone();
+    bad[0] = b'X';
+    assert!(load_error(bad).contains("bad magic"));
+    assert!(load_error(b"THIN".to_vec()).contains("bad magic"));
+    assert!(load_error(good[..20].to_vec()).contains("truncated"));
+    assert!(load_error(good[..200].to_vec()).contains("truncated"));
+    // Cut inside the shard area: the last shard / library no longer fits.
+    assert!(load_error(good[..good.len() - 10].to_vec()).contains("truncated"));
+
+    let mut bad = good.clone();
+    bad[8..12].copy_from_slice(&(thinjit::summary::FORMAT_VERSION + 1).to_le_bytes());
+    assert!(load_error(bad).contains("format version"));
+
+    // Another LLVM version: same-length string, checksum made consistent.
+    let ours = thinjit::llvm::llvm_version();
+    let other = format!("{}{}", (ours.as_bytes()[0] - 1) as char, &ours[1..]);
+    let mut bad = good.clone();
+    let at = bad
+        .windows(ours.len())
+        .position(|w| w == ours.as_bytes())
+        .unwrap();
+    bad[at..at + ours.len()].copy_from_slice(other.as_bytes());
+    fix_checksum(&mut bad);
+    let msg = load_error(bad);
+    assert!(msg.contains(&other) && msg.contains(&ours), "{msg}");
+
+    // A flipped byte in the index.
+    let mut bad = good.clone();
+    let at = bad
+        .windows(b"rt_noinline_add".len())
+        .position(|w| w == b"rt_noinline_add")
+        .unwrap();
+    bad[at] ^= 0x20;
+    assert!(load_error(bad).contains("damaged index"));
+    // A damaged length field inside the index: the decoder must not allocate what it claims.
+    let mut bad = good.clone();
+    let h = u64::from_le_bytes(bad[12..20].try_into().unwrap()) as usize;
+    bad[36 + h..36 + h + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    fix_checksum(&mut bad);
+    assert!(load_error(bad).contains("damaged index"));
+
+    // A flipped byte in a shard is found when the shard is asked for, naming the function.
+    let f = function(helpers(), "CreateWrappedValueFromInt").clone();
+    let mut bad = good.clone();
+    let area_start = good.len()
+        - helpers().library_bitcode().unwrap().len()
+        - helpers()
+            .index()
+            .functions
+            .iter()
+            .filter_map(|f| f.shard)
+            .map(|r| r.len as usize)
+            .sum::<usize>();
+    let r = f.shard.unwrap();
+    bad[area_start + r.offset as usize + 40] ^= 0xFF;
+    let s = Summary::from_bytes(bad, "bad.thinjit").unwrap();
+    let err = s.shard(&f).unwrap_err().to_string();
+    assert!(
+        err.contains("bad.thinjit")
+            && err.contains("CreateWrappedValueFromInt")
+            && err.contains("checksum"),
+        "{err}"
+    );
+    assert!(s.shard(function(&s, "rt_noinline_add")).is_ok());
+}
+
+#[test]
+fn check_target_names_both_targets() {
+    let s = helpers();
+    let triple = s.header().target_triple.clone();
+    let dl = s.header().data_layout.clone();
+    s.check_target(&triple, &dl).unwrap();
+    s.check_target("x86_64-unknown-linux-gnu", "").unwrap();
+    let err = s
+        .check_target("aarch64-unknown-linux-gnu", &dl)
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Summary { .. }));
+    assert!(
+        msg.contains(&triple) && msg.contains("aarch64-unknown-linux-gnu"),
+        "{msg}"
+    );
+    let err = s
+        .check_target(&triple, "e-m:e-p:32:32")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("e-m:e-p:32:32") && err.contains(&dl), "{err}");
+}
+
+#[test]
+fn bad_inputs_are_typed_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = BuildOptions::default();
+
+    let missing = dir.path().join("missing.bc");
+    let err = Summary::build(std::slice::from_ref(&missing), &opts).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { path, .. } if *path == missing),
+        "{err}"
+    );
+
+    let invalid = write(dir.path(), "invalid.ll", "define i32 @f( {\n");
+    let err = Summary::build(std::slice::from_ref(&invalid), &opts).unwrap_err();
+    assert!(
+        matches!(&err, Error::Parse { what, .. } if what.contains("invalid.ll")),
+        "{err}"
+    );
+    let bad_bc = dir.path().join("garbage.bc");
+    std::fs::write(&bad_bc, b"BC\xC0\xDEgarbage").unwrap();
+    let err = Summary::build(std::slice::from_ref(&bad_bc), &opts).unwrap_err();
+    assert!(err.to_string().contains("garbage.bc"), "{err}");
+
+    let a = write(dir.path(), "a.ll", "define i32 @dup() {\n  ret i32 1\n}\n");
+    let b = write(dir.path(), "b.ll", "define i32 @dup() {\n  ret i32 2\n}\n");
+    let err = Summary::build(&[a.clone(), b.clone()], &opts).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Link { .. }), "{msg}");
+    assert!(
+        msg.contains("a.ll") && msg.contains("b.ll") && msg.contains("`dup`"),
+        "{msg}"
+    );
+
+    // Locals of the same name in two inputs do not clash: each is promoted under its input's hash.
+    let c = write(
+        dir.path(),
+        "c.ll",
+        "define internal i32 @same() {\n  ret i32 1\n}\ndefine i32 @use_c() {\n  %v = call i32 @same()\n  ret i32 %v\n}\n",
+    );
+    let d = write(
+        dir.path(),
+        "d.ll",
+        "define internal i32 @same() {\n  ret i32 2\n}\ndefine i32 @use_d() {\n  %v = call i32 @same()\n  ret i32 %v\n}\n",
+    );
+    let s = Summary::build(&[c, d], &opts).unwrap();
+    let sames: Vec<_> = s
+        .index()
+        .functions
+        .iter()
+        .filter(|f| f.original_name.as_deref() == Some("same"))
+        .collect();
+    assert_eq!(sames.len(), 2);
+    assert_ne!(sames[0].name, sames[1].name);
+}
+
+#[test]
+fn c_sources_and_directories_are_compiled_with_clang_args() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    write(
+        &src,
+        "lib.c",
+        "static int twice(int x) { return 2 * x; }\nint answer(void) { return twice(VALUE); }\n",
+    );
+    write(&src, "notes.txt", "ignored");
+    let opts = BuildOptions {
+        clang_args: vec!["-DVALUE=21".into()],
+        ..Default::default()
+    };
+    let s = Summary::build(std::slice::from_ref(&src), &opts).unwrap();
+    assert_eq!(s.header().inputs.len(), 1);
+    assert!(s.header().inputs[0].name.ends_with("lib.c"));
+    let f = function(&s, "answer");
+    assert!(f.is_eligible());
+    // -O2 folded twice(21).
+    let ctx = Context::new();
+    let m = Module::parse_bitcode(&ctx, s.shard(f).unwrap(), "answer").unwrap();
+    assert!(m.print().contains("ret i32 42"), "{}", m.print());
+
+    // Without the define, clang fails and the error names the source.
+    let err = Summary::build(std::slice::from_ref(&src), &BuildOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::SummaryBuild { what, .. } if what.ends_with("lib.c")),
+        "{err}"
+    );
+}
+
+#[test]
+fn progress_is_reported() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let opts = BuildOptions {
+        progress: Some(Arc::new(move |_| {
+            seen.fetch_add(1, Ordering::Relaxed);
+        })),
+        jobs: Some(2),
+        ..Default::default()
+    };
+    Summary::build(&common::helper_bitcode(), &opts).unwrap();
+    assert!(calls.load(Ordering::Relaxed) >= 4);
+}
