@@ -10,6 +10,7 @@ mod error;
 #[allow(unsafe_code)]
 pub mod llvm;
 
+pub mod import;
 pub mod summary;
 
 pub use error::{Error, Result};

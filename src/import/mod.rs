@@ -1,0 +1,16 @@
+//! The run-time half: import helper bodies into a script module so LLVM can inline them.
+//!
+//! In: a script [`Module`](crate::llvm::Module), a [`Summary`](crate::summary::Summary) and an
+//! [`ImportConfig`]. Out: the module with the planned helpers linked in as `available_externally` bodies (and
+//! constants with their initializers), plus an [`ImportReport`] explaining every decision.
+//!
+//! The stages read in order: [`config`] → [`plan`](mod@plan) (pure Rust over the summary index) →
+//! importer (parse shards, link, stamp target attributes) → [`report`].
+
+pub mod config;
+pub mod plan;
+pub mod report;
+
+pub use config::{ImportConfig, RuntimeMode};
+pub use plan::{plan, ImportPlan, PlannedFunction, PlannedVariable, ScriptSymbols};
+pub use report::{Considered, Decision, ImportReport, Reason, StageTimes, SymbolKind, Totals};
