@@ -21,6 +21,8 @@ mod buffer;
 mod context;
 mod message;
 mod module;
+pub mod orc;
+pub mod resident;
 mod passes;
 mod shim;
 mod target;

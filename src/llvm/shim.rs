@@ -10,4 +10,7 @@ extern "C" {
         function: LLVMValueRef,
         name: *const libc::c_char,
     ) -> LLVMModuleRef;
+    pub(crate) fn thinjit_lljit_builder_use_empty_process_symbols(
+        builder: llvm_sys::orc2::lljit::LLVMOrcLLJITBuilderRef,
+    );
 }

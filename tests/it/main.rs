@@ -3,4 +3,5 @@
 mod common;
 mod helpers;
 mod llvm_layer;
+mod orc;
 mod summary;

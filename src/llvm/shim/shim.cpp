@@ -6,6 +6,8 @@
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/GlobalAlias.h"
+#include "llvm-c/LLJIT.h"
+#include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/IR/GlobalValue.h"
 #include "llvm/IR/GlobalVariable.h"
 #include "llvm/IR/Module.h"
@@ -139,6 +141,16 @@ LLVMModuleRef thinjit_extract_function(LLVMModuleRef src, LLVMValueRef fn, const
     copy->setInitializer(
         MapValue(original->getInitializer(), vmap, RF_None, nullptr, &declarationsOnly));
   return wrap(dst.release());
+// Gap: llvm-c cannot stop an LLJITBuilder from resolving JIT'd code against every symbol of the host process
+// (its default "<Process Symbols>" JITDylib searches the whole process); thinjit makes process symbols opt-in.
+// LLJIT's default platform setup requires a process-symbols JITDylib to exist, so give it an empty one
+// (`setProcessSymbolsJITDylibSetup`); symbol sources are then added to the main JITDylib explicitly. The C
+// API's builder handle is an `LLJITBuilder*` (OrcV2CBindings.cpp: DEFINE_SIMPLE_CONVERSION_FUNCTIONS).
+void thinjit_lljit_builder_use_empty_process_symbols(LLVMOrcLLJITBuilderRef builder) {
+    reinterpret_cast<orc::LLJITBuilder *>(builder)->setProcessSymbolsJITDylibSetup(
+        [](orc::LLJIT &J) -> Expected<orc::JITDylibSP> {
+            return &J.getExecutionSession().createBareJITDylib("<Process Symbols>");
+        });
 }
 
 }  // extern "C"
