@@ -8,9 +8,11 @@
 //! importer (parse shards, link, stamp target attributes) → [`report`].
 
 pub mod config;
+mod importer;
 pub mod plan;
 pub mod report;
 
 pub use config::{ImportConfig, RuntimeMode};
+pub use importer::{import, optimize, script_symbols, OptLevel, ShardSource};
 pub use plan::{plan, ImportPlan, PlannedFunction, PlannedVariable, ScriptSymbols};
 pub use report::{Considered, Decision, ImportReport, Reason, StageTimes, SymbolKind, Totals};

@@ -45,6 +45,8 @@ pub enum Reason {
     Mutable,
     /// A constant whose initializer the summary marked not importable.
     InitializerNotImportable,
+    /// Planned, but no imported shard carried its definition (it stays a declaration).
+    NoDefinitionAvailable,
 }
 
 impl std::fmt::Display for Reason {
@@ -75,6 +77,9 @@ impl std::fmt::Display for Reason {
             Reason::DefinedByScript => f.write_str("defined by the script"),
             Reason::Mutable => f.write_str("mutable: stays a declaration"),
             Reason::InitializerNotImportable => f.write_str("initializer not importable"),
+            Reason::NoDefinitionAvailable => {
+                f.write_str("no imported shard carries its definition")
+            }
         }
     }
 }

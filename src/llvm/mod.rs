@@ -18,6 +18,7 @@
 //! prefixed with `thinjit: LLVM fatal error:`, before LLVM ends the process: the reason is never lost.
 
 mod buffer;
+mod comdat;
 mod context;
 mod message;
 mod module;

@@ -1,0 +1,403 @@
+//! The importer: links the planned helper shards into a script module.
+//!
+//! In: a script [`Module`], a [`ShardSource`] (the [`Summary`](crate::summary::Summary)) and an
+//! [`ImportConfig`]. Out: the same module with the planned helper bodies as `available_externally` definitions
+//! (constants with their initializers), script functions stamped with the helpers' target attributes, and an
+//! [`ImportReport`].
+//!
+//! Steps: verify the script (invalid IR is an error before LLVM sees it) → collect its [`ScriptSymbols`] and
+//! refuse helper-name clashes → [`plan`] → parse only the planned shards, in the script's context → mark their
+//! definitions `available_externally` (host-native local copies stay real definitions until linked, then
+//! become `internal`) → link → stamp `target-cpu` / `target-features` → verify. The script's own definitions
+//! are never touched: [`Module::defined_symbols`] is the same before and after.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use super::config::{ImportConfig, RuntimeMode};
+use super::plan::{plan, ImportPlan, ScriptSymbols};
+use super::report::{Decision, ImportReport, Reason, SymbolKind};
+use crate::llvm::{Linkage, Module, PassOptions, TargetMachine};
+use crate::summary::{FunctionSummary, Hotness, SummaryIndex};
+use crate::{Error, Result};
+
+/// Where the importer reads the index and the per-function shards from; implemented by
+/// [`Summary`](crate::summary::Summary).
+pub trait ShardSource {
+    /// The summary index.
+    fn index(&self) -> &SummaryIndex;
+    /// The bitcode of `f`'s shard (verified: a damaged shard is an error, never bytes).
+    fn shard(&self, f: &FunctionSummary) -> Result<&[u8]>;
+    /// The helper library's target triple (empty when unknown).
+    fn triple(&self) -> &str;
+}
+
+/// Optimization level of [`optimize`].
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum OptLevel {
+    O0,
+    O1,
+    O2,
+    #[default]
+    O3,
+}
+
+impl OptLevel {
+    /// The new-pass-manager pipeline, e.g. `default<O3>`.
+    pub fn pipeline(self) -> &'static str {
+        match self {
+            OptLevel::O0 => "default<O0>",
+            OptLevel::O1 => "default<O1>",
+            OptLevel::O2 => "default<O2>",
+            OptLevel::O3 => "default<O3>",
+        }
+    }
+}
+
+/// The symbols a module declares and defines, as the planner sees them. Intrinsics are left out; every call
+/// edge is `Unknown` hotness (script modules carry no profile).
+pub fn script_symbols(module: &Module<'_>) -> ScriptSymbols {
+    let mut s = ScriptSymbols::new();
+    for f in module.functions() {
+        let name = f.name();
+        if f.is_intrinsic() || name.starts_with("llvm.") {
+            continue;
+        }
+        if f.is_declaration() {
+            s = s.declare_with_hotness(&name, Hotness::Unknown);
+        } else {
+            s = s.define(&name, f.linkage());
+        }
+    }
+    for g in module.globals() {
+        let name = g.name();
+        if name.starts_with("llvm.") {
+            continue;
+        }
+        if g.is_declaration() {
+            s = s.declare(&name);
+        } else {
+            s = s.define(&name, g.linkage());
+        }
+    }
+    for a in module.aliases() {
+        s = s.define(&a.name(), a.linkage());
+    }
+    s
+}
+
+/// Imports the helpers the plan selects into `module`. See the module documentation for the steps.
+///
+/// Errors: the script does not verify ([`Error::Verify`]); the script's triple differs from the summary's, or
+/// the script defines a symbol the helper library also defines ([`Error::Symbol`]); a shard is damaged
+/// ([`Error::Summary`] / [`Error::Parse`]); linking fails ([`Error::Link`]); the result does not verify
+/// ([`Error::Import`]).
+pub fn import<S: ShardSource + ?Sized>(
+    module: &mut Module<'_>,
+    summary: &S,
+    config: &ImportConfig,
+) -> Result<ImportReport> {
+    config.validate()?;
+    let module_name = module.name();
+    let t = Instant::now();
+    module.verify()?;
+    let script_triple = module.triple();
+    if !script_triple.is_empty()
+        && !summary.triple().is_empty()
+        && script_triple != summary.triple()
+    {
+        return Err(Error::Import {
+            module: module_name,
+            message: format!(
+                "the script's target triple `{script_triple}` differs from the helper library's `{}`",
+                summary.triple()
+            ),
+        });
+    }
+    let verify_time = t.elapsed();
+
+    let t = Instant::now();
+    let symbols = script_symbols(module);
+    if let Some(name) = symbols.clashes(summary.index()).into_iter().next() {
+        return Err(Error::Symbol {
+            symbol: name,
+            message: format!(
+                "script `{module_name}` defines it, and so does the helper library; rename the script's \
+                 definition or give it internal linkage"
+            ),
+        });
+    }
+    let planned = plan(summary.index(), &symbols, config);
+    let plan_time = t.elapsed();
+
+    let mut report = execute(module, summary, &planned, config)?;
+    report.times.verify += verify_time;
+    report.times.plan = plan_time;
+    Ok(report)
+}
+
+/// Performs an already computed plan (parse, link, stamp, verify) and reports.
+fn execute<S: ShardSource + ?Sized>(
+    module: &mut Module<'_>,
+    summary: &S,
+    planned: &ImportPlan,
+    config: &ImportConfig,
+) -> Result<ImportReport> {
+    let module_name = module.name();
+    let ctx = module.context();
+    let index = summary.index();
+    let functions: BTreeMap<&str, bool> = planned
+        .functions
+        .iter()
+        .map(|f| (f.name.as_str(), f.local_copy))
+        .collect();
+    let variables: BTreeMap<&str, bool> = planned
+        .variables
+        .iter()
+        .map(|v| (v.name.as_str(), v.local_copy))
+        .collect();
+    let script_functions: Vec<String> = module
+        .functions()
+        .filter(|f| !f.is_declaration())
+        .map(|f| f.name())
+        .collect();
+
+    let mut parse_time = std::time::Duration::ZERO;
+    let mut link_time = std::time::Duration::ZERO;
+    // Target attributes of the imported helpers, by name.
+    let mut targets: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
+    for planned_fn in &planned.functions {
+        let Some(f) = index.function(&planned_fn.name) else {
+            continue;
+        };
+        let t = Instant::now();
+        let bytes = summary.shard(f)?;
+        let shard = Module::parse_bitcode(ctx, bytes, &format!("shard of `{}`", f.name))?;
+        for g in shard.functions() {
+            if g.is_declaration() {
+                continue;
+            }
+            let name = g.name();
+            g.clear_comdat();
+            if !functions.get(name.as_str()).copied().unwrap_or(false) {
+                // Imported body: LLVM may inline it; codegen drops it; ORC does not claim it.
+                g.set_linkage(Linkage::AvailableExternally);
+            } else {
+                // Host-native local copy: a real definition, made internal after linking.
+                g.set_linkage(Linkage::External);
+            }
+            if name == f.name {
+                targets.insert(
+                    name,
+                    (
+                        g.string_attribute("target-cpu"),
+                        g.string_attribute("target-features"),
+                    ),
+                );
+            }
+        }
+        for v in shard.globals() {
+            if v.is_declaration() || v.name().starts_with("llvm.") {
+                continue;
+            }
+            v.clear_comdat();
+            match variables.get(v.name().as_str()) {
+                Some(false) if v.is_constant() => v.set_linkage(Linkage::AvailableExternally),
+                Some(true) if v.is_constant() => v.set_linkage(Linkage::External),
+                _ => {
+                    // Not planned (mutable, or a constant the plan refused): keep the one instance.
+                    v.remove_initializer();
+                    v.set_linkage(Linkage::External);
+                }
+            }
+        }
+        parse_time += t.elapsed();
+        let t = Instant::now();
+        module.link_in(shard)?;
+        link_time += t.elapsed();
+    }
+
+    // Host-native local copies: resolved by name across shards during linking; now private to the script.
+    if config.mode == RuntimeMode::HostNative {
+        for (name, local) in &functions {
+            if *local {
+                if let Some(f) = module.function(name) {
+                    if !f.is_declaration() {
+                        f.set_linkage(Linkage::Internal);
+                    }
+                }
+            }
+        }
+        for (name, local) in &variables {
+            if *local {
+                if let Some(v) = module.global(name) {
+                    if !v.is_declaration() {
+                        v.set_linkage(Linkage::Internal);
+                    }
+                }
+            }
+        }
+    }
+
+    let t = Instant::now();
+    let stamped = stamp_targets(module, &script_functions, &targets);
+    let stamp_time = t.elapsed();
+
+    let t = Instant::now();
+    module.verify().map_err(|e| Error::Import {
+        module: module_name.clone(),
+        message: format!("the module does not verify after import: {e}"),
+    })?;
+    let verify_time = t.elapsed();
+
+    let mut entries = planned.considered.clone();
+    let script_targets = script_target_attributes(module, &script_functions);
+    for e in &mut entries {
+        match (e.kind, &e.decision) {
+            (SymbolKind::Variable, Decision::Imported) => {
+                let defined = module.global(&e.name).is_some_and(|g| !g.is_declaration());
+                if !defined {
+                    e.decision = Decision::NotImported(Reason::NoDefinitionAvailable);
+                }
+            }
+            (SymbolKind::Function, Decision::Imported) if !e.local_copy => {
+                if let Some((cpu, features)) = targets.get(&e.name) {
+                    e.not_inlinable =
+                        inline_blocker(cpu.as_deref(), features.as_deref(), &script_targets);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut report = ImportReport::new(module_name, entries);
+    report.times.parse_shards = parse_time;
+    report.times.link = link_time;
+    report.times.stamp = stamp_time;
+    report.times.verify = verify_time;
+    report.stamped = stamped;
+    Ok(report)
+}
+
+/// Gives script functions without `target-cpu` / `target-features` those of the imported helpers (the first
+/// imported helper, by name, that has them), so LLVM's inliner accepts the helpers. Returns the names stamped.
+fn stamp_targets(
+    module: &Module<'_>,
+    script_functions: &[String],
+    targets: &BTreeMap<String, (Option<String>, Option<String>)>,
+) -> Vec<String> {
+    let cpu = targets.values().find_map(|(c, _)| c.clone());
+    let features = targets.values().find_map(|(_, f)| f.clone());
+    let ctx = module.context();
+    let mut stamped = Vec::new();
+    for name in script_functions {
+        let Some(f) = module.function(name) else {
+            continue;
+        };
+        let mut changed = false;
+        if let Some(cpu) = &cpu {
+            if f.string_attribute("target-cpu").is_none() {
+                f.set_string_attribute(ctx, "target-cpu", cpu);
+                changed = true;
+            }
+        }
+        if let Some(features) = &features {
+            if f.string_attribute("target-features").is_none() {
+                f.set_string_attribute(ctx, "target-features", features);
+                changed = true;
+            }
+        }
+        if changed {
+            stamped.push(name.clone());
+        }
+    }
+    stamped
+}
+
+/// The distinct (`target-cpu`, `target-features`) pairs of the script's own functions.
+fn script_target_attributes(
+    module: &Module<'_>,
+    script_functions: &[String],
+) -> BTreeSet<(Option<String>, Option<String>)> {
+    script_functions
+        .iter()
+        .filter_map(|n| module.function(n))
+        .map(|f| {
+            (
+                f.string_attribute("target-cpu"),
+                f.string_attribute("target-features"),
+            )
+        })
+        .collect()
+}
+
+fn enabled_features(features: Option<&str>) -> BTreeSet<&str> {
+    features
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|f| f.strip_prefix('+'))
+        .collect()
+}
+
+/// Why LLVM's inliner will refuse a helper with these target attributes in some script function (LLVM's
+/// `areInlineCompatible`: the callee's features must be a subset of the caller's), or `None`.
+fn inline_blocker(
+    cpu: Option<&str>,
+    features: Option<&str>,
+    script: &BTreeSet<(Option<String>, Option<String>)>,
+) -> Option<String> {
+    let callee = enabled_features(features);
+    for (caller_cpu, caller_features) in script {
+        let caller = enabled_features(caller_features.as_deref());
+        let missing: Vec<&str> = callee.difference(&caller).copied().collect();
+        if !missing.is_empty() {
+            return Some(format!(
+                "target-features not a subset of the script's: missing +{}",
+                missing.join(",+")
+            ));
+        }
+        if let (Some(a), Some(b)) = (cpu, caller_cpu.as_deref()) {
+            if a != b {
+                return Some(format!(
+                    "target-cpu `{a}` differs from the script's `{b}` (implied features may not be a subset)"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Runs LLVM's `default<On>` pipeline on `module` for `tm` (setting the module's triple and data layout from
+/// `tm` when it has none). O3 includes `EliminateAvailableExternallyPass`: imported bodies that were not
+/// inlined are dropped and their calls go to the runtime's one copy.
+pub fn optimize(module: &mut Module<'_>, tm: &TargetMachine, level: OptLevel) -> Result<()> {
+    if module.triple().is_empty() {
+        module.set_triple(tm.triple());
+    }
+    if module.data_layout().is_empty() {
+        module.set_data_layout(&tm.data_layout());
+    }
+    module.run_passes(level.pipeline(), Some(tm), &PassOptions::default())?;
+    module.verify()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_subset_rule() {
+        let script: BTreeSet<_> = [(Some("x86-64".to_owned()), Some("+sse2,+cx8".to_owned()))]
+            .into_iter()
+            .collect();
+        assert_eq!(inline_blocker(Some("x86-64"), Some("+sse2"), &script), None);
+        let why = inline_blocker(Some("x86-64"), Some("+sse2,+avx2,-avx512f"), &script).unwrap();
+        assert!(why.contains("+avx2"), "{why}");
+        assert!(!why.contains("avx512f"), "{why}");
+        let why = inline_blocker(Some("skylake"), Some("+sse2"), &script).unwrap();
+        assert!(why.contains("skylake"), "{why}");
+        let unstamped: BTreeSet<_> = [(None, None)].into_iter().collect();
+        assert!(inline_blocker(None, Some("+sse2"), &unstamped).is_some());
+    }
+}
