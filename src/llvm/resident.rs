@@ -147,20 +147,6 @@ impl Module<'_> {
     }
 }
 
-impl Value<'_> {
-    /// The zero-extended value of an integer constant.
-    pub fn const_int_value(self) -> Option<u64> {
-        // SAFETY: LLVMIsAConstantInt accepts any value; the getter is called only on ConstantInts.
-        unsafe {
-            if llvm_sys::core::LLVMIsAConstantInt(self.as_raw()).is_null() {
-                None
-            } else {
-                Some(llvm_sys::core::LLVMConstIntGetZExtValue(self.as_raw()))
-            }
-        }
-    }
-}
-
 impl LlJit {
     /// Runs `names` (functions taken from `llvm.global_ctors` / `llvm.global_dtors` by
     /// [`Module::take_structors`]) in order, looking each one up first. Stops at the first lookup error.

@@ -188,18 +188,6 @@ impl<'ctx> Value<'ctx> {
         unsafe { super::shim::thinjit_set_dso_local(self.raw, dso_local as libc::c_int) }
     }
 
-    /// Takes a global object out of its comdat. A definition made `available_externally` (or `internal`, when a
-    /// whole library is internalized into a script) must not stay in a comdat: the verifier rejects the former,
-    /// and the latter would tie the copy to a group the script does not own.
-    pub fn clear_comdat(self) {
-        // SAFETY: LLVMIsAGlobalObject accepts any value; LLVMSetComdat with a null comdat clears it.
-        unsafe {
-            if !c::LLVMIsAGlobalObject(self.raw).is_null() {
-                c::LLVMSetComdat(self.raw, std::ptr::null_mut());
-            }
-        }
-    }
-
     /// `true` for a global value without a body or initializer.
     pub fn is_declaration(self) -> bool {
         // SAFETY: global value.

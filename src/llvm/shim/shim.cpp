@@ -141,6 +141,8 @@ LLVMModuleRef thinjit_extract_function(LLVMModuleRef src, LLVMValueRef fn, const
     copy->setInitializer(
         MapValue(original->getInitializer(), vmap, RF_None, nullptr, &declarationsOnly));
   return wrap(dst.release());
+}
+
 // Gap: llvm-c cannot stop an LLJITBuilder from resolving JIT'd code against every symbol of the host process
 // (its default "<Process Symbols>" JITDylib searches the whole process); thinjit makes process symbols opt-in.
 // LLJIT's default platform setup requires a process-symbols JITDylib to exist, so give it an empty one

@@ -1,0 +1,411 @@
+//! Measuring one library × strategy: compile every script, JIT it into an LLJIT that holds the helper runtime
+//! once, run its hot loop, and check the helper runtime's semantics.
+//!
+//! In: a [`PreparedLibrary`], its [`Script`]s, a [`Strategy`]. Out: a [`StrategyOutcome`] with per-script
+//! times, object sizes, run times and results, peak RSS, and the two semantic checks (one instance of each
+//! mutable helper global; initializers once).
+//!
+//! The helper runtime is JIT-resident: the summary's promoted library is added to the JIT once, its static
+//! constructors run once and its `atexit` handlers go to a registry run before the JIT is dropped. Host
+//! callbacks the bundled helpers expect (`thinjit_host_*`) are provided here; the constructor event is
+//! counted, which is how "initializers once" is observed from the host.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::report::{Check, Row, StrategyOutcome, Verdict};
+use super::strategy::{compile_script, PreparedLibrary, Strategy};
+use super::workload::{Script, ENTRY};
+use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
+use crate::llvm::resident::{
+    AtExitRegistry, ATEXIT_IMPL, CXA_ATEXIT, DSO_HANDLE, PERSONALITY_PIN_IR, SUPPORT_IR,
+};
+use crate::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use crate::{Error, Result};
+
+/// How many times each script's hot loop is run (the fastest run is reported), and whether to run the
+/// semantic checks.
+#[derive(Clone, Debug)]
+pub struct MeasureOptions {
+    pub repetitions: usize,
+    pub semantic_checks: bool,
+}
+
+impl Default for MeasureOptions {
+    fn default() -> Self {
+        MeasureOptions {
+            repetitions: 3,
+            semantic_checks: true,
+        }
+    }
+}
+
+/// Event code the bundled intern table's constructor reports (`THINJIT_EVENT_INTERN_CTOR`).
+const EVENT_INTERN_CTOR: i32 = 1;
+static HOST_EVENTS: [AtomicI32; 8] = [const { AtomicI32::new(0) }; 8];
+
+extern "C" fn host_event(code: i32) {
+    if let Some(c) = usize::try_from(code).ok().and_then(|i| HOST_EVENTS.get(i)) {
+        c.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+extern "C" fn host_log(_message: *const libc::c_char) {}
+
+/// How many times the helper runtime reported event `code` to the host in this process.
+pub fn host_event_count(code: i32) -> i32 {
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| HOST_EVENTS.get(i))
+        .map_or(0, |c| c.load(Ordering::SeqCst))
+}
+
+/// Peak resident set size of this process so far (`VmHWM` in `/proc/self/status`), KiB.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn jit_error(message: String) -> Error {
+    Error::Jit { message }
+}
+
+/// The C and C++ runtime libraries JIT'd helpers may call into.
+const RUNTIME_LIBRARIES: &[&str] = &["libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1"];
+
+/// An LLJIT holding the helper runtime once, and the scripts added to it.
+struct Runtime {
+    // Field order is drop order: scripts' code goes before the JIT itself.
+    trackers: Vec<ResourceTracker>,
+    atexit: AtExitRegistry,
+    dtors: Vec<String>,
+    jit: LlJit,
+}
+
+impl Runtime {
+    fn new(lib: &PreparedLibrary) -> Result<Runtime> {
+        let jit = LlJit::new_host().map_err(jit_error)?;
+        jit.define_absolute(&[
+            ("thinjit_host_alloc", libc::malloc as usize as u64),
+            ("thinjit_host_free", libc::free as usize as u64),
+            ("thinjit_host_log", host_log as usize as u64),
+            ("thinjit_host_event", host_event as usize as u64),
+            (CXA_ATEXIT, AtExitRegistry::cxa_atexit_address()),
+            (ATEXIT_IMPL, AtExitRegistry::atexit_impl_address()),
+        ])
+        .map_err(jit_error)?;
+        for lib in RUNTIME_LIBRARIES {
+            jit.add_shared_library(std::path::Path::new(lib))
+                .map_err(jit_error)?;
+        }
+        for (name, ir) in [("thinjit-support", SUPPORT_IR), ("thinjit-personality", PERSONALITY_PIN_IR)] {
+            let ctx = Context::new();
+            let m = Module::parse_ir(&ctx, ir.as_bytes(), name)?;
+            jit.add_module(m, None).map_err(jit_error)?;
+        }
+        let dso = jit.lookup(DSO_HANDLE).map_err(jit_error)?;
+        let atexit = AtExitRegistry::new(dso);
+
+        let ctx = Context::new();
+        let mut library = Module::parse_bitcode(&ctx, lib.summary.library_bitcode()?, &lib.name)?;
+        let structors = library.take_structors();
+        library.redirect_atexit();
+        jit.add_module(library, None).map_err(jit_error)?;
+        jit.run_structors(structors.ctors()).map_err(jit_error)?;
+        Ok(Runtime {
+            trackers: Vec::new(),
+            atexit,
+            dtors: structors.dtors().to_vec(),
+            jit,
+        })
+    }
+
+    /// Adds an optimized script under its own tracker, runs its static constructors (only a script that
+    /// carries private copies of helper state has any) and returns its entry's address.
+    fn add_script(&mut self, mut module: Module<'_>, entry: &str) -> Result<(JitEntry, Duration)> {
+        let structors = module.take_structors();
+        module.redirect_atexit();
+        let tracker = self.jit.create_tracker();
+        let t = Instant::now();
+        self.jit
+            .add_module(module, Some(&tracker))
+            .map_err(jit_error)?;
+        let address = self.jit.lookup(entry).map_err(jit_error)?;
+        let elapsed = t.elapsed();
+        self.trackers.push(tracker);
+        self.jit
+            .run_structors(structors.ctors())
+            .map_err(jit_error)?;
+        Ok((JitEntry(address), elapsed))
+    }
+
+    fn call(&self, entry: JitEntry, n: i64) -> i64 {
+        call_entry(&JitFunction::new(entry.0, &self.jit), n)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // atexit handlers (and the library's destructors) point into JIT'd code: run them while it is loaded.
+        self.atexit.run();
+        let _ = self.jit.run_structors(&self.dtors);
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct JitEntry(u64);
+
+/// Calls a script's `i64 bench_main(i64)`.
+#[allow(unsafe_code)]
+fn call_entry(f: &JitFunction<'_, extern "C" fn(i64) -> i64>, n: i64) -> i64 {
+    // SAFETY: the address comes from a successful lookup of a script entry whose IR signature was checked to
+    // be `i64 (i64)` before compilation (`check_entry_signature`); the JIT that owns the code is borrowed by
+    // `f`. The scripts only call the helper runtime, which is loaded in the same JIT.
+    unsafe { f.call(n) }
+}
+
+/// Checks that `entry` is defined in `ir` as `i64 @entry(i64 ...)`, so calling it as `extern "C" fn(i64) ->
+/// i64` is sound.
+pub fn check_entry_signature(ir: &str, entry: &str) -> Result<()> {
+    let needle = format!("@{entry}(");
+    let bad = |why: &str| Error::Symbol {
+        symbol: entry.to_owned(),
+        message: format!("benchmark entry must be defined as `i64 @{entry}(i64)`: {why}"),
+    };
+    let line = ir
+        .lines()
+        .find(|l| l.trim_start().starts_with("define") && l.contains(&needle))
+        .ok_or_else(|| bad("no definition"))?;
+    let (head, rest) = line.split_once(&needle).ok_or_else(|| bad("no definition"))?;
+    if head.split_whitespace().last() != Some("i64") {
+        return Err(bad("return type is not i64"));
+    }
+    let params = rest.split(')').next().unwrap_or("");
+    let params: Vec<&str> = params.split(',').map(str::trim).collect();
+    if params.len() != 1 || params[0].split_whitespace().next() != Some("i64") {
+        return Err(bad("parameters are not (i64)"));
+    }
+    Ok(())
+}
+
+/// Gives every external definition of `ir` a `.<suffix>` so several scripts (or two copies of one) can live in
+/// one JIT. Returns the new IR and the renamed entry.
+fn rename_definitions(ir: &str, suffix: &str) -> Result<(String, String)> {
+    let ctx = Context::new();
+    let module = Module::parse_ir(&ctx, ir.as_bytes(), suffix)?;
+    for f in module.functions() {
+        if !f.is_declaration() && !f.linkage().is_local() {
+            f.set_name(&format!("{}.{suffix}", f.name()));
+        }
+    }
+    Ok((module.print(), format!("{ENTRY}.{suffix}")))
+}
+
+struct Measured {
+    row: Row,
+    entry: Option<JitEntry>,
+}
+
+fn compile_and_add(
+    rt: &mut Runtime,
+    lib: &PreparedLibrary,
+    strategy: Strategy,
+    tm: &TargetMachine,
+    name: &str,
+    ir: &str,
+    suffix: &str,
+) -> Result<Measured> {
+    check_entry_signature(ir, ENTRY)?;
+    let (ir, entry) = rename_definitions(ir, suffix)?;
+    let ctx = Context::new();
+    let compiled = compile_script(&ctx, name, &ir, strategy, lib, tm)?;
+    let object_bytes = tm.emit_object(&compiled.module)?.len();
+    let mut row = Row {
+        script: name.to_owned(),
+        import_ms: ms(compiled.import_time),
+        optimize_ms: ms(compiled.optimize_time),
+        linked_functions: compiled.linked_functions,
+        copied_functions: compiled.defined_functions_after,
+        object_bytes,
+        ..Row::default()
+    };
+    let (entry, materialize) = rt.add_script(compiled.module, &entry)?;
+    row.materialize_ms = ms(materialize);
+    Ok(Measured {
+        row,
+        entry: Some(entry),
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Compiles, JITs and runs every script of `lib` with `strategy` in one fresh runtime, then runs the semantic
+/// checks. Failures of single scripts are recorded in their rows; a failure to set up the runtime is recorded
+/// in the outcome's `error`.
+pub fn measure(
+    lib: &PreparedLibrary,
+    scripts: &[Script],
+    strategy: Strategy,
+    options: &MeasureOptions,
+) -> StrategyOutcome {
+    let mut outcome = StrategyOutcome {
+        library: lib.name.clone(),
+        library_functions: lib.functions,
+        strategy: strategy.label(),
+        ..StrategyOutcome::default()
+    };
+    let ctor_events_before = host_event_count(EVENT_INTERN_CTOR);
+    let t = Instant::now();
+    let tm = match TargetMachine::host(CodeGenOpt::Default) {
+        Ok(tm) => tm,
+        Err(e) => {
+            outcome.error = Some(e.to_string());
+            return outcome;
+        }
+    };
+    let mut rt = match Runtime::new(lib) {
+        Ok(rt) => rt,
+        Err(e) => {
+            outcome.error = Some(e.to_string());
+            return outcome;
+        }
+    };
+    outcome.setup_ms = ms(t.elapsed());
+
+    for (k, script) in scripts.iter().enumerate() {
+        let suffix = format!("s{k}");
+        let mut row = match compile_and_add(
+            &mut rt,
+            lib,
+            strategy,
+            &tm,
+            &script.name,
+            &script.ir,
+            &suffix,
+        ) {
+            Ok(Measured {
+                row,
+                entry: Some(entry),
+            }) => {
+                let mut row = row;
+                let mut best = f64::MAX;
+                for _ in 0..options.repetitions.max(1) {
+                    let t = Instant::now();
+                    let r = rt.call(entry, script.iterations);
+                    best = best.min(ms(t.elapsed()));
+                    row.result = Some(r);
+                }
+                row.run_ms = Some(best);
+                row
+            }
+            Ok(Measured { row, entry: None }) => row,
+            Err(e) => Row {
+                script: script.name.clone(),
+                error: Some(e.to_string()),
+                ..Row::default()
+            },
+        };
+        row.iterations = script.iterations;
+        row.expected = script.expected;
+        row.call_heavy = script.call_heavy;
+        outcome.rows.push(row);
+    }
+
+    if options.semantic_checks && lib.summary.index().function("rt_counter_increment").is_some() {
+        outcome.one_instance = check_one_instance(&mut rt, lib, strategy, &tm);
+        outcome.init_once = check_init_once(&mut rt, lib, strategy, &tm, ctor_events_before);
+    }
+    drop(rt);
+    outcome.peak_rss_kib = peak_rss_kib();
+    outcome
+}
+
+/// The host's view of the shared counter: `rt_counter_get` of the resident runtime, called from a tiny
+/// uninlined probe.
+const HOST_PROBE: &str = r#"
+declare i64 @rt_counter_get()
+define i64 @bench_main(i64 %n) {
+  %r = call i64 @rt_counter_get()
+  ret i64 %r
+}
+"#;
+
+fn run_once(
+    rt: &mut Runtime,
+    lib: &PreparedLibrary,
+    strategy: Strategy,
+    tm: &TargetMachine,
+    name: &str,
+    ir: &str,
+    n: i64,
+) -> Result<i64> {
+    let measured = compile_and_add(rt, lib, strategy, tm, name, ir, name)?;
+    let entry = measured.entry.ok_or_else(|| Error::Jit {
+        message: format!("{name}: no entry"),
+    })?;
+    Ok(rt.call(entry, n))
+}
+
+/// Two copies of `counter.ll` bump `rt_shared_counter` 3 and 4 times; the host must see one counter at +7.
+fn check_one_instance(
+    rt: &mut Runtime,
+    lib: &PreparedLibrary,
+    strategy: Strategy,
+    tm: &TargetMachine,
+) -> Check {
+    let result = (|| -> Result<Check> {
+        let base = run_once(rt, lib, Strategy::None, tm, "probe0", HOST_PROBE, 1)?;
+        let a = run_once(rt, lib, strategy, tm, "counter_a", super::workload::bundled::COUNTER, 3)?;
+        let b = run_once(rt, lib, strategy, tm, "counter_b", super::workload::bundled::COUNTER, 4)?;
+        let host = run_once(rt, lib, Strategy::None, tm, "probe1", HOST_PROBE, 1)?;
+        let (a, b, host) = (a - base, b - base, host - base);
+        let detail = format!(
+            "script A saw {a}, script B saw {b}, host saw {host} (one counter: 3, 7, 7)"
+        );
+        let verdict = if (a, b, host) == (3, 7, 7) {
+            Verdict::Ok
+        } else {
+            Verdict::Broken
+        };
+        Ok(Check { verdict, detail })
+    })();
+    result.unwrap_or_else(|e| Check {
+        verdict: Verdict::Broken,
+        detail: format!("check failed: {e}"),
+    })
+}
+
+/// `initonce.ll` must see the intern table constructed exactly once and live; the host must have seen the
+/// constructor run exactly once in this runtime.
+fn check_init_once(
+    rt: &mut Runtime,
+    lib: &PreparedLibrary,
+    strategy: Strategy,
+    tm: &TargetMachine,
+    ctor_events_before: i32,
+) -> Check {
+    let result = (|| -> Result<Check> {
+        let r = run_once(rt, lib, strategy, tm, "initonce", super::workload::bundled::INITONCE, 1)?;
+        let runs = host_event_count(EVENT_INTERN_CTOR) - ctor_events_before;
+        let (seen, live) = (r / 10, r % 10 == 1);
+        let detail = format!(
+            "constructor ran {runs} time(s) in one engine; the script saw {seen} run(s), table live: {live}"
+        );
+        let verdict = if runs == 1 && seen == 1 && live {
+            Verdict::Ok
+        } else {
+            Verdict::Broken
+        };
+        Ok(Check { verdict, detail })
+    })();
+    result.unwrap_or_else(|e| Check {
+        verdict: Verdict::Broken,
+        detail: format!("check failed: {e}"),
+    })
+}
