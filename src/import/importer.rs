@@ -32,6 +32,20 @@ pub trait ShardSource {
     fn triple(&self) -> &str;
 }
 
+impl ShardSource for crate::summary::Summary {
+    fn index(&self) -> &SummaryIndex {
+        crate::summary::Summary::index(self)
+    }
+
+    fn shard(&self, f: &FunctionSummary) -> Result<&[u8]> {
+        crate::summary::Summary::shard(self, f)
+    }
+
+    fn triple(&self) -> &str {
+        &self.header().target_triple
+    }
+}
+
 /// Optimization level of [`optimize`].
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
@@ -168,6 +182,7 @@ fn execute<S: ShardSource + ?Sized>(
     let mut link_time = std::time::Duration::ZERO;
     // Target attributes of the imported helpers, by name.
     let mut targets: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
+    let mut shards = Vec::with_capacity(planned.functions.len());
     for planned_fn in &planned.functions {
         let Some(f) = index.function(&planned_fn.name) else {
             continue;
@@ -213,11 +228,15 @@ fn execute<S: ShardSource + ?Sized>(
                 }
             }
         }
+        shards.push(shard);
         parse_time += t.elapsed();
-        let t = Instant::now();
-        module.link_in(shard)?;
-        link_time += t.elapsed();
     }
+    // Every shard parsed: only now is the script modified.
+    let t = Instant::now();
+    for shard in shards {
+        module.link_in(shard)?;
+    }
+    link_time += t.elapsed();
 
     // Host-native local copies: resolved by name across shards during linking; now private to the script.
     if config.mode == RuntimeMode::HostNative {

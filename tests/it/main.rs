@@ -1,7 +1,9 @@
 //! thinjit's one integration-test binary (every test binary links LLVM, so there is only one).
 
 mod common;
+mod conformance;
 mod helpers;
+mod import;
 mod llvm_layer;
 mod orc;
 mod summary;
