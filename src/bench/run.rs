@@ -90,10 +90,10 @@ impl Runtime {
     fn new(lib: &PreparedLibrary) -> Result<Runtime> {
         let jit = LlJit::new_host().map_err(jit_error)?;
         jit.define_absolute(&[
-            ("thinjit_host_alloc", libc::malloc as usize as u64),
-            ("thinjit_host_free", libc::free as usize as u64),
-            ("thinjit_host_log", host_log as usize as u64),
-            ("thinjit_host_event", host_event as usize as u64),
+            ("thinjit_host_alloc", libc::malloc as *const () as usize as u64),
+            ("thinjit_host_free", libc::free as *const () as usize as u64),
+            ("thinjit_host_log", host_log as *const () as usize as u64),
+            ("thinjit_host_event", host_event as *const () as usize as u64),
             (CXA_ATEXIT, AtExitRegistry::cxa_atexit_address()),
             (ATEXIT_IMPL, AtExitRegistry::atexit_impl_address()),
         ])

@@ -252,12 +252,16 @@ fn make_available_externally(library: &Module<'_>) {
 }
 
 /// `full-link-internalize`: every definition except the script's own becomes `internal` — the callback the
-/// seed passed to `Linker::linkModules`.
+/// seed passed to `Linker::linkModules`. Internalized functions get the module's name as a suffix: the JIT
+/// gives a script's static constructors external names to run them, and those must not clash with the
+/// runtime's.
 fn internalize_except(module: &Module<'_>, own: &BTreeSet<String>) {
+    let suffix = module.name();
     for f in module.functions() {
         if !f.is_declaration() && !f.linkage().is_local() && !own.contains(&f.name()) {
             f.set_linkage(Linkage::Internal);
             f.clear_comdat();
+            f.set_name(&format!("{}.{suffix}", f.name()));
         }
     }
     for g in module.globals() {

@@ -3,6 +3,7 @@
 mod common;
 mod conformance;
 mod helpers;
+mod bench_harness;
 mod import;
 mod llvm_layer;
 mod orc;
