@@ -86,3 +86,80 @@ fn library_inputs(workload: &Workload, cache_dir: &Path) -> Result<Vec<PathBuf>>
         }
     }
 }
+
+/// The libraries a full run measures, smallest first.
+pub const ALL_LIBRARIES: &[&str] = &["helpers", "zlib", "synth-1k", "synth-10k", "sqlite", "synth-100k"];
+
+/// The libraries the quick mode (demo) measures.
+pub const QUICK_LIBRARIES: &[&str] = &["helpers", "synth-1k", "zlib"];
+
+/// Seed of the synthetic libraries.
+pub const SYNTH_SEED: u64 = 7;
+
+/// The workload called `name` (`helpers`, `zlib`, `sqlite`, `synth-<n>[k]`) with `scale` × its default
+/// iteration counts. Real libraries are located through `workspace_manifest` and compiled into `cache_dir`.
+pub fn workload_by_name(
+    name: &str,
+    scale: f64,
+    workspace_manifest: &Path,
+    cache_dir: &Path,
+) -> Result<Workload> {
+    match name {
+        "helpers" => Ok(workload::helpers_workload(scale)),
+        "zlib" => reallib::workload(&reallib::ZLIB, workspace_manifest, cache_dir, scale),
+        "sqlite" => reallib::workload(&reallib::SQLITE, workspace_manifest, cache_dir, scale),
+        other => match workload::parse_synthetic_name(other) {
+            Some(n) => Ok(workload::synthetic_workload(n, SYNTH_SEED, scale)),
+            None => Err(Error::Config {
+                message: format!(
+                    "unknown benchmark library `{other}` (helpers, zlib, sqlite, synth-<n> or synth-<n>k)"
+                ),
+            }),
+        },
+    }
+}
+
+/// The workspace manifest thinjit was built from (locates the real libraries' crates).
+pub fn workspace_manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")
+}
+
+/// CPU model, logical cores and memory of this machine, from `/proc`.
+pub fn machine_description() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(0.0, |kib| kib as f64 / 1024.0 / 1024.0);
+    format!("{model}, {cores} cores, {mem_gib:.0} GiB")
+}
+
+/// The current UTC time as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, (rem % 3600) / 60)
+}

@@ -209,6 +209,29 @@ impl BenchReport {
         s
     }
 
+    /// For scripts with no reference result (synthetic ones), takes the `none` strategy's result as the
+    /// expected one, so that every other strategy is checked against it.
+    pub fn fill_expected_from_none(&mut self) {
+        let reference: BTreeMap<(String, String), i64> = self
+            .outcomes
+            .iter()
+            .filter(|o| o.strategy == "none")
+            .flat_map(|o| {
+                o.rows.iter().filter_map(move |r| {
+                    r.result
+                        .map(|v| ((o.library.clone(), r.script.clone()), v))
+                })
+            })
+            .collect();
+        for o in &mut self.outcomes {
+            for r in &mut o.rows {
+                if r.expected.is_none() {
+                    r.expected = reference.get(&(o.library.clone(), r.script.clone())).copied();
+                }
+            }
+        }
+    }
+
     /// Per library × strategy: mean compile latency, its ratio to `none` and `full-link`, setup, peak RSS,
     /// correctness and the semantic checks.
     pub fn summary_markdown(&self) -> String {

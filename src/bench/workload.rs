@@ -320,3 +320,65 @@ pub fn expected_mix(n: i64) -> i64 {
     }
     acc
 }
+
+/// A synthetic library of `functions` functions (`crate::synth`) with two scripts calling 3 and 10 of its
+/// external functions. Their results are checked against the `none` strategy's.
+pub fn synthetic_workload(functions: usize, seed: u64, scale: f64) -> Workload {
+    let iterations = ((20_000.0 * scale) as i64).max(1);
+    let scripts = [3usize, 10]
+        .iter()
+        .map(|&k| Script {
+            name: format!("synth-call{k}"),
+            ir: format!(
+                "{}{SYNTH_DRIVER}",
+                crate::synth::generate_script(functions, k, seed + k as u64)
+            ),
+            iterations,
+            expected: None,
+            call_heavy: false,
+        })
+        .collect();
+    Workload {
+        library: synthetic_name(functions),
+        source: LibrarySource::Synthetic { functions, seed },
+        scripts,
+    }
+}
+
+/// `synth-1k`, `synth-10k`, `synth-100k`, or `synth-<n>`.
+pub fn synthetic_name(functions: usize) -> String {
+    if functions >= 1000 && functions % 1000 == 0 {
+        format!("synth-{}k", functions / 1000)
+    } else {
+        format!("synth-{functions}")
+    }
+}
+
+/// Parses a [`synthetic_name`].
+pub fn parse_synthetic_name(name: &str) -> Option<usize> {
+    let n = name.strip_prefix("synth-")?;
+    match n.strip_suffix('k') {
+        Some(k) => k.parse::<usize>().ok().map(|k| k * 1000),
+        None => n.parse().ok(),
+    }
+}
+
+/// The benchmark driver appended to a synthetic script: sums `script_main(i)` over `0..n`.
+const SYNTH_DRIVER: &str = r#"
+define i64 @bench_main(i64 %n) {
+entry:
+  br label %loop
+
+loop:
+  %i = phi i64 [ 0, %entry ], [ %i.next, %loop ]
+  %acc = phi i64 [ 0, %entry ], [ %acc.next, %loop ]
+  %v = call i64 @script_main(i64 %i)
+  %acc.next = add i64 %acc, %v
+  %i.next = add i64 %i, 1
+  %more = icmp ult i64 %i.next, %n
+  br i1 %more, label %loop, label %exit
+
+exit:
+  ret i64 %acc.next
+}
+"#;
