@@ -13,5 +13,6 @@ pub mod llvm;
 pub mod bench;
 pub mod import;
 pub mod summary;
+pub mod synth;
 
 pub use error::{Error, Result};

@@ -1,1 +1,194 @@
-fn main() {}
+//! `precompute-summary`: builds a thinjit summary (index + shards + promoted library) from helper inputs.
+//!
+//! ```text
+//! precompute-summary helpers/ extra.bc -o helpers.thinjit [--clang-arg=-I...] [-j N] [-q]
+//! precompute-summary --per-input helpers/ -o parts/        # one partial summary per input
+//! precompute-summary merge parts/*.thinjit-part -o helpers.thinjit
+//! ```
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use thinjit::summary::{BuildOptions, Stage, Summary};
+
+/// Builds a thinjit module summary of a C/C++ helper library.
+#[derive(Parser, Debug)]
+#[command(version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Inputs: .bc, .ll, .c, .cpp files and directories of them.
+    inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    build: BuildArgs,
+    /// Write one partial summary per input into the directory given with -o (for `merge`).
+    #[arg(long)]
+    per_input: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct BuildArgs {
+    /// Output file (a directory with --per-input).
+    #[arg(short, long, global = true)]
+    output: Option<PathBuf>,
+    /// Extra argument for clang when compiling C/C++ inputs (repeatable).
+    #[arg(long = "clang-arg", value_name = "ARG", allow_hyphen_values = true)]
+    clang_args: Vec<String>,
+    /// Worker threads (default: one per core).
+    #[arg(short, long, global = true)]
+    jobs: Option<usize>,
+    /// No progress bar.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Merges partial summaries (from --per-input) into the summary a one-shot build gives, byte for byte.
+    Merge {
+        /// Partial summaries.
+        #[arg(required = true)]
+        partials: Vec<PathBuf>,
+    },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {}", error_text(&e));
+        std::process::exit(1);
+    }
+}
+
+fn progress_bar(quiet: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    if quiet || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn options(args: &BuildArgs, bar: &ProgressBar) -> BuildOptions {
+    let bar = bar.clone();
+    BuildOptions {
+        clang_args: args.clang_args.clone(),
+        jobs: args.jobs,
+        progress: Some(Arc::new(move |p| {
+            bar.set_message(match p.stage {
+                Stage::Compile => "reading",
+                Stage::Parse => "promoting",
+                Stage::Link => "linking",
+                Stage::Analyze => "analyzing",
+            });
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+        })),
+    }
+}
+
+fn output(args: &BuildArgs) -> Result<&Path> {
+    args.output
+        .as_deref()
+        .context("no output given (use -o FILE)")
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let start = Instant::now();
+    let bar = progress_bar(cli.build.quiet);
+    let opts = options(&cli.build, &bar);
+    let out = output(&cli.build)?;
+    match &cli.command {
+        Some(Command::Merge { partials }) => {
+            let loaded = partials
+                .iter()
+                .map(|p| Summary::load(p))
+                .collect::<thinjit::Result<Vec<_>>>()?;
+            let summary = Summary::merge(&loaded, &opts)?;
+            bar.finish_and_clear();
+            summary
+                .write(out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            report(&summary, out, start);
+        }
+        None if cli.per_input => {
+            anyhow::ensure!(!cli.inputs.is_empty(), "no inputs given");
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            let partials = Summary::build_partials(&cli.inputs, &opts)?;
+            bar.finish_and_clear();
+            for p in &partials {
+                let input = &p.header().inputs[0].name;
+                let file = out.join(partial_file_name(input));
+                p.write(&file)
+                    .with_context(|| format!("writing {}", file.display()))?;
+                println!("{} -> {}", input, file.display());
+            }
+            println!(
+                "{} partial summaries in {:.2}s",
+                partials.len(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+        None => {
+            anyhow::ensure!(!cli.inputs.is_empty(), "no inputs given");
+            let summary = Summary::build(&cli.inputs, &opts)?;
+            bar.finish_and_clear();
+            summary
+                .write(out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            report(&summary, out, start);
+        }
+    }
+    Ok(())
+}
+
+/// `dir/sub/file.c` → `dir_sub_file.c.thinjit-part`: one distinct, readable name per input.
+fn partial_file_name(input: &str) -> String {
+    let flat: String = input
+        .trim_start_matches("./")
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| if c == '/' || c == '\\' { '_' } else { c })
+        .collect();
+    format!("{flat}.thinjit-part")
+}
+
+fn report(summary: &Summary, out: &Path, start: Instant) {
+    let functions = &summary.index().functions;
+    let importable = functions.iter().filter(|f| f.is_eligible()).count();
+    let shard_bytes: u64 = functions
+        .iter()
+        .filter_map(|f| f.shard.map(|r| r.len))
+        .sum();
+    println!(
+        "{}: {} functions, {} importable, {} variables, {} shard bytes, {:.2}s",
+        out.display(),
+        functions.len(),
+        importable,
+        summary.index().variables.len(),
+        shard_bytes,
+        start.elapsed().as_secs_f64()
+    );
+}
+
+/// `error: …` with the cause chain, skipping causes the message already quotes (thinjit errors include their
+/// source's text).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
+}

@@ -384,16 +384,18 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
 
     // Link in name order, in one context.
     options.report(Stage::Link, 0, 1);
+    // The first input is the destination (linking into an empty module would copy it for nothing).
     let ctx = Context::new();
-    let mut library = Module::new(&ctx, "thinjit-helpers");
+    let mut library = Module::parse_bitcode(&ctx, &promoted[0].bitcode, &promoted[0].name)?;
+    for p in &promoted[1..] {
+        let m = Module::parse_bitcode(&ctx, &p.bitcode, &p.name)?;
+        library.link_in(m)?;
+    }
+    library.set_name("thinjit-helpers");
     library.set_source_name("thinjit-helpers");
     if let Some(p) = promoted.iter().find(|p| !p.triple.is_empty()) {
         library.set_triple(&p.triple);
         library.set_data_layout(&p.data_layout);
-    }
-    for p in &promoted {
-        let m = Module::parse_bitcode(&ctx, &p.bitcode, &p.name)?;
-        library.link_in(m)?;
     }
     library.verify()?;
     let library_bc = library.write_bitcode();

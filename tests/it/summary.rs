@@ -551,3 +551,179 @@ fn progress_is_reported() {
     Summary::build(&common::helper_bitcode(), &opts).unwrap();
     assert!(calls.load(Ordering::Relaxed) >= 4);
 }
+
+#[test]
+fn synthetic_libraries_summarize_and_scripts_link() {
+    use thinjit::synth;
+    let dir = tempfile::tempdir().unwrap();
+    let text = synth::generate_library(300, 7);
+    assert_eq!(text, synth::generate_library(300, 7), "deterministic");
+    assert_ne!(text, synth::generate_library(300, 8));
+    let lib = write(dir.path(), "synth.ll", &text);
+    let s = Summary::build(std::slice::from_ref(&lib), &BuildOptions::default()).unwrap();
+    assert_eq!(s.index().functions.len(), 300);
+    assert!(s.index().functions.iter().all(|f| f.is_eligible()));
+    // Statics are promoted; tables are importable constants; counters are mutable.
+    let promoted = s
+        .index()
+        .functions
+        .iter()
+        .filter(|f| f.original_name.is_some())
+        .count();
+    assert_eq!(
+        promoted,
+        (0..300).filter(|&i| synth::is_internal(i)).count()
+    );
+    assert!(s
+        .index()
+        .variables
+        .iter()
+        .any(|v| v.constant && v.importable_initializer));
+    assert!(s.index().variables.iter().any(|v| !v.constant));
+    assert!(s
+        .index()
+        .variables
+        .iter()
+        .any(|v| v.original_name.is_some()));
+    // Long tail: some big functions, mostly small ones; a real call graph.
+    let sizes: Vec<u32> = s
+        .index()
+        .functions
+        .iter()
+        .map(|f| f.instruction_count)
+        .collect();
+    let small = sizes.iter().filter(|&&n| n < 30).count();
+    assert!(small > 150 && sizes.iter().any(|&n| n > 100), "{sizes:?}");
+    let edges: usize = s.index().functions.iter().map(|f| f.calls.len()).sum();
+    assert!(edges > 200 && edges < 1200, "{edges}");
+
+    let script = synth::generate_script(300, 5, 1);
+    let ctx = Context::new();
+    let m = Module::parse_ir(&ctx, script.as_bytes(), "script.ll").unwrap();
+    m.verify().unwrap();
+    let declared: Vec<String> = m
+        .functions()
+        .filter(|f| f.is_declaration())
+        .map(|f| f.name())
+        .collect();
+    assert_eq!(declared.len(), 5);
+    for d in &declared {
+        assert!(function(&s, d).is_eligible(), "{d}");
+        assert_eq!(function(&s, d).linkage, Linkage::External);
+    }
+}
+
+fn run_bin(bin: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(bin).args(args).output().unwrap()
+}
+
+#[test]
+fn cli_builds_merges_and_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let pre = env!("CARGO_BIN_EXE_precompute-summary");
+    let thinjit = env!("CARGO_BIN_EXE_thinjit");
+    let inputs = common::helper_bitcode();
+    let one = dir.path().join("one.thinjit");
+    let mut args: Vec<&std::ffi::OsStr> = inputs.iter().map(|p| p.as_os_str()).collect();
+    args.extend(["-o".as_ref(), one.as_os_str(), "-j".as_ref(), "2".as_ref()]);
+    let out = run_bin(pre, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        line.contains("functions") && line.contains("importable") && line.contains("shard bytes"),
+        "{line}"
+    );
+    // Not a terminal: no progress bar on stderr.
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(&one).unwrap() == helpers().to_bytes());
+
+    let parts = dir.path().join("parts");
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--per-input".as_ref()];
+    args.extend(inputs.iter().map(|p| p.as_os_str()));
+    args.extend(["-o".as_ref(), parts.as_os_str()]);
+    let out = run_bin(pre, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let part_files: Vec<PathBuf> = std::fs::read_dir(&parts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(part_files.len(), inputs.len());
+    let merged = dir.path().join("merged.thinjit");
+    let mut args: Vec<&std::ffi::OsStr> = vec!["merge".as_ref()];
+    args.extend(part_files.iter().map(|p| p.as_os_str()));
+    args.extend(["-o".as_ref(), merged.as_os_str()]);
+    let out = run_bin(pre, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(&merged).unwrap() == std::fs::read(&one).unwrap());
+
+    let out = run_bin(
+        thinjit,
+        &["summary".as_ref(), "show".as_ref(), one.as_os_str()],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "rt_sum_varargs",
+        "NOT importable: variadic (calls va_start)",
+        "NOT importable: contains inline asm",
+        "NOT importable: takes a blockaddress",
+        "NOT importable: optnone",
+        "NOT importable: interposable linkage",
+        "static `clamp_small`",
+        "WeakOdr (was LinkOnceOdr)",
+        "[noinline]",
+        "[alwaysinline]",
+        "initializers: 1",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+    let out = run_bin(
+        thinjit,
+        &[
+            "summary".as_ref(),
+            "show".as_ref(),
+            "--json".as_ref(),
+            one.as_os_str(),
+        ],
+    );
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["index"]["functions"].as_array().unwrap().len(),
+        helpers().index().functions.len()
+    );
+    assert_eq!(
+        json["header"]["llvm_version"],
+        thinjit::llvm::llvm_version()
+    );
+
+    // Errors: message names the file, exit status 1, no output file left behind.
+    let bad = write(dir.path(), "bad.ll", "this is not IR\n");
+    let target = dir.path().join("never.thinjit");
+    let out = run_bin(pre, &[bad.as_os_str(), "-o".as_ref(), target.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.ll"));
+    assert!(!target.exists());
+    let out = run_bin(
+        thinjit,
+        &["summary".as_ref(), "show".as_ref(), bad.as_os_str()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad magic"));
+}
