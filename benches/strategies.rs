@@ -1,5 +1,5 @@
 //! `cargo bench --bench strategies [-- --quick] [--libraries a,b] [--strategies x,y] [--scale F]
-//! [--in-process] [--out DIR]`: every import strategy side by side on the bundled helpers, synthetic libraries
+//! [--repetitions N] [--compile-repetitions N] [--in-process] [--out DIR]`: every import strategy side by side on the bundled helpers, synthetic libraries
 //! and real C libraries. Each library × strategy runs in its own child process (clean peak RSS). Writes
 //! `report.md`, `report.csv`, `compile-latency.svg` and `report.json` to `target/thinjit-bench/` and prints
 //! the markdown to stdout; progress goes to stderr.
@@ -16,6 +16,7 @@ struct Args {
     strategies: Vec<Strategy>,
     scale: f64,
     repetitions: usize,
+    compile_repetitions: usize,
     isolate: bool,
     out: PathBuf,
     child: Option<(String, String)>,
@@ -28,6 +29,7 @@ fn parse_args() -> Result<Args> {
         strategies: Strategy::all(),
         scale: 1.0,
         repetitions: 3,
+        compile_repetitions: 3,
         isolate: true,
         out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/thinjit-bench"),
         child: None,
@@ -52,6 +54,9 @@ fn parse_args() -> Result<Args> {
             }
             "--scale" => scale = Some(value("--scale")?.parse()?),
             "--repetitions" => args.repetitions = value("--repetitions")?.parse()?,
+            "--compile-repetitions" => {
+                args.compile_repetitions = value("--compile-repetitions")?.parse()?
+            }
             "--in-process" => args.isolate = false,
             "--out" => args.out = PathBuf::from(value("--out")?),
             "--child" => {
@@ -74,6 +79,7 @@ fn parse_args() -> Result<Args> {
     args.scale = scale.unwrap_or(if args.quick { 0.05 } else { 1.0 });
     if args.quick {
         args.repetitions = args.repetitions.min(2);
+        args.compile_repetitions = args.compile_repetitions.min(2);
     }
     Ok(args)
 }
@@ -92,7 +98,10 @@ fn main() -> Result<()> {
         outcomes: Vec::new(),
     };
     for lib in &args.libraries {
-        eprintln!("[strategies] {lib}: preparing (summary build, cached in {})", cache.display());
+        eprintln!(
+            "[strategies] {lib}: preparing (summary build, cached in {})",
+            cache.display()
+        );
         let t = std::time::Instant::now();
         let workload =
             bench::workload_by_name(lib, args.scale, &bench::workspace_manifest(), &cache)?;
@@ -168,6 +177,7 @@ fn main() -> Result<()> {
 fn options(args: &Args) -> MeasureOptions {
     MeasureOptions {
         repetitions: args.repetitions,
+        compile_repetitions: args.compile_repetitions,
         semantic_checks: true,
     }
 }
@@ -179,6 +189,10 @@ fn run_child(args: &Args, lib: &str, strategy: Strategy) -> Result<StrategyOutco
         .args(["--child", lib, &strategy.label()])
         .args(["--scale", &args.scale.to_string()])
         .args(["--repetitions", &args.repetitions.to_string()])
+        .args([
+            "--compile-repetitions",
+            &args.compile_repetitions.to_string(),
+        ])
         .arg("--out")
         .arg(&args.out)
         .output()?;
@@ -194,14 +208,15 @@ fn run_child(args: &Args, lib: &str, strategy: Strategy) -> Result<StrategyOutco
                 .join(" / ")
         );
     }
-    let mut outcome: StrategyOutcome = serde_json::from_slice(&out.stdout)
-        .context("child process output is not an outcome")?;
+    let mut outcome: StrategyOutcome =
+        serde_json::from_slice(&out.stdout).context("child process output is not an outcome")?;
     outcome.isolated = true;
     Ok(outcome)
 }
 
 fn child(args: &Args, cache: &Path, lib: &str, strategy: &str) -> Result<()> {
-    let strategy = Strategy::parse(strategy).with_context(|| format!("unknown strategy {strategy}"))?;
+    let strategy =
+        Strategy::parse(strategy).with_context(|| format!("unknown strategy {strategy}"))?;
     let workload = bench::workload_by_name(lib, args.scale, &bench::workspace_manifest(), cache)?;
     let t = std::time::Instant::now();
     let prepared = bench::load_prepared(lib, cache)?;

@@ -88,7 +88,14 @@ fn library_inputs(workload: &Workload, cache_dir: &Path) -> Result<Vec<PathBuf>>
 }
 
 /// The libraries a full run measures, smallest first.
-pub const ALL_LIBRARIES: &[&str] = &["helpers", "zlib", "synth-1k", "synth-10k", "sqlite", "synth-100k"];
+pub const ALL_LIBRARIES: &[&str] = &[
+    "helpers",
+    "zlib",
+    "synth-1k",
+    "synth-10k",
+    "sqlite",
+    "synth-100k",
+];
 
 /// The libraries the quick mode (demo) measures.
 pub const QUICK_LIBRARIES: &[&str] = &["helpers", "synth-1k", "zlib"];
@@ -161,5 +168,9 @@ pub fn utc_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, (rem % 3600) / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
 }

@@ -101,7 +101,11 @@ pub fn locate_crate(workspace_manifest: &Path, crate_name: &str) -> Result<PathB
 
 /// Compiles `lib`'s sources under `crate_root` to bitcode in `cache_dir/<name>/`, reusing files that exist and
 /// are newer than their source. Returns the bitcode files in source order.
-pub fn compile_bitcode(lib: &RealLibrary, crate_root: &Path, cache_dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn compile_bitcode(
+    lib: &RealLibrary,
+    crate_root: &Path,
+    cache_dir: &Path,
+) -> Result<Vec<PathBuf>> {
     let out_dir = cache_dir.join(lib.name);
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
     let clang = Path::new(env!("THINJIT_LLVM_BIN")).join("clang");
@@ -120,9 +124,9 @@ pub fn compile_bitcode(lib: &RealLibrary, crate_root: &Path, cache_dir: &Path) -
                 cmd.arg(format!("-I{}", crate_root.join(inc).display()));
             }
             cmd.args(lib.defines).arg(&src).arg("-o").arg(&bc);
-            let out = cmd
-                .output()
-                .map_err(|e| bench_error(lib.name, format!("cannot run {}: {e}", clang.display())))?;
+            let out = cmd.output().map_err(|e| {
+                bench_error(lib.name, format!("cannot run {}: {e}", clang.display()))
+            })?;
             if !out.status.success() {
                 return Err(bench_error(
                     lib.name,

@@ -218,15 +218,16 @@ impl BenchReport {
             .filter(|o| o.strategy == "none")
             .flat_map(|o| {
                 o.rows.iter().filter_map(move |r| {
-                    r.result
-                        .map(|v| ((o.library.clone(), r.script.clone()), v))
+                    r.result.map(|v| ((o.library.clone(), r.script.clone()), v))
                 })
             })
             .collect();
         for o in &mut self.outcomes {
             for r in &mut o.rows {
                 if r.expected.is_none() {
-                    r.expected = reference.get(&(o.library.clone(), r.script.clone())).copied();
+                    r.expected = reference
+                        .get(&(o.library.clone(), r.script.clone()))
+                        .copied();
                 }
             }
         }
@@ -239,7 +240,9 @@ impl BenchReport {
         s.push_str("| library | fns | strategy | mean compile ms | × none | full-link ÷ this | setup ms | peak RSS MiB | results | one global instance | initializers once |\n");
         s.push_str("|---|---:|---|---:|---:|---:|---:|---:|---|---|---|\n");
         for o in &self.outcomes {
-            let none = self.find(&o.library, "none").and_then(|x| x.mean_compile_ms());
+            let none = self
+                .find(&o.library, "none")
+                .and_then(|x| x.mean_compile_ms());
             let full = self
                 .find(&o.library, "full-link")
                 .and_then(|x| x.mean_compile_ms());
@@ -324,7 +327,8 @@ impl BenchReport {
                         .find(|r| r.script == row.script)
                         .and_then(|r| r.run_ms)
                 };
-                let (Some(s), Some(n), Some(f)) = (row.run_ms, find_row(none), find_row(full)) else {
+                let (Some(s), Some(n), Some(f)) = (row.run_ms, find_row(none), find_row(full))
+                else {
                     continue;
                 };
                 out.push(Target {

@@ -74,13 +74,36 @@ fn script(name: &str, ir: &str, iterations: i64, expected: i64, call_heavy: bool
 /// The five scripts over the bundled helper runtime, with `scale` × their default iteration counts (at least 1).
 pub fn helper_scripts(scale: f64) -> Vec<Script> {
     let n = |base: f64| ((base * scale) as i64).max(1);
-    let (seed_n, arith_n, strings_n, tables_n, mix_n) =
-        (n(200_000.0), n(200_000.0), n(50_000.0), n(200_000.0), n(20_000.0));
+    let (seed_n, arith_n, strings_n, tables_n, mix_n) = (
+        n(200_000.0),
+        n(200_000.0),
+        n(50_000.0),
+        n(200_000.0),
+        n(20_000.0),
+    );
     vec![
         script("seed", bundled::SEED, seed_n, expected_seed(seed_n), true),
-        script("arith", bundled::ARITH, arith_n, expected_arith(arith_n), true),
-        script("strings", bundled::STRINGS, strings_n, expected_strings(strings_n), false),
-        script("tables", bundled::TABLES, tables_n, expected_tables(tables_n), true),
+        script(
+            "arith",
+            bundled::ARITH,
+            arith_n,
+            expected_arith(arith_n),
+            true,
+        ),
+        script(
+            "strings",
+            bundled::STRINGS,
+            strings_n,
+            expected_strings(strings_n),
+            false,
+        ),
+        script(
+            "tables",
+            bundled::TABLES,
+            tables_n,
+            expected_tables(tables_n),
+            true,
+        ),
         script("mix", bundled::MIX, mix_n, expected_mix(mix_n), false),
     ]
 }
@@ -141,7 +164,11 @@ pub fn crc32(seed: u32, data: &[u8]) -> u32 {
     for &b in data {
         c ^= b as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xedb8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -265,7 +292,12 @@ fn always_inline_mix(x: i64) -> i64 {
         0x589965cc75374cc3,
     ];
     // MIX(l[j], l[j+1], l[j+5], r[j % 4], M[j]) for j in 0..16, indices mod 16, in order.
-    for r in [[7u32, 13, 29, 41], [11, 23, 37, 53], [5, 17, 31, 47], [19, 27, 43, 59]] {
+    for r in [
+        [7u32, 13, 29, 41],
+        [11, 23, 37, 53],
+        [5, 17, 31, 47],
+        [19, 27, 43, 59],
+    ] {
         for j in 0..16 {
             let (b, c) = (l[(j + 1) % 16], l[(j + 5) % 16]);
             l[j] = (l[j] ^ b)

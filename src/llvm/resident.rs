@@ -95,7 +95,8 @@ impl Module<'_> {
     /// own name so it can be looked up.
     pub fn take_structors(&mut self) -> Structors {
         let mut result = Structors::default();
-        for (array_name, descending) in [("llvm.global_ctors", false), ("llvm.global_dtors", true)] {
+        for (array_name, descending) in [("llvm.global_ctors", false), ("llvm.global_dtors", true)]
+        {
             let Some(global) = self.global(array_name) else {
                 continue;
             };

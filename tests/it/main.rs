@@ -1,9 +1,9 @@
 //! thinjit's one integration-test binary (every test binary links LLVM, so there is only one).
 
+mod bench_harness;
 mod common;
 mod conformance;
 mod helpers;
-mod bench_harness;
 mod import;
 mod llvm_layer;
 mod orc;
