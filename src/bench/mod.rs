@@ -30,8 +30,14 @@ pub mod workload;
 use std::path::{Path, PathBuf};
 
 pub use report::{BenchReport, Check, Row, StrategyOutcome, Target, Verdict};
-pub use run::{check_entry_signature, host_event_count, measure, peak_rss_kib, MeasureOptions};
-pub use strategy::{compile_script, CompiledScript, PreparedLibrary, Strategy};
+pub use run::{
+    check_entry_signature, host_event_count, measure, peak_rss_kib, JitEntry, MeasureOptions,
+    Runtime,
+};
+pub use strategy::{
+    compile_script, import_script, optimize_script, CompiledScript, ImportedScript,
+    PreparedLibrary, Strategy,
+};
 pub use workload::{LibrarySource, Script, Workload};
 
 use crate::summary::{BuildOptions, Summary};

@@ -81,8 +81,10 @@ fn jit_error(message: String) -> Error {
 /// The C and C++ runtime libraries JIT'd helpers may call into.
 const RUNTIME_LIBRARIES: &[&str] = &["libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1"];
 
-/// An LLJIT holding the helper runtime once, and the scripts added to it.
-struct Runtime {
+/// An LLJIT holding the helper runtime once (JIT-resident: promoted library added and compiled, static
+/// constructors run, `atexit` handlers redirected to a registry run on drop), and the scripts added to it.
+#[derive(Debug)]
+pub struct Runtime {
     // Field order is drop order: scripts' code goes before the JIT itself.
     trackers: Vec<ResourceTracker>,
     atexit: AtExitRegistry,
@@ -91,7 +93,8 @@ struct Runtime {
 }
 
 impl Runtime {
-    fn new(lib: &PreparedLibrary) -> Result<Runtime> {
+    /// Creates the JIT and makes `lib`'s runtime resident in it.
+    pub fn new(lib: &PreparedLibrary) -> Result<Runtime> {
         let jit = LlJit::new_host().map_err(jit_error)?;
         jit.define_absolute(&[
             (
@@ -146,9 +149,14 @@ impl Runtime {
         })
     }
 
-    /// Adds an optimized script under its own tracker, runs its static constructors (only a script that
-    /// carries private copies of helper state has any) and returns its entry's address.
-    fn add_script(&mut self, mut module: Module<'_>, entry: &str) -> Result<(JitEntry, Duration)> {
+    /// Adds an optimized script under its own tracker, materializes it by looking up `entry`, runs its static
+    /// constructors (only a script that carries private copies of helper state has any). Returns the entry
+    /// and how long adding + materializing took.
+    pub fn add_script(
+        &mut self,
+        mut module: Module<'_>,
+        entry: &str,
+    ) -> Result<(JitEntry, Duration)> {
         let structors = module.take_structors();
         module.redirect_atexit();
         let tracker = self.jit.create_tracker();
@@ -178,8 +186,9 @@ impl Drop for Runtime {
     }
 }
 
+/// The address of a script's entry in a [`Runtime`].
 #[derive(Clone, Copy, Debug)]
-struct JitEntry(u64);
+pub struct JitEntry(u64);
 
 /// Calls a script's `i64 bench_main(i64)`.
 #[allow(unsafe_code)]

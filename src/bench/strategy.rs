@@ -138,15 +138,26 @@ pub struct CompiledScript<'ctx> {
     pub defined_functions_after: usize,
 }
 
-/// Compiles one script with `strategy`: parse, import, stamp target attributes, O3.
-pub fn compile_script<'ctx>(
+/// A script after its strategy's import step, before O3.
+#[derive(Debug)]
+pub struct ImportedScript<'ctx> {
+    pub module: Module<'ctx>,
+    /// The script's own function definitions.
+    pub own: BTreeSet<String>,
+    pub import_time: Duration,
+    pub linked_functions: usize,
+}
+
+/// Parses a script and applies `strategy`'s import step (the timed part: plan + import, or parse + prepare +
+/// link of the whole library), then stamps the library's target attributes on the script's functions.
+pub fn import_script<'ctx>(
     ctx: &'ctx Context,
     name: &str,
     ir: &str,
     strategy: Strategy,
     lib: &PreparedLibrary,
     tm: &TargetMachine,
-) -> Result<CompiledScript<'ctx>> {
+) -> Result<ImportedScript<'ctx>> {
     let mut module = Module::parse_ir(ctx, ir.as_bytes(), name)?;
     module.set_triple(tm.triple());
     module.set_data_layout(&tm.data_layout());
@@ -158,10 +169,7 @@ pub fn compile_script<'ctx>(
 
     let t = Instant::now();
     let linked_functions = match strategy {
-        Strategy::None => {
-            stamp_target(ctx, &module, &own, lib);
-            0
-        }
+        Strategy::None => 0,
         Strategy::FullLink | Strategy::FullLinkInternalize => {
             let library = Module::parse_bitcode(ctx, lib.summary.library_bitcode()?, &lib.name)?;
             let n = library.functions().filter(|f| !f.is_declaration()).count();
@@ -172,7 +180,6 @@ pub fn compile_script<'ctx>(
             if strategy == Strategy::FullLinkInternalize {
                 internalize_except(&module, &own);
             }
-            stamp_target(ctx, &module, &own, lib);
             n
         }
         Strategy::Summary { import_instr_limit } => {
@@ -181,15 +188,42 @@ pub fn compile_script<'ctx>(
                 ..ImportConfig::default()
             };
             let report = import::import(&mut module, &lib.summary, &config)?;
-            stamp_target(ctx, &module, &own, lib);
             report.imported_functions().len()
         }
     };
+    stamp_target(ctx, &module, &own, lib);
     let import_time = t.elapsed();
+    Ok(ImportedScript {
+        module,
+        own,
+        import_time,
+        linked_functions,
+    })
+}
 
+/// Runs `default<O3>` on an imported script; returns how long it took.
+pub fn optimize_script(module: &mut Module<'_>, tm: &TargetMachine) -> Result<Duration> {
     let t = Instant::now();
     module.run_passes("default<O3>", Some(tm), &PassOptions::default())?;
-    let optimize_time = t.elapsed();
+    Ok(t.elapsed())
+}
+
+/// Compiles one script with `strategy`: parse, import, stamp target attributes, O3.
+pub fn compile_script<'ctx>(
+    ctx: &'ctx Context,
+    name: &str,
+    ir: &str,
+    strategy: Strategy,
+    lib: &PreparedLibrary,
+    tm: &TargetMachine,
+) -> Result<CompiledScript<'ctx>> {
+    let ImportedScript {
+        mut module,
+        own,
+        import_time,
+        linked_functions,
+    } = import_script(ctx, name, ir, strategy, lib, tm)?;
+    let optimize_time = optimize_script(&mut module, tm)?;
     let defined_functions_after = module
         .functions()
         .filter(|f| !f.is_declaration() && !own.contains(&f.name()))
