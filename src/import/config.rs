@@ -59,9 +59,10 @@ pub struct ImportConfig {
     pub always_import_alwaysinline: bool,
     /// `force-import-all`: also import `noinline` callees and ignore the size threshold (as LLVM's option).
     pub force_import_all: bool,
-    /// When non-empty, only these helpers may be imported (others are reported `Denied`).
+    /// When non-empty, only these helper functions may be imported (others are reported `Denied`); the
+    /// constants imported functions read are not restricted by it.
     pub allow: BTreeSet<String>,
-    /// These helpers are never imported.
+    /// These helper functions and variables are never imported.
     pub deny: BTreeSet<String>,
     /// Cap on the total instructions imported into one script (`None`: no cap).
     pub max_total_instructions: Option<u64>,

@@ -7,8 +7,11 @@
 //!
 //! Steps: verify the script (invalid IR is an error before LLVM sees it) → collect its [`ScriptSymbols`] and
 //! refuse helper-name clashes → [`plan`] → parse only the planned shards, in the script's context → mark their
-//! definitions `available_externally` (host-native local copies stay real definitions until linked, then
-//! become `internal`) → link → stamp `target-cpu` / `target-features` → verify. The script's own definitions
+//! definitions `available_externally` (host-native local copies stay real definitions until linked, so
+//! every shard's reference to them resolves, then become `internal`; they keep their promoted
+//! `<name>.llvm.<hash>` names, which cannot clash with a script's) → link → stamp `target-cpu` /
+//! `target-features` → verify. All shards are parsed before the script is touched: a damaged shard leaves the
+//! script as it was. The script's own definitions
 //! are never touched: [`Module::defined_symbols`] is the same before and after.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +33,11 @@ pub trait ShardSource {
     fn shard(&self, f: &FunctionSummary) -> Result<&[u8]>;
     /// The helper library's target triple (empty when unknown).
     fn triple(&self) -> &str;
+    /// Checks that the helpers suit a module with this (non-empty) triple and data layout (empty: unchecked).
+    fn check_target(&self, triple: &str, data_layout: &str) -> Result<()> {
+        let _ = (triple, data_layout);
+        Ok(())
+    }
 }
 
 impl ShardSource for crate::summary::Summary {
@@ -43,6 +51,10 @@ impl ShardSource for crate::summary::Summary {
 
     fn triple(&self) -> &str {
         &self.header().target_triple
+    }
+
+    fn check_target(&self, triple: &str, data_layout: &str) -> Result<()> {
+        crate::summary::Summary::check_target(self, triple, data_layout)
     }
 }
 
@@ -70,10 +82,32 @@ impl OptLevel {
     }
 }
 
-/// The symbols a module declares and defines, as the planner sees them. Intrinsics are left out; every call
-/// edge is `Unknown` hotness (script modules carry no profile).
+/// The symbols a module declares and defines, as the planner sees them. Intrinsics are left out. A call edge
+/// is `Cold` / `Hot` when call sites to the declaration carry the `cold` / `hot` attribute, `None` for an
+/// ordinary call site (the hottest wins, so one ordinary call outweighs a cold one), and `Unknown` for a
+/// declaration that is not called: script modules carry no profile.
 pub fn script_symbols(module: &Module<'_>) -> ScriptSymbols {
     let mut s = ScriptSymbols::new();
+    // Call-site `hot` / `cold` attributes, the same rule the summary applies to helper call sites.
+    for f in module.functions() {
+        for inst in f.instructions() {
+            let Some(callee) = inst.called_function() else {
+                continue;
+            };
+            if !callee.is_declaration() {
+                continue;
+            }
+            let hotness = if inst.call_site_has_attribute("cold") {
+                Hotness::Cold
+            } else if inst.call_site_has_attribute("hot") {
+                Hotness::Hot
+            } else {
+                // An ordinary call site (multiplier 1) outranks a cold one.
+                Hotness::None
+            };
+            s = s.declare_with_hotness(&callee.name(), hotness);
+        }
+    }
     for f in module.functions() {
         let name = f.name();
         if f.is_intrinsic() || name.starts_with("llvm.") {
@@ -118,17 +152,8 @@ pub fn import<S: ShardSource + ?Sized>(
     let t = Instant::now();
     module.verify()?;
     let script_triple = module.triple();
-    if !script_triple.is_empty()
-        && !summary.triple().is_empty()
-        && script_triple != summary.triple()
-    {
-        return Err(Error::Import {
-            module: module_name,
-            message: format!(
-                "the script's target triple `{script_triple}` differs from the helper library's `{}`",
-                summary.triple()
-            ),
-        });
+    if !script_triple.is_empty() {
+        summary.check_target(&script_triple, &module.data_layout())?;
     }
     let verify_time = t.elapsed();
 

@@ -76,6 +76,7 @@ impl ScriptSymbols {
 
     /// Script definitions with non-local linkage that the helper library also defines: linking both would
     /// give two definitions of one symbol (or silently shadow the helper), so the importer refuses them.
+    /// `available_externally` definitions (an earlier import) and local ones are not clashes.
     pub fn clashes(&self, index: &SummaryIndex) -> Vec<String> {
         let helper_defines = |name: &str| {
             index
@@ -85,7 +86,11 @@ impl ScriptSymbols {
         };
         self.defined
             .iter()
-            .filter(|(name, linkage)| !linkage.is_local() && helper_defines(name))
+            .filter(|(name, linkage)| {
+                !linkage.is_local()
+                    && **linkage != Linkage::AvailableExternally
+                    && helper_defines(name)
+            })
             .map(|(name, _)| name.clone())
             .collect()
     }
@@ -499,7 +504,7 @@ impl<'a> Planner<'a> {
             }
             let decision = if self.script.defines(name) {
                 Decision::NotImported(Reason::DefinedByScript)
-            } else if !self.config.permits(name) {
+            } else if self.config.deny.contains(name) {
                 Decision::NotImported(Reason::Denied)
             } else if v.thread_local || !v.constant {
                 Decision::NotImported(Reason::Mutable)

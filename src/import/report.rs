@@ -245,10 +245,14 @@ impl std::fmt::Display for ImportReport {
                 Decision::Imported => "imported".to_owned(),
                 Decision::NotImported(r) => format!("not imported: {r}"),
             };
+            let size = match e.kind {
+                SymbolKind::Function => e.size.to_string(),
+                SymbolKind::Variable => format!("{} B", e.size),
+            };
             writeln!(
                 f,
                 "  {:<name_w$}  {:<4}  {:>6}  {:>9}  {:>5}  {decision}",
-                e.name, kind, e.size, e.threshold, e.depth
+                e.name, kind, size, e.threshold, e.depth
             )?;
             if let Some(why) = &e.not_inlinable {
                 writeln!(f, "  {:<name_w$}  warning: cannot be inlined: {why}", "")?;

@@ -13,6 +13,10 @@
 //! - The IR transform ([`LlJit::set_ir_transform`]) runs Rust code on each module ORC materializes, on the
 //!   materializing thread, with the module's context locked and a diagnostic handler installed.
 //!
+//! Compiling IR: the C API's LLJIT compiles every IR module with one shared target machine, so IR must not be
+//! materialized from several threads at once (objects may: JITLink and the session are thread-safe). Callers
+//! that need concurrency compile to objects themselves ([`LlJit::add_object_file`]) or serialize lookups.
+//!
 //! Process symbols are not linked by default (LLVM's `LLJITBuilder` links them unless told otherwise; the C
 //! API cannot say so, the shim does): resolution sources are added explicitly.
 
@@ -469,8 +473,9 @@ macro_rules! impl_call {
             /// Calls the function.
             ///
             /// # Safety
-            /// The JIT'd code at this address must have exactly this C signature, and calling it must be sound
-            /// (its arguments valid for what the code does with them).
+            /// The JIT'd code at this address must have exactly this C signature and still be loaded (not removed
+            /// with its resource tracker), and calling it must be sound (its arguments valid for what the code does
+            /// with them).
             #[allow(clippy::too_many_arguments)]
             pub unsafe fn call(&self, $($arg: $ty),*) -> R {
                 // SAFETY: forwarded to the caller; the address came from a successful lookup and the code is
@@ -488,3 +493,10 @@ impl_call!(a: A, b: B);
 impl_call!(a: A, b: B, c: C);
 impl_call!(a: A, b: B, c: C, d: D);
 impl_call!(a: A, b: B, c: C, d: D, e: E);
+
+impl Module<'_> {
+    /// A key identifying this module while ORC owns it (its address, stable for the module's lifetime).
+    pub(crate) fn identity(&self) -> usize {
+        self.as_raw() as usize
+    }
+}

@@ -452,6 +452,28 @@ impl<'ctx> Function<'ctx> {
         }
     }
 
+    /// Profile-based hotness of each call-like instruction (`call`, `invoke`, `callbr`), in instruction order,
+    /// as LLVM's module summary computes it (ProfileSummaryInfo + BlockFrequencyInfo): `0` unknown, `1` cold,
+    /// `2` none (neither hot nor cold), `3` hot. Empty when the module has no `ProfileSummary`.
+    pub fn call_profile_hotness(self) -> Vec<i32> {
+        let mut out = vec![0; 16];
+        loop {
+            // SAFETY: a live function; the shim writes at most `out.len()` entries and returns the call count.
+            let n = unsafe {
+                super::shim::thinjit_call_profile_hotness(
+                    self.as_raw(),
+                    out.as_mut_ptr(),
+                    out.len(),
+                )
+            };
+            if n <= out.len() {
+                out.truncate(n);
+                return out;
+            }
+            out = vec![0; n];
+        }
+    }
+
     /// Removes the function from its module. The handle must not be used afterwards.
     pub fn erase(self) {
         // SAFETY: live function; the caller drops the handle.

@@ -8,11 +8,14 @@
 //! number of call sites.
 //!
 //! # Hotness
-//! LLVM's `ModuleSummaryAnalysis` derives an edge's hotness only from profile counts (`ProfileSummaryInfo` over
-//! `!prof` entry counts and block frequencies); without profile data every edge is `Unknown`. thinjit has no
-//! block-frequency analysis in the C API, so it records what the IR states directly: a call site or callee
-//! marked `cold` gives `Cold`, one marked `hot` gives `Hot`, anything else `Unknown`. Several call sites to one
-//! callee merge as LLVM's `updateHotness` does (the greatest in `Unknown < Cold < None < Hot < Critical`).
+//! As LLVM's `ModuleSummaryAnalysis`: when the module carries a `ProfileSummary`, a call site's count is its own
+//! `!prof` total weight (sample profiles) or its block's count (the function's `function_entry_count` and
+//! `branch_weights` through BlockFrequencyInfo, computed by LLVM itself via the shim), classified `Hot`, `Cold` or `None` against the
+//! profile summary's thresholds. Without profile data LLVM says `Unknown`; thinjit then also reads what the IR
+//! states directly: a call site or callee marked `cold` gives `Cold`, one marked `hot` gives `Hot` (LLVM's
+//! importer treats a cold edge with its cold multiplier, so this only ever lowers the threshold for code the
+//! author marked cold). Several call sites to one callee merge as LLVM's `updateHotness` does (the greatest in
+//! `Unknown < Cold < None < Hot < Critical`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -150,6 +153,8 @@ pub(crate) fn analyze_function(f: Function<'_>, origins: &Origins) -> FunctionSu
     };
     let mut edges: BTreeMap<String, (u32, Hotness)> = BTreeMap::new();
     let mut instruction_count = 0u32;
+    let profile = f.call_profile_hotness();
+    let mut call_index = 0usize;
     if f.is_declaration() {
         walk.reasons.push(NotEligible::Declaration);
     } else {
@@ -164,6 +169,18 @@ pub(crate) fn analyze_function(f: Function<'_>, origins: &Origins) -> FunctionSu
             walk.operand(op);
         }
         for inst in f.instructions() {
+            // Every call-like instruction has a slot in `profile`, debug intrinsics included.
+            let profile_hotness = if inst.is_call() {
+                call_index += 1;
+                match profile.get(call_index - 1) {
+                    Some(1) => Hotness::Cold,
+                    Some(2) => Hotness::None,
+                    Some(3) => Hotness::Hot,
+                    _ => Hotness::Unknown,
+                }
+            } else {
+                Hotness::Unknown
+            };
             if inst.is_debug_or_pseudo() {
                 continue;
             }
@@ -184,9 +201,9 @@ pub(crate) fn analyze_function(f: Function<'_>, origins: &Origins) -> FunctionSu
                         }
                     } else {
                         walk.global(called, false);
-                        let hotness = if inst.call_site_has_attribute("cold")
-                            || cf.has_attribute("cold")
-                        {
+                        let hotness = if profile_hotness != Hotness::Unknown {
+                            profile_hotness
+                        } else if inst.call_site_has_attribute("cold") || cf.has_attribute("cold") {
                             Hotness::Cold
                         } else if inst.call_site_has_attribute("hot") || cf.has_attribute("hot") {
                             Hotness::Hot
@@ -202,6 +219,7 @@ pub(crate) fn analyze_function(f: Function<'_>, origins: &Origins) -> FunctionSu
                     walk.global(called, false);
                     let e = edges.entry(called.name()).or_insert((0, Hotness::Unknown));
                     e.0 += 1;
+                    e.1 = e.1.max(profile_hotness);
                 }
             }
             for op in inst.operands().collect::<Vec<_>>() {

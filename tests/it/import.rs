@@ -498,10 +498,72 @@ fn mismatched_triple_is_an_error() {
         common::SEED_SCRIPT
     );
     let mut m = Module::parse_ir(&ctx, text.as_bytes(), "arm").unwrap();
+    match import(&mut m, helpers(), &ImportConfig::default()) {
+        Err(Error::Summary { message, .. }) => assert!(message.contains("triple"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    // Another vendor field is the same target.
+    let text = format!(
+        "target triple = \"x86_64-unknown-linux-gnu\"\n{}",
+        common::SEED_SCRIPT
+    );
+    let mut m = Module::parse_ir(&ctx, text.as_bytes(), "vendor").unwrap();
+    import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+}
+
+#[test]
+fn importing_twice_is_harmless() {
+    let ctx = Context::new();
+    let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
+    let before = m.defined_symbols();
+    let first = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    assert!(first.totals.imported_functions >= 1);
+    let second = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    assert_eq!(second.totals.imported_functions, 0, "{second}");
+    // The imported body counts as the script's now: it is neither re-imported nor a clash.
+    assert!(
+        second.entry("CreateWrappedValueFromInt").is_none(),
+        "{second}"
+    );
+    assert_eq!(
+        m.function("CreateWrappedValueFromInt").unwrap().linkage(),
+        Linkage::AvailableExternally
+    );
+    assert_eq!(m.defined_symbols(), before);
+    m.verify().unwrap();
+}
+
+#[test]
+fn cold_call_sites_in_the_script_are_cold_edges() {
+    let text = r#"
+declare i32 @rt_hot_add(i32, i32)
+declare i32 @rt_square_lookup(i32)
+define i32 @on_error(i32 %x) {
+  %a = call i32 @rt_hot_add(i32 %x, i32 1) #0
+  %b = call i32 @rt_square_lookup(i32 %a) #0
+  %c = call i32 @rt_square_lookup(i32 %b)
+  ret i32 %c
+}
+attributes #0 = { cold }
+"#;
+    let ctx = Context::new();
+    let m = Module::parse_ir(&ctx, text.as_bytes(), "cold").unwrap();
+    let p = plan(
+        helpers().index(),
+        &script_symbols(&m),
+        &ImportConfig::default(),
+    );
+    // Only cold calls: threshold 100 * import-cold-multiplier (0).
     assert!(matches!(
-        import(&mut m, helpers(), &ImportConfig::default()),
-        Err(Error::Import { .. })
+        p.considered("rt_hot_add").unwrap().decision.reason(),
+        Some(Reason::OverThreshold { threshold: 0, .. })
     ));
+    // One ordinary call outweighs the cold one.
+    assert!(p
+        .considered("rt_square_lookup")
+        .unwrap()
+        .decision
+        .is_imported());
 }
 
 #[test]
@@ -585,4 +647,64 @@ fn thinjit_plan_cli_prints_the_report_and_saves_temps() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("import-instr-evolution-factor"));
+}
+
+#[test]
+fn helper_that_cannot_be_inlined_is_flagged() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let lib = dir.path().join("avx.ll");
+    std::fs::write(
+        &lib,
+        r#"
+target datalayout = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-i128:128-f80:128-n8:16:32:64-S128"
+target triple = "x86_64-pc-linux-gnu"
+
+define i32 @baseline_add(i32 %x) #0 {
+  %r = add i32 %x, 1
+  ret i32 %r
+}
+
+define i32 @avx2_add(i32 %x) #1 {
+  %r = add i32 %x, 2
+  ret i32 %r
+}
+
+attributes #0 = { "target-cpu"="x86-64" "target-features"="+cx8,+sse2" }
+attributes #1 = { "target-cpu"="x86-64" "target-features"="+avx2,+cx8,+sse2" }
+"#,
+    )
+    .unwrap();
+    let summary = Summary::build(&[lib], &BuildOptions::default()).unwrap();
+    let script = r#"
+target triple = "x86_64-pc-linux-gnu"
+declare i32 @baseline_add(i32)
+declare i32 @avx2_add(i32)
+define i32 @entry(i32 %x) #0 {
+  %a = call i32 @baseline_add(i32 %x)
+  %b = call i32 @avx2_add(i32 %a)
+  ret i32 %b
+}
+attributes #0 = { "target-cpu"="x86-64" "target-features"="+cx8,+sse2" }
+"#;
+    let ctx = Context::new();
+    let mut m = Module::parse_ir(&ctx, script.as_bytes(), "avx").unwrap();
+    let report = import(&mut m, &summary, &ImportConfig::default()).unwrap();
+    assert_eq!(
+        report.imported_functions(),
+        vec!["avx2_add", "baseline_add"]
+    );
+    assert_eq!(report.entry("baseline_add").unwrap().not_inlinable, None);
+    let why = report
+        .entry("avx2_add")
+        .unwrap()
+        .not_inlinable
+        .clone()
+        .unwrap();
+    assert!(why.contains("+avx2"), "{why}");
+    assert!(report.to_string().contains("cannot be inlined"), "{report}");
+    // The script already had target attributes: nothing was stamped over them.
+    assert!(report.stamped.is_empty());
+    // LLVM agrees: O3 inlines the baseline helper and keeps the call to the avx2 one.
+    optimize(&mut m, &tm(), OptLevel::O3).unwrap();
+    assert_eq!(callees(&m, "entry"), vec!["avx2_add".to_owned()]);
 }

@@ -3,6 +3,7 @@
 mod bench_harness;
 mod common;
 mod conformance;
+mod engine;
 mod helpers;
 mod import;
 mod llvm_layer;

@@ -120,3 +120,26 @@ fn ir_transform_runs_on_materialization() {
     let err = jit.lookup("u").unwrap_err();
     assert!(err.contains("unexpected module other"), "{err}");
 }
+
+/// The naive approach the seed tried — link the helper library's (strong) definitions into the script inside
+/// the IR transform — makes the module define symbols its MaterializationResponsibility does not cover, and
+/// ORC refuses it. The engine must never do this; this test shows the failure is detectable.
+#[test]
+fn naive_link_inside_transform_fails_with_orc_error() {
+    let library = crate::engine::linked_helper_library();
+    let mut jit = LlJit::new_host().unwrap();
+    jit.set_ir_transform(Box::new(move |m: &mut Module<'_>| {
+        let helpers =
+            Module::parse_bitcode(m.context(), &library, "helpers").map_err(|e| e.to_string())?;
+        m.link_in(helpers).map_err(|e| e.to_string())?;
+        m.run_passes("default<O3>", None, &Default::default())
+            .map_err(|e| e.to_string())
+    }));
+    add_ir(&jit, crate::common::SEED_SCRIPT, "seed", None);
+    let err = jit.lookup("f_WRAPPED").unwrap_err();
+    eprintln!("naive link inside the transform: {err}");
+    assert!(
+        err.contains("Unexpected definitions") || err.contains("Missing definitions"),
+        "{err}"
+    );
+}

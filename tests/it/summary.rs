@@ -727,3 +727,91 @@ fn cli_builds_merges_and_shows() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad magic"));
 }
+
+#[test]
+fn call_edge_hotness_follows_profile_data() {
+    let s = Summary::build(
+        &[common::fixture("summary_profile.ll")],
+        &BuildOptions::default(),
+    )
+    .unwrap();
+    let edge = |caller: &str, callee: &str| {
+        function(&s, caller)
+            .calls
+            .iter()
+            .find(|c| c.callee == callee)
+            .unwrap_or_else(|| panic!("{caller} -> {callee}"))
+            .hotness
+    };
+    assert_eq!(edge("hot_caller", "callee_a"), Hotness::Hot);
+    assert_eq!(edge("cold_caller", "callee_a"), Hotness::Cold);
+    assert_eq!(edge("split_caller", "callee_b"), Hotness::Hot);
+    assert_eq!(edge("split_caller", "callee_c"), Hotness::Cold);
+    assert_eq!(edge("warm_caller", "callee_d"), Hotness::None);
+    // Without a profile summary, an edge is Unknown unless the IR marks it cold or hot.
+    assert_eq!(
+        function(helpers(), "rt_chain_a").calls[0].hotness,
+        Hotness::Unknown
+    );
+}
+
+/// LLVM's own module summary (`opt -module-summary`) is the oracle for instruction counts.
+#[test]
+fn instruction_counts_match_llvm_module_summary() {
+    let s = helpers();
+    let mut compared = 0;
+    for bc in common::helper_bitcode() {
+        let opt = std::process::Command::new(common::llvm_tool("opt"))
+            .args(["-module-summary", "-o", "-"])
+            .arg(&bc)
+            .output()
+            .unwrap();
+        assert!(opt.status.success());
+        let dis = std::process::Command::new(common::llvm_tool("llvm-dis"))
+            .args(["-o", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(&opt.stdout)?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        let text = String::from_utf8_lossy(&dis.stdout);
+        for line in text.lines().filter(|l| l.contains("summaries: (function:")) {
+            let name = line
+                .split("name: \"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let insts: u32 = line
+                .split("insts: ")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            // Locals were renamed; match them through their source name within this input.
+            let ours = s.index().function(name).or_else(|| {
+                s.index().functions.iter().find(|f| {
+                    f.original_name.as_deref() == Some(name)
+                        && s.index()
+                            .functions
+                            .iter()
+                            .filter(|g| g.original_name.as_deref() == Some(name))
+                            .count()
+                            == 1
+                })
+            });
+            let ours = ours.unwrap_or_else(|| panic!("{name} missing"));
+            assert_eq!(ours.instruction_count, insts, "{name}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 40, "{compared}");
+}

@@ -485,3 +485,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn allow_list_restricts_functions_not_the_constants_they_read() {
+    let mut reader = func("reader", 5);
+    reader.refs = vec!["table".into(), "secret".into()];
+    let idx = index(
+        vec![reader, func("other", 5)],
+        vec![var("table", true), var("secret", true)],
+    );
+    let mut config = ImportConfig::default();
+    config.allow.insert("reader".into());
+    config.deny.insert("secret".into());
+    let p = plan(&idx, &script(&["reader", "other"]), &config);
+    assert_eq!(p.function_names(), vec!["reader"]);
+    assert_eq!(reason(&p, "other"), Some(&Reason::Denied));
+    assert_eq!(p.variable_names(), vec!["table"]);
+    assert_eq!(reason(&p, "secret"), Some(&Reason::Denied));
+}

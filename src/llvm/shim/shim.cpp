@@ -2,12 +2,26 @@
 // Compiled by build.rs against `llvm-config --cxxflags`; called only from src/llvm/.
 
 #include "llvm-c/Core.h"
+<<<<<<< HEAD
+=======
+#include "llvm-c/LLJIT.h"
+#include "llvm/ExecutionEngine/Orc/LLJIT.h"
+>>>>>>> engine
 #include "llvm/ADT/SmallPtrSet.h"
+#include "llvm/Analysis/BlockFrequencyInfo.h"
+#include "llvm/Analysis/BranchProbabilityInfo.h"
+#include "llvm/Analysis/LoopInfo.h"
+#include "llvm/Analysis/ProfileSummaryInfo.h"
+#include "llvm/IR/Dominators.h"
+#include "llvm/IR/InstrTypes.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/GlobalAlias.h"
+<<<<<<< HEAD
 #include "llvm-c/LLJIT.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
+=======
+>>>>>>> engine
 #include "llvm/IR/GlobalValue.h"
 #include "llvm/IR/GlobalVariable.h"
 #include "llvm/IR/Module.h"
@@ -103,6 +117,21 @@ int thinjit_is_dso_local(LLVMValueRef gv) { return unwrap<GlobalValue>(gv)->isDS
 
 void thinjit_set_dso_local(LLVMValueRef gv, int dso_local) { unwrap<GlobalValue>(gv)->setDSOLocal(dso_local != 0); }
 
+<<<<<<< HEAD
+=======
+// Gap: llvm-c cannot stop an LLJITBuilder from resolving JIT'd code against every symbol of the host process
+// (its default "<Process Symbols>" JITDylib searches the whole process); thinjit makes process symbols opt-in.
+// LLJIT's default platform setup requires a process-symbols JITDylib to exist, so give it an empty one
+// (`setProcessSymbolsJITDylibSetup`); symbol sources are then added to the main JITDylib explicitly. The C
+// API's builder handle is an `LLJITBuilder*` (OrcV2CBindings.cpp: DEFINE_SIMPLE_CONVERSION_FUNCTIONS).
+void thinjit_lljit_builder_use_empty_process_symbols(LLVMOrcLLJITBuilderRef builder) {
+    reinterpret_cast<orc::LLJITBuilder *>(builder)->setProcessSymbolsJITDylibSetup(
+        [](orc::LLJIT &J) -> Expected<orc::JITDylibSP> {
+            return &J.getExecutionSession().createBareJITDylib("<Process Symbols>");
+        });
+}
+
+>>>>>>> engine
 // Gap: llvm-c has no CloneFunctionInto and no way to clone part of a module. Builds a new module `name` in the
 // source's context holding a copy of `fn` (same name, linkage and attributes; no comdat), declarations of every
 // global it references, and definitions of the copyable constants it references (whose own references are
@@ -143,6 +172,7 @@ LLVMModuleRef thinjit_extract_function(LLVMModuleRef src, LLVMValueRef fn, const
   return wrap(dst.release());
 }
 
+<<<<<<< HEAD
 // Gap: llvm-c cannot stop an LLJITBuilder from resolving JIT'd code against every symbol of the host process
 // (its default "<Process Symbols>" JITDylib searches the whole process); thinjit makes process symbols opt-in.
 // LLJIT's default platform setup requires a process-symbols JITDylib to exist, so give it an empty one
@@ -153,6 +183,38 @@ void thinjit_lljit_builder_use_empty_process_symbols(LLVMOrcLLJITBuilderRef buil
         [](orc::LLJIT &J) -> Expected<orc::JITDylibSP> {
             return &J.getExecutionSession().createBareJITDylib("<Process Symbols>");
         });
+=======
+// Gap: llvm-c has no profile analyses. Writes, for each call-like instruction of `fn` in order (up to `cap`), the
+// hotness LLVM's ModuleSummaryAnalysis gives its edge: ProfileSummaryInfo::getProfileCount (the call's own `!prof`
+// total weight under a sample profile, else its block's BlockFrequencyInfo count), classified by isHotCount /
+// isColdCount (0 = unknown, 1 = cold, 2 = none, 3 = hot). Returns the number of call sites, or 0 without touching `out` when
+// the module has no ProfileSummary (every edge is then unknown, as in LLVM).
+size_t thinjit_call_profile_hotness(LLVMValueRef fn, int *out, size_t cap) {
+  Function *f = unwrap<Function>(fn);
+  if (f->isDeclaration()) return 0;
+  ProfileSummaryInfo psi(*f->getParent());
+  if (!psi.hasProfileSummary()) return 0;
+  DominatorTree dt(*f);
+  LoopInfo li(dt);
+  BranchProbabilityInfo bpi(*f, li);
+  BlockFrequencyInfo bfi(*f, bpi, li);
+  size_t n = 0;
+  for (BasicBlock &bb : *f)
+    for (Instruction &inst : bb) {
+      auto *call = dyn_cast<CallBase>(&inst);
+      if (call == nullptr) continue;
+      int hotness = 0;
+      // getProfileCount takes calls and invokes only; a callbr edge stays unknown.
+      std::optional<uint64_t> count;
+      if (isa<CallInst>(call) || isa<InvokeInst>(call)) count = psi.getProfileCount(*call, &bfi);
+      if (count) {
+        hotness = psi.isHotCount(*count) ? 3 : psi.isColdCount(*count) ? 1 : 2;
+      }
+      if (n < cap) out[n] = hotness;
+      ++n;
+    }
+  return n;
+>>>>>>> engine
 }
 
 }  // extern "C"
