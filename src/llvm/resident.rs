@@ -7,6 +7,11 @@
 //! [`AtExitRegistry`] owned by the engine, whose handlers run in reverse registration order when the engine
 //! says so ([`AtExitRegistry::run`]) — before the JIT memory holding them is freed.
 //!
+//! A dso handle is a JIT'd `i64` holding its registry's key; the `__cxa_atexit` replacement reads the key
+//! through the handle it is given. The engine's support module defines the engine's handle (used by the
+//! JIT-resident library); a removable script gets its own ([`Module::localize_dso_handle`]), so what it
+//! registered runs when it is removed, before its code is freed.
+//!
 //! Why not LLJIT's own platform support: the C API cannot call `LLJIT::initialize` / `deinitialize`, and the
 //! default platform defines `__dso_handle` and `atexit` itself, so they cannot be defined again. The model is
 //! `GlobalCtorDtorScraper` in LLVM's `LLJIT.cpp`. The dso handle is a JIT'd global (`__thinjit_dso_handle`), not
@@ -16,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use super::message::cstring;
 use super::orc::LlJit;
 use super::{Linkage, Module, Value, Visibility};
 
@@ -28,15 +34,21 @@ pub const ATEXIT: &str = "__thinjit_atexit";
 /// The registry's `atexit` entry point the wrapper calls (an absolute symbol).
 pub const ATEXIT_IMPL: &str = "__thinjit_atexit_impl";
 
-/// The engine's runtime-support module: the dso handle, the `atexit` wrapper.
-pub const SUPPORT_IR: &str = r#"
-@__thinjit_dso_handle = global i8 0
+/// The engine's runtime-support module: the dso handle (holding the registry key `KEY`), the `atexit` wrapper.
+/// Use [`support_ir`].
+const SUPPORT_IR: &str = r#"
+@__thinjit_dso_handle = global i64 KEY
 declare i32 @__thinjit_atexit_impl(ptr, ptr)
 define i32 @__thinjit_atexit(ptr %f) {
   %r = call i32 @__thinjit_atexit_impl(ptr %f, ptr @__thinjit_dso_handle)
   ret i32 %r
 }
 "#;
+
+/// The engine's runtime-support module for an engine whose registry has key `key`.
+pub fn support_ir(key: u64) -> String {
+    SUPPORT_IR.replace("KEY", &key.to_string())
+}
 
 /// A permanent definition of the personality-routine cell codegen emits (weak, hidden) into every object with
 /// C++ landing pads. ORC binds all of them to the first definition; if that were a script that is later
@@ -146,6 +158,32 @@ impl Module<'_> {
         }
         changed
     }
+
+    /// Gives the module its own dso handle, holding `key` (after [`Module::redirect_atexit`]): its
+    /// `__cxa_atexit` registrations then go to the registry with that key. Returns whether the module
+    /// references a dso handle at all.
+    pub fn localize_dso_handle(&mut self, key: u64) -> bool {
+        let Some(old) = self.global(DSO_HANDLE) else {
+            return false;
+        };
+        if !old.is_declaration() {
+            return false;
+        }
+        let name = cstring(&format!("{DSO_HANDLE}.{key}")).unwrap_or_default();
+        // SAFETY: the module and `old` are live; the new global is created in the module's context; RAUW
+        // replaces every use of the declaration (a pointer, like the new global) before it is deleted.
+        unsafe {
+            let ctx = self.context().as_raw();
+            let i64_ty = llvm_sys::core::LLVMInt64TypeInContext(ctx);
+            let new = llvm_sys::core::LLVMAddGlobal(self.as_raw(), i64_ty, name.as_ptr());
+            llvm_sys::core::LLVMSetInitializer(new, llvm_sys::core::LLVMConstInt(i64_ty, key, 0));
+            llvm_sys::core::LLVMSetLinkage(new, llvm_sys::LLVMLinkage::LLVMInternalLinkage);
+            llvm_sys::core::LLVMSetAlignment(new, 8);
+            llvm_sys::core::LLVMReplaceAllUsesWith(old.as_raw(), new);
+            llvm_sys::core::LLVMDeleteGlobal(old.as_raw());
+        }
+        true
+    }
 }
 
 impl LlJit {
@@ -175,29 +213,44 @@ enum Handler {
 
 type Handlers = Arc<Mutex<Vec<Handler>>>;
 
-/// Registries by dso-handle address: the handlers receive only the address.
-static REGISTRIES: Mutex<BTreeMap<usize, Handlers>> = Mutex::new(BTreeMap::new());
+/// Registries by key (the value a dso handle holds).
+static REGISTRIES: Mutex<BTreeMap<u64, Handlers>> = Mutex::new(BTreeMap::new());
+
+/// Keys for registries; never reused within a process.
+static NEXT_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The handlers JIT'd code registered with `__cxa_atexit` / `atexit` under one dso handle.
 ///
-/// Create it with the address of the JIT'd [`DSO_HANDLE`] global, define [`CXA_ATEXIT`] and [`ATEXIT_IMPL`] as
-/// absolute symbols at [`AtExitRegistry::cxa_atexit_address`] / [`AtExitRegistry::atexit_impl_address`], and
-/// call [`AtExitRegistry::run`] before the JIT is disposed.
+/// Create one, put its [`AtExitRegistry::key`] in a dso handle ([`support_ir`],
+/// [`Module::localize_dso_handle`]), define [`CXA_ATEXIT`] and [`ATEXIT_IMPL`] as absolute symbols at
+/// [`AtExitRegistry::cxa_atexit_address`] / [`AtExitRegistry::atexit_impl_address`], and call
+/// [`AtExitRegistry::run`] before the code is freed.
 #[derive(Debug)]
 pub struct AtExitRegistry {
-    key: usize,
+    key: u64,
     handlers: Handlers,
 }
 
+impl Default for AtExitRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl AtExitRegistry {
-    /// Starts accepting registrations made with the dso handle at `dso_handle`.
-    pub fn new(dso_handle: u64) -> Self {
+    /// A new, empty registry with a fresh key.
+    pub fn new() -> Self {
         let handlers = Handlers::default();
-        let key = dso_handle as usize;
+        let key = NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut map) = REGISTRIES.lock() {
             map.insert(key, Arc::clone(&handlers));
         }
         AtExitRegistry { key, handlers }
+    }
+
+    /// The key a dso handle must hold for registrations to reach this registry.
+    pub fn key(&self) -> u64 {
+        self.key
     }
 
     /// Address of the `__cxa_atexit(void (*)(void *), void *, void *)` replacement.
@@ -260,8 +313,14 @@ impl Drop for AtExitRegistry {
 }
 
 fn register(dso: *mut libc::c_void, handler: Handler) -> libc::c_int {
+    if dso.is_null() || (dso as usize) % std::mem::align_of::<u64>() != 0 {
+        return -1;
+    }
+    // SAFETY: every `__dso_handle` reference in JIT'd code was redirected to a thinjit dso handle: a JIT'd,
+    // 8-aligned `i64` holding a registry key, alive while the code that passes it can run.
+    let key = unsafe { *(dso as *const u64) };
     let handlers = match REGISTRIES.lock() {
-        Ok(map) => map.get(&(dso as usize)).cloned(),
+        Ok(map) => map.get(&key).cloned(),
         Err(_) => None,
     };
     let Some(handlers) = handlers else {

@@ -2,11 +2,8 @@
 // Compiled by build.rs against `llvm-config --cxxflags`; called only from src/llvm/.
 
 #include "llvm-c/Core.h"
-<<<<<<< HEAD
-=======
 #include "llvm-c/LLJIT.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
->>>>>>> engine
 #include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/Analysis/BlockFrequencyInfo.h"
 #include "llvm/Analysis/BranchProbabilityInfo.h"
@@ -17,11 +14,6 @@
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/GlobalAlias.h"
-<<<<<<< HEAD
-#include "llvm-c/LLJIT.h"
-#include "llvm/ExecutionEngine/Orc/LLJIT.h"
-=======
->>>>>>> engine
 #include "llvm/IR/GlobalValue.h"
 #include "llvm/IR/GlobalVariable.h"
 #include "llvm/IR/Module.h"
@@ -117,8 +109,6 @@ int thinjit_is_dso_local(LLVMValueRef gv) { return unwrap<GlobalValue>(gv)->isDS
 
 void thinjit_set_dso_local(LLVMValueRef gv, int dso_local) { unwrap<GlobalValue>(gv)->setDSOLocal(dso_local != 0); }
 
-<<<<<<< HEAD
-=======
 // Gap: llvm-c cannot stop an LLJITBuilder from resolving JIT'd code against every symbol of the host process
 // (its default "<Process Symbols>" JITDylib searches the whole process); thinjit makes process symbols opt-in.
 // LLJIT's default platform setup requires a process-symbols JITDylib to exist, so give it an empty one
@@ -131,7 +121,6 @@ void thinjit_lljit_builder_use_empty_process_symbols(LLVMOrcLLJITBuilderRef buil
         });
 }
 
->>>>>>> engine
 // Gap: llvm-c has no CloneFunctionInto and no way to clone part of a module. Builds a new module `name` in the
 // source's context holding a copy of `fn` (same name, linkage and attributes; no comdat), declarations of every
 // global it references, and definitions of the copyable constants it references (whose own references are
@@ -172,18 +161,6 @@ LLVMModuleRef thinjit_extract_function(LLVMModuleRef src, LLVMValueRef fn, const
   return wrap(dst.release());
 }
 
-<<<<<<< HEAD
-// Gap: llvm-c cannot stop an LLJITBuilder from resolving JIT'd code against every symbol of the host process
-// (its default "<Process Symbols>" JITDylib searches the whole process); thinjit makes process symbols opt-in.
-// LLJIT's default platform setup requires a process-symbols JITDylib to exist, so give it an empty one
-// (`setProcessSymbolsJITDylibSetup`); symbol sources are then added to the main JITDylib explicitly. The C
-// API's builder handle is an `LLJITBuilder*` (OrcV2CBindings.cpp: DEFINE_SIMPLE_CONVERSION_FUNCTIONS).
-void thinjit_lljit_builder_use_empty_process_symbols(LLVMOrcLLJITBuilderRef builder) {
-    reinterpret_cast<orc::LLJITBuilder *>(builder)->setProcessSymbolsJITDylibSetup(
-        [](orc::LLJIT &J) -> Expected<orc::JITDylibSP> {
-            return &J.getExecutionSession().createBareJITDylib("<Process Symbols>");
-        });
-=======
 // Gap: llvm-c has no profile analyses. Writes, for each call-like instruction of `fn` in order (up to `cap`), the
 // hotness LLVM's ModuleSummaryAnalysis gives its edge: ProfileSummaryInfo::getProfileCount (the call's own `!prof`
 // total weight under a sample profile, else its block's BlockFrequencyInfo count), classified by isHotCount /
@@ -214,7 +191,6 @@ size_t thinjit_call_profile_hotness(LLVMValueRef fn, int *out, size_t cap) {
       ++n;
     }
   return n;
->>>>>>> engine
 }
 
 }  // extern "C"
