@@ -59,6 +59,17 @@ struct Pending {
     name: String,
     slot: ReportSlot,
     parse: Duration,
+    /// The key of the script's own atexit registry.
+    dso_key: u64,
+}
+
+/// A loaded script: its code, and what must run before that code is freed.
+struct Script {
+    tracker: ResourceTracker,
+    /// `__cxa_atexit` registrations made by the script's code (through its own dso handle).
+    atexit: AtExitRegistry,
+    /// The script's `llvm.global_dtors`, in run order.
+    dtors: Vec<String>,
 }
 
 /// State the IR transform needs, shared with it.
@@ -166,6 +177,7 @@ impl Shared {
             .prepare(module, &mut times)
             .map_err(|e| format!("script `{}`: {e}", pending.name))?;
         module.redirect_atexit();
+        module.localize_dso_handle(pending.dso_key);
         let after = module.defined_symbols();
         if after != defined {
             return Err(format!(
@@ -200,7 +212,7 @@ pub struct Engine {
     /// Static destructors of the JIT-resident library.
     structors: Structors,
     atexit: AtExitRegistry,
-    scripts: Mutex<HashMap<u64, ResourceTracker>>,
+    scripts: Mutex<HashMap<u64, Script>>,
     next_id: AtomicU64,
     /// Held while ORC may compile IR (lazy mode): LLJIT compiles IR with one shared target machine.
     compile_lock: Mutex<()>,
@@ -293,16 +305,19 @@ impl Engine {
             (resident::ATEXIT_IMPL, AtExitRegistry::atexit_impl_address()),
         ])
         .map_err(jit_error)?;
+        let atexit = AtExitRegistry::new();
         for (name, ir) in [
-            ("thinjit.support", resident::SUPPORT_IR),
-            ("thinjit.personality", resident::PERSONALITY_PIN_IR),
+            ("thinjit.support", resident::support_ir(atexit.key())),
+            (
+                "thinjit.personality",
+                resident::PERSONALITY_PIN_IR.to_owned(),
+            ),
         ] {
             let ctx = Context::new();
             let module = Module::parse_ir(&ctx, ir.as_bytes(), name)?;
             jit.add_module(module, None).map_err(jit_error)?;
         }
-        let dso = jit.lookup(resident::DSO_HANDLE).map_err(jit_error)?;
-        let atexit = AtExitRegistry::new(dso);
+        jit.lookup(resident::DSO_HANDLE).map_err(jit_error)?;
 
         if let Some(summary) = &builder.summary {
             summary.check_target(&jit.triple(), &jit.data_layout())?;
@@ -480,7 +495,9 @@ impl Engine {
             });
         }
         let structors = module.take_structors();
+        let atexit = AtExitRegistry::new();
         module.redirect_atexit();
+        module.localize_dso_handle(atexit.key());
         internalize_shared_definitions(&module);
 
         let tracker = self.jit.create_tracker();
@@ -494,6 +511,7 @@ impl Engine {
                         name: name.to_owned(),
                         slot: Arc::clone(&slot),
                         parse: times.parse,
+                        dso_key: atexit.key(),
                     },
                 );
             }
@@ -507,6 +525,7 @@ impl Engine {
             let before = module.defined_symbols();
             let (import, optimized_ir) = self.shared.prepare(&mut module, &mut times)?;
             module.redirect_atexit();
+            module.localize_dso_handle(atexit.key());
             let after = module.defined_symbols();
             if after != before {
                 return Err(Error::Import {
@@ -549,7 +568,14 @@ impl Engine {
                 .map_err(|m| self.materialize_error(name, &structors.ctors()[0], m))?;
         }
         if let Ok(mut s) = self.scripts.lock() {
-            s.insert(id, tracker);
+            s.insert(
+                id,
+                Script {
+                    tracker,
+                    atexit,
+                    dtors: structors.dtors().to_vec(),
+                },
+            );
         }
         Ok(ScriptHandle {
             engine: self,
@@ -610,19 +636,33 @@ impl Engine {
         })
     }
 
-    /// Unloads a script: its symbols disappear and its memory is returned.
+    /// Unloads a script: what it registered with `__cxa_atexit` and its static destructors run, then its
+    /// symbols disappear and its memory is returned.
     pub fn remove(&self, handle: ScriptHandle<'_>) -> Result<()> {
         handle.remove()
     }
 
     fn remove_id(&self, id: u64, name: &str) -> Result<()> {
-        let tracker = self.scripts.lock().ok().and_then(|mut s| s.remove(&id));
-        match tracker {
-            Some(t) => t.remove().map_err(|m| Error::Jit {
-                message: format!("removing script `{name}`: {m}"),
-            }),
+        let script = self.scripts.lock().ok().and_then(|mut s| s.remove(&id));
+        match script {
+            Some(script) => {
+                self.run_script_destructors(&script);
+                script.tracker.remove().map_err(|m| Error::Jit {
+                    message: format!("removing script `{name}`: {m}"),
+                })
+            }
             None => Ok(()),
         }
+    }
+
+    /// Runs a script's atexit handlers (last registered first), then its static destructors.
+    fn run_script_destructors(&self, script: &Script) {
+        script.atexit.run();
+        if !script.dtors.is_empty() {
+            let _compiling = self.compile_guard();
+            let _ = self.jit.run_structors(&script.dtors);
+        }
+        script.atexit.run();
     }
 
     /// Adds a relocatable object file under its own tracker (no import or optimization happens).
@@ -633,7 +673,14 @@ impl Engine {
             .add_object_file(object, name, Some(&tracker))
             .map_err(|m| jit_error(format!("adding object `{name}`: {m}")))?;
         if let Ok(mut s) = self.scripts.lock() {
-            s.insert(id, tracker);
+            s.insert(
+                id,
+                Script {
+                    tracker,
+                    atexit: AtExitRegistry::new(),
+                    dtors: Vec::new(),
+                },
+            );
         }
         Ok(ScriptHandle {
             engine: self,
@@ -651,8 +698,18 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // Destructors first, while every piece of JIT'd code is still loaded: handlers registered through
-        // `__cxa_atexit`/`atexit` (last first), then the library's `llvm.global_dtors`.
+        // Destructors first, while every piece of JIT'd code is still loaded: the scripts' (newest first), then
+        // handlers registered through the engine's dso handle (last first) and the library's
+        // `llvm.global_dtors`.
+        let mut scripts: Vec<(u64, Script)> = match self.scripts.lock() {
+            Ok(mut s) => s.drain().collect(),
+            Err(_) => Vec::new(),
+        };
+        scripts.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+        for (_, script) in &scripts {
+            self.run_script_destructors(script);
+        }
+        drop(scripts);
         self.atexit.run();
         let _ = self.jit.run_structors(self.structors.dtors());
         self.atexit.run();

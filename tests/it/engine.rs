@@ -940,3 +940,75 @@ fn jit_resident_without_host_callbacks_fails_at_build_naming_the_callback() {
         other => panic!("expected a symbol error, got {other:?}"),
     }
 }
+
+host_callbacks!(script_dtor_host);
+
+/// A script with a static constructor that registers a destructor with `__cxa_atexit` (as C++ does for a
+/// global object), and a `llvm.global_dtors` entry. Each reports through the host event callback.
+const SCRIPT_WITH_DESTRUCTORS: &str = r#"
+@__dso_handle = external hidden global i8
+@llvm.global_ctors = appending global [1 x { i32, ptr, ptr }] [{ i32, ptr, ptr } { i32 65535, ptr @ctor_N, ptr null }]
+@llvm.global_dtors = appending global [1 x { i32, ptr, ptr }] [{ i32, ptr, ptr } { i32 65535, ptr @dtor_N, ptr null }]
+@state_N = internal global i32 0
+declare i32 @__cxa_atexit(ptr, ptr, ptr)
+declare void @thinjit_host_event(i32)
+
+define internal void @obj_dtor_N(ptr %obj) {
+  call void @thinjit_host_event(i32 5)
+  ret void
+}
+
+define internal void @ctor_N() {
+  store i32 1, ptr @state_N
+  call void @thinjit_host_event(i32 4)
+  %r = call i32 @__cxa_atexit(ptr @obj_dtor_N, ptr @state_N, ptr @__dso_handle)
+  ret void
+}
+
+define internal void @dtor_N() {
+  call void @thinjit_host_event(i32 6)
+  ret void
+}
+
+define i32 @state_of_N() {
+  %v = load i32, ptr @state_N
+  ret i32 %v
+}
+"#;
+
+#[test]
+fn script_destructors_run_at_remove_and_at_engine_drop() {
+    let engine = script_dtor_host::register(EngineBuilder::new())
+        .build()
+        .unwrap();
+    let a = engine
+        .add_script("a", SCRIPT_WITH_DESTRUCTORS.replace("_N", "_a").as_bytes())
+        .unwrap();
+    let b = engine
+        .add_script("b", SCRIPT_WITH_DESTRUCTORS.replace("_N", "_b").as_bytes())
+        .unwrap();
+    assert_eq!(script_dtor_host::events(4), 2, "both constructors ran once");
+    let state = a.lookup::<extern "C" fn() -> i32>("state_of_a").unwrap();
+    assert_eq!(unsafe { state.call() }, 1);
+    assert_eq!(script_dtor_host::events(5), 0);
+    a.remove().unwrap();
+    assert_eq!(
+        script_dtor_host::events(5),
+        1,
+        "a's atexit handler ran at remove"
+    );
+    assert_eq!(
+        script_dtor_host::events(6),
+        1,
+        "a's static destructor ran at remove"
+    );
+    drop(b);
+    drop(engine);
+    assert_eq!(
+        script_dtor_host::events(5),
+        2,
+        "b's handler ran at engine drop"
+    );
+    assert_eq!(script_dtor_host::events(6), 2);
+    assert_eq!(script_dtor_host::events(4), 2);
+}
