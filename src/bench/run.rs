@@ -18,7 +18,7 @@ use super::strategy::{compile_script, PreparedLibrary, Strategy};
 use super::workload::{Script, ENTRY};
 use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
 use crate::llvm::resident::{
-    AtExitRegistry, ATEXIT_IMPL, CXA_ATEXIT, DSO_HANDLE, PERSONALITY_PIN_IR, SUPPORT_IR,
+    support_ir, AtExitRegistry, ATEXIT_IMPL, CXA_ATEXIT, PERSONALITY_PIN_IR,
 };
 use crate::llvm::{CodeGenOpt, Context, Module, TargetMachine};
 use crate::{Error, Result};
@@ -115,16 +115,17 @@ impl Runtime {
             jit.add_shared_library(std::path::Path::new(lib))
                 .map_err(jit_error)?;
         }
+        // One registry for the runtime and every script: all handlers run when the runtime is dropped, while
+        // the code they point to is still loaded.
+        let atexit = AtExitRegistry::new();
         for (name, ir) in [
-            ("thinjit-support", SUPPORT_IR),
-            ("thinjit-personality", PERSONALITY_PIN_IR),
+            ("thinjit-support", support_ir(atexit.key())),
+            ("thinjit-personality", PERSONALITY_PIN_IR.to_owned()),
         ] {
             let ctx = Context::new();
             let m = Module::parse_ir(&ctx, ir.as_bytes(), name)?;
             jit.add_module(m, None).map_err(jit_error)?;
         }
-        let dso = jit.lookup(DSO_HANDLE).map_err(jit_error)?;
-        let atexit = AtExitRegistry::new(dso);
 
         let ctx = Context::new();
         let mut library = Module::parse_bitcode(&ctx, lib.summary.library_bitcode()?, &lib.name)?;
