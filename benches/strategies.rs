@@ -10,6 +10,7 @@ use std::process::Command;
 use anyhow::{bail, Context as _, Result};
 use thinjit::bench::{self, BenchReport, MeasureOptions, Strategy, StrategyOutcome};
 
+#[derive(Clone)]
 struct Args {
     quick: bool,
     libraries: Vec<String>,
@@ -128,8 +129,16 @@ fn main() -> Result<()> {
         );
         for s in &args.strategies {
             let t = std::time::Instant::now();
+            // A whole-library link of a big library costs seconds per compile: time it once.
+            let mut args_for = args.clone();
+            if matches!(s, Strategy::FullLink | Strategy::FullLinkInternalize)
+                && prepared.functions >= 1000
+            {
+                args_for.compile_repetitions = 1;
+            }
+            let args = &args_for;
             let outcome = if args.isolate {
-                run_child(&args, lib, *s).unwrap_or_else(|e| StrategyOutcome {
+                run_child(args, lib, *s).unwrap_or_else(|e| StrategyOutcome {
                     library: lib.clone(),
                     library_functions: prepared.functions,
                     strategy: s.label(),
@@ -138,7 +147,7 @@ fn main() -> Result<()> {
                     ..StrategyOutcome::default()
                 })
             } else {
-                bench::measure(&prepared, &workload.scripts, *s, &options(&args))
+                bench::measure(&prepared, &workload.scripts, *s, &options(args))
             };
             eprintln!(
                 "[strategies] {lib} / {}: mean compile {} ms, {:.1} s{}",
