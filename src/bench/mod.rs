@@ -70,12 +70,33 @@ pub fn prepare_library(workload: &Workload, cache_dir: &Path) -> Result<Prepared
         summary.write(&path)?;
         summary
     };
-    PreparedLibrary::new(&workload.library, summary)
+    let mut lib = PreparedLibrary::new(&workload.library, summary)?;
+    let object = runtime_object_path(cache_dir, &workload.library);
+    if !newer_than(&object, &path) {
+        run::write_runtime_object(&lib, &object)?;
+    }
+    lib.runtime_object = Some(object);
+    Ok(lib)
 }
 
-/// Loads an already prepared library's summary from `cache_dir` (what a child process does).
+/// Loads a library [`prepare_library`] prepared in `cache_dir` (what a child process does).
 pub fn load_prepared(library: &str, cache_dir: &Path) -> Result<PreparedLibrary> {
-    PreparedLibrary::new(library, Summary::load(&summary_path(cache_dir, library))?)
+    let path = summary_path(cache_dir, library);
+    let mut lib = PreparedLibrary::new(library, Summary::load(&path)?)?;
+    let object = runtime_object_path(cache_dir, library);
+    lib.runtime_object = newer_than(&object, &path).then_some(object);
+    Ok(lib)
+}
+
+/// Where the native object of a library's resident runtime is cached.
+fn runtime_object_path(cache_dir: &Path, library: &str) -> PathBuf {
+    cache_dir.join(format!("{library}.runtime.o"))
+}
+
+/// `true` when `a` exists and was modified no earlier than `b`.
+fn newer_than(a: &Path, b: &Path) -> bool {
+    let time = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((time(a), time(b)), (Some(a), Some(b)) if a >= b)
 }
 
 /// The files the summary of `workload` is built from; synthetic libraries are written to `cache_dir` first.

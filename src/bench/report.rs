@@ -312,12 +312,14 @@ impl BenchReport {
                     what: "compile: full-link ÷ summary@100 ≥ 10".into(),
                     value: f / s,
                     met: f / s >= 10.0,
+                    note: format!("{}; {}", stage_note(full), stage_note(sum)),
                 });
                 out.push(Target {
                     library: lib.into(),
                     what: "compile: summary@100 ÷ none ≤ 1.5".into(),
                     value: s / n,
                     met: s / n <= 1.5,
+                    note: format!("{}; {}", stage_note(sum), stage_note(none)),
                 });
             }
             for row in sum.rows.iter().filter(|r| r.call_heavy) {
@@ -331,17 +333,25 @@ impl BenchReport {
                 else {
                     continue;
                 };
+                let note = format!(
+                    "run ms: summary@100 {}, full-link {}, none {}",
+                    ms(s),
+                    ms(f),
+                    ms(n)
+                );
                 out.push(Target {
                     library: lib.into(),
                     what: format!("run `{}`: summary@100 ÷ full-link ≤ 1.05", row.script),
                     value: s / f,
                     met: s / f <= 1.05,
+                    note: note.clone(),
                 });
                 out.push(Target {
                     library: lib.into(),
                     what: format!("run `{}`: none ÷ summary@100 ≥ 2", row.script),
                     value: n / s,
                     met: n / s >= 2.0,
+                    note,
                 });
             }
         }
@@ -350,15 +360,18 @@ impl BenchReport {
 
     /// The targets as a markdown table.
     pub fn targets_markdown(&self) -> String {
-        let mut s = String::from("| library | target | measured | met |\n|---|---|---:|---|\n");
+        let mut s = String::from(
+            "| library | target | measured | met | where the time goes |\n|---|---|---:|---|---|\n",
+        );
         for t in self.targets() {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.2} | {} |",
+                "| {} | {} | {:.2} | {} | {} |",
                 t.library,
                 t.what,
                 t.value,
-                if t.met { "yes" } else { "**no**" }
+                if t.met { "yes" } else { "**no**" },
+                t.note
             );
         }
         s
@@ -535,6 +548,25 @@ pub struct Target {
     pub what: String,
     pub value: f64,
     pub met: bool,
+    /// Where the time goes (per-stage means), to explain a miss.
+    pub note: String,
+}
+
+/// Mean import / O3 / materialize times of an outcome's scripts, as text.
+fn stage_note(o: &StrategyOutcome) -> String {
+    let rows: Vec<&Row> = o.rows.iter().filter(|r| r.error.is_none()).collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let n = rows.len() as f64;
+    let mean = |f: fn(&Row) -> f64| rows.iter().map(|r| f(r)).sum::<f64>() / n;
+    format!(
+        "{}: import {} + O3 {} + materialize {} ms",
+        o.strategy,
+        ms(mean(|r| r.import_ms)),
+        ms(mean(|r| r.optimize_ms)),
+        ms(mean(|r| r.materialize_ms))
+    )
 }
 
 fn check_cell(c: &Check) -> String {

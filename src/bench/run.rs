@@ -128,16 +128,22 @@ impl Runtime {
         }
 
         let ctx = Context::new();
-        let mut library = Module::parse_bitcode(&ctx, lib.summary.library_bitcode()?, &lib.name)?;
-        let structors = library.take_structors();
-        library.redirect_atexit();
-        // Any external definition: looking it up compiles the whole library now, not in the first script's
-        // materialization.
+        let (library, structors) = runtime_module(&ctx, lib)?;
+        // Any external definition: looking it up compiles (or links) the whole library now, not in the first
+        // script's materialization.
         let anchor = library
             .functions()
             .find(|f| !f.is_declaration() && !f.linkage().is_local())
             .map(|f| f.name());
-        jit.add_module(library, None).map_err(jit_error)?;
+        match &lib.runtime_object {
+            Some(path) => {
+                drop(library);
+                let object = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+                jit.add_object_file(&object, &lib.name, None)
+                    .map_err(jit_error)?;
+            }
+            None => jit.add_module(library, None).map_err(jit_error)?,
+        }
         if let Some(anchor) = anchor {
             jit.lookup(&anchor).map_err(jit_error)?;
         }
@@ -177,6 +183,28 @@ impl Runtime {
     fn call(&self, entry: JitEntry, n: i64) -> i64 {
         call_entry(&JitFunction::new(entry.0, &self.jit), n)
     }
+}
+
+/// The promoted helper library as the runtime holds it: static constructors and destructors taken out (the
+/// runtime runs them), `atexit` registrations redirected to the runtime's registry.
+fn runtime_module<'ctx>(
+    ctx: &'ctx Context,
+    lib: &PreparedLibrary,
+) -> Result<(Module<'ctx>, crate::llvm::resident::Structors)> {
+    let mut library = Module::parse_bitcode(ctx, lib.summary.library_bitcode()?, &lib.name)?;
+    let structors = library.take_structors();
+    library.redirect_atexit();
+    Ok((library, structors))
+}
+
+/// Compiles the runtime module of `lib` to a native object at `path` (for a JIT on this host), so that each
+/// benchmark process links it instead of compiling the whole library again.
+pub fn write_runtime_object(lib: &PreparedLibrary, path: &std::path::Path) -> Result<()> {
+    let ctx = Context::new();
+    let (library, _) = runtime_module(&ctx, lib)?;
+    let tm = TargetMachine::host(CodeGenOpt::Default)?;
+    let object = tm.emit_object(&library)?;
+    std::fs::write(path, object).map_err(|e| Error::io(path, e))
 }
 
 impl Drop for Runtime {
@@ -256,7 +284,8 @@ fn compile_and_add(
     check_entry_signature(ir, ENTRY)?;
     let (ir, entry) = rename_definitions(ir, suffix)?;
     let ctx = Context::new();
-    let compiled = compile_script(&ctx, name, &ir, strategy, lib, tm)?;
+    // The module name is unique in the runtime (internalized copies are renamed after it).
+    let compiled = compile_script(&ctx, &format!("{name}.{suffix}"), &ir, strategy, lib, tm)?;
     let object_bytes = tm.emit_object(&compiled.module)?.len();
     let mut row = Row {
         script: name.to_owned(),

@@ -96,6 +96,9 @@ pub struct PreparedLibrary {
     /// `target-cpu` / `target-features` the library's functions were built with.
     pub target_cpu: Option<String>,
     pub target_features: Option<String>,
+    /// A native object of the runtime module (see `bench::prepare_library`): linked into each runtime instead
+    /// of JIT-compiling the whole library in every benchmark process. `None`: compile from the bitcode.
+    pub runtime_object: Option<std::path::PathBuf>,
 }
 
 impl PreparedLibrary {
@@ -120,6 +123,7 @@ impl PreparedLibrary {
             summary,
             target_cpu,
             target_features,
+            runtime_object: None,
         })
     }
 }

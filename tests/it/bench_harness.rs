@@ -27,7 +27,7 @@ fn every_strategy_runs_the_helper_scripts_and_only_internalize_breaks_semantics(
     assert!(lib.functions > 20, "{} functions", lib.functions);
     let options = MeasureOptions {
         repetitions: 1,
-        compile_repetitions: 1,
+        compile_repetitions: 2,
         semantic_checks: true,
     };
     for strategy in Strategy::all() {
