@@ -55,6 +55,8 @@ pub mod bundled {
     pub const TABLES: &str = include_str!("../../benches/scripts/tables.ll");
     /// Many helpers, each called once per iteration.
     pub const MIX: &str = include_str!("../../benches/scripts/mix.ll");
+    /// Small accessors in a tight loop (call overhead dominates).
+    pub const ACCESSORS: &str = include_str!("../../benches/scripts/accessors.ll");
     /// Semantic check: one instance of `rt_shared_counter`.
     pub const COUNTER: &str = include_str!("../../benches/scripts/counter.ll");
     /// Semantic check: the intern table's constructor ran once and the table is live.
@@ -71,15 +73,19 @@ fn script(name: &str, ir: &str, iterations: i64, expected: i64, call_heavy: bool
     }
 }
 
-/// The five scripts over the bundled helper runtime, with `scale` × their default iteration counts (at least 1).
+/// The six scripts over the bundled helper runtime, with `scale` × their default iteration counts (at least 1).
+///
+/// `seed`, `arith` and `accessors` call small helpers in their loops (call-heavy); `seed` and `arith` allocate a
+/// boxed value per call, so `malloc` bounds what inlining can gain there; `accessors` does not allocate.
 pub fn helper_scripts(scale: f64) -> Vec<Script> {
     let n = |base: f64| ((base * scale) as i64).max(1);
-    let (seed_n, arith_n, strings_n, tables_n, mix_n) = (
+    let (seed_n, arith_n, strings_n, tables_n, mix_n, acc_n) = (
         n(200_000.0),
         n(200_000.0),
         n(50_000.0),
         n(200_000.0),
         n(20_000.0),
+        n(2_000_000.0),
     );
     vec![
         script("seed", bundled::SEED, seed_n, expected_seed(seed_n), true),
@@ -105,10 +111,17 @@ pub fn helper_scripts(scale: f64) -> Vec<Script> {
             true,
         ),
         script("mix", bundled::MIX, mix_n, expected_mix(mix_n), false),
+        script(
+            "accessors",
+            bundled::ACCESSORS,
+            acc_n,
+            expected_accessors(acc_n),
+            true,
+        ),
     ]
 }
 
-/// The bundled helper library (bitcode built by build.rs) with its five scripts.
+/// The bundled helper library (bitcode built by build.rs) with its six scripts.
 pub fn helpers_workload(scale: f64) -> Workload {
     let dir = PathBuf::from(env!("THINJIT_HELPERS_BC_DIR"));
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -157,6 +170,13 @@ const SQUARES: [i32; 64] = {
     }
     t
 };
+
+/// `accessors.ll`: squares plus tag 1 plus payload 5 per iteration.
+pub fn expected_accessors(n: i64) -> i64 {
+    (0..n.max(1))
+        .map(|i| SQUARES[(i & 63) as usize] as i64 + 6)
+        .sum()
+}
 
 /// CRC-32 (IEEE 802.3, reflected), as `rt_crc32` and zlib's `crc32` compute it.
 pub fn crc32(seed: u32, data: &[u8]) -> u32 {

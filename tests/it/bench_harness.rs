@@ -16,13 +16,15 @@ fn reference_results_match_native_runs() {
     assert_eq!(workload::expected_tables(7), 16_924_055_795);
     assert_eq!(workload::expected_mix(1000), 3_288_415_733_958_690_482);
     assert_eq!(workload::expected_mix(7), -2_822_014_933_932_094_326);
+    assert_eq!(workload::expected_accessors(1000), 1_306_700);
+    assert_eq!(workload::expected_accessors(7), 133);
 }
 
 #[test]
 fn every_strategy_runs_the_helper_scripts_and_only_internalize_breaks_semantics() {
     let cache = tempfile::TempDir::new().unwrap();
     let wl = workload::helpers_workload(0.01);
-    assert_eq!(wl.scripts.len(), 5);
+    assert_eq!(wl.scripts.len(), 6);
     let lib = bench::prepare_library(&wl, cache.path()).unwrap();
     assert!(lib.functions > 20, "{} functions", lib.functions);
     let options = MeasureOptions {
@@ -34,7 +36,7 @@ fn every_strategy_runs_the_helper_scripts_and_only_internalize_breaks_semantics(
         let outcome = bench::measure(&lib, &wl.scripts, strategy, &options);
         let label = strategy.label();
         assert!(outcome.error.is_none(), "{label}: {:?}", outcome.error);
-        assert_eq!(outcome.rows.len(), 5, "{label}");
+        assert_eq!(outcome.rows.len(), 6, "{label}");
         for row in &outcome.rows {
             assert_eq!(row.error, None, "{label} {}", row.script);
             assert_eq!(row.result, row.expected, "{label} {}", row.script);
