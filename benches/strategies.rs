@@ -104,17 +104,19 @@ fn main() -> Result<()> {
             cache.display()
         );
         let t = std::time::Instant::now();
-        let workload =
-            bench::workload_by_name(lib, args.scale, &bench::workspace_manifest(), &cache)?;
-        let prepared = match bench::prepare_library(&workload, &cache) {
+        let prepared =
+            bench::workload_by_name(lib, args.scale, &bench::workspace_manifest(), &cache)
+                .and_then(|w| Ok((bench::prepare_library(&w, &cache)?, w)));
+        let (prepared, workload) = match prepared {
             Ok(p) => p,
             Err(e) => {
+                // A library that cannot be had (no network for crates.io, say) is reported, not fatal.
                 eprintln!("[strategies] {lib}: cannot prepare: {e}");
                 for s in &args.strategies {
                     report.outcomes.push(StrategyOutcome {
                         library: lib.clone(),
                         strategy: s.label(),
-                        error: Some(format!("summary: {e}")),
+                        error: Some(format!("preparing the library: {e}")),
                         ..StrategyOutcome::default()
                     });
                 }
