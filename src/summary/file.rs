@@ -39,7 +39,8 @@ pub enum SummaryKind {
     /// A complete summary: index, shards, promoted helper library.
     Full,
     /// One input of a distributed build (`precompute-summary --per-input`): no index; the library blob is the
-    /// input's own bitcode, unchanged. Partial summaries are combined with [`super::Summary::merge`].
+    /// input's own IR, unchanged (bitcode, or text for a `.ll` input; compiled bitcode for a C/C++ source),
+    /// checked to parse and verify. Partial summaries are combined with [`super::Summary::merge`].
     Partial,
 }
 

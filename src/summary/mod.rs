@@ -179,19 +179,6 @@ impl Summary {
         options.run(|| Self::from_built(builder::build_units(units, options)?, "<merged summary>"))
     }
 
-    /// Checks that a partial summary's input parses and verifies (used by `merge` callers that want an early
-    /// error naming the input).
-    pub fn check_partial(&self) -> Result<()> {
-        let info = self.header.inputs.first().cloned().unwrap_or(InputInfo {
-            name: self.path.display().to_string(),
-            sha256: String::new(),
-        });
-        builder::check_input(&builder::InputUnit {
-            info,
-            bytes: self.library_bitcode()?.to_vec(),
-        })
-    }
-
     fn from_built(built: builder::Built, name: &str) -> Result<Summary> {
         let bytes = file::encode(&built.header, &built.index, &built.shard_area);
         Self::from_bytes(bytes, name)
@@ -241,7 +228,9 @@ impl Summary {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "summary".into());
-        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{file_name}.tmp-{}-{n}", std::process::id()));
         let result = (|| {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(self.storage.bytes())?;
