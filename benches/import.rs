@@ -1,20 +1,29 @@
 //! Import cost against helper libraries of growing size (issue 5): plan + import time per script for a
 //! script that imports a handful of helpers, against generated libraries of 1k, 10k and 100k functions.
 //!
+//! Two libraries per size: `chain`, generated here with exact sizes so every script imports the same 9
+//! functions whatever the library size, and `synth` ([`thinjit::synth`], shaped like a real runtime; the
+//! script calls 3 random helpers, so what gets imported varies with the library).
+//!
 //! `cargo bench --bench import` (release). Sizes can be overridden with `THINJIT_BENCH_SIZES=1000,10000`;
 //! iterations with `THINJIT_BENCH_ITERS`. Prints a table: the summary's load time, then per script the
 //! median and 90th percentile of plan alone and of the whole import (verify, plan, parse shards, link, stamp,
 //! verify), and how many functions were imported.
 //!
-//! Measured (release, 2 shared cores, LLVM 19.1.7, 300 iterations, script importing 9 helpers):
+//! Measured (release, 2 cores shared with other jobs, LLVM 19.1.7, 300 iterations):
 //!
-//! | library functions | summary load (ms) | plan median (µs) | import median (µs) | import p90 (µs) |
-//! |---:|---:|---:|---:|---:|
-//! | 1,000 | 0.24 | 7.4 | 497.5 | 585.1 |
-//! | 10,000 | 1.77 | 8.2 | 497.8 | 587.2 |
-//! | 100,000 | 20.44 | 8.7 | 495.2 | 537.8 |
+//! | library | functions | summary load (ms) | imported | plan median (µs) | import median (µs) | import p90 (µs) |
+//! |---|---:|---:|---:|---:|---:|---:|
+//! | chain | 1,000 | 0.26 | 9 | 8.0 | 504.1 | 4618.9 (one noisy burst) |
+//! | chain | 10,000 | 1.91 | 9 | 8.7 | 500.8 | 650.0 |
+//! | chain | 100,000 | 39.71 | 9 | 9.7 | 508.4 | 582.5 |
+//! | synth | 1,000 | 0.30 | 7 | 8.5 | 379.4 | 430.0 |
+//! | synth | 10,000 | 2.37 | 11 | 12.5 | 632.5 | 762.7 |
+//! | synth | 100,000 | 57.38 | 27 | 43.8 | 1645.9 | 5754.0 |
 //!
-//! Import cost is flat in library size; of the ~500 µs, parsing the 9 shards takes ~345 µs, linking ~118 µs.
+//! For the same 9 imports the cost is flat in library size (100k within 1.01× of 1k); of the ~500 µs, parsing
+//! the 9 shards takes ~350 µs and linking ~120 µs. The synth rows follow what is imported (~60 µs per
+//! function), not the library size.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -23,6 +32,7 @@ use std::time::{Duration, Instant};
 use thinjit::import::{import, plan, script_symbols, ImportConfig};
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::{BuildOptions, Summary};
+use thinjit::synth;
 
 /// A library of `n` functions `lib_<i>`: even ones have 10 instructions, odd ones 60, and each calls the next.
 /// From a root `lib_<k>` (k even) LLVM's thresholds 100 -> 70 -> 49 -> 34 import `lib_k`, `lib_k+1` and
@@ -71,6 +81,64 @@ fn us(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e6)
 }
 
+/// Measures one (library, script) pair and prints a table row.
+fn measure(kind: &str, n: usize, library: String, script: &str, iters: usize, dir: &Path) {
+    let config = ImportConfig::default();
+    let lib = dir.join(format!("{kind}_{n}.ll"));
+    std::fs::write(&lib, library).expect("write library");
+    let t = Instant::now();
+    let built = Summary::build(&[lib], &BuildOptions::default()).expect("build summary");
+    let build_time = t.elapsed();
+    let file = dir.join(format!("{kind}_{n}.thinjit"));
+    built.write(&file).expect("write summary");
+    drop(built);
+    let t = Instant::now();
+    let summary = Summary::load(&file).expect("load summary");
+    let load_time = t.elapsed();
+
+    let mut plan_times = Vec::with_capacity(iters);
+    let mut import_times = Vec::with_capacity(iters);
+    let mut stages: [Vec<Duration>; 5] = Default::default();
+    let mut imported = 0;
+    for _ in 0..iters {
+        let ctx = Context::new();
+        let mut m = Module::parse_ir(&ctx, script.as_bytes(), "script").expect("parse script");
+        let t = Instant::now();
+        let p = plan(summary.index(), &script_symbols(&m), &config);
+        plan_times.push(t.elapsed());
+        let t = Instant::now();
+        let report = import(&mut m, &summary, &config).expect("import");
+        import_times.push(t.elapsed());
+        imported = report.totals.imported_functions;
+        assert_eq!(imported, p.functions.len());
+        let t = report.times;
+        for (k, d) in [t.verify, t.plan, t.parse_shards, t.link, t.stamp]
+            .into_iter()
+            .enumerate()
+        {
+            stages[k].push(d);
+        }
+    }
+    plan_times.sort();
+    import_times.sort();
+    let breakdown: Vec<String> = stages
+        .iter_mut()
+        .map(|v| {
+            v.sort();
+            us(percentile(v, 0.5))
+        })
+        .collect();
+    println!(
+        "| {kind} | {n} | {:.2} | {:.2} | {imported} | {} | {} | {} | {} |",
+        build_time.as_secs_f64(),
+        load_time.as_secs_f64() * 1e3,
+        us(percentile(&plan_times, 0.5)),
+        us(percentile(&import_times, 0.5)),
+        us(percentile(&import_times, 0.9)),
+        breakdown.join(" / "),
+    );
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::var("THINJIT_BENCH_SIZES")
         .ok()
@@ -81,65 +149,26 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
     let dir = tempfile::TempDir::new().expect("temp dir");
-    let config = ImportConfig::default();
     println!(
-        "| library functions | summary build (s) | summary load (ms) | imported | plan median (µs) | import median (µs) | import p90 (µs) | verify / plan / parse / link / stamp medians (µs) |"
+        "| library | functions | summary build (s) | summary load (ms) | imported | plan median (µs) | import median (µs) | import p90 (µs) | verify / plan / parse / link / stamp medians (µs) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for &n in &sizes {
-        let lib = dir.path().join(format!("lib_{n}.ll"));
-        std::fs::write(&lib, generate_library(n)).expect("write library");
-        let t = Instant::now();
-        let built = Summary::build(&[lib], &BuildOptions::default()).expect("build summary");
-        let build_time = t.elapsed();
-        let file = dir.path().join(format!("lib_{n}.thinjit"));
-        built.write(&file).expect("write summary");
-        drop(built);
-        let t = Instant::now();
-        let summary = Summary::load(Path::new(&file)).expect("load summary");
-        let load_time = t.elapsed();
-
-        let script = generate_script(n, 3);
-        let mut plan_times = Vec::with_capacity(iters);
-        let mut import_times = Vec::with_capacity(iters);
-        let mut imported = 0;
-        let mut stages: [Vec<Duration>; 5] = Default::default();
-        for _ in 0..iters {
-            let ctx = Context::new();
-            let mut m = Module::parse_ir(&ctx, script.as_bytes(), "script").expect("parse script");
-            let t = Instant::now();
-            let p = plan(summary.index(), &script_symbols(&m), &config);
-            plan_times.push(t.elapsed());
-            let t = Instant::now();
-            let report = import(&mut m, &summary, &config).expect("import");
-            import_times.push(t.elapsed());
-            imported = report.totals.imported_functions;
-            let t = report.times;
-            for (k, d) in [t.verify, t.plan, t.parse_shards, t.link, t.stamp]
-                .into_iter()
-                .enumerate()
-            {
-                stages[k].push(d);
-            }
-            assert_eq!(imported, p.functions.len());
-        }
-        plan_times.sort();
-        import_times.sort();
-        let breakdown: Vec<String> = stages
-            .iter_mut()
-            .map(|v| {
-                v.sort();
-                us(percentile(v, 0.5))
-            })
-            .collect();
-        println!(
-            "| {n} | {:.2} | {:.2} | {imported} | {} | {} | {} | {} |",
-            build_time.as_secs_f64(),
-            load_time.as_secs_f64() * 1e3,
-            us(percentile(&plan_times, 0.5)),
-            us(percentile(&import_times, 0.5)),
-            us(percentile(&import_times, 0.9)),
-            breakdown.join(" / "),
+        measure(
+            "chain",
+            n,
+            generate_library(n),
+            &generate_script(n, 3),
+            iters,
+            dir.path(),
+        );
+        measure(
+            "synth",
+            n,
+            synth::generate_library(n, 1),
+            &synth::generate_script(n, 3, 1),
+            iters,
+            dir.path(),
         );
     }
 }

@@ -11,9 +11,11 @@
 //!   optimized, and it is also `noinline`, so importing it could only duplicate it);
 //! - a refused callee under `-force-import-all`: LLVM stops evaluating the caller's remaining edges, thinjit
 //!   goes on;
-//! - hotness: LLVM derives it from profile counts, thinjit's summary from `hot` / `cold` attributes; the
-//!   hotness fixture carries both so that the edges agree, and script edges are `Unknown` in thinjit (a script
-//!   has no profile). Critical edges come only from sample profiles in LLVM and are not covered.
+//! - hotness without a profile: LLVM says `Unknown`; thinjit's summary reads `hot` / `cold` attributes of call
+//!   sites and callees, so a helper's call to a `cold` function is a cold edge (refused at the default cold
+//!   multiplier 0). With a profile both derive hotness from counts (the summary asks LLVM's own PSI/BFI).
+//!   Script edges come from the script module, which thinjit does not profile: `None`, or the call site's
+//!   `hot` / `cold` attribute. Critical edges come only from sample profiles in LLVM and are not covered.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -155,12 +157,37 @@ fn compare(
     expected_functions: &[&str],
     llvm_only_variables: &[&str],
 ) -> Imports {
+    compare_with(
+        helpers,
+        script,
+        config,
+        expected_functions,
+        &[],
+        llvm_only_variables,
+    )
+}
+
+/// As [`compare`], with documented functions LLVM imports and thinjit does not.
+fn compare_with(
+    helpers: &[&str],
+    script: &str,
+    config: &ImportConfig,
+    expected_functions: &[&str],
+    llvm_only_functions: &[&str],
+    llvm_only_variables: &[&str],
+) -> Imports {
     let dir = tempfile::TempDir::new().unwrap();
     let llvm = llvm_imports(dir.path(), helpers, script, config);
     let ours = thinjit_imports(helpers, script, config);
     let flags = llvm_flags(config).join(" ");
+    let mut ours_plus = ours.functions.clone();
+    ours_plus.extend(set(llvm_only_functions));
+    assert!(
+        ours.functions.is_disjoint(&set(llvm_only_functions)),
+        "thinjit imported {llvm_only_functions:?} on {script} with {flags}"
+    );
     assert_eq!(
-        ours.functions, llvm.functions,
+        ours_plus, llvm.functions,
         "functions differ from LLVM's on {script} with {flags}"
     );
     assert_eq!(
@@ -257,13 +284,23 @@ fn attributes_and_linkage_match_llvm() {
     let lib = ["attributes_lib.ll"];
     let script = "attributes_script.ll";
     // noinline: refused; alwaysinline: imported whatever its size; weak: interposable, refused;
-    // linkonce_odr: importable (thinjit makes it weak_odr, still not interposable); `cold` callee attribute:
-    // the script's edge carries no profile, so both treat it as an ordinary edge.
-    compare(
+    // linkonce_odr: importable (thinjit makes it weak_odr, still not interposable); the script's own call to
+    // the `cold` function carries no profile and no call-site attribute, so both treat it as an ordinary edge.
+    // Without a profile, thinjit's summary marks the helper edge calls_cold -> cold_inner cold because the
+    // callee is `cold` (the author said so), and the cold multiplier (0) refuses it; LLVM sees `Unknown`.
+    compare_with(
         &lib,
         script,
         &ImportConfig::default(),
-        &["always_big", "cold_helper", "odr_helper", "plain"],
+        &[
+            "always_big",
+            "calls_cold",
+            "cold_helper",
+            "cold_inner",
+            "odr_helper",
+            "plain",
+        ],
+        &["cold_inner"],
         &[],
     );
     // -force-import-all also takes noinline callees. Two differences on purpose:
@@ -286,7 +323,9 @@ fn attributes_and_linkage_match_llvm() {
         ours.functions,
         set(&[
             "always_big",
+            "calls_cold",
             "cold_helper",
+            "cold_inner",
             "no_inline",
             "odr_helper",
             "plain"

@@ -708,3 +708,76 @@ attributes #0 = { "target-cpu"="x86-64" "target-features"="+cx8,+sse2" }
     optimize(&mut m, &tm(), OptLevel::O3).unwrap();
     assert_eq!(callees(&m, "entry"), vec!["avx2_add".to_owned()]);
 }
+
+#[test]
+fn every_opt_level_keeps_the_script_symbols() {
+    let tm = tm();
+    for level in [OptLevel::O0, OptLevel::O1, OptLevel::O2, OptLevel::O3] {
+        let ctx = Context::new();
+        let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
+        let before = m.defined_symbols();
+        import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+        optimize(&mut m, &tm, level).unwrap();
+        assert_eq!(m.defined_symbols(), before, "{}", level.pipeline());
+        // The module still compiles to an object for the JIT.
+        assert!(!tm.emit_object(&m).unwrap().is_empty());
+    }
+}
+
+/// Serves the real index with one hand-made shard for `CreateWrappedValueFromInt`.
+struct Crafted<'a> {
+    summary: &'a Summary,
+    shard: Vec<u8>,
+}
+
+impl ShardSource for Crafted<'_> {
+    fn index(&self) -> &SummaryIndex {
+        self.summary.index()
+    }
+    fn shard(&self, f: &FunctionSummary) -> thinjit::Result<&[u8]> {
+        if f.name == "CreateWrappedValueFromInt" {
+            Ok(&self.shard)
+        } else {
+            self.summary.shard(f)
+        }
+    }
+    fn triple(&self) -> &str {
+        ShardSource::triple(self.summary)
+    }
+}
+
+#[test]
+fn shard_initializers_never_reach_the_script() {
+    let ctx = Context::new();
+    let shard_ir = r#"
+@llvm.global_ctors = appending global [1 x { i32, ptr, ptr }] [{ i32, ptr, ptr } { i32 65535, ptr @helper_init, ptr null }]
+@llvm.used = appending global [1 x ptr] [ptr @CreateWrappedValueFromInt], section "llvm.metadata"
+declare void @helper_init()
+declare ptr @rt_alloc(i64)
+define ptr @CreateWrappedValueFromInt(i32 %v) {
+  %p = call ptr @rt_alloc(i64 16)
+  store i32 %v, ptr %p
+  ret ptr %p
+}
+"#;
+    let shard = Module::parse_ir(&ctx, shard_ir.as_bytes(), "crafted")
+        .unwrap()
+        .write_bitcode();
+    let source = Crafted {
+        summary: helpers(),
+        shard,
+    };
+    let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
+    let report = import(&mut m, &source, &ImportConfig::default()).unwrap();
+    assert!(report
+        .entry("CreateWrappedValueFromInt")
+        .unwrap()
+        .decision
+        .is_imported());
+    assert!(m.global("llvm.global_ctors").is_none(), "{}", m.print());
+    assert!(m.global("llvm.used").is_none());
+    assert_eq!(
+        m.function("CreateWrappedValueFromInt").unwrap().linkage(),
+        Linkage::AvailableExternally
+    );
+}

@@ -2,6 +2,7 @@
 //! [`ImportReport`](thinjit::import::ImportReport) (a table, or JSON with `--json`). `--save-temps DIR` writes
 //! the module before import, after import and after O3.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -117,10 +118,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         optimize(&mut module, &tm, OptLevel::O3)?;
         save(temps, &stem, "2-o3", &module)?;
     }
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        println!("{report}");
+        writeln!(out, "{report}")?;
     }
     Ok(())
 }
