@@ -18,6 +18,11 @@ pub enum Strategy {
     Summary,
     /// The whole helper library linked in as `available_externally`, then optimized.
     FullLink,
+    /// The seed's first attempt: the whole helper library linked in with strong definitions, then everything
+    /// that came from it internalized. Every script gets private copies of the helpers' globals and runs the
+    /// helpers' static initializers again: it breaks "one instance" and "initializers once" (kept to measure
+    /// and to show that breakage).
+    FullLinkInternalize,
 }
 
 impl std::str::FromStr for Strategy {
@@ -28,8 +33,9 @@ impl std::str::FromStr for Strategy {
             "none" => Ok(Strategy::None),
             "summary" => Ok(Strategy::Summary),
             "full-link" => Ok(Strategy::FullLink),
+            "full-link-internalize" => Ok(Strategy::FullLinkInternalize),
             other => Err(format!(
-                "unknown strategy `{other}` (expected none, summary or full-link)"
+                "unknown strategy `{other}` (expected none, summary, full-link or full-link-internalize)"
             )),
         }
     }
@@ -41,6 +47,7 @@ impl std::fmt::Display for Strategy {
             Strategy::None => "none",
             Strategy::Summary => "summary",
             Strategy::FullLink => "full-link",
+            Strategy::FullLinkInternalize => "full-link-internalize",
         })
     }
 }

@@ -49,6 +49,8 @@ pub struct ScriptReport {
     pub import: Option<ImportReport>,
     /// The module after import and optimization, when [`EngineBuilder::keep_optimized_ir`] is set.
     pub optimized_ir: Option<String>,
+    /// Size in bytes of the script's object file (eager mode; `None` when ORC compiled it lazily).
+    pub object_size: Option<usize>,
 }
 
 /// A script's compiled form is shared between the handle and, in lazy mode, the IR transform.
@@ -56,6 +58,8 @@ type ReportSlot = Arc<Mutex<Option<ScriptReport>>>;
 
 /// A script waiting for ORC to materialize it (lazy mode).
 struct Pending {
+    /// The script's id in the engine.
+    id: u64,
     name: String,
     slot: ReportSlot,
     parse: Duration,
@@ -117,6 +121,10 @@ impl Shared {
                 self.full_link(module)?;
                 None
             }
+            (Strategy::FullLinkInternalize, _) => {
+                self.full_link_internalize(module)?;
+                None
+            }
             _ => None,
         };
         times.import = start.elapsed();
@@ -128,6 +136,33 @@ impl Shared {
         Ok((report, self.keep_optimized_ir.then(|| module.print())))
     }
 
+    /// The `full-link-internalize` strategy: link the library's strong definitions (the script's declarations
+    /// resolve to them), then make everything that came from the library internal.
+    fn full_link_internalize(&self, module: &mut Module<'_>) -> Result<()> {
+        let Some(bytes) = &self.library else {
+            return Err(Error::Config {
+                message: "the full-link-internalize strategy needs a summary or a helper library"
+                    .into(),
+            });
+        };
+        let library = Module::parse(module.context(), bytes, "helper library")?;
+        let from_library = library.defined_symbols();
+        module.link_in(library)?;
+        for f in module.functions() {
+            if !f.is_declaration() && from_library.contains(&f.name()) {
+                f.set_linkage(Linkage::Internal);
+                f.clear_comdat();
+            }
+        }
+        for g in module.globals() {
+            if !g.is_declaration() && from_library.contains(&g.name()) {
+                g.set_linkage(Linkage::Internal);
+                g.clear_comdat();
+            }
+        }
+        Ok(())
+    }
+
     /// The `full-link` strategy: the whole helper library linked in, every definition `available_externally`
     /// (mutable variables as declarations), its static constructors dropped.
     fn full_link(&self, module: &mut Module<'_>) -> Result<()> {
@@ -137,7 +172,7 @@ impl Shared {
             });
         };
         let mut library = Module::parse(module.context(), bytes, "helper library")?;
-        let _ = library.take_structors();
+        library.drop_structors();
         for f in library.functions() {
             if !f.is_declaration() && !f.linkage().is_local() {
                 f.set_linkage(Linkage::AvailableExternally);
@@ -176,6 +211,8 @@ impl Shared {
         let (import, optimized_ir) = self
             .prepare(module, &mut times)
             .map_err(|e| format!("script `{}`: {e}", pending.name))?;
+        // Constructors a whole-library link brought along cannot run from here: dropped (lazy mode).
+        module.drop_structors();
         module.redirect_atexit();
         module.localize_dso_handle(pending.dso_key);
         let after = module.defined_symbols();
@@ -193,6 +230,7 @@ impl Shared {
                 defined: after.into_iter().collect(),
                 import,
                 optimized_ir,
+                object_size: None,
             });
         }
         Ok(())
@@ -273,23 +311,49 @@ fn internalize_shared_definitions(module: &Module<'_>) {
     }
 }
 
+/// Triples name the same target when architecture and OS/environment agree (the vendor field may differ:
+/// `x86_64-pc-linux-gnu` and `x86_64-unknown-linux-gnu` are the same target).
+fn same_target(a: &str, b: &str) -> bool {
+    let parts = |t: &str| -> (String, Vec<String>) {
+        let mut it = t.split('-').map(str::to_owned);
+        let arch = it.next().unwrap_or_default();
+        let rest: Vec<String> = it.collect();
+        let rest = if rest.len() >= 3 {
+            rest[1..].to_vec()
+        } else {
+            rest
+        };
+        (arch, rest)
+    };
+    parts(a) == parts(b)
+}
+
 impl Engine {
     /// Builds an engine from `builder` (see [`EngineBuilder::build`]).
     pub fn new(builder: EngineBuilder) -> Result<Self> {
         builder.import_config.validate()?;
+        if builder.lazy && builder.strategy == Strategy::FullLinkInternalize {
+            return Err(Error::Config {
+                message: "the full-link-internalize strategy brings the helpers' static constructors into every \
+                          script, which only eager mode can run: use lazy(false)"
+                    .into(),
+            });
+        }
         let mode = builder.import_config.mode;
         let mut jit = LlJit::new_host().map_err(jit_error)?;
 
-        for library in &builder.runtime_libraries {
-            jit.add_shared_library(library)
-                .map_err(|m| jit_error(format!("runtime library {}: {m}", library.display())))?;
-        }
+        // Resolution order for names no module defines: host symbols (absolute, below), the shared libraries
+        // in the order given, the process (opt-in), then the C/C++ runtime libraries.
         for library in &builder.shared_libraries {
             jit.add_shared_library(library)
                 .map_err(|m| jit_error(format!("shared library {}: {m}", library.display())))?;
         }
         if builder.process_symbols {
             jit.add_process_symbols().map_err(jit_error)?;
+        }
+        for library in &builder.runtime_libraries {
+            jit.add_shared_library(library)
+                .map_err(|m| jit_error(format!("runtime library {}: {m}", library.display())))?;
         }
         let host: Vec<(&str, u64)> = builder
             .host_symbols
@@ -431,6 +495,15 @@ impl Engine {
                 ),
             });
         }
+        let triple = module.triple();
+        if !triple.is_empty() && !same_target(&triple, &self.jit.triple()) {
+            return Err(Error::Jit {
+                message: format!(
+                    "{what}: target triple `{triple}` does not match the JIT's `{}`",
+                    self.jit.triple()
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -465,6 +538,12 @@ impl Engine {
         self.add_script(&path.display().to_string(), &bytes)
     }
 
+    /// Adds a module built by the caller (for example with the IR builder). The module is copied into the
+    /// script's own context (as bitcode), so the caller's context stays the caller's.
+    pub fn add_script_module(&self, module: &Module<'_>) -> Result<ScriptHandle<'_>> {
+        self.add_script(&module.name(), &module.write_bitcode())
+    }
+
     /// Adds a script (textual IR or bitcode, named `name` in errors and reports) in its own LLVM context and
     /// under its own resource tracker: verify → import → optimize → materialize (eager), or verify now and
     /// import + optimize when ORC materializes it (lazy).
@@ -494,7 +573,7 @@ impl Engine {
                 ),
             });
         }
-        let structors = module.take_structors();
+        let mut structors = module.take_structors();
         let atexit = AtExitRegistry::new();
         module.redirect_atexit();
         module.localize_dso_handle(atexit.key());
@@ -508,6 +587,7 @@ impl Engine {
                 p.insert(
                     key,
                     Pending {
+                        id,
                         name: name.to_owned(),
                         slot: Arc::clone(&slot),
                         parse: times.parse,
@@ -524,8 +604,6 @@ impl Engine {
         } else {
             let before = module.defined_symbols();
             let (import, optimized_ir) = self.shared.prepare(&mut module, &mut times)?;
-            module.redirect_atexit();
-            module.localize_dso_handle(atexit.key());
             let after = module.defined_symbols();
             if after != before {
                 return Err(Error::Import {
@@ -535,9 +613,14 @@ impl Engine {
                     ),
                 });
             }
+            // Strategies that link whole libraries bring their static constructors along.
+            structors.extend(module.take_structors());
+            module.redirect_atexit();
+            module.localize_dso_handle(atexit.key());
             // Code generation on this thread with a pooled target machine, then JITLink (thread-safe).
             let start = Instant::now();
             let object = self.shared.with_machine(|tm| tm.emit_object(&module))?;
+            let object_len = object.len();
             drop(module);
             drop(ctx);
             self.jit
@@ -558,6 +641,7 @@ impl Engine {
                     defined: after.into_iter().collect(),
                     import,
                     optimized_ir,
+                    object_size: Some(object_len),
                 });
             }
         }
@@ -643,6 +727,10 @@ impl Engine {
     }
 
     fn remove_id(&self, id: u64, name: &str) -> Result<()> {
+        // A lazy script removed before ORC materialized it: forget it (its module is freed with the tracker).
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.retain(|_, pending| pending.id != id);
+        }
         let script = self.scripts.lock().ok().and_then(|mut s| s.remove(&id));
         match script {
             Some(script) => {

@@ -58,6 +58,9 @@ pub const PERSONALITY_PIN_IR: &str = r#"
 declare i32 @__gxx_personality_v0(...)
 "#;
 
+/// Suffix counter for structor functions made visible by [`Module::take_structors`].
+static NEXT_STRUCTOR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Static constructors and destructors taken out of a module, in the order they must run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Structors {
@@ -103,8 +106,9 @@ fn structor_entries<'ctx>(array: Value<'ctx>) -> Vec<(u64, Value<'ctx>)> {
 
 impl Module<'_> {
     /// Takes `llvm.global_ctors` and `llvm.global_dtors` out of the module and returns the functions they name,
-    /// in run order. Each function is made externally visible (`hidden`, so only this JIT sees it) under its
-    /// own name so it can be looked up.
+    /// in run order. A function with local linkage is made externally visible (`hidden`, so only this JIT sees
+    /// it) under a process-unique name (`<name>.thinjit.<n>`) so it can be looked up without clashing with
+    /// another module's.
     pub fn take_structors(&mut self) -> Structors {
         let mut result = Structors::default();
         for (array_name, descending) in [("llvm.global_ctors", false), ("llvm.global_dtors", true)]
@@ -124,6 +128,8 @@ impl Module<'_> {
             global.erase();
             for (_, function) in entries {
                 if function.linkage().is_local() {
+                    let n = NEXT_STRUCTOR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    function.set_name(&format!("{}.thinjit.{n}", function.name()));
                     function.set_linkage(Linkage::External);
                     function.set_visibility(Visibility::Hidden);
                 }
@@ -136,6 +142,16 @@ impl Module<'_> {
             }
         }
         result
+    }
+
+    /// Deletes `llvm.global_ctors` and `llvm.global_dtors` without running or exposing what they name (the
+    /// functions keep their linkage; unused local ones become dead code).
+    pub fn drop_structors(&mut self) {
+        for array_name in ["llvm.global_ctors", "llvm.global_dtors"] {
+            if let Some(global) = self.global(array_name) {
+                global.erase();
+            }
+        }
     }
 
     /// Redirects the module's references to `__cxa_atexit`, `atexit` and `__dso_handle` to the engine's

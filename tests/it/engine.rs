@@ -280,6 +280,15 @@ fn invalid_ir_is_a_typed_error() {
         .add_script("undominated", undominated.as_bytes())
         .unwrap_err();
     assert!(matches!(err, Error::Verify { .. }), "{err:?}");
+    // another target
+    let other =
+        "target triple = \"aarch64-unknown-linux-gnu\"\ndefine i32 @other() {\n  ret i32 1\n}\n";
+    let err = engine.add_script("other", other.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("aarch64"), "{err:?}");
+    // the vendor field does not matter
+    let vendor =
+        "target triple = \"x86_64-unknown-linux-gnu\"\ndefine i32 @vendor() {\n  ret i32 1\n}\n";
+    engine.add_script("vendor", vendor.as_bytes()).unwrap();
 }
 
 #[test]
@@ -1011,4 +1020,121 @@ fn script_destructors_run_at_remove_and_at_engine_drop() {
     );
     assert_eq!(script_dtor_host::events(6), 2);
     assert_eq!(script_dtor_host::events(4), 2);
+}
+
+#[test]
+fn missing_shared_library_is_a_typed_error_naming_it() {
+    let err = EngineBuilder::new()
+        .shared_library("/nonexistent/libthinjit_nope.so")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Jit { .. }), "{err:?}");
+    assert!(err.to_string().contains("libthinjit_nope.so"), "{err}");
+}
+
+static HOST_VALUE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+extern "C" fn host_store(v: i64) {
+    HOST_VALUE.store(v, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[test]
+fn host_symbols_and_opt_in_process_symbols() {
+    let script = "declare void @host_store(i64)\ndeclare i32 @getpid()\ndefine i32 @use_host(i64 %v) {\n  call void @host_store(i64 %v)\n  %p = call i32 @getpid()\n  ret i32 %p\n}\n";
+    // no runtime libraries and no process symbols: getpid is unresolved
+    let engine = EngineBuilder::new()
+        .runtime_libraries(Vec::new())
+        .host_symbol("host_store", host_store as *const () as u64)
+        .build()
+        .unwrap();
+    match engine.add_script("host", script.as_bytes()) {
+        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "getpid"),
+        other => panic!("expected getpid unresolved, got {other:?}"),
+    }
+    // with the process's symbols
+    let engine = EngineBuilder::new()
+        .runtime_libraries(Vec::new())
+        .process_symbols(true)
+        .host_symbol("host_store", host_store as *const () as u64)
+        .build()
+        .unwrap();
+    let h = engine.add_script("host", script.as_bytes()).unwrap();
+    let f = h.lookup::<extern "C" fn(i64) -> i32>("use_host").unwrap();
+    assert_eq!(unsafe { f.call(77) }, std::process::id() as i32);
+    assert_eq!(HOST_VALUE.load(std::sync::atomic::Ordering::SeqCst), 77);
+}
+
+host_callbacks!(internalize_host);
+
+/// The seed's first attempt (link everything, internalize) is available as a strategy so the benchmark can
+/// measure it; this shows the tests detect what it breaks: every script gets its own counter and runs the
+/// helpers' static constructor again.
+#[test]
+fn full_link_internalize_breaks_one_instance_and_initializers_once_detectably() {
+    let engine = internalize_host::register(
+        summary_builder(RuntimeMode::JitResident).strategy(Strategy::FullLinkInternalize),
+    )
+    .build()
+    .unwrap();
+    assert_eq!(internalize_host::events(EVENT_CTOR), 1);
+    let a = engine
+        .add_script("a", counter_script("a").as_bytes())
+        .unwrap();
+    let b = engine
+        .add_script("b", counter_script("b").as_bytes())
+        .unwrap();
+    let fa = a.lookup::<extern "C" fn() -> i64>("bump_a").unwrap();
+    let fb = b.lookup::<extern "C" fn() -> i64>("bump_b").unwrap();
+    let host_get = engine
+        .lookup::<extern "C" fn() -> i64>("rt_counter_get")
+        .unwrap();
+    unsafe {
+        assert_eq!(fa.call(), 1);
+        assert_eq!(fb.call(), 1, "a private copy per script");
+        assert_eq!(host_get.call(), 0, "the runtime's counter never moved");
+    }
+    assert!(
+        internalize_host::events(EVENT_CTOR) > 1,
+        "the copied constructor ran again"
+    );
+    assert!(a.report().unwrap().object_size.unwrap() > 0);
+}
+
+#[test]
+fn lazy_script_removed_before_materialization() {
+    let engine = EngineBuilder::new()
+        .lazy(true)
+        .strategy(Strategy::None)
+        .build()
+        .unwrap();
+    for n in 0..50 {
+        let text = format!("define i32 @never_called_{n}() {{\n  ret i32 {n}\n}}\n");
+        let h = engine.add_script("never", text.as_bytes()).unwrap();
+        assert!(h.report().is_none());
+        h.remove().unwrap();
+    }
+    let h = engine
+        .add_script("later", b"define i32 @later() {\n  ret i32 7\n}\n")
+        .unwrap();
+    let f = h.lookup::<extern "C" fn() -> i32>("later").unwrap();
+    assert_eq!(unsafe { f.call() }, 7);
+    assert_eq!(h.report().unwrap().name, "later");
+}
+
+#[test]
+fn add_script_module_copies_a_callers_module() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let ctx = Context::new();
+    let module = Module::parse_ir(
+        &ctx,
+        b"define i32 @from_module() {\n  ret i32 11\n}\n",
+        "mine",
+    )
+    .unwrap();
+    let h = engine.add_script_module(&module).unwrap();
+    drop(module);
+    drop(ctx);
+    let f = h.lookup::<extern "C" fn() -> i32>("from_module").unwrap();
+    assert_eq!(unsafe { f.call() }, 11);
+    assert_eq!(h.name(), "mine");
 }

@@ -44,7 +44,7 @@ pub struct Args {
     /// The entry's return type (`auto`: `*_WRAPPED` returns a boxed value, anything else an i64).
     #[arg(long, value_enum, default_value_t = Ret::Auto)]
     ret: Ret,
-    /// How helper bodies get into the script: none, summary or full-link.
+    /// How helper bodies get into the script: none, summary, full-link or full-link-internalize.
     #[arg(long, default_value = "summary")]
     strategy: Strategy,
     /// Where the helper runtime lives.
