@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::report::{Check, Row, StrategyOutcome, Verdict};
 use super::strategy::{compile_script, PreparedLibrary, Strategy};
 use super::workload::{Script, ENTRY};
-use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
+use crate::llvm::orc::{LlJit, ResourceTracker};
 use crate::llvm::resident::{
     support_ir, AtExitRegistry, ATEXIT_IMPL, CXA_ATEXIT, PERSONALITY_PIN_IR,
 };
@@ -109,6 +109,7 @@ impl Runtime {
             ),
             (CXA_ATEXIT, AtExitRegistry::cxa_atexit_address()),
             (ATEXIT_IMPL, AtExitRegistry::atexit_impl_address()),
+            (RESULT_CALLBACK, bench_result as *const () as usize as u64),
         ])
         .map_err(jit_error)?;
         for lib in RUNTIME_LIBRARIES {
@@ -171,18 +172,68 @@ impl Runtime {
         self.jit
             .add_module(module, Some(&tracker))
             .map_err(jit_error)?;
-        let address = self.jit.lookup(entry).map_err(jit_error)?;
+        self.jit.lookup(entry).map_err(jit_error)?;
         let elapsed = t.elapsed();
         self.trackers.push(tracker);
         self.jit
             .run_structors(structors.ctors())
             .map_err(jit_error)?;
-        Ok((JitEntry(address), elapsed))
+        Ok((JitEntry(entry.to_owned()), elapsed))
     }
 
-    fn call(&self, entry: JitEntry, n: i64) -> i64 {
-        call_entry(&JitFunction::new(entry.0, &self.jit), n)
+    /// Adds (and compiles) a driver that calls `entry(n)` and hands the result to the host: a `void()`
+    /// function, so running it needs no `unsafe` here.
+    pub fn driver(&mut self, entry: &JitEntry, n: i64) -> Result<Driver> {
+        let name = format!("{}.drive.{n}", entry.0);
+        let ir = format!(
+            "declare i64 @\"{e}\"(i64)\ndeclare void @{RESULT_CALLBACK}(i64)\n\
+             define void @\"{name}\"() {{\n  %r = call i64 @\"{e}\"(i64 {n})\n  \
+             call void @{RESULT_CALLBACK}(i64 %r)\n  ret void\n}}\n",
+            e = entry.0
+        );
+        let ctx = Context::new();
+        let module = Module::parse_ir(&ctx, ir.as_bytes(), &name)?;
+        let tracker = self.jit.create_tracker();
+        self.jit
+            .add_module(module, Some(&tracker))
+            .map_err(jit_error)?;
+        self.jit.lookup(&name).map_err(jit_error)?;
+        self.trackers.push(tracker);
+        Ok(Driver { name })
     }
+
+    /// Runs a driver: `entry(n)` on this thread. Returns what the entry returned.
+    pub fn run(&self, driver: &Driver) -> Result<i64> {
+        LAST_RESULT.with(|r| r.set(None));
+        self.jit
+            .run_structors(std::slice::from_ref(&driver.name))
+            .map_err(jit_error)?;
+        LAST_RESULT.with(|r| r.get()).ok_or_else(|| Error::Jit {
+            message: format!("driver `{}` returned no result", driver.name),
+        })
+    }
+
+    fn call(&mut self, entry: &JitEntry, n: i64) -> Result<i64> {
+        let driver = self.driver(entry, n)?;
+        self.run(&driver)
+    }
+}
+
+/// A compiled `void()` function calling a script's entry with a fixed argument ([`Runtime::driver`]).
+#[derive(Clone, Debug)]
+pub struct Driver {
+    name: String,
+}
+
+/// The host callback drivers hand a script's result to.
+const RESULT_CALLBACK: &str = "thinjit_bench_result";
+
+thread_local! {
+    static LAST_RESULT: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+}
+
+extern "C" fn bench_result(value: i64) {
+    LAST_RESULT.with(|r| r.set(Some(value)));
 }
 
 /// The promoted helper library as the runtime holds it: static constructors and destructors taken out (the
@@ -215,21 +266,11 @@ impl Drop for Runtime {
     }
 }
 
-/// The address of a script's entry in a [`Runtime`].
-#[derive(Clone, Copy, Debug)]
-pub struct JitEntry(u64);
+/// A script's entry, materialized in a [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct JitEntry(String);
 
-/// Calls a script's `i64 bench_main(i64)`.
-#[allow(unsafe_code)]
-fn call_entry(f: &JitFunction<'_, extern "C" fn(i64) -> i64>, n: i64) -> i64 {
-    // SAFETY: the address comes from a successful lookup of a script entry whose IR signature was checked to
-    // be `i64 (i64)` before compilation (`check_entry_signature`); the JIT that owns the code is borrowed by
-    // `f`. The scripts only call the helper runtime, which is loaded in the same JIT.
-    unsafe { f.call(n) }
-}
-
-/// Checks that `entry` is defined in `ir` as `i64 @entry(i64 ...)`, so calling it as `extern "C" fn(i64) ->
-/// i64` is sound.
+/// Checks that `entry` is defined in `ir` as `i64 @entry(i64 ...)`, the signature the drivers call it with.
 pub fn check_entry_signature(ir: &str, entry: &str) -> Result<()> {
     let needle = format!("@{entry}(");
     let bad = |why: &str| Error::Symbol {
@@ -340,12 +381,25 @@ fn measure_script(
     }
     let mut row = best.unwrap_or_default();
     if let Some(entry) = entry {
+        let driver = match rt.driver(&entry, script.iterations) {
+            Ok(d) => d,
+            Err(e) => {
+                row.error = Some(e.to_string());
+                return row;
+            }
+        };
         let mut fastest = f64::MAX;
         for _ in 0..options.repetitions.max(1) {
             let t = Instant::now();
-            let r = rt.call(entry, script.iterations);
+            let r = rt.run(&driver);
             fastest = fastest.min(ms(t.elapsed()));
-            row.result = Some(r);
+            match r {
+                Ok(v) => row.result = Some(v),
+                Err(e) => {
+                    row.error = Some(e.to_string());
+                    return row;
+                }
+            }
         }
         row.run_ms = Some(fastest);
     }
@@ -432,7 +486,7 @@ fn run_once(
     n: i64,
 ) -> Result<i64> {
     let measured = compile_and_add(rt, lib, strategy, tm, name, ir, name)?;
-    Ok(rt.call(measured.entry, n))
+    rt.call(&measured.entry, n)
 }
 
 /// Two copies of `counter.ll` bump `rt_shared_counter` 3 and 4 times; the host must see one counter at +7.
