@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 
 pub use report::{BenchReport, Check, Row, StrategyOutcome, Target, Verdict};
 pub use run::{
-    check_entry_signature, host_event_count, measure, peak_rss_kib, Driver, JitEntry, MeasureOptions,
-    Runtime,
+    check_entry_signature, host_event_count, measure, peak_rss_kib, Driver, JitEntry,
+    MeasureOptions, Runtime,
 };
 pub use strategy::{
     compile_script, import_script, optimize_script, CompiledScript, ImportedScript,
