@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::import::{self, ImportConfig};
-use crate::llvm::{Context, Linkage, Module, PassOptions, TargetMachine};
+use crate::llvm::{Context, Linkage, Module, TargetMachine};
 use crate::summary::Summary;
 use crate::Result;
 
@@ -134,7 +134,7 @@ pub struct CompiledScript<'ctx> {
     pub module: Module<'ctx>,
     /// Plan + import (summary), or parse + prepare + link of the whole library (full link).
     pub import_time: Duration,
-    /// `default<O3>`.
+    /// O3 (`import::optimize`).
     pub optimize_time: Duration,
     /// Helper functions linked into the script before O3 (definitions of any linkage).
     pub linked_functions: usize,
@@ -205,10 +205,11 @@ pub fn import_script<'ctx>(
     })
 }
 
-/// Runs `default<O3>` on an imported script; returns how long it took.
+/// Runs O3 ([`crate::import::optimize`], the same pipeline for every strategy) on an imported script; returns
+/// how long it took.
 pub fn optimize_script(module: &mut Module<'_>, tm: &TargetMachine) -> Result<Duration> {
     let t = Instant::now();
-    module.run_passes("default<O3>", Some(tm), &PassOptions::default())?;
+    crate::import::optimize(module, tm, crate::import::OptLevel::O3)?;
     Ok(t.elapsed())
 }
 
