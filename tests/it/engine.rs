@@ -825,6 +825,28 @@ fn cli_demo_runs_every_example_in_both_modes() {
         stdout.contains("not imported: rt_big_checksum: over threshold"),
         "{stdout}"
     );
+    assert_eq!(
+        stdout
+            .matches("inlined by O3: CreateWrappedValueFromInt, rt_alloc\n")
+            .count(),
+        4,
+        "seed and arith_loop, both modes: {stdout}"
+    );
+    let compare = stdout
+        .split("=== import strategies side by side")
+        .nth(1)
+        .expect("the strategy comparison");
+    let row = |strategy: &str| {
+        compare
+            .lines()
+            .find(|l| l.starts_with(&format!("| helpers | 48 | {strategy} |")))
+            .unwrap_or_else(|| panic!("no {strategy} row: {compare}"))
+            .to_owned()
+    };
+    assert!(row("full-link-internalize").contains("**BROKEN**"));
+    for ok in ["none", "full-link", "summary@100"] {
+        assert!(!row(ok).contains("BROKEN"), "{}", row(ok));
+    }
 }
 
 host_callbacks!(lazy_threads_host);

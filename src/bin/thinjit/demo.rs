@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use thinjit::import::{Decision, ImportConfig};
+use thinjit::bench;
+use thinjit::import::{Decision, ImportConfig, SymbolKind};
 use thinjit::jit::Strategy;
 use thinjit::summary::{BuildOptions, ObjectTarget, Summary};
 
@@ -34,6 +35,9 @@ pub struct Args {
     /// Print the full import report of every script.
     #[arg(long)]
     verbose: bool,
+    /// Skip the side-by-side comparison of import strategies at the end.
+    #[arg(long)]
+    no_compare: bool,
     #[command(flatten)]
     startup: run::StartupArgs,
 }
@@ -151,6 +155,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         })
                         .collect();
                     println!("imported: {}", imported.join(", "));
+                    if let Some(ir) = &report.optimized_ir {
+                        let (inlined, called): (Vec<&str>, Vec<&str>) = import
+                            .entries
+                            .iter()
+                            .filter(|e| e.decision.is_imported() && e.kind == SymbolKind::Function)
+                            .map(|e| e.name.as_str())
+                            .partition(|name| !calls(ir, name));
+                        println!("inlined by O3: {}", list(&inlined));
+                        if !called.is_empty() {
+                            println!("imported but still called: {}", list(&called));
+                        }
+                    }
                     for e in &import.entries {
                         if let Decision::NotImported(reason) = &e.decision {
                             println!("  not imported: {}: {reason}", e.name);
@@ -174,6 +190,60 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    if !args.no_compare {
+        compare_strategies()?;
+    }
+    Ok(())
+}
+
+/// `true` when the optimized IR still calls `name` (directly, in any function it defines).
+fn calls(ir: &str, name: &str) -> bool {
+    let quoted = format!("@\"{name}\"(");
+    let plain = format!("@{name}(");
+    ir.lines()
+        .filter(|l| l.contains("call ") || l.contains("invoke "))
+        .any(|l| l.contains(&plain) || l.contains(&quoted))
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "(none)".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The quick mode of `cargo bench --bench strategies`: every import strategy on the bundled helpers, side by
+/// side, with the semantic checks (one instance of each global, initializers once).
+fn compare_strategies() -> anyhow::Result<()> {
+    println!();
+    println!("=== import strategies side by side (bundled helpers, quick mode) ===");
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/thinjit-demo/bench-cache");
+    let workload = bench::workload_by_name("helpers", 0.05, &bench::workspace_manifest(), &cache)?;
+    let prepared = bench::prepare_library(&workload, &cache)?;
+    let options = bench::MeasureOptions {
+        repetitions: 2,
+        compile_repetitions: 2,
+        semantic_checks: true,
+    };
+    let mut report = bench::BenchReport {
+        date: bench::utc_now(),
+        machine: bench::machine_description(),
+        llvm: thinjit::llvm::llvm_version(),
+        mode: "quick (thinjit demo)".into(),
+        outcomes: Vec::new(),
+    };
+    for strategy in bench::Strategy::all() {
+        report.outcomes.push(bench::measure(
+            &prepared,
+            &workload.scripts,
+            strategy,
+            &options,
+        ));
+    }
+    report.fill_expected_from_none();
+    println!("{}", report.markdown());
+    println!("(full run on every library: cargo bench --bench strategies; see the README for how to read it)");
     Ok(())
 }
 
