@@ -12,6 +12,7 @@ pub mod llvm;
 
 pub mod cache;
 pub mod import;
+pub mod jit;
 pub mod summary;
 pub mod synth;
 

@@ -38,7 +38,9 @@ impl DiagnosticSink {
 /// `Send` (it can move to another thread with its modules) but not `Sync`: give each thread or rayon task its
 /// own. Error-severity diagnostics are recorded and returned as errors instead of ending the process.
 pub struct Context {
-    tsc: NonNull<orc::LLVMOrcOpaqueThreadSafeContext>,
+    /// The ORC thread-safe context we hold a reference to; `None` for a context borrowed from ORC while it
+    /// materializes a module (see [`Context::borrow_raw`]).
+    tsc: Option<NonNull<orc::LLVMOrcOpaqueThreadSafeContext>>,
     raw: NonNull<llvm_sys::LLVMContext>,
     sink: Box<DiagnosticSink>,
 }
@@ -66,16 +68,45 @@ impl Context {
                 &*sink as *const DiagnosticSink as *mut libc::c_void,
             );
         }
-        Context { tsc, raw, sink }
+        Context {
+            tsc: Some(tsc),
+            raw,
+            sink,
+        }
+    }
+
+    /// A temporary handle on a context owned elsewhere (by an ORC `ThreadSafeContext` whose lock the caller
+    /// holds), with its own diagnostic handler installed until the handle drops. Used to run Rust code on a
+    /// module inside ORC's IR transform.
+    ///
+    /// # Safety
+    /// `raw` must be a live context that no other thread uses while the returned handle exists, and that
+    /// outlives it.
+    pub(crate) unsafe fn borrow_raw(raw: LLVMContextRef) -> Self {
+        let raw = NonNull::new(raw).expect("null LLVMContext");
+        let sink = Box::<DiagnosticSink>::default();
+        // SAFETY: as in `new`: the sink is boxed and the handler is removed in Drop.
+        unsafe {
+            c::LLVMContextSetDiagnosticHandler(
+                raw.as_ptr(),
+                Some(diagnostic_handler),
+                &*sink as *const DiagnosticSink as *mut libc::c_void,
+            );
+        }
+        Context {
+            tsc: None,
+            raw,
+            sink,
+        }
     }
 
     pub(crate) fn as_raw(&self) -> LLVMContextRef {
         self.raw.as_ptr()
     }
 
-    #[allow(dead_code)]
-    pub(crate) fn thread_safe_raw(&self) -> orc::LLVMOrcThreadSafeContextRef {
-        self.tsc.as_ptr()
+    /// The ORC thread-safe context backing this context; `None` for a borrowed context.
+    pub(crate) fn thread_safe_raw(&self) -> Option<orc::LLVMOrcThreadSafeContextRef> {
+        self.tsc.map(NonNull::as_ptr)
     }
 
     /// Takes the error diagnostics recorded since the last call.
@@ -109,7 +140,9 @@ impl Drop for Context {
         // before releasing our reference.
         unsafe {
             c::LLVMContextSetDiagnosticHandler(self.raw.as_ptr(), None, std::ptr::null_mut());
-            orc::LLVMOrcDisposeThreadSafeContext(self.tsc.as_ptr());
+            if let Some(tsc) = self.tsc {
+                orc::LLVMOrcDisposeThreadSafeContext(tsc.as_ptr());
+            }
         }
     }
 }

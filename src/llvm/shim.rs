@@ -5,6 +5,9 @@ use llvm_sys::prelude::{LLVMModuleRef, LLVMValueRef};
 extern "C" {
     pub(crate) fn thinjit_is_dso_local(gv: LLVMValueRef) -> libc::c_int;
     pub(crate) fn thinjit_set_dso_local(gv: LLVMValueRef, dso_local: libc::c_int);
+    pub(crate) fn thinjit_lljit_builder_use_empty_process_symbols(
+        builder: llvm_sys::orc2::lljit::LLVMOrcLLJITBuilderRef,
+    );
     pub(crate) fn thinjit_extract_function(
         src: LLVMModuleRef,
         function: LLVMValueRef,

@@ -2,7 +2,9 @@
 
 mod common;
 mod conformance;
+mod engine;
 mod helpers;
 mod import;
 mod llvm_layer;
+mod orc;
 mod summary;

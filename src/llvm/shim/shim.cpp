@@ -2,6 +2,8 @@
 // Compiled by build.rs against `llvm-config --cxxflags`; called only from src/llvm/.
 
 #include "llvm-c/Core.h"
+#include "llvm-c/LLJIT.h"
+#include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/Analysis/BlockFrequencyInfo.h"
 #include "llvm/Analysis/BranchProbabilityInfo.h"
@@ -106,6 +108,18 @@ extern "C" {
 int thinjit_is_dso_local(LLVMValueRef gv) { return unwrap<GlobalValue>(gv)->isDSOLocal() ? 1 : 0; }
 
 void thinjit_set_dso_local(LLVMValueRef gv, int dso_local) { unwrap<GlobalValue>(gv)->setDSOLocal(dso_local != 0); }
+
+// Gap: llvm-c cannot stop an LLJITBuilder from resolving JIT'd code against every symbol of the host process
+// (its default "<Process Symbols>" JITDylib searches the whole process); thinjit makes process symbols opt-in.
+// LLJIT's default platform setup requires a process-symbols JITDylib to exist, so give it an empty one
+// (`setProcessSymbolsJITDylibSetup`); symbol sources are then added to the main JITDylib explicitly. The C
+// API's builder handle is an `LLJITBuilder*` (OrcV2CBindings.cpp: DEFINE_SIMPLE_CONVERSION_FUNCTIONS).
+void thinjit_lljit_builder_use_empty_process_symbols(LLVMOrcLLJITBuilderRef builder) {
+    reinterpret_cast<orc::LLJITBuilder *>(builder)->setProcessSymbolsJITDylibSetup(
+        [](orc::LLJIT &J) -> Expected<orc::JITDylibSP> {
+            return &J.getExecutionSession().createBareJITDylib("<Process Symbols>");
+        });
+}
 
 // Gap: llvm-c has no CloneFunctionInto and no way to clone part of a module. Builds a new module `name` in the
 // source's context holding a copy of `fn` (same name, linkage and attributes; no comdat), declarations of every

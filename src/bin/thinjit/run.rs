@@ -1,0 +1,152 @@
+//! `thinjit run SCRIPT --summary S`: builds an engine, adds the script (import → O3 → ORC), calls the entry and
+//! prints its result, the import report and (with `--time`) the stage times.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use thinjit::import::{ImportConfig, RuntimeMode};
+use thinjit::jit::{Engine, EngineBuilder, ScriptReport, Strategy};
+use thinjit::summary::Summary;
+
+use super::host::{self, Ret};
+
+/// Where the helper runtime lives (`--mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// The summary's promoted helper library is JIT'd once into the engine.
+    JitResident,
+    /// The helpers are native code in a shared library (`--shared-library`).
+    HostNative,
+}
+
+impl From<Mode> for RuntimeMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::JitResident => RuntimeMode::JitResident,
+            Mode::HostNative => RuntimeMode::HostNative,
+        }
+    }
+}
+
+/// Arguments of `thinjit run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The script module (`.ll` or `.bc`).
+    script: PathBuf,
+    /// The summary file made by `precompute-summary`.
+    #[arg(long)]
+    summary: PathBuf,
+    /// The function to call.
+    #[arg(long, default_value = "main")]
+    entry: String,
+    /// The entry's return type (`auto`: `*_WRAPPED` returns a boxed value, anything else an i64).
+    #[arg(long, value_enum, default_value_t = Ret::Auto)]
+    ret: Ret,
+    /// How helper bodies get into the script: none, summary or full-link.
+    #[arg(long, default_value = "summary")]
+    strategy: Strategy,
+    /// Where the helper runtime lives.
+    #[arg(long, value_enum, default_value_t = Mode::JitResident)]
+    mode: Mode,
+    /// The native helper library (host-native mode).
+    #[arg(long, value_name = "PATH", default_value = env!("THINJIT_HELPERS_SO"))]
+    shared_library: PathBuf,
+    /// Import and optimize inside ORC's IR transform, at the first lookup.
+    #[arg(long)]
+    lazy: bool,
+    /// Only import callees with at most N instructions (`import-instr-limit`).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    import_instr_limit: u32,
+    /// Print per-stage times.
+    #[arg(long)]
+    time: bool,
+    /// Write the optimized script module to DIR/<stem>.opt.ll.
+    #[arg(long, value_name = "DIR")]
+    save_temps: Option<PathBuf>,
+}
+
+/// Builds an engine for `mode` over `summary`.
+pub fn engine(
+    summary: Arc<Summary>,
+    mode: Mode,
+    strategy: Strategy,
+    shared_library: &std::path::Path,
+    lazy: bool,
+    config: ImportConfig,
+) -> anyhow::Result<Engine> {
+    let mut builder = EngineBuilder::new()
+        .summary(summary)
+        .import_config(config)
+        .runtime_mode(mode.into())
+        .strategy(strategy)
+        .lazy(lazy)
+        .keep_optimized_ir(true);
+    builder = match mode {
+        Mode::JitResident => host::register(builder),
+        Mode::HostNative => builder.shared_library(shared_library),
+    };
+    Ok(builder.build()?)
+}
+
+/// Prints stage times.
+pub fn print_times(report: &ScriptReport, engine_ms: Option<f64>) {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let t = &report.times;
+    if let Some(engine_ms) = engine_ms {
+        println!("engine: built in {engine_ms:.2} ms");
+    }
+    println!(
+        "times: parse {:.2} ms, import {:.2} ms, optimize {:.2} ms, materialize {:.2} ms (total {:.2} ms)",
+        ms(t.parse),
+        ms(t.import),
+        ms(t.optimize),
+        ms(t.materialize),
+        ms(t.total())
+    );
+}
+
+/// Runs `thinjit run`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let summary = Arc::new(Summary::load(&args.summary)?);
+    let config = ImportConfig {
+        import_instr_limit: args.import_instr_limit,
+        ..ImportConfig::default()
+    };
+    let start = Instant::now();
+    let engine = engine(
+        summary,
+        args.mode,
+        args.strategy,
+        &args.shared_library,
+        args.lazy,
+        config,
+    )?;
+    let engine_ms = start.elapsed().as_secs_f64() * 1e3;
+    let handle = engine
+        .add_script_file(&args.script)
+        .with_context(|| format!("adding {}", args.script.display()))?;
+    let result = host::call_entry(&engine, &args.entry, args.ret)?;
+    println!("{}: {result}", args.entry);
+    let report = handle
+        .report()
+        .context("the script was not materialized (is the entry defined by it?)")?;
+    match &report.import {
+        Some(import) => println!("{import}"),
+        None => println!("no import report (strategy {})", report.strategy),
+    }
+    if let (Some(dir), Some(ir)) = (&args.save_temps, &report.optimized_ir) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let stem = args
+            .script
+            .file_stem()
+            .map_or_else(|| "script".into(), |s| s.to_string_lossy().into_owned());
+        let path = dir.join(format!("{stem}.opt.ll"));
+        std::fs::write(&path, ir).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.time {
+        print_times(&report, Some(engine_ms));
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! `EngineBuilder`: everything an [`Engine`] is made from, set before it exists.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::Engine;
+use crate::import::{ImportConfig, OptLevel, RuntimeMode};
+use crate::summary::Summary;
+use crate::Result;
+
+/// How helper bodies get into a script before optimization.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// No import: every helper call goes to the one runtime copy.
+    None,
+    /// thinjit: summary-driven import of the helpers worth inlining.
+    #[default]
+    Summary,
+    /// The whole helper library linked in as `available_externally`, then optimized.
+    FullLink,
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Strategy::None),
+            "summary" => Ok(Strategy::Summary),
+            "full-link" => Ok(Strategy::FullLink),
+            other => Err(format!(
+                "unknown strategy `{other}` (expected none, summary or full-link)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Strategy::None => "none",
+            Strategy::Summary => "summary",
+            Strategy::FullLink => "full-link",
+        })
+    }
+}
+
+/// The C and C++ runtime libraries JIT'd code may call into (found with `dlopen`, normally already loaded).
+pub const DEFAULT_RUNTIME_LIBRARIES: &[&str] =
+    &["libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1"];
+
+/// Configures and builds an [`Engine`] (in the style of cranelift-jit's `JITBuilder`).
+///
+/// ```no_run
+/// use thinjit::jit::EngineBuilder;
+/// use thinjit::import::RuntimeMode;
+/// let engine = EngineBuilder::new()
+///     .runtime_mode(RuntimeMode::HostNative)
+///     .shared_library("/path/to/libhelpers.so")
+///     .build()
+///     .unwrap();
+/// ```
+#[derive(Clone)]
+pub struct EngineBuilder {
+    pub(crate) host_symbols: Vec<(String, u64)>,
+    pub(crate) process_symbols: bool,
+    pub(crate) shared_libraries: Vec<PathBuf>,
+    pub(crate) runtime_libraries: Vec<PathBuf>,
+    pub(crate) helper_library: Option<(String, Vec<u8>)>,
+    pub(crate) summary: Option<Arc<Summary>>,
+    pub(crate) import_config: ImportConfig,
+    pub(crate) opt_level: OptLevel,
+    pub(crate) strategy: Strategy,
+    pub(crate) lazy: bool,
+    pub(crate) keep_optimized_ir: bool,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("host_symbols", &self.host_symbols)
+            .field("process_symbols", &self.process_symbols)
+            .field("shared_libraries", &self.shared_libraries)
+            .field(
+                "summary",
+                &self.summary.as_ref().map(|s| s.path().to_owned()),
+            )
+            .field("mode", &self.import_config.mode)
+            .field("strategy", &self.strategy)
+            .field("lazy", &self.lazy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EngineBuilder {
+    /// Defaults: JIT-resident, summary strategy, O3, eager, no process symbols, the C/C++ runtime libraries.
+    pub fn new() -> Self {
+        EngineBuilder {
+            host_symbols: Vec::new(),
+            process_symbols: false,
+            shared_libraries: Vec::new(),
+            runtime_libraries: DEFAULT_RUNTIME_LIBRARIES
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+            helper_library: None,
+            summary: None,
+            import_config: ImportConfig::default(),
+            opt_level: OptLevel::O3,
+            strategy: Strategy::Summary,
+            lazy: false,
+            keep_optimized_ir: false,
+        }
+    }
+
+    /// Registers a host symbol: JIT'd code referring to `name` gets `address` (a function or data address).
+    pub fn host_symbol(mut self, name: &str, address: u64) -> Self {
+        self.host_symbols.push((name.to_owned(), address));
+        self
+    }
+
+    /// Also resolves from every symbol the host process has loaded (off by default).
+    pub fn process_symbols(mut self, enabled: bool) -> Self {
+        self.process_symbols = enabled;
+        self
+    }
+
+    /// Resolves from the shared library at `path` (host-native helpers, for example).
+    pub fn shared_library(mut self, path: impl Into<PathBuf>) -> Self {
+        self.shared_libraries.push(path.into());
+        self
+    }
+
+    /// Replaces the C/C++ runtime libraries searched for symbols no other source defines
+    /// ([`DEFAULT_RUNTIME_LIBRARIES`]).
+    pub fn runtime_libraries(mut self, libraries: Vec<PathBuf>) -> Self {
+        self.runtime_libraries = libraries;
+        self
+    }
+
+    /// The helper summary: the index and shards imports are planned from, and (JIT-resident mode) the promoted
+    /// helper library that is JIT'd once. Checked against the JIT's target when the engine is built.
+    pub fn summary(mut self, summary: Arc<Summary>) -> Self {
+        self.summary = Some(summary);
+        self
+    }
+
+    /// The helper library to JIT once in JIT-resident mode, as bitcode or textual IR, named `name` in errors.
+    /// Overrides the summary's library.
+    pub fn helper_library(mut self, name: &str, bitcode: Vec<u8>) -> Self {
+        self.helper_library = Some((name.to_owned(), bitcode));
+        self
+    }
+
+    /// The import pass configuration (its `mode` is overridden by [`EngineBuilder::runtime_mode`] when that is
+    /// called afterwards).
+    pub fn import_config(mut self, config: ImportConfig) -> Self {
+        self.import_config = config;
+        self
+    }
+
+    /// Where the helper runtime lives.
+    pub fn runtime_mode(mut self, mode: RuntimeMode) -> Self {
+        self.import_config.mode = mode;
+        self
+    }
+
+    /// The optimization level run on every script.
+    pub fn opt_level(mut self, level: OptLevel) -> Self {
+        self.opt_level = level;
+        self
+    }
+
+    /// The import strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Import and optimize inside ORC's IR transform, when a script's symbol is first looked up (`true`), or
+    /// eagerly in [`Engine::add_script`] (`false`, the default).
+    pub fn lazy(mut self, lazy: bool) -> Self {
+        self.lazy = lazy;
+        self
+    }
+
+    /// Keeps each script's optimized IR in its [`super::ScriptReport`] (for tests and `--save-temps`).
+    pub fn keep_optimized_ir(mut self, keep: bool) -> Self {
+        self.keep_optimized_ir = keep;
+        self
+    }
+
+    /// Builds the engine: creates the LLJIT, registers symbol sources, and in JIT-resident mode adds the helper
+    /// library and runs its static constructors.
+    pub fn build(self) -> Result<Engine> {
+        Engine::new(self)
+    }
+}

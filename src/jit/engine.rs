@@ -1,0 +1,794 @@
+//! `Engine`: one ORC LLJIT, the helper runtime in it once, scripts added and removed many times.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::builder::{EngineBuilder, Strategy};
+use crate::import::{self, ImportConfig, ImportReport, OptLevel, RuntimeMode};
+use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
+use crate::llvm::resident::{self, AtExitRegistry, Structors};
+use crate::llvm::{CodeGenOpt, Context, Linkage, Module, TargetMachine};
+use crate::summary::Summary;
+use crate::{Error, Result};
+
+/// Time spent in each stage of adding one script.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScriptTimes {
+    /// Parsing and verifying the script.
+    pub parse: Duration,
+    /// Planning and importing helper bodies.
+    pub import: Duration,
+    /// The optimization pipeline.
+    pub optimize: Duration,
+    /// ORC materialization: code generation and linking (eager mode; zero when lazy).
+    pub materialize: Duration,
+}
+
+impl ScriptTimes {
+    /// The sum of all stages.
+    pub fn total(&self) -> Duration {
+        self.parse + self.import + self.optimize + self.materialize
+    }
+}
+
+/// What happened to one script: stage times, what it defines, and (if asked for) its optimized IR.
+#[derive(Clone, Debug, Default)]
+pub struct ScriptReport {
+    /// The script's name (as given to [`Engine::add_script`]).
+    pub name: String,
+    /// The strategy used.
+    pub strategy: Strategy,
+    /// Stage times.
+    pub times: ScriptTimes,
+    /// Symbols the script defines (what its ORC materialization unit claims).
+    pub defined: Vec<String>,
+    /// What the import pass did and why (summary strategy with a summary).
+    pub import: Option<ImportReport>,
+    /// The module after import and optimization, when [`EngineBuilder::keep_optimized_ir`] is set.
+    pub optimized_ir: Option<String>,
+}
+
+/// A script's compiled form is shared between the handle and, in lazy mode, the IR transform.
+type ReportSlot = Arc<Mutex<Option<ScriptReport>>>;
+
+/// A script waiting for ORC to materialize it (lazy mode).
+struct Pending {
+    name: String,
+    slot: ReportSlot,
+    parse: Duration,
+    /// The key of the script's own atexit registry.
+    dso_key: u64,
+}
+
+/// A loaded script: its code, and what must run before that code is freed.
+struct Script {
+    tracker: ResourceTracker,
+    /// `__cxa_atexit` registrations made by the script's code (through its own dso handle).
+    atexit: AtExitRegistry,
+    /// The script's `llvm.global_dtors`, in run order.
+    dtors: Vec<String>,
+}
+
+/// State the IR transform needs, shared with it.
+struct Shared {
+    strategy: Strategy,
+    opt_level: OptLevel,
+    import_config: ImportConfig,
+    keep_optimized_ir: bool,
+    summary: Option<Arc<Summary>>,
+    /// The helper library's bitcode (full-link strategy).
+    library: Option<Arc<Vec<u8>>>,
+    /// Host target machines for the optimizer, reused (a `TargetMachine` is not `Sync`).
+    machines: Mutex<Vec<TargetMachine>>,
+    /// Lazy scripts by module identity.
+    pending: Mutex<HashMap<usize, Pending>>,
+}
+
+impl Shared {
+    /// Runs `f` with a host target machine from the pool (made on first use; one per concurrent user).
+    fn with_machine<T>(&self, f: impl FnOnce(&TargetMachine) -> Result<T>) -> Result<T> {
+        let machine = match self.machines.lock().ok().and_then(|mut m| m.pop()) {
+            Some(tm) => tm,
+            None => TargetMachine::host(CodeGenOpt::Aggressive)?,
+        };
+        let result = f(&machine);
+        if let Ok(mut m) = self.machines.lock() {
+            m.push(machine);
+        }
+        result
+    }
+
+    /// Import and optimize `module` in place; fills the import and optimize times. Returns the import report
+    /// and, when asked for, the optimized IR.
+    fn prepare(
+        &self,
+        module: &mut Module<'_>,
+        times: &mut ScriptTimes,
+    ) -> Result<(Option<ImportReport>, Option<String>)> {
+        let start = Instant::now();
+        let report = match (self.strategy, &self.summary) {
+            (Strategy::Summary, Some(summary)) => {
+                Some(import::import(module, &**summary, &self.import_config)?)
+            }
+            (Strategy::FullLink, _) => {
+                self.full_link(module)?;
+                None
+            }
+            _ => None,
+        };
+        times.import = start.elapsed();
+
+        let start = Instant::now();
+        let level = self.opt_level;
+        self.with_machine(|tm| import::optimize(module, tm, level))?;
+        times.optimize = start.elapsed();
+        Ok((report, self.keep_optimized_ir.then(|| module.print())))
+    }
+
+    /// The `full-link` strategy: the whole helper library linked in, every definition `available_externally`
+    /// (mutable variables as declarations), its static constructors dropped.
+    fn full_link(&self, module: &mut Module<'_>) -> Result<()> {
+        let Some(bytes) = &self.library else {
+            return Err(Error::Config {
+                message: "the full-link strategy needs a summary or a helper library".into(),
+            });
+        };
+        let mut library = Module::parse(module.context(), bytes, "helper library")?;
+        let _ = library.take_structors();
+        for f in library.functions() {
+            if !f.is_declaration() && !f.linkage().is_local() {
+                f.set_linkage(Linkage::AvailableExternally);
+                f.clear_comdat();
+            }
+        }
+        for g in library.globals() {
+            if g.is_declaration() || g.linkage().is_local() || g.name().starts_with("llvm.") {
+                continue;
+            }
+            g.clear_comdat();
+            if g.is_constant() {
+                g.set_linkage(Linkage::AvailableExternally);
+            } else {
+                g.remove_initializer();
+                g.set_linkage(Linkage::External);
+            }
+        }
+        module.link_in(library)
+    }
+
+    /// The IR transform body: prepares modules registered as pending, passes every other module through.
+    fn transform(&self, module: &mut Module<'_>) -> std::result::Result<(), String> {
+        let pending = match self.pending.lock() {
+            Ok(mut p) => p.remove(&module.identity()),
+            Err(_) => None,
+        };
+        let Some(pending) = pending else {
+            return Ok(());
+        };
+        let mut times = ScriptTimes {
+            parse: pending.parse,
+            ..ScriptTimes::default()
+        };
+        let defined = module.defined_symbols();
+        let (import, optimized_ir) = self
+            .prepare(module, &mut times)
+            .map_err(|e| format!("script `{}`: {e}", pending.name))?;
+        module.redirect_atexit();
+        module.localize_dso_handle(pending.dso_key);
+        let after = module.defined_symbols();
+        if after != defined {
+            return Err(format!(
+                "script `{}`: import and optimization changed its definitions ({:?} -> {:?})",
+                pending.name, defined, after
+            ));
+        }
+        if let Ok(mut slot) = pending.slot.lock() {
+            *slot = Some(ScriptReport {
+                name: pending.name,
+                strategy: self.strategy,
+                times,
+                defined: after.into_iter().collect(),
+                import,
+                optimized_ir,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An ORC JIT with the helper runtime in it, to which scripts are added.
+///
+/// `Send + Sync`: scripts can be added, looked up and removed from several threads at once.
+pub struct Engine {
+    jit: LlJit,
+    shared: Arc<Shared>,
+    mode: RuntimeMode,
+    lazy: bool,
+    /// Symbols the helper runtime defines; a script may not define them again.
+    helper_symbols: BTreeSet<String>,
+    /// Static destructors of the JIT-resident library.
+    structors: Structors,
+    atexit: AtExitRegistry,
+    scripts: Mutex<HashMap<u64, Script>>,
+    next_id: AtomicU64,
+    /// Held while ORC may compile IR (lazy mode): LLJIT compiles IR with one shared target machine.
+    compile_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("mode", &self.mode)
+            .field("lazy", &self.lazy)
+            .field("strategy", &self.shared.strategy)
+            .finish_non_exhaustive()
+    }
+}
+
+fn jit_error(message: String) -> Error {
+    Error::Jit { message }
+}
+
+/// Names listed in ORC's "Symbols not found: [ a, b ]" messages.
+fn missing_symbols(message: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = message;
+    while let Some(i) = rest.find("Symbols not found: [") {
+        rest = &rest[i + "Symbols not found: [".len()..];
+        let end = rest.find(']').unwrap_or(rest.len());
+        out.extend(
+            rest[..end]
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+        );
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// Makes a script's `linkonce`/`weak` definitions internal. ORC binds every module's copy of such a symbol to
+/// the first one loaded; if that script were removed, the others would keep calling freed memory. A script's
+/// copies are its own.
+fn internalize_shared_definitions(module: &Module<'_>) {
+    use crate::llvm::Linkage;
+    let shared = |l: Linkage| {
+        matches!(
+            l,
+            Linkage::LinkOnceAny | Linkage::LinkOnceOdr | Linkage::WeakAny | Linkage::WeakOdr
+        )
+    };
+    for f in module.functions() {
+        if !f.is_declaration() && shared(f.linkage()) {
+            f.set_linkage(Linkage::Internal);
+        }
+    }
+    for g in module.globals() {
+        if !g.is_declaration() && shared(g.linkage()) {
+            g.set_linkage(Linkage::Internal);
+        }
+    }
+}
+
+/// Triples name the same target when architecture and OS/environment agree (the vendor field may differ:
+/// `x86_64-pc-linux-gnu` and `x86_64-unknown-linux-gnu` are the same target).
+fn same_target(a: &str, b: &str) -> bool {
+    let parts = |t: &str| -> (String, Vec<String>) {
+        let mut it = t.split('-').map(str::to_owned);
+        let arch = it.next().unwrap_or_default();
+        let rest: Vec<String> = it.collect();
+        let rest = if rest.len() >= 3 {
+            rest[1..].to_vec()
+        } else {
+            rest
+        };
+        (arch, rest)
+    };
+    parts(a) == parts(b)
+}
+
+impl Engine {
+    /// Builds an engine from `builder` (see [`EngineBuilder::build`]).
+    pub fn new(builder: EngineBuilder) -> Result<Self> {
+        builder.import_config.validate()?;
+        let mode = builder.import_config.mode;
+        let mut jit = LlJit::new_host().map_err(jit_error)?;
+
+        // Resolution order for names no module defines: host symbols (absolute, below), the shared libraries
+        // in the order given, the process (opt-in), then the C/C++ runtime libraries.
+        for library in &builder.shared_libraries {
+            jit.add_shared_library(library)
+                .map_err(|m| jit_error(format!("shared library {}: {m}", library.display())))?;
+        }
+        if builder.process_symbols {
+            jit.add_process_symbols().map_err(jit_error)?;
+        }
+        for library in &builder.runtime_libraries {
+            jit.add_shared_library(library)
+                .map_err(|m| jit_error(format!("runtime library {}: {m}", library.display())))?;
+        }
+        let host: Vec<(&str, u64)> = builder
+            .host_symbols
+            .iter()
+            .map(|(n, a)| (n.as_str(), *a))
+            .collect();
+        jit.define_absolute(&host)
+            .map_err(|m| jit_error(format!("host symbols: {m}")))?;
+
+        // Engine runtime support: the atexit registry and its dso handle, the personality cell.
+        jit.define_absolute(&[
+            (resident::CXA_ATEXIT, AtExitRegistry::cxa_atexit_address()),
+            (resident::ATEXIT_IMPL, AtExitRegistry::atexit_impl_address()),
+        ])
+        .map_err(jit_error)?;
+        let atexit = AtExitRegistry::new();
+        for (name, ir) in [
+            ("thinjit.support", resident::support_ir(atexit.key())),
+            (
+                "thinjit.personality",
+                resident::PERSONALITY_PIN_IR.to_owned(),
+            ),
+        ] {
+            let ctx = Context::new();
+            let module = Module::parse_ir(&ctx, ir.as_bytes(), name)?;
+            jit.add_module(module, None).map_err(jit_error)?;
+        }
+        jit.lookup(resident::DSO_HANDLE).map_err(jit_error)?;
+
+        if let Some(summary) = &builder.summary {
+            summary.check_target(&jit.triple(), &jit.data_layout())?;
+        }
+        let library: Option<(String, Arc<Vec<u8>>)> =
+            match (&builder.helper_library, &builder.summary) {
+                (Some((name, bytes)), _) => Some((name.clone(), Arc::new(bytes.clone()))),
+                (None, Some(summary)) => Some((
+                    summary.path().display().to_string(),
+                    Arc::new(summary.library_bitcode()?.to_vec()),
+                )),
+                (None, None) => None,
+            };
+        let shared = Arc::new(Shared {
+            strategy: builder.strategy,
+            opt_level: builder.opt_level,
+            import_config: builder.import_config.clone(),
+            keep_optimized_ir: builder.keep_optimized_ir,
+            summary: builder.summary.clone(),
+            library: library.as_ref().map(|(_, b)| Arc::clone(b)),
+            machines: Mutex::new(Vec::new()),
+            pending: Mutex::new(HashMap::new()),
+        });
+        if builder.lazy {
+            let for_transform = Arc::clone(&shared);
+            jit.set_ir_transform(Box::new(move |m: &mut Module<'_>| {
+                for_transform.transform(m)
+            }));
+        }
+
+        let mut engine = Engine {
+            jit,
+            shared,
+            mode,
+            lazy: builder.lazy,
+            helper_symbols: BTreeSet::new(),
+            structors: Structors::default(),
+            atexit,
+            scripts: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            compile_lock: Mutex::new(()),
+        };
+        // Compile the support modules now, while no other thread can be compiling.
+        let _ = engine
+            .jit
+            .lookup("DW.ref.__gxx_personality_v0")
+            .map_err(|_| engine.jit.take_reported_errors());
+        match mode {
+            RuntimeMode::JitResident => {
+                if let Some((name, bytes)) = &library {
+                    engine.add_resident_library(name, bytes)?;
+                }
+            }
+            RuntimeMode::HostNative => {
+                // The native runtime defines the summary's functions and variables under their source names.
+                if let Some(summary) = &builder.summary {
+                    let index = summary.index();
+                    let names = index
+                        .functions
+                        .iter()
+                        .filter(|f| f.original_name.is_none() && !f.linkage.is_local())
+                        .map(|f| f.name.clone())
+                        .chain(
+                            index
+                                .variables
+                                .iter()
+                                .filter(|v| v.original_name.is_none() && !v.linkage.is_local())
+                                .map(|v| v.name.clone()),
+                        );
+                    engine.helper_symbols.extend(names);
+                }
+            }
+        }
+        Ok(engine)
+    }
+
+    /// Adds the helper library once and runs its static constructors in priority order.
+    fn add_resident_library(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let ctx = Context::new();
+        let mut module = Module::parse(&ctx, bytes, name)?;
+        module.verify()?;
+        self.check_target(&module, name)?;
+        let structors = module.take_structors();
+        module.redirect_atexit();
+        let defined = module.defined_symbols();
+        let first = defined.iter().next().cloned();
+        self.helper_symbols.extend(defined);
+        self.jit.add_module(module, None).map_err(jit_error)?;
+        drop(ctx);
+        // Compile the library now (single-threaded); unresolved references surface here.
+        if let Some(first) = first {
+            self.jit
+                .lookup(&first)
+                .map_err(|m| self.materialize_error(name, &first, m))?;
+        }
+        self.jit
+            .run_structors(structors.ctors())
+            .map_err(|m| jit_error(format!("running static constructors of {name}: {m}")))?;
+        self.structors.extend(structors);
+        Ok(())
+    }
+
+    /// A module with a target triple or data layout must match the JIT's.
+    fn check_target(&self, module: &Module<'_>, what: &str) -> Result<()> {
+        let layout = module.data_layout();
+        if !layout.is_empty() && layout != self.jit.data_layout() {
+            return Err(Error::Jit {
+                message: format!(
+                    "{what}: data layout `{layout}` does not match the JIT's `{}`",
+                    self.jit.data_layout()
+                ),
+            });
+        }
+        let triple = module.triple();
+        if !triple.is_empty() && !same_target(&triple, &self.jit.triple()) {
+            return Err(Error::Jit {
+                message: format!(
+                    "{what}: target triple `{triple}` does not match the JIT's `{}`",
+                    self.jit.triple()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Where the helper runtime lives for this engine.
+    pub fn runtime_mode(&self) -> RuntimeMode {
+        self.mode
+    }
+
+    /// Whether scripts are imported and optimized lazily, inside ORC's IR transform.
+    pub fn is_lazy(&self) -> bool {
+        self.lazy
+    }
+
+    /// The static constructors run for the JIT-resident helper library, in the order they ran.
+    pub fn initializers(&self) -> &[String] {
+        self.structors.ctors()
+    }
+
+    /// Symbols the helper runtime defines (JIT-resident library definitions).
+    pub fn helper_symbols(&self) -> &BTreeSet<String> {
+        &self.helper_symbols
+    }
+
+    /// Number of scripts currently loaded.
+    pub fn script_count(&self) -> usize {
+        self.scripts.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Reads and adds the script at `path` (textual IR or bitcode).
+    pub fn add_script_file(&self, path: &Path) -> Result<ScriptHandle<'_>> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        self.add_script(&path.display().to_string(), &bytes)
+    }
+
+    /// Adds a script (textual IR or bitcode, named `name` in errors and reports) in its own LLVM context and
+    /// under its own resource tracker: verify → import → optimize → materialize (eager), or verify now and
+    /// import + optimize when ORC materializes it (lazy).
+    pub fn add_script(&self, name: &str, source: &[u8]) -> Result<ScriptHandle<'_>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let ctx = Context::new();
+        let start = Instant::now();
+        let mut module = Module::parse(&ctx, source, name)?;
+        module.verify()?;
+        self.check_target(&module, name)?;
+        if module.triple().is_empty() {
+            module.set_triple(&self.jit.triple());
+        }
+        if module.data_layout().is_empty() {
+            module.set_data_layout(&self.jit.data_layout());
+        }
+        let mut times = ScriptTimes {
+            parse: start.elapsed(),
+            ..ScriptTimes::default()
+        };
+        let defined = module.defined_symbols();
+        if let Some(clash) = defined.iter().find(|s| self.helper_symbols.contains(*s)) {
+            return Err(Error::Symbol {
+                symbol: clash.clone(),
+                message: format!(
+                    "script `{name}` defines it, but the helper runtime already does (one instance of every helper)"
+                ),
+            });
+        }
+        let structors = module.take_structors();
+        let atexit = AtExitRegistry::new();
+        module.redirect_atexit();
+        module.localize_dso_handle(atexit.key());
+        internalize_shared_definitions(&module);
+
+        let tracker = self.jit.create_tracker();
+        let slot: ReportSlot = Arc::default();
+        if self.lazy {
+            let key = module.identity();
+            if let Ok(mut p) = self.shared.pending.lock() {
+                p.insert(
+                    key,
+                    Pending {
+                        name: name.to_owned(),
+                        slot: Arc::clone(&slot),
+                        parse: times.parse,
+                        dso_key: atexit.key(),
+                    },
+                );
+            }
+            if let Err(m) = self.jit.add_module(module, Some(&tracker)) {
+                if let Ok(mut p) = self.shared.pending.lock() {
+                    p.remove(&key);
+                }
+                return Err(jit_error(format!("adding script `{name}`: {m}")));
+            }
+        } else {
+            let before = module.defined_symbols();
+            let (import, optimized_ir) = self.shared.prepare(&mut module, &mut times)?;
+            module.redirect_atexit();
+            module.localize_dso_handle(atexit.key());
+            let after = module.defined_symbols();
+            if after != before {
+                return Err(Error::Import {
+                    module: name.to_owned(),
+                    message: format!(
+                        "import and optimization changed the script's definitions ({before:?} -> {after:?})"
+                    ),
+                });
+            }
+            // Code generation on this thread with a pooled target machine, then JITLink (thread-safe).
+            let start = Instant::now();
+            let object = self.shared.with_machine(|tm| tm.emit_object(&module))?;
+            drop(module);
+            drop(ctx);
+            self.jit
+                .add_object_file(&object, name, Some(&tracker))
+                .map_err(|m| jit_error(format!("adding script `{name}`: {m}")))?;
+            if let Some(first) = after.iter().next() {
+                if let Err(message) = self.jit.lookup(first) {
+                    let _ = tracker.remove();
+                    return Err(self.materialize_error(name, first, message));
+                }
+            }
+            times.materialize = start.elapsed();
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(ScriptReport {
+                    name: name.to_owned(),
+                    strategy: self.shared.strategy,
+                    times,
+                    defined: after.into_iter().collect(),
+                    import,
+                    optimized_ir,
+                });
+            }
+        }
+        if !structors.ctors().is_empty() {
+            let _compiling = self.compile_guard();
+            self.jit
+                .run_structors(structors.ctors())
+                .map_err(|m| self.materialize_error(name, &structors.ctors()[0], m))?;
+        }
+        if let Ok(mut s) = self.scripts.lock() {
+            s.insert(
+                id,
+                Script {
+                    tracker,
+                    atexit,
+                    dtors: structors.dtors().to_vec(),
+                },
+            );
+        }
+        Ok(ScriptHandle {
+            engine: self,
+            id,
+            name: name.to_owned(),
+            report: slot,
+        })
+    }
+
+    /// Turns an ORC materialization failure into a typed error naming the unresolved symbol when ORC says
+    /// which one it was.
+    fn materialize_error(&self, script: &str, looked_up: &str, message: String) -> Error {
+        match missing_symbols(&message).into_iter().next() {
+            Some(symbol) if symbol != looked_up => Error::Symbol {
+                symbol,
+                message: format!("unresolved in script `{script}`: {message}"),
+            },
+            _ => Error::Jit {
+                message: format!("materializing script `{script}`: {message}"),
+            },
+        }
+    }
+
+    /// In lazy mode, a lookup may make ORC compile IR, which must not happen on two threads at once.
+    fn compile_guard(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        self.lazy
+            .then(|| self.compile_lock.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Looks up `name` anywhere in the engine (scripts and the JIT-resident helpers) as a function of type `F`.
+    /// The result borrows the engine, so it cannot outlive the JIT memory; for a script's own functions prefer
+    /// [`ScriptHandle::lookup`], which also keeps the script from being removed meanwhile.
+    pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'_, F>> {
+        self.lookup_address(name)
+            .map(|address| JitFunction::new(address, self))
+    }
+
+    /// The address of `name` (a function or a variable), materializing what defines it if needed.
+    pub fn lookup_address(&self, name: &str) -> Result<u64> {
+        let _compiling = self.compile_guard();
+        self.jit.lookup(name).map_err(|message| {
+            let missing = missing_symbols(&message);
+            match missing.into_iter().next() {
+                Some(symbol) if symbol == name && !message.contains("Failed to materialize") => {
+                    Error::Symbol {
+                        symbol,
+                        message: "not defined by any script, helper or host symbol".into(),
+                    }
+                }
+                Some(symbol) => Error::Symbol {
+                    symbol,
+                    message: format!("unresolved while materializing `{name}`: {message}"),
+                },
+                None => Error::Jit {
+                    message: format!("looking up `{name}`: {message}"),
+                },
+            }
+        })
+    }
+
+    /// Unloads a script: what it registered with `__cxa_atexit` and its static destructors run, then its
+    /// symbols disappear and its memory is returned.
+    pub fn remove(&self, handle: ScriptHandle<'_>) -> Result<()> {
+        handle.remove()
+    }
+
+    fn remove_id(&self, id: u64, name: &str) -> Result<()> {
+        let script = self.scripts.lock().ok().and_then(|mut s| s.remove(&id));
+        match script {
+            Some(script) => {
+                self.run_script_destructors(&script);
+                script.tracker.remove().map_err(|m| Error::Jit {
+                    message: format!("removing script `{name}`: {m}"),
+                })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a script's atexit handlers (last registered first), then its static destructors.
+    fn run_script_destructors(&self, script: &Script) {
+        script.atexit.run();
+        if !script.dtors.is_empty() {
+            let _compiling = self.compile_guard();
+            let _ = self.jit.run_structors(&script.dtors);
+        }
+        script.atexit.run();
+    }
+
+    /// Adds a relocatable object file under its own tracker (no import or optimization happens).
+    pub fn add_object(&self, name: &str, object: &[u8]) -> Result<ScriptHandle<'_>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let tracker = self.jit.create_tracker();
+        self.jit
+            .add_object_file(object, name, Some(&tracker))
+            .map_err(|m| jit_error(format!("adding object `{name}`: {m}")))?;
+        if let Ok(mut s) = self.scripts.lock() {
+            s.insert(
+                id,
+                Script {
+                    tracker,
+                    atexit: AtExitRegistry::new(),
+                    dtors: Vec::new(),
+                },
+            );
+        }
+        Ok(ScriptHandle {
+            engine: self,
+            id,
+            name: name.to_owned(),
+            report: Arc::default(),
+        })
+    }
+
+    /// Errors ORC reported asynchronously and no call returned (drained).
+    pub fn take_reported_errors(&self) -> Vec<String> {
+        self.jit.take_reported_errors()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Destructors first, while every piece of JIT'd code is still loaded: the scripts' (newest first), then
+        // handlers registered through the engine's dso handle (last first) and the library's
+        // `llvm.global_dtors`.
+        let mut scripts: Vec<(u64, Script)> = match self.scripts.lock() {
+            Ok(mut s) => s.drain().collect(),
+            Err(_) => Vec::new(),
+        };
+        scripts.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+        for (_, script) in &scripts {
+            self.run_script_destructors(script);
+        }
+        drop(scripts);
+        self.atexit.run();
+        let _ = self.jit.run_structors(self.structors.dtors());
+        self.atexit.run();
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.clear();
+        }
+        // Trackers release here; the LLJIT is disposed when the last of them and `jit` are gone.
+    }
+}
+
+/// A script added to an [`Engine`]; borrows the engine.
+///
+/// Dropping the handle keeps the script loaded (until the engine drops); [`ScriptHandle::remove`] unloads it.
+pub struct ScriptHandle<'e> {
+    engine: &'e Engine,
+    id: u64,
+    name: String,
+    report: ReportSlot,
+}
+
+impl std::fmt::Debug for ScriptHandle<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptHandle")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<'e> ScriptHandle<'e> {
+    /// The script's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The report: available after `add_script` in eager mode, after the first lookup materialized the script
+    /// in lazy mode (`None` before).
+    pub fn report(&self) -> Option<ScriptReport> {
+        self.report.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Looks up `name` as a function of type `F` (see [`Engine::lookup`]). The result borrows the handle, so
+    /// the script cannot be removed while it is in use.
+    pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'_, F>> {
+        self.engine
+            .lookup_address(name)
+            .map(|address| JitFunction::new(address, self))
+    }
+
+    /// Unloads the script.
+    pub fn remove(self) -> Result<()> {
+        self.engine.remove_id(self.id, &self.name)
+    }
+}

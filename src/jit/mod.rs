@@ -1,0 +1,52 @@
+//! The ORC engine: the helper runtime once, scripts many.
+//!
+//! In: an [`EngineBuilder`] (host symbols, shared libraries, the summary, the import configuration, the
+//! runtime mode) and script modules as IR or bitcode. Out: an [`Engine`] that owns an ORC LLJIT, and per script
+//! a [`ScriptHandle`] with the import report and stage times; typed [`JitFunction`]s that borrow the engine.
+//!
+//! The helper runtime lives in one of two ways ([`RuntimeMode`](crate::import::RuntimeMode)):
+//! - **JIT-resident**: the summary's promoted helper library is added once; its static constructors run once,
+//!   in priority order, before the first script; `__cxa_atexit` / `atexit` registrations from JIT'd code go to
+//!   the engine, which runs them (in reverse) and the library's static destructors when it is dropped, before
+//!   the JIT memory is freed.
+//! - **Host-native**: the helpers are native code in the host or a shared library ([`EngineBuilder::shared_library`]);
+//!   scripts import bodies for inlining and resolve everything else to the native symbols.
+//!
+//! Scripts run verify → import → optimize → materialize, each under its own ORC resource tracker, either
+//! eagerly in [`Engine::add_script`] (unresolved symbols surface there) or lazily inside ORC's IR transform on
+//! the thread that first looks a symbol up ([`EngineBuilder::lazy`]).
+//!
+//! ```
+//! use thinjit::jit::EngineBuilder;
+//! let engine = EngineBuilder::new().build().unwrap();
+//! let script = engine.add_script("add", b"define i32 @add(i32 %a, i32 %b) {\n %s = add i32 %a, %b\n ret i32 %s\n}\n").unwrap();
+//! let add = script.lookup::<extern "C" fn(i32, i32) -> i32>("add").unwrap();
+//! // SAFETY: `add` has this signature and its script is loaded (the borrow guarantees it).
+//! assert_eq!(unsafe { add.call(40, 2) }, 42);
+//! ```
+//!
+//! A looked-up function cannot outlive the engine:
+//! ```compile_fail
+//! use thinjit::jit::EngineBuilder;
+//! let f = {
+//!     let engine = EngineBuilder::new().build().unwrap();
+//!     engine.lookup::<extern "C" fn() -> i32>("f").unwrap()
+//! };
+//! ```
+//! nor can its script be removed while it is in use:
+//! ```compile_fail
+//! use thinjit::jit::EngineBuilder;
+//! let engine = EngineBuilder::new().build().unwrap();
+//! let script = engine.add_script("f", b"define i32 @f() {\n ret i32 1\n}\n").unwrap();
+//! let f = script.lookup::<extern "C" fn() -> i32>("f").unwrap();
+//! script.remove().unwrap();
+//! unsafe { f.call() };
+//! ```
+
+mod builder;
+mod engine;
+
+pub use crate::import::OptLevel;
+pub use crate::llvm::orc::JitFunction;
+pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
+pub use engine::{Engine, ScriptHandle, ScriptReport, ScriptTimes};

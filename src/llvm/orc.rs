@@ -1,0 +1,502 @@
+//! ORCv2 `LLJIT` behind owned, safe wrappers.
+//!
+//! In: [`Module`]s (each in its own [`Context`], which is backed by an ORC `ThreadSafeContext`), object files,
+//! host symbol addresses, shared library paths, and an optional Rust IR transform. Out: addresses of JIT'd
+//! symbols, [`ResourceTracker`]s that unload what was added under them, and ORC's errors as text.
+//!
+//! What the wrappers guarantee:
+//! - [`LlJit`] disposes the LLJIT on drop, after every [`ResourceTracker`] made from it is gone (trackers keep
+//!   the JIT alive through a shared reference; ORC's trackers must not outlive their session).
+//! - Errors ORC reports asynchronously (a failed materialization, an unresolved symbol while linking) go to
+//!   an error sink instead of stderr; [`LlJit::take_reported_errors`] drains it and the lookup that failed
+//!   appends them to its own message.
+//! - The IR transform ([`LlJit::set_ir_transform`]) runs Rust code on each module ORC materializes, on the
+//!   materializing thread, with the module's context locked and a diagnostic handler installed.
+//!
+//! Compiling IR: the C API's LLJIT compiles every IR module with one shared target machine, so IR must not be
+//! materialized from several threads at once (objects may: JITLink and the session are thread-safe). Callers
+//! that need concurrency compile to objects themselves ([`LlJit::add_object_file`]) or serialize lookups.
+//!
+//! Process symbols are not linked by default (LLVM's `LLJITBuilder` links them unless told otherwise; the C
+//! API cannot say so, the shim does): resolution sources are added explicitly.
+
+use std::ffi::CString;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex};
+
+use llvm_sys::error::LLVMErrorRef;
+use llvm_sys::orc2 as orc;
+use llvm_sys::orc2::lljit as lj;
+use llvm_sys::prelude::LLVMModuleRef;
+
+use super::message::{borrowed_cstr, cstring, take_error};
+use super::{Context, MemoryBuffer, Module};
+
+/// A Rust transform run on every module ORC's IR transform layer materializes. `Err` fails the
+/// materialization with that text (ORC reports it; the lookup that triggered it fails).
+pub type IrTransform = dyn Fn(&mut Module<'_>) -> Result<(), String> + Send + Sync;
+
+/// Errors ORC reported through the execution session's error reporter.
+#[derive(Default)]
+struct ErrorSink {
+    errors: Mutex<Vec<String>>,
+}
+
+impl ErrorSink {
+    fn push(&self, text: String) {
+        if let Ok(mut e) = self.errors.lock() {
+            e.push(text);
+        }
+    }
+
+    fn take(&self) -> Vec<String> {
+        self.errors
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
+    }
+}
+
+extern "C" fn report_error(ctx: *mut libc::c_void, err: LLVMErrorRef) {
+    // SAFETY: `ctx` is the `ErrorSink` boxed in `JitInner`, alive as long as the session; `err` is ours.
+    unsafe {
+        let text = take_error(err).err().unwrap_or_default();
+        if let Some(sink) = (ctx as *const ErrorSink).as_ref() {
+            sink.push(text);
+        }
+    }
+}
+
+/// The LLJIT and the Rust state its callbacks point into.
+struct JitInner {
+    raw: NonNull<lj::LLVMOrcOpaqueLLJIT>,
+    errors: Box<ErrorSink>,
+    /// The transform's closure, double-boxed so its address is thin and stable.
+    transform: Mutex<Option<Box<Box<IrTransform>>>>,
+}
+
+// SAFETY: LLJIT's add, lookup, define and remove operations are internally synchronized (the execution
+// session lock); the Rust-side state is behind a Mutex or immutable.
+unsafe impl Send for JitInner {}
+// SAFETY: as above.
+unsafe impl Sync for JitInner {}
+
+impl Drop for JitInner {
+    fn drop(&mut self) {
+        // SAFETY: no tracker refers to the JIT any more (they hold an `Arc<JitInner>`); disposing tears down the
+        // session, which stops calling the transform and the reporter before `transform`/`errors` drop.
+        unsafe {
+            let _ = take_error(lj::LLVMOrcDisposeLLJIT(self.raw.as_ptr()));
+        }
+    }
+}
+
+/// An ORC LLJIT for the host, with its main JITDylib.
+///
+/// `Send + Sync`: adding, looking up and removing code from several threads at once is what LLJIT supports.
+pub struct LlJit {
+    inner: Arc<JitInner>,
+}
+
+impl std::fmt::Debug for LlJit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlJit")
+            .field("triple", &self.triple())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Turns an ORC error into `Err(text)`, appending anything the session reported meanwhile.
+fn orc_result(inner: &JitInner, err: LLVMErrorRef) -> Result<(), String> {
+    // SAFETY: `err` is null or an error we own.
+    unsafe { take_error(err) }.map_err(|text| {
+        let reported = inner.errors.take();
+        if reported.is_empty() {
+            text
+        } else {
+            format!("{text}: {}", reported.join("; "))
+        }
+    })
+}
+
+impl LlJit {
+    /// Creates an LLJIT for the host CPU (and its features), without the process's symbols linked in.
+    pub fn new_host() -> Result<Self, String> {
+        super::initialize();
+        let mut jtmb = std::ptr::null_mut();
+        // SAFETY: valid out-pointer; on success we own the builder.
+        unsafe { take_error(orc::LLVMOrcJITTargetMachineBuilderDetectHost(&mut jtmb)) }?;
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: the LLJIT builder takes ownership of `jtmb`; LLVMOrcCreateLLJIT takes ownership of the
+        // builder whatever the outcome.
+        let result = unsafe {
+            let builder = lj::LLVMOrcCreateLLJITBuilder();
+            lj::LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb);
+            super::shim::thinjit_lljit_builder_use_empty_process_symbols(builder);
+            take_error(lj::LLVMOrcCreateLLJIT(&mut raw, builder))
+        };
+        result?;
+        let raw = NonNull::new(raw).ok_or("LLVM returned a null LLJIT")?;
+        let inner = Arc::new(JitInner {
+            raw,
+            errors: Box::default(),
+            transform: Mutex::new(None),
+        });
+        // SAFETY: the session lives as long as the LLJIT; the sink is boxed inside `inner` and outlives it.
+        unsafe {
+            let es = lj::LLVMOrcLLJITGetExecutionSession(raw.as_ptr());
+            orc::LLVMOrcExecutionSessionSetErrorReporter(
+                es,
+                report_error,
+                &*inner.errors as *const ErrorSink as *mut libc::c_void,
+            );
+        }
+        Ok(LlJit { inner })
+    }
+
+    fn raw(&self) -> lj::LLVMOrcLLJITRef {
+        self.inner.raw.as_ptr()
+    }
+
+    fn main_dylib(&self) -> orc::LLVMOrcJITDylibRef {
+        // SAFETY: the LLJIT is live; the main JITDylib lives as long as it.
+        unsafe { lj::LLVMOrcLLJITGetMainJITDylib(self.raw()) }
+    }
+
+    /// The JIT's target triple.
+    pub fn triple(&self) -> String {
+        // SAFETY: a NUL-terminated string owned by the LLJIT.
+        unsafe { borrowed_cstr(lj::LLVMOrcLLJITGetTripleString(self.raw())) }
+    }
+
+    /// The JIT's data layout.
+    pub fn data_layout(&self) -> String {
+        // SAFETY: a NUL-terminated string owned by the LLJIT.
+        unsafe { borrowed_cstr(lj::LLVMOrcLLJITGetDataLayoutStr(self.raw())) }
+    }
+
+    /// Drains the errors ORC reported asynchronously since the last call.
+    pub fn take_reported_errors(&self) -> Vec<String> {
+        self.inner.errors.take()
+    }
+
+    /// Defines absolute symbols (`name` → `address`) in the main JITDylib: host functions and data that JIT'd
+    /// code may call or reference. Fails on a duplicate definition.
+    pub fn define_absolute(&self, symbols: &[(&str, u64)]) -> Result<(), String> {
+        if symbols.is_empty() {
+            return Ok(());
+        }
+        let mut pairs = Vec::with_capacity(symbols.len());
+        for (name, address) in symbols {
+            let cname = cstring(name)?;
+            // SAFETY: the LLJIT is live; the returned entry is retained for us, and ownership passes to
+            // LLVMOrcAbsoluteSymbols below.
+            let entry = unsafe { lj::LLVMOrcLLJITMangleAndIntern(self.raw(), cname.as_ptr()) };
+            pairs.push(orc::LLVMOrcCSymbolMapPair {
+                Name: entry,
+                Sym: orc::LLVMJITEvaluatedSymbol {
+                    Address: *address,
+                    Flags: orc::LLVMJITSymbolFlags {
+                        GenericFlags:
+                            orc::LLVMJITSymbolGenericFlags::LLVMJITSymbolGenericFlagsExported as u8
+                                | orc::LLVMJITSymbolGenericFlags::LLVMJITSymbolGenericFlagsCallable
+                                    as u8,
+                        TargetFlags: 0,
+                    },
+                },
+            });
+        }
+        // SAFETY: the pairs' names are retained entries whose ownership LLVMOrcAbsoluteSymbols takes; the array
+        // itself is only read. JITDylibDefine takes the unit on success; on failure we dispose it.
+        unsafe {
+            let mu = orc::LLVMOrcAbsoluteSymbols(pairs.as_mut_ptr(), pairs.len());
+            let err = orc::LLVMOrcJITDylibDefine(self.main_dylib(), mu);
+            if !err.is_null() {
+                orc::LLVMOrcDisposeMaterializationUnit(mu);
+            }
+            orc_result(&self.inner, err)
+        }
+    }
+
+    /// Resolves otherwise-undefined symbols from everything the host process has loaded (its own exported
+    /// symbols and every shared library in it).
+    pub fn add_process_symbols(&self) -> Result<(), String> {
+        let mut generator = std::ptr::null_mut();
+        // SAFETY: valid out-pointer; no filter; the JITDylib takes ownership of the generator.
+        unsafe {
+            let prefix = lj::LLVMOrcLLJITGetGlobalPrefix(self.raw());
+            take_error(orc::LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
+                &mut generator,
+                prefix,
+                None,
+                std::ptr::null_mut(),
+            ))?;
+            orc::LLVMOrcJITDylibAddGenerator(self.main_dylib(), generator);
+        }
+        Ok(())
+    }
+
+    /// Resolves otherwise-undefined symbols from the shared library at `path` (loaded with `dlopen`; a bare
+    /// soname such as `libc.so.6` is searched for the usual way).
+    pub fn add_shared_library(&self, path: &Path) -> Result<(), String> {
+        let cpath = cstring(&path.to_string_lossy())?;
+        let mut generator = std::ptr::null_mut();
+        // SAFETY: valid C string and out-pointer; the JITDylib takes ownership of the generator.
+        unsafe {
+            let prefix = lj::LLVMOrcLLJITGetGlobalPrefix(self.raw());
+            take_error(orc::LLVMOrcCreateDynamicLibrarySearchGeneratorForPath(
+                &mut generator,
+                cpath.as_ptr(),
+                prefix,
+                None,
+                std::ptr::null_mut(),
+            ))?;
+            orc::LLVMOrcJITDylibAddGenerator(self.main_dylib(), generator);
+        }
+        Ok(())
+    }
+
+    /// A new resource tracker on the main JITDylib.
+    pub fn create_tracker(&self) -> ResourceTracker {
+        // SAFETY: the main JITDylib is live; we own the returned reference.
+        let raw = unsafe { orc::LLVMOrcJITDylibCreateResourceTracker(self.main_dylib()) };
+        ResourceTracker {
+            raw: NonNull::new(raw).expect("null resource tracker"),
+            _jit: Arc::clone(&self.inner),
+        }
+    }
+
+    /// Adds `module` to the main JITDylib (under `tracker`, or the JITDylib's default tracker). The module is
+    /// compiled when one of its symbols is first looked up. The module is consumed even on error.
+    pub fn add_module(
+        &self,
+        module: Module<'_>,
+        tracker: Option<&ResourceTracker>,
+    ) -> Result<(), String> {
+        let tsc = module
+            .context()
+            .thread_safe_raw()
+            .ok_or("a module in a borrowed context cannot be added to the JIT")?;
+        let raw = module.into_raw();
+        // SAFETY: `raw` is a module we own in the TSC's context; the TSM takes it over and holds its own
+        // reference on the TSC. LLVMOrcLLJITAddLLVMIRModule(WithRT) takes the TSM even when it fails.
+        let err = unsafe {
+            let tsm = orc::LLVMOrcCreateNewThreadSafeModule(raw, tsc);
+            match tracker {
+                Some(rt) => lj::LLVMOrcLLJITAddLLVMIRModuleWithRT(self.raw(), rt.raw.as_ptr(), tsm),
+                None => lj::LLVMOrcLLJITAddLLVMIRModule(self.raw(), self.main_dylib(), tsm),
+            }
+        };
+        orc_result(&self.inner, err)
+    }
+
+    /// Adds a relocatable object file to the main JITDylib (under `tracker` or the default tracker).
+    pub fn add_object_file(
+        &self,
+        object: &[u8],
+        name: &str,
+        tracker: Option<&ResourceTracker>,
+    ) -> Result<(), String> {
+        let buffer = MemoryBuffer::from_bytes(object, name);
+        // SAFETY: the call takes ownership of the buffer whatever the outcome.
+        let err = unsafe {
+            match tracker {
+                Some(rt) => lj::LLVMOrcLLJITAddObjectFileWithRT(
+                    self.raw(),
+                    rt.raw.as_ptr(),
+                    buffer.into_raw(),
+                ),
+                None => {
+                    lj::LLVMOrcLLJITAddObjectFile(self.raw(), self.main_dylib(), buffer.into_raw())
+                }
+            }
+        };
+        orc_result(&self.inner, err)
+    }
+
+    /// Looks `name` up in the main JITDylib (materializing it, and compiling what it needs, if necessary) and
+    /// returns its address. Errors carry ORC's text plus anything ORC reported while materializing.
+    pub fn lookup(&self, name: &str) -> Result<u64, String> {
+        let cname = cstring(name)?;
+        let mut address = 0;
+        // SAFETY: valid out-pointer and C string.
+        let err = unsafe { lj::LLVMOrcLLJITLookup(self.raw(), &mut address, cname.as_ptr()) };
+        orc_result(&self.inner, err)?;
+        Ok(address)
+    }
+
+    /// Installs `transform` as the IR transform layer's transform: it runs on every module ORC materializes
+    /// from now on, on the materializing thread. Replaces an earlier transform. Call before sharing the JIT
+    /// across threads (it takes `&mut self`).
+    pub fn set_ir_transform(&mut self, transform: Box<IrTransform>) {
+        let boxed: Box<Box<IrTransform>> = Box::new(transform);
+        let ctx = &*boxed as *const Box<IrTransform> as *mut libc::c_void;
+        // SAFETY: `ctx` points into a box we keep in `inner.transform` until the JIT is disposed (or the next
+        // call replaces it; `&mut self` means no materialization uses the old one concurrently from our side).
+        unsafe {
+            let layer = lj::LLVMOrcLLJITGetIRTransformLayer(self.raw());
+            orc::LLVMOrcIRTransformLayerSetTransform(layer, ir_transform_trampoline, ctx);
+        }
+        if let Ok(mut slot) = self.inner.transform.lock() {
+            *slot = Some(boxed);
+        }
+    }
+}
+
+/// The payload handed through `LLVMOrcThreadSafeModuleWithModuleDo`.
+struct TransformCall<'a> {
+    transform: &'a IrTransform,
+}
+
+extern "C" fn ir_transform_trampoline(
+    ctx: *mut libc::c_void,
+    module: *mut orc::LLVMOrcThreadSafeModuleRef,
+    _mr: orc::LLVMOrcMaterializationResponsibilityRef,
+) -> LLVMErrorRef {
+    // SAFETY: `ctx` is the boxed transform installed by `set_ir_transform`, alive while the JIT is; `module`
+    // points at a live thread-safe module we may use (and leave in place).
+    unsafe {
+        let transform = &**(ctx as *const Box<IrTransform>);
+        let mut call = TransformCall { transform };
+        orc::LLVMOrcThreadSafeModuleWithModuleDo(
+            *module,
+            with_module_trampoline,
+            &mut call as *mut TransformCall<'_> as *mut libc::c_void,
+        )
+    }
+}
+
+extern "C" fn with_module_trampoline(ctx: *mut libc::c_void, raw: LLVMModuleRef) -> LLVMErrorRef {
+    // SAFETY: `ctx` is the `TransformCall` on the caller's stack; `raw` is the live module, whose context ORC
+    // has locked for the duration of this call, so we are its only user. The module stays owned by ORC
+    // (ManuallyDrop), and the borrowed context removes its diagnostic handler when it drops.
+    unsafe {
+        let call = &*(ctx as *const TransformCall<'_>);
+        let context = Context::borrow_raw(llvm_sys::core::LLVMGetModuleContext(raw));
+        let mut module = ManuallyDrop::new(Module::from_raw(&context, raw));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            (call.transform)(&mut module)
+        }));
+        let message = match outcome {
+            Ok(Ok(())) => return std::ptr::null_mut(),
+            Ok(Err(text)) => text,
+            Err(_) => String::from("the IR transform panicked"),
+        };
+        let cmsg = CString::new(message.replace('\0', " ")).unwrap_or_default();
+        llvm_sys::error::LLVMCreateStringError(cmsg.as_ptr())
+    }
+}
+
+/// An ORC resource tracker: everything added under it can be removed (unloaded) together.
+///
+/// Dropping a tracker without [`ResourceTracker::remove`] keeps its code loaded (it moves to the JITDylib's
+/// default tracker's lifetime: until the JIT is dropped).
+pub struct ResourceTracker {
+    raw: NonNull<orc::LLVMOrcOpaqueResourceTracker>,
+    _jit: Arc<JitInner>,
+}
+
+// SAFETY: ORC resource trackers are reference counted and their operations go through the session lock.
+unsafe impl Send for ResourceTracker {}
+// SAFETY: as above.
+unsafe impl Sync for ResourceTracker {}
+
+impl ResourceTracker {
+    /// Removes everything added under this tracker: symbols disappear from the JITDylib and their memory is
+    /// released.
+    pub fn remove(self) -> Result<(), String> {
+        // SAFETY: the tracker is live; the release happens in Drop.
+        let err = unsafe { orc::LLVMOrcResourceTrackerRemove(self.raw.as_ptr()) };
+        orc_result(&self._jit, err)
+    }
+}
+
+impl Drop for ResourceTracker {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference; the session is still alive (we hold `_jit`).
+        unsafe { orc::LLVMOrcReleaseResourceTracker(self.raw.as_ptr()) }
+    }
+}
+
+impl std::fmt::Debug for ResourceTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceTracker").finish_non_exhaustive()
+    }
+}
+
+/// A JIT'd function of type `F` (an `extern "C" fn(..) -> R` pointer type), borrowed from whatever owns the
+/// JIT memory (`'a`), so it cannot be called after that memory is freed.
+///
+/// Calling is `unsafe`: the JIT cannot check that the code really has signature `F`.
+pub struct JitFunction<'a, F> {
+    address: u64,
+    _f: PhantomData<F>,
+    _owner: PhantomData<&'a ()>,
+}
+
+impl<'a, F> JitFunction<'a, F> {
+    /// Wraps `address`, borrowing `owner` (the JIT or engine the code lives in) for the wrapper's lifetime.
+    pub fn new<T: ?Sized>(address: u64, _owner: &'a T) -> Self {
+        JitFunction {
+            address,
+            _f: PhantomData,
+            _owner: PhantomData,
+        }
+    }
+
+    /// The function's address.
+    pub fn address(&self) -> u64 {
+        self.address
+    }
+}
+
+impl<F> Clone for JitFunction<'_, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F> Copy for JitFunction<'_, F> {}
+
+impl<F> std::fmt::Debug for JitFunction<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JitFunction({:#x})", self.address)
+    }
+}
+
+macro_rules! impl_call {
+    ($($arg:ident: $ty:ident),*) => {
+        impl<'a, R, $($ty),*> JitFunction<'a, extern "C" fn($($ty),*) -> R> {
+            /// Calls the function.
+            ///
+            /// # Safety
+            /// The JIT'd code at this address must have exactly this C signature and still be loaded (not removed
+            /// with its resource tracker), and calling it must be sound (its arguments valid for what the code does
+            /// with them).
+            #[allow(clippy::too_many_arguments)]
+            pub unsafe fn call(&self, $($arg: $ty),*) -> R {
+                // SAFETY: forwarded to the caller; the address came from a successful lookup and the code is
+                // alive for `'a`.
+                let f: extern "C" fn($($ty),*) -> R = unsafe { std::mem::transmute(self.address as usize) };
+                f($($arg),*)
+            }
+        }
+    };
+}
+
+impl_call!();
+impl_call!(a: A);
+impl_call!(a: A, b: B);
+impl_call!(a: A, b: B, c: C);
+impl_call!(a: A, b: B, c: C, d: D);
+impl_call!(a: A, b: B, c: C, d: D, e: E);
+
+impl Module<'_> {
+    /// A key identifying this module while ORC owns it (its address, stable for the module's lifetime).
+    pub(crate) fn identity(&self) -> usize {
+        self.as_raw() as usize
+    }
+}

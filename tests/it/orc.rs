@@ -1,0 +1,145 @@
+//! The ORC layer (`thinjit::llvm::orc`) on plain IR modules: LLJIT, absolute symbols, generators, resource
+//! trackers, the IR transform, and ORC's errors as values.
+
+use std::path::Path;
+
+use thinjit::llvm::orc::LlJit;
+use thinjit::llvm::{Context, Module};
+
+fn add_ir(
+    jit: &LlJit,
+    ir: &str,
+    name: &str,
+    tracker: Option<&thinjit::llvm::orc::ResourceTracker>,
+) {
+    let ctx = Context::new();
+    let m = Module::parse_ir(&ctx, ir.as_bytes(), name).unwrap();
+    jit.add_module(m, tracker).unwrap();
+}
+
+extern "C" fn host_add7(x: i32) -> i32 {
+    x + 7
+}
+
+#[test]
+fn absolute_symbol_and_lookup() {
+    let jit = LlJit::new_host().unwrap();
+    jit.define_absolute(&[("host_add7", host_add7 as *const () as usize as u64)])
+        .unwrap();
+    add_ir(
+        &jit,
+        "declare i32 @host_add7(i32)\ndefine i32 @f(i32 %x) {\n %r = call i32 @host_add7(i32 %x)\n ret i32 %r\n}\n",
+        "m",
+        None,
+    );
+    let f: extern "C" fn(i32) -> i32 =
+        unsafe { std::mem::transmute(jit.lookup("f").unwrap() as usize) };
+    assert_eq!(f(35), 42);
+    let dup = jit.define_absolute(&[("host_add7", 1)]).unwrap_err();
+    assert!(dup.contains("Duplicate definition"), "{dup}");
+}
+
+#[test]
+fn process_symbols_are_opt_in() {
+    let ir = "declare i64 @labs(i64)\ndefine i64 @g(i64 %x) {\n %r = call i64 @labs(i64 %x)\n ret i64 %r\n}\n";
+    let jit = LlJit::new_host().unwrap();
+    add_ir(&jit, ir, "m", None);
+    let err = jit.lookup("g").unwrap_err();
+    assert!(err.contains("labs"), "{err}");
+
+    let jit = LlJit::new_host().unwrap();
+    jit.add_process_symbols().unwrap();
+    add_ir(&jit, ir, "m", None);
+    let g: extern "C" fn(i64) -> i64 =
+        unsafe { std::mem::transmute(jit.lookup("g").unwrap() as usize) };
+    assert_eq!(g(-5), 5);
+
+    let jit = LlJit::new_host().unwrap();
+    jit.add_shared_library(Path::new("libc.so.6")).unwrap();
+    add_ir(&jit, ir, "m", None);
+    let g: extern "C" fn(i64) -> i64 =
+        unsafe { std::mem::transmute(jit.lookup("g").unwrap() as usize) };
+    assert_eq!(g(-9), 9);
+    let missing = jit
+        .add_shared_library(Path::new("/nonexistent/libnope.so"))
+        .unwrap_err();
+    assert!(missing.contains("libnope"), "{missing}");
+}
+
+#[test]
+fn resource_tracker_remove_unloads() {
+    let jit = LlJit::new_host().unwrap();
+    let rt = jit.create_tracker();
+    add_ir(&jit, "define i32 @h() {\n ret i32 5\n}\n", "m", Some(&rt));
+    assert!(jit.lookup("h").is_ok());
+    rt.remove().unwrap();
+    let err = jit.lookup("h").unwrap_err();
+    assert!(err.contains("Symbols not found"), "{err}");
+    // the name can be defined again after removal
+    add_ir(&jit, "define i32 @h() {\n ret i32 6\n}\n", "m2", None);
+    let h: extern "C" fn() -> i32 =
+        unsafe { std::mem::transmute(jit.lookup("h").unwrap() as usize) };
+    assert_eq!(h(), 6);
+}
+
+#[test]
+fn unresolved_symbol_is_reported_with_its_name() {
+    let jit = LlJit::new_host().unwrap();
+    add_ir(
+        &jit,
+        "declare i32 @definitely_missing_fn()\ndefine i32 @k() {\n %r = call i32 @definitely_missing_fn()\n ret i32 %r\n}\n",
+        "m",
+        None,
+    );
+    let err = jit.lookup("k").unwrap_err();
+    assert!(err.contains("definitely_missing_fn"), "{err}");
+}
+
+#[test]
+fn ir_transform_runs_on_materialization() {
+    let mut jit = LlJit::new_host().unwrap();
+    jit.set_ir_transform(Box::new(|m: &mut Module<'_>| {
+        // rename the module's function body constant via textual check: just verify we see the module
+        if m.function("t").is_some() {
+            m.run_passes("default<O3>", None, &Default::default())
+                .map_err(|e| e.to_string())
+        } else {
+            Err(format!("unexpected module {}", m.name()))
+        }
+    }));
+    add_ir(
+        &jit,
+        "define i32 @t() {\n %a = add i32 20, 22\n ret i32 %a\n}\n",
+        "m",
+        None,
+    );
+    let t: extern "C" fn() -> i32 =
+        unsafe { std::mem::transmute(jit.lookup("t").unwrap() as usize) };
+    assert_eq!(t(), 42);
+    add_ir(&jit, "define i32 @u() {\n ret i32 1\n}\n", "other", None);
+    let err = jit.lookup("u").unwrap_err();
+    assert!(err.contains("unexpected module other"), "{err}");
+}
+
+/// The naive approach the seed tried — link the helper library's (strong) definitions into the script inside
+/// the IR transform — makes the module define symbols its MaterializationResponsibility does not cover, and
+/// ORC refuses it. The engine must never do this; this test shows the failure is detectable.
+#[test]
+fn naive_link_inside_transform_fails_with_orc_error() {
+    let library = crate::engine::linked_helper_library();
+    let mut jit = LlJit::new_host().unwrap();
+    jit.set_ir_transform(Box::new(move |m: &mut Module<'_>| {
+        let helpers =
+            Module::parse_bitcode(m.context(), &library, "helpers").map_err(|e| e.to_string())?;
+        m.link_in(helpers).map_err(|e| e.to_string())?;
+        m.run_passes("default<O3>", None, &Default::default())
+            .map_err(|e| e.to_string())
+    }));
+    add_ir(&jit, crate::common::SEED_SCRIPT, "seed", None);
+    let err = jit.lookup("f_WRAPPED").unwrap_err();
+    eprintln!("naive link inside the transform: {err}");
+    assert!(
+        err.contains("Unexpected definitions") || err.contains("Missing definitions"),
+        "{err}"
+    );
+}
