@@ -7,4 +7,5 @@ mod helpers;
 mod import;
 mod llvm_layer;
 mod orc;
+mod robustness;
 mod summary;
