@@ -111,7 +111,11 @@ fn list<T>(
 fn function(u: &mut Unstructured<'_>) -> Result<FunctionSummary> {
     Ok(FunctionSummary {
         name: name(u)?,
-        original_name: if bool::arbitrary(u)? { Some(name(u)?) } else { None },
+        original_name: if bool::arbitrary(u)? {
+            Some(name(u)?)
+        } else {
+            None
+        },
         linkage: linkage(u)?,
         original_linkage: linkage(u)?,
         instruction_count: if bool::arbitrary(u)? {
@@ -155,7 +159,11 @@ fn function(u: &mut Unstructured<'_>) -> Result<FunctionSummary> {
 fn variable(u: &mut Unstructured<'_>) -> Result<VariableSummary> {
     Ok(VariableSummary {
         name: name(u)?,
-        original_name: if bool::arbitrary(u)? { Some(name(u)?) } else { None },
+        original_name: if bool::arbitrary(u)? {
+            Some(name(u)?)
+        } else {
+            None
+        },
         linkage: linkage(u)?,
         constant: bool::arbitrary(u)?,
         thread_local: bool::arbitrary(u)?,
@@ -243,7 +251,11 @@ pub fn plan_one(data: &[u8]) {
         return;
     };
     let p = plan(&index, &script, &config);
-    assert_eq!(p, plan(&index, &script, &config), "plan is not deterministic");
+    assert_eq!(
+        p,
+        plan(&index, &script, &config),
+        "plan is not deterministic"
+    );
     for f in &p.functions {
         assert!(
             !script.defines(&f.name),
@@ -252,18 +264,31 @@ pub fn plan_one(data: &[u8]) {
         );
         let found = index.functions.iter().filter(|s| s.name == f.name);
         assert!(
-            found.clone().any(|s| s.is_eligible() && !s.linkage.is_interposable()),
+            found
+                .clone()
+                .any(|s| s.is_eligible() && !s.linkage.is_interposable()),
             "`{}` imported but not an eligible, non-interposable helper",
             f.name
         );
         if config.validate().is_ok() && !f.local_copy {
-            assert!(config.permits(&f.name), "`{}` imported against the allow/deny lists", f.name);
+            assert!(
+                config.permits(&f.name),
+                "`{}` imported against the allow/deny lists",
+                f.name
+            );
         }
     }
     for v in &p.variables {
-        assert!(!script.defines(&v.name), "variable `{}` is defined by the script", v.name);
         assert!(
-            index.variables.iter().any(|s| s.name == v.name && s.constant),
+            !script.defines(&v.name),
+            "variable `{}` is defined by the script",
+            v.name
+        );
+        assert!(
+            index
+                .variables
+                .iter()
+                .any(|s| s.name == v.name && s.constant),
             "variable `{}` imported but not a constant helper variable",
             v.name
         );
