@@ -214,6 +214,8 @@ pub struct Engine {
     atexit: AtExitRegistry,
     scripts: Mutex<HashMap<u64, Script>>,
     next_id: AtomicU64,
+    /// Scripts removed so far (dead symbol names are freed every 64).
+    removals: AtomicU64,
     /// Held while ORC may compile IR (lazy mode): LLJIT compiles IR with one shared target machine.
     compile_lock: Mutex<()>,
 }
@@ -377,6 +379,7 @@ impl Engine {
             atexit,
             scripts: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            removals: AtomicU64::new(0),
             compile_lock: Mutex::new(()),
         };
         // Compile the support modules now, while no other thread can be compiling.
@@ -675,9 +678,14 @@ impl Engine {
         match script {
             Some(script) => {
                 self.run_script_destructors(&script);
-                script.tracker.remove().map_err(|m| Error::Jit {
+                let removed = script.tracker.remove().map_err(|m| Error::Jit {
                     message: format!("removing script `{name}`: {m}"),
-                })
+                });
+                // Every 64 removals, free the symbol names of removed scripts (see `clear_dead_symbol_names`).
+                if self.removals.fetch_add(1, Ordering::Relaxed) % 64 == 63 {
+                    self.jit.clear_dead_symbol_names();
+                }
+                removed
             }
             None => Ok(()),
         }
