@@ -4,7 +4,9 @@
 //! `cargo bench --bench soak` (release): 10,000 scripts over 4 threads against the bundled helpers'
 //! summary, JIT-resident. Each script imports and inlines helpers (`CreateWrappedValueFromInt`,
 //! `WrappedValueAdd`, `WrappedValueGetInt`), is optimized at O3, materialized by ORC, called (result
-//! checked) and removed. `--scripts N` (or `THINJIT_SOAK_SCRIPTS=N`) and `--threads T` change the load.
+//! checked) and removed. `--scripts N` (or `THINJIT_SOAK_SCRIPTS=N`) and `--threads T` change the load;
+//! `--name-bytes B` pads every script's symbol names to about B bytes (to make leaked names visible); `--lazy`
+//! imports and optimizes inside ORC's IR transform instead of eagerly.
 //!
 //! Prints VmRSS (`/proc/self/status`) every 500 scripts, then compares the growth over the last quarter of the
 //! run with the growth over the first quarter; exits with status 1 when memory did not plateau (last-quarter
@@ -74,6 +76,8 @@ fn main() {
     let total = arg("--scripts", "THINJIT_SOAK_SCRIPTS", 10_000);
     let threads = arg("--threads", "THINJIT_SOAK_THREADS", 4).max(1);
     let every = 500.min(total.max(1));
+    let name_bytes = arg("--name-bytes", "THINJIT_SOAK_NAME_BYTES", 0);
+    let lazy = std::env::args().any(|a| a == "--lazy");
 
     let mut inputs: Vec<_> = std::fs::read_dir(env!("THINJIT_HELPERS_BC_DIR"))
         .unwrap()
@@ -85,6 +89,7 @@ fn main() {
     let engine = EngineBuilder::new()
         .summary(summary)
         .keep_optimized_ir(false)
+        .lazy(lazy)
         .host_symbol("thinjit_host_alloc", host::alloc as *const () as u64)
         .host_symbol("thinjit_host_free", host::free as *const () as u64)
         .host_symbol("thinjit_host_log", host::log as *const () as u64)
@@ -96,7 +101,10 @@ fn main() {
     let done = AtomicUsize::new(0);
     let samples: Mutex<Vec<(usize, u64, f64)>> = Mutex::new(vec![(0, rss_kib(), 0.0)]);
     let start = Instant::now();
-    println!("soak: {total} scripts, {threads} threads, RSS every {every} scripts");
+    println!(
+        "soak: {total} scripts, {threads} threads, {} mode, names padded to {name_bytes} bytes, RSS every {every} scripts",
+        if lazy { "lazy" } else { "eager" }
+    );
     println!("| scripts | seconds | VmRSS (MiB) |\n|---:|---:|---:|");
     std::thread::scope(|scope| {
         for _ in 0..threads {

@@ -648,6 +648,9 @@ impl Engine {
     pub fn lookup_address(&self, name: &str) -> Result<u64> {
         let _compiling = self.compile_guard();
         self.jit.lookup(name).map_err(|message| {
+            // The failed name stays in ORC's string pool until cleared: a host looking up many wrong names
+            // (user input) would otherwise accumulate them.
+            self.jit.clear_dead_symbol_names();
             let missing = missing_symbols(&message);
             match missing.into_iter().next() {
                 Some(symbol) if symbol == name && !message.contains("Failed to materialize") => {

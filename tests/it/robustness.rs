@@ -1182,3 +1182,80 @@ fn concurrent_precompute_summary_runs_leave_one_whole_file() {
         temporaries(dir.path())
     );
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// 4. Memory: ORC's symbol string pool.
+
+/// VmRSS of this process in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+/// Run alone in a child process by [`dead_symbol_names_are_freed`] (RSS is meaningless while other tests run).
+#[test]
+#[ignore = "run in a child process by dead_symbol_names_are_freed"]
+fn dead_symbol_names_child() {
+    let engine = EngineBuilder::new().build().unwrap();
+    for i in 0..4 {
+        let _ = engine.lookup_address(&format!("warm{i}"));
+    }
+    let before = rss_kib();
+    // 48 failed lookups of distinct 1 MiB names: each name is interned in ORC's string pool.
+    for i in 0..48 {
+        let name = format!("{i}{}", "y".repeat(1 << 20));
+        assert!(engine.lookup_address(&name).is_err());
+    }
+    let after_lookups = rss_kib();
+    // 128 scripts with distinct 64 KiB names, added and removed.
+    for i in 0..128 {
+        let name = format!("f{i}{}", "z".repeat(64 << 10));
+        let h = engine
+            .add_script(
+                "s",
+                format!("define i32 @{name}() {{\n ret i32 1\n}}\n").as_bytes(),
+            )
+            .unwrap();
+        h.remove().unwrap();
+    }
+    let after_scripts = rss_kib();
+    println!("RSS KiB: {before} -> {after_lookups} after lookups -> {after_scripts} after scripts");
+    // Kept, the names would hold 48 MiB and 8 MiB.
+    assert!(
+        after_lookups < before + 16 * 1024,
+        "{before} -> {after_lookups}"
+    );
+    assert!(
+        after_scripts < before + 16 * 1024,
+        "{before} -> {after_scripts}"
+    );
+}
+
+#[test]
+fn dead_symbol_names_are_freed() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "robustness::dead_symbol_names_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "{}",
+        stdout.lines().find(|l| l.contains("RSS KiB")).unwrap_or("")
+    );
+}
