@@ -6,13 +6,16 @@
 //! `WrappedValueAdd`, `WrappedValueGetInt`), is optimized at O3, materialized by ORC, called (result
 //! checked) and removed. `--scripts N` (or `THINJIT_SOAK_SCRIPTS=N`) and `--threads T` change the load;
 //! `--name-bytes B` pads every script's symbol names to about B bytes (to make leaked names visible); `--lazy`
-//! imports and optimizes inside ORC's IR transform instead of eagerly.
+//! imports and optimizes inside ORC's IR transform instead of eagerly; `--trim` calls `malloc_trim(0)` before
+//! each sample (to tell allocator retention from a leak).
 //!
-//! Prints VmRSS (`/proc/self/status`) every 500 scripts, then compares the growth over the last quarter of the
+//! Prints VmRSS (`/proc/self/status`), glibc's bytes in use (`mallinfo2`, LLVM's heap plus ours) and the Rust
+//! side's live heap every 500 scripts, then compares the growth over the last quarter of the
 //! run with the growth over the first quarter; exits with status 1 when memory did not plateau (last-quarter
 //! growth above a quarter of the first quarter's and above 2 MiB).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -32,6 +35,29 @@ mod host {
     pub extern "C" fn event(_code: i32) {}
 }
 
+/// Counts the bytes the Rust side holds, to tell thinjit's own state apart from LLVM's (which uses `malloc`
+/// directly) and from allocator fragmentation.
+struct Counting;
+
+static RUST_HEAP: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; the counter is a plain atomic.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        RUST_HEAP.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        RUST_HEAP.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System.alloc` with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
 const SCRIPT: &str = r#"
 declare ptr @CreateWrappedValueFromInt(i32)
 declare ptr @WrappedValueAdd(ptr, ptr)
@@ -45,17 +71,28 @@ define i32 @soak_N(i32 %x) {
 }
 "#;
 
-/// VmRSS in KiB.
-fn rss_kib() -> u64 {
+/// Bytes glibc's malloc has handed out and not had back (all arenas): LLVM's and thinjit's live heap.
+fn malloc_in_use() -> usize {
+    // SAFETY: `mallinfo2` only reads the allocator's statistics.
+    unsafe { libc::mallinfo2().uordblks }
+}
+
+/// A `/proc/self/status` field in KiB (`VmRSS`, `RssAnon`, `RssFile`).
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|n| n.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// VmRSS in KiB.
+fn rss_kib() -> u64 {
+    status_kib("VmRSS")
 }
 
 fn arg(name: &str, env: &str, default: usize) -> usize {
@@ -78,6 +115,7 @@ fn main() {
     let every = 500.min(total.max(1));
     let name_bytes = arg("--name-bytes", "THINJIT_SOAK_NAME_BYTES", 0);
     let lazy = std::env::args().any(|a| a == "--lazy");
+    let trim = std::env::args().any(|a| a == "--trim");
 
     let mut inputs: Vec<_> = std::fs::read_dir(env!("THINJIT_HELPERS_BC_DIR"))
         .unwrap()
@@ -105,7 +143,9 @@ fn main() {
         "soak: {total} scripts, {threads} threads, {} mode, names padded to {name_bytes} bytes, RSS every {every} scripts",
         if lazy { "lazy" } else { "eager" }
     );
-    println!("| scripts | seconds | VmRSS (MiB) |\n|---:|---:|---:|");
+    println!(
+        "| scripts | seconds | VmRSS (MiB) | RssAnon (MiB) | RssFile (MiB) | malloc in use (MiB) | Rust heap (KiB) |\n|---:|---:|---:|---:|---:|---:|---:|"
+    );
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
@@ -129,8 +169,21 @@ fn main() {
                 h.remove().unwrap();
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if finished % every == 0 || finished == total {
+                    if trim {
+                        // SAFETY: returns free memory at the top of each arena to the system; no other effect.
+                        unsafe { libc::malloc_trim(0) };
+                    }
                     let s = (finished, rss_kib(), start.elapsed().as_secs_f64());
-                    println!("| {} | {:.1} | {:.1} |", s.0, s.2, s.1 as f64 / 1024.0);
+                    println!(
+                        "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {} |",
+                        s.0,
+                        s.2,
+                        s.1 as f64 / 1024.0,
+                        status_kib("RssAnon") as f64 / 1024.0,
+                        status_kib("RssFile") as f64 / 1024.0,
+                        malloc_in_use() as f64 / (1024.0 * 1024.0),
+                        RUST_HEAP.load(Ordering::Relaxed) / 1024
+                    );
                     samples.lock().unwrap().push(s);
                 }
             });
