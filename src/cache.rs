@@ -257,6 +257,41 @@ impl ScriptCache {
     }
 }
 
+/// One entry file of a cache directory ([`ScriptCache::disk_entries`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskEntry {
+    pub path: PathBuf,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// Whether the entry is whole: magic, length and checksum agree.
+    pub valid: bool,
+}
+
+impl ScriptCache {
+    /// Every entry file in the backing directory (sorted by path) and whether it is whole. Empty without a
+    /// directory.
+    pub fn disk_entries(&self) -> Vec<DiskEntry> {
+        let Some(Ok(rd)) = self.dir.as_ref().map(fs::read_dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<DiskEntry> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == ENTRY_EXT))
+            .map(|path| {
+                let raw = fs::read(&path).unwrap_or_default();
+                DiskEntry {
+                    bytes: raw.len() as u64,
+                    valid: decode_entry(&raw).is_some(),
+                    path,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+}
+
 fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -10,6 +10,7 @@ mod error;
 #[allow(unsafe_code)]
 pub mod llvm;
 
+pub mod bench;
 pub mod cache;
 pub mod import;
 pub mod jit;

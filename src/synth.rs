@@ -88,6 +88,15 @@ fn callees(rng: &mut Rng, i: usize, n: usize) -> Vec<usize> {
 }
 
 /// A helper library of `n_functions` functions as textual IR.
+///
+/// ```
+/// use thinjit::llvm::{Context, Module};
+/// let text = thinjit::synth::generate_library(50, 1);
+/// let ctx = Context::new();
+/// let m = Module::parse_ir(&ctx, text.as_bytes(), "synth.ll").unwrap();
+/// m.verify().unwrap();
+/// assert_eq!(m.functions().count(), 50);
+/// ```
 pub fn generate_library(n_functions: usize, seed: u64) -> String {
     let mut rng = Rng::new(seed);
     let n = n_functions.max(1);
@@ -206,6 +215,11 @@ pub fn generate_library(n_functions: usize, seed: u64) -> String {
 /// A script module calling `k_callees` distinct external helpers of a [`generate_library`]`(lib_n, _)` library.
 ///
 /// Defines `i64 @script_main(i64 %x)`, which calls each chosen helper with depth 3 and returns the sum.
+///
+/// ```
+/// let script = thinjit::synth::generate_script(100, 4, 7);
+/// assert_eq!(script.matches("declare i64 @synth_fn_").count(), 4);
+/// ```
 pub fn generate_script(lib_n: usize, k_callees: usize, seed: u64) -> String {
     let mut rng = Rng::new(seed ^ 0xC0FF_EE00);
     let external: Vec<usize> = (0..lib_n.max(1)).filter(|&i| !is_internal(i)).collect();

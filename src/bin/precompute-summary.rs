@@ -4,6 +4,7 @@
 //! precompute-summary helpers/ extra.bc -o helpers.thinjit [--clang-arg=-I...] [-j N] [-q]
 //! precompute-summary --per-input helpers/ -o parts/        # one partial summary per input
 //! precompute-summary merge parts/*.thinjit-part -o helpers.thinjit
+//! precompute-summary helpers/ -o helpers.thinjit --object [--target-triple T --target-cpu C --target-features F]
 //! ```
 
 use std::io::IsTerminal;
@@ -14,7 +15,10 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use thinjit::summary::{BuildOptions, Stage, Summary};
+use thinjit::summary::{BuildOptions, ObjectTarget, Stage, Summary};
+
+#[path = "thinjit/errors.rs"]
+mod errors;
 
 /// Builds a thinjit module summary of a C/C++ helper library.
 #[derive(Parser, Debug)]
@@ -45,6 +49,19 @@ struct BuildArgs {
     /// No progress bar.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Also compile the promoted helper library to a native object (for JIT-resident engines: no code
+    /// generation at start-up). Target: the build host unless given below.
+    #[arg(long, global = true)]
+    object: bool,
+    /// Target triple of the runtime object (default: the host's).
+    #[arg(long, global = true, requires = "object")]
+    target_triple: Option<String>,
+    /// Target CPU of the runtime object (default: the host's).
+    #[arg(long, global = true, requires = "object")]
+    target_cpu: Option<String>,
+    /// Target features of the runtime object, `+a,-b,...` (default: the host's).
+    #[arg(long, global = true, requires = "object", allow_hyphen_values = true)]
+    target_features: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -59,7 +76,7 @@ enum Command {
 
 fn main() {
     if let Err(e) = run(Cli::parse()) {
-        eprintln!("error: {}", error_text(&e));
+        eprintln!("error: {}", errors::error_text(&e));
         std::process::exit(1);
     }
 }
@@ -79,7 +96,16 @@ fn progress_bar(quiet: bool) -> ProgressBar {
 
 fn options(args: &BuildArgs, bar: &ProgressBar) -> BuildOptions {
     let bar = bar.clone();
+    let object = args.object.then(|| {
+        let host = ObjectTarget::host();
+        ObjectTarget {
+            triple: args.target_triple.clone().unwrap_or(host.triple),
+            cpu: args.target_cpu.clone().unwrap_or(host.cpu),
+            features: args.target_features.clone().unwrap_or(host.features),
+        }
+    });
     BuildOptions {
+        object,
         clang_args: args.clang_args.clone(),
         jobs: args.jobs,
         progress: Some(Arc::new(move |p| {
@@ -121,6 +147,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         None if cli.per_input => {
             anyhow::ensure!(!cli.inputs.is_empty(), "no inputs given");
+            anyhow::ensure!(
+                !cli.build.object,
+                "--object compiles a whole library: give it to `merge` (or to a one-shot build), not --per-input"
+            );
             std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
             let partials = Summary::build_partials(&cli.inputs, &opts)?;
             bar.finish_and_clear();
@@ -177,18 +207,13 @@ fn report(summary: &Summary, out: &Path, start: Instant) {
         shard_bytes,
         start.elapsed().as_secs_f64()
     );
-}
-
-/// `error: …` with the cause chain, skipping causes the message already quotes (thinjit errors include their
-/// source's text).
-fn error_text(e: &anyhow::Error) -> String {
-    let mut msg = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !msg.contains(&c) {
-            msg.push_str(": ");
-            msg.push_str(&c);
-        }
+    if let Some(object) = summary.runtime_object() {
+        println!(
+            "runtime object: {} bytes for {}, {} constructors, {} destructors",
+            object.object.len,
+            object.target,
+            object.ctors.len(),
+            object.dtors.len()
+        );
     }
-    msg
 }

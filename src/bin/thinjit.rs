@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 #[path = "thinjit/demo.rs"]
 mod demo;
+#[path = "thinjit/errors.rs"]
+mod errors;
 #[path = "thinjit/host.rs"]
 mod host;
 #[path = "thinjit/plan.rs"]
@@ -54,21 +56,7 @@ fn main() {
         })
     };
     if let Err(e) = result.or_else(|e| if broken_pipe(&e) { Ok(()) } else { Err(e) }) {
-        eprintln!("error: {}", error_text(&e));
+        eprintln!("error: {}", errors::error_text(&e));
         std::process::exit(1);
     }
-}
-
-/// `error: …` with the cause chain, skipping causes the message already quotes (thinjit errors include their
-/// source's text).
-fn error_text(e: &anyhow::Error) -> String {
-    let mut msg = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !msg.contains(&c) {
-            msg.push_str(": ");
-            msg.push_str(&c);
-        }
-    }
-    msg
 }

@@ -426,9 +426,31 @@ fn inline_blocker(
     None
 }
 
-/// Runs LLVM's `default<On>` pipeline on `module` for `tm` (setting the module's triple and data layout from
-/// `tm` when it has none). O3 includes `EliminateAvailableExternallyPass`: imported bodies that were not
-/// inlined are dropped and their calls go to the runtime's one copy.
+/// The pipeline [`optimize`] runs: `default<On>`, or, when helper bodies were imported
+/// (`available_externally` definitions are present) and `level` inlines (O1 and up), the inliner first, then
+/// `elim-avail-extern` and `globaldce`, then `default<On>` on what is left.
+///
+/// `default<On>` alone runs the whole function-simplification pipeline on every function before its callers
+/// inline it — imported bodies included, although clang already optimized them and
+/// `EliminateAvailableExternallyPass` throws them away at the end. Inlining them first and dropping them
+/// before the main pipeline gives the same inlining with a fraction of the work (a script importing 57 helpers
+/// from a 10k-function synthetic library: 60 ms → 21 ms for O3 plus codegen, the same calls inlined).
+pub fn pipeline_for(module: &Module<'_>, level: OptLevel) -> String {
+    let imported = module
+        .functions()
+        .any(|f| !f.is_declaration() && f.linkage() == crate::llvm::Linkage::AvailableExternally);
+    if imported && level != OptLevel::O0 {
+        format!(
+            "cgscc(inline),elim-avail-extern,globaldce,{}",
+            level.pipeline()
+        )
+    } else {
+        level.pipeline().to_owned()
+    }
+}
+
+/// Runs [`pipeline_for`] on `module` for `tm` (setting the module's triple and data layout from `tm` when it
+/// has none). Imported bodies that were not inlined are dropped and their calls go to the runtime's one copy.
 pub fn optimize(module: &mut Module<'_>, tm: &TargetMachine, level: OptLevel) -> Result<()> {
     if module.triple().is_empty() {
         module.set_triple(tm.triple());
@@ -436,7 +458,8 @@ pub fn optimize(module: &mut Module<'_>, tm: &TargetMachine, level: OptLevel) ->
     if module.data_layout().is_empty() {
         module.set_data_layout(&tm.data_layout());
     }
-    module.run_passes(level.pipeline(), Some(tm), &PassOptions::default())?;
+    let pipeline = pipeline_for(module, level);
+    module.run_passes(&pipeline, Some(tm), &PassOptions::default())?;
     module.verify()
 }
 

@@ -5,19 +5,19 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::summary::NotEligible;
 
 /// Whether a considered symbol is a function or a variable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum SymbolKind {
     Function,
     Variable,
 }
 
 /// Why a callee (or a referenced variable) was not imported.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reason {
     /// Larger than the threshold of the best call edge that reached it.
     OverThreshold {
@@ -85,7 +85,7 @@ impl std::fmt::Display for Reason {
 }
 
 /// The decision for one considered symbol.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decision {
     Imported,
     NotImported(Reason),
@@ -107,7 +107,7 @@ impl Decision {
 }
 
 /// One callee (or referenced variable) the planner considered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Considered {
     pub name: String,
     pub kind: SymbolKind,
@@ -126,7 +126,7 @@ pub struct Considered {
 }
 
 /// Wall-clock time of each stage of one import.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageTimes {
     pub verify: Duration,
     pub plan: Duration,
@@ -143,7 +143,7 @@ impl StageTimes {
 }
 
 /// Totals over the report's entries.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub considered: usize,
     pub imported_functions: usize,
@@ -153,7 +153,7 @@ pub struct Totals {
 }
 
 /// What the import pass did to one script.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportReport {
     /// The script module's name.
     pub module: String,

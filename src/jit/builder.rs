@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::Engine;
+use crate::cache::ScriptCache;
 use crate::import::{ImportConfig, OptLevel, RuntimeMode};
 use crate::summary::Summary;
 use crate::Result;
@@ -18,6 +19,11 @@ pub enum Strategy {
     Summary,
     /// The whole helper library linked in as `available_externally`, then optimized.
     FullLink,
+    /// The seed's first attempt: the whole helper library linked in with strong definitions, then everything
+    /// that came from it internalized. Every script gets private copies of the helpers' globals and runs the
+    /// helpers' static initializers again: it breaks "one instance" and "initializers once" (kept to measure
+    /// and to show that breakage).
+    FullLinkInternalize,
 }
 
 impl std::str::FromStr for Strategy {
@@ -28,8 +34,9 @@ impl std::str::FromStr for Strategy {
             "none" => Ok(Strategy::None),
             "summary" => Ok(Strategy::Summary),
             "full-link" => Ok(Strategy::FullLink),
+            "full-link-internalize" => Ok(Strategy::FullLinkInternalize),
             other => Err(format!(
-                "unknown strategy `{other}` (expected none, summary or full-link)"
+                "unknown strategy `{other}` (expected none, summary, full-link or full-link-internalize)"
             )),
         }
     }
@@ -41,6 +48,7 @@ impl std::fmt::Display for Strategy {
             Strategy::None => "none",
             Strategy::Summary => "summary",
             Strategy::FullLink => "full-link",
+            Strategy::FullLinkInternalize => "full-link-internalize",
         })
     }
 }
@@ -73,6 +81,9 @@ pub struct EngineBuilder {
     pub(crate) strategy: Strategy,
     pub(crate) lazy: bool,
     pub(crate) keep_optimized_ir: bool,
+    pub(crate) runtime_object: bool,
+    pub(crate) cache: Option<Arc<ScriptCache>>,
+    pub(crate) cache_dir: Option<(PathBuf, u64, u64)>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -116,6 +127,9 @@ impl EngineBuilder {
             strategy: Strategy::Summary,
             lazy: false,
             keep_optimized_ir: false,
+            runtime_object: true,
+            cache: None,
+            cache_dir: None,
         }
     }
 
@@ -193,6 +207,35 @@ impl EngineBuilder {
     /// Keeps each script's optimized IR in its [`super::ScriptReport`] (for tests and `--save-temps`).
     pub fn keep_optimized_ir(mut self, keep: bool) -> Self {
         self.keep_optimized_ir = keep;
+        self
+    }
+
+    /// In JIT-resident mode, add the summary's precompiled runtime object (`precompute-summary --object`)
+    /// when its target suits the JIT (`true`, the default), instead of compiling the library bitcode. With
+    /// `false`, or when the object does not suit, the bitcode is compiled and
+    /// [`StartupReport::notice`](super::StartupReport::notice) says why.
+    pub fn runtime_object(mut self, enabled: bool) -> Self {
+        self.runtime_object = enabled;
+        self
+    }
+
+    /// Caches compiled scripts (eager mode): a script whose IR, summary, import configuration, strategy,
+    /// optimization level and target were compiled before is added from its cached object, skipping import,
+    /// optimization and code generation. The cache may be shared by several engines.
+    pub fn cache(mut self, cache: impl Into<Arc<ScriptCache>>) -> Self {
+        self.cache = Some(cache.into());
+        self
+    }
+
+    /// Caches compiled scripts in `dir` (created when the engine is built) bounded to `disk_limit` bytes on
+    /// disk, and `memory_limit` bytes in memory; safe to share between processes. See [`EngineBuilder::cache`].
+    pub fn cache_dir(
+        mut self,
+        dir: impl Into<PathBuf>,
+        memory_limit: u64,
+        disk_limit: u64,
+    ) -> Self {
+        self.cache_dir = Some((dir.into(), memory_limit, disk_limit));
         self
     }
 

@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::builder::{EngineBuilder, Strategy};
+use super::startup::{CachedScript, RuntimeSource, StartupReport};
+use crate::cache::{CacheKey, CacheOutcome, ScriptCache};
 use crate::import::{self, ImportConfig, ImportReport, OptLevel, RuntimeMode};
 use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
 use crate::llvm::resident::{self, AtExitRegistry, Structors};
 use crate::llvm::{CodeGenOpt, Context, Linkage, Module, TargetMachine};
-use crate::summary::Summary;
+use crate::summary::{ObjectTarget, RuntimeObject, Summary};
 use crate::{Error, Result};
 
 /// Time spent in each stage of adding one script.
@@ -49,6 +51,18 @@ pub struct ScriptReport {
     pub import: Option<ImportReport>,
     /// The module after import and optimization, when [`EngineBuilder::keep_optimized_ir`] is set.
     pub optimized_ir: Option<String>,
+    /// Size in bytes of the script's object file (eager mode; `None` when ORC compiled it lazily).
+    pub object_size: Option<usize>,
+    /// With a cache ([`EngineBuilder::cache`]): whether the object came from it (import, optimization and
+    /// code generation skipped; `import` is the report of the compile that made it). `None` without a cache.
+    pub cache: Option<CacheOutcome>,
+}
+
+impl ScriptReport {
+    /// `true` when the script was added from the compiled-script cache.
+    pub fn from_cache(&self) -> bool {
+        self.cache.is_some_and(CacheOutcome::is_hit)
+    }
 }
 
 /// A script's compiled form is shared between the handle and, in lazy mode, the IR transform.
@@ -56,6 +70,8 @@ type ReportSlot = Arc<Mutex<Option<ScriptReport>>>;
 
 /// A script waiting for ORC to materialize it (lazy mode).
 struct Pending {
+    /// The script's id in the engine.
+    id: u64,
     name: String,
     slot: ReportSlot,
     parse: Duration,
@@ -117,6 +133,10 @@ impl Shared {
                 self.full_link(module)?;
                 None
             }
+            (Strategy::FullLinkInternalize, _) => {
+                self.full_link_internalize(module)?;
+                None
+            }
             _ => None,
         };
         times.import = start.elapsed();
@@ -128,6 +148,33 @@ impl Shared {
         Ok((report, self.keep_optimized_ir.then(|| module.print())))
     }
 
+    /// The `full-link-internalize` strategy: link the library's strong definitions (the script's declarations
+    /// resolve to them), then make everything that came from the library internal.
+    fn full_link_internalize(&self, module: &mut Module<'_>) -> Result<()> {
+        let Some(bytes) = &self.library else {
+            return Err(Error::Config {
+                message: "the full-link-internalize strategy needs a summary or a helper library"
+                    .into(),
+            });
+        };
+        let library = Module::parse(module.context(), bytes, "helper library")?;
+        let from_library = library.defined_symbols();
+        module.link_in(library)?;
+        for f in module.functions() {
+            if !f.is_declaration() && from_library.contains(&f.name()) {
+                f.set_linkage(Linkage::Internal);
+                f.clear_comdat();
+            }
+        }
+        for g in module.globals() {
+            if !g.is_declaration() && from_library.contains(&g.name()) {
+                g.set_linkage(Linkage::Internal);
+                g.clear_comdat();
+            }
+        }
+        Ok(())
+    }
+
     /// The `full-link` strategy: the whole helper library linked in, every definition `available_externally`
     /// (mutable variables as declarations), its static constructors dropped.
     fn full_link(&self, module: &mut Module<'_>) -> Result<()> {
@@ -137,7 +184,7 @@ impl Shared {
             });
         };
         let mut library = Module::parse(module.context(), bytes, "helper library")?;
-        let _ = library.take_structors();
+        library.drop_structors();
         for f in library.functions() {
             if !f.is_declaration() && !f.linkage().is_local() {
                 f.set_linkage(Linkage::AvailableExternally);
@@ -176,6 +223,8 @@ impl Shared {
         let (import, optimized_ir) = self
             .prepare(module, &mut times)
             .map_err(|e| format!("script `{}`: {e}", pending.name))?;
+        // Constructors a whole-library link brought along cannot run from here: dropped (lazy mode).
+        module.drop_structors();
         module.redirect_atexit();
         module.localize_dso_handle(pending.dso_key);
         let after = module.defined_symbols();
@@ -193,6 +242,8 @@ impl Shared {
                 defined: after.into_iter().collect(),
                 import,
                 optimized_ir,
+                object_size: None,
+                cache: None,
             });
         }
         Ok(())
@@ -218,6 +269,13 @@ pub struct Engine {
     removals: AtomicU64,
     /// Held while ORC may compile IR (lazy mode): LLJIT compiles IR with one shared target machine.
     compile_lock: Mutex<()>,
+    /// How the engine started.
+    startup: StartupReport,
+    /// What the JIT targets (object compatibility, cache keys).
+    target: ObjectTarget,
+    /// The compiled-script cache, and the key parts every script shares.
+    cache: Option<Arc<ScriptCache>>,
+    cache_salt: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -296,6 +354,27 @@ impl Engine {
     /// Builds an engine from `builder` (see [`EngineBuilder::build`]).
     pub fn new(builder: EngineBuilder) -> Result<Self> {
         builder.import_config.validate()?;
+        if builder.lazy && builder.strategy == Strategy::FullLinkInternalize {
+            return Err(Error::Config {
+                message: "the full-link-internalize strategy brings the helpers' static constructors into every \
+                          script, which only eager mode can run: use lazy(false)"
+                    .into(),
+            });
+        }
+        let started = Instant::now();
+        let cache = match (&builder.cache, &builder.cache_dir) {
+            (Some(cache), _) => Some(Arc::clone(cache)),
+            (None, Some((dir, memory, disk))) => {
+                Some(Arc::new(ScriptCache::on_disk(dir, *memory, *disk)?))
+            }
+            (None, None) => None,
+        };
+        if cache.is_some() && builder.lazy {
+            return Err(Error::Config {
+                message: "the compiled-script cache stores objects made eagerly: use lazy(false)"
+                    .into(),
+            });
+        }
         let mode = builder.import_config.mode;
         let mut jit = LlJit::new_host().map_err(jit_error)?;
 
@@ -343,22 +422,31 @@ impl Engine {
         if let Some(summary) = &builder.summary {
             summary.check_target(&jit.triple(), &jit.data_layout())?;
         }
-        let library: Option<(String, Arc<Vec<u8>>)> =
-            match (&builder.helper_library, &builder.summary) {
-                (Some((name, bytes)), _) => Some((name.clone(), Arc::new(bytes.clone()))),
-                (None, Some(summary)) => Some((
-                    summary.path().display().to_string(),
-                    Arc::new(summary.library_bitcode()?.to_vec()),
-                )),
-                (None, None) => None,
-            };
+        // Whole-library strategies link the library bitcode into every script.
+        let library: Option<Arc<Vec<u8>>> = match (builder.strategy, &builder.helper_library) {
+            (Strategy::None | Strategy::Summary, _) => None,
+            (_, Some((_, bytes))) => Some(Arc::new(bytes.clone())),
+            (_, None) => match &builder.summary {
+                Some(summary) => Some(Arc::new(summary.library_bitcode()?.to_vec())),
+                None => None,
+            },
+        };
+        let target = ObjectTarget {
+            triple: jit.triple(),
+            cpu: crate::llvm::host_cpu_name(),
+            features: crate::llvm::host_cpu_features(),
+        };
+        let cache_salt = match &cache {
+            Some(_) => script_key_salt(&builder, &target),
+            None => Vec::new(),
+        };
         let shared = Arc::new(Shared {
             strategy: builder.strategy,
             opt_level: builder.opt_level,
             import_config: builder.import_config.clone(),
             keep_optimized_ir: builder.keep_optimized_ir,
             summary: builder.summary.clone(),
-            library: library.as_ref().map(|(_, b)| Arc::clone(b)),
+            library,
             machines: Mutex::new(Vec::new()),
             pending: Mutex::new(HashMap::new()),
         });
@@ -381,18 +469,19 @@ impl Engine {
             next_id: AtomicU64::new(1),
             removals: AtomicU64::new(0),
             compile_lock: Mutex::new(()),
+            startup: StartupReport::default(),
+            target,
+            cache,
+            cache_salt,
         };
         // Compile the support modules now, while no other thread can be compiling.
         let _ = engine
             .jit
             .lookup("DW.ref.__gxx_personality_v0")
             .map_err(|_| engine.jit.take_reported_errors());
+        engine.startup.times.jit = started.elapsed();
         match mode {
-            RuntimeMode::JitResident => {
-                if let Some((name, bytes)) = &library {
-                    engine.add_resident_library(name, bytes)?;
-                }
-            }
+            RuntimeMode::JitResident => engine.start_resident(&builder)?,
             RuntimeMode::HostNative => {
                 // The native runtime defines the summary's functions and variables under their source names.
                 if let Some(summary) = &builder.summary {
@@ -413,20 +502,116 @@ impl Engine {
                 }
             }
         }
+        engine.startup.times.total = started.elapsed();
         Ok(engine)
+    }
+
+    /// JIT-resident mode: adds the helper runtime once — the summary's precompiled object when it suits the
+    /// JIT, else the library bitcode (with a notice saying why) — and runs its static constructors.
+    fn start_resident(&mut self, builder: &EngineBuilder) -> Result<()> {
+        let mut notice = None;
+        if let (None, Some(summary)) = (&builder.helper_library, &builder.summary) {
+            let name = summary.path().display().to_string();
+            match (builder.runtime_object, summary.runtime_object()) {
+                (false, _) => {
+                    notice = Some("precompiled runtime object not used (disabled by the host)".into())
+                }
+                (true, None) => {
+                    notice = Some(format!(
+                        "{name} has no precompiled runtime object (precompute-summary --object): the library \
+                         bitcode was compiled at start-up"
+                    ))
+                }
+                (true, Some(object)) => {
+                    let start = Instant::now();
+                    let checked = object
+                        .target
+                        .check_runs_on(&self.target)
+                        .and_then(|()| match summary.runtime_object_bytes() {
+                            Ok(bytes) => Ok(bytes.unwrap_or_default()),
+                            Err(e) => Err(e.to_string()),
+                        });
+                    self.startup.times.load = start.elapsed();
+                    match checked {
+                        Ok(bytes) => {
+                            self.add_resident_object(&name, bytes, object)?;
+                            self.startup.runtime = RuntimeSource::Object;
+                            return Ok(());
+                        }
+                        Err(why) => {
+                            notice = Some(format!(
+                                "precompiled runtime object of {name} (for {}) not used: {why}; the library \
+                                 bitcode was compiled at start-up",
+                                object.target
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        let library = match (&builder.helper_library, &builder.summary) {
+            (Some((name, bytes)), _) => Some((name.clone(), &bytes[..])),
+            (None, Some(summary)) => Some((
+                summary.path().display().to_string(),
+                summary.library_bitcode()?,
+            )),
+            (None, None) => None,
+        };
+        if let Some((name, bytes)) = library {
+            self.add_resident_library(&name, bytes)?;
+            self.startup.runtime = RuntimeSource::Bitcode;
+            self.startup.notice = notice;
+        }
+        Ok(())
+    }
+
+    /// Adds the precompiled runtime object once and runs its static constructors.
+    fn add_resident_object(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+        object: &RuntimeObject,
+    ) -> Result<()> {
+        let start = Instant::now();
+        self.jit
+            .add_object_file(bytes, &format!("{name} (runtime object)"), None)
+            .map_err(|m| jit_error(format!("adding the runtime object of {name}: {m}")))?;
+        self.helper_symbols.extend(object.defined.iter().cloned());
+        if let Some(first) = object.defined.first() {
+            self.jit
+                .lookup(first)
+                .map_err(|m| self.materialize_error(name, first, m))?;
+        }
+        self.startup.times.materialize = start.elapsed();
+        self.startup.runtime_bytes = bytes.len();
+        let structors = Structors::new(object.ctors.clone(), object.dtors.clone());
+        self.run_resident_ctors(name, structors)
+    }
+
+    /// Runs the runtime's constructors (timed) and keeps its destructors for the drop.
+    fn run_resident_ctors(&mut self, name: &str, structors: Structors) -> Result<()> {
+        let start = Instant::now();
+        self.jit
+            .run_structors(structors.ctors())
+            .map_err(|m| jit_error(format!("running static constructors of {name}: {m}")))?;
+        self.startup.times.initializers = start.elapsed();
+        self.structors.extend(structors);
+        Ok(())
     }
 
     /// Adds the helper library once and runs its static constructors in priority order.
     fn add_resident_library(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let start = Instant::now();
         let ctx = Context::new();
         let mut module = Module::parse(&ctx, bytes, name)?;
         module.verify()?;
         self.check_target(&module, name)?;
-        let structors = module.take_structors();
-        module.redirect_atexit();
+        let structors = resident::prepare_resident_library(&mut module);
         let defined = module.defined_symbols();
         let first = defined.iter().next().cloned();
         self.helper_symbols.extend(defined);
+        self.startup.times.load = start.elapsed();
+        let start = Instant::now();
         self.jit.add_module(module, None).map_err(jit_error)?;
         drop(ctx);
         // Compile the library now (single-threaded); unresolved references surface here.
@@ -435,11 +620,119 @@ impl Engine {
                 .lookup(&first)
                 .map_err(|m| self.materialize_error(name, &first, m))?;
         }
+        self.startup.times.materialize = start.elapsed();
+        self.startup.runtime_bytes = bytes.len();
+        self.run_resident_ctors(name, structors)
+    }
+
+    /// How the engine started: where the runtime came from, why not from the object, stage times.
+    pub fn startup_report(&self) -> &StartupReport {
+        &self.startup
+    }
+
+    /// The compiled-script cache, if the engine has one.
+    pub fn cache(&self) -> Option<&ScriptCache> {
+        self.cache.as_deref()
+    }
+
+    /// The cache key of a script: its bytes plus everything the engine shares between scripts.
+    fn script_key(&self, source: &[u8]) -> CacheKey {
+        CacheKey::new(
+            self.cache_salt
+                .iter()
+                .map(Vec::as_slice)
+                .chain(std::iter::once(source)),
+        )
+    }
+
+    /// Adds a script from its cache entry: no parsing, import, optimization or code generation.
+    fn add_cached_script(
+        &self,
+        name: &str,
+        entry: CachedScript,
+        outcome: CacheOutcome,
+    ) -> Result<ScriptHandle<'_>> {
+        if let Some(clash) = entry
+            .defined
+            .iter()
+            .find(|s| self.helper_symbols.contains(*s))
+        {
+            return Err(Error::Symbol {
+                symbol: clash.clone(),
+                message: format!(
+                    "script `{name}` defines it, but the helper runtime already does (one instance of every helper)"
+                ),
+            });
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let atexit = AtExitRegistry::new();
+        let tracker = self.jit.create_tracker();
+        let start = Instant::now();
         self.jit
-            .run_structors(structors.ctors())
-            .map_err(|m| jit_error(format!("running static constructors of {name}: {m}")))?;
-        self.structors.extend(structors);
-        Ok(())
+            .add_object_file(&entry.object, name, Some(&tracker))
+            .map_err(|m| jit_error(format!("adding cached script `{name}`: {m}")))?;
+        if let Some(first) = entry.defined.first() {
+            if let Err(message) = self.jit.lookup(first) {
+                let _ = tracker.remove();
+                return Err(self.materialize_error(name, first, message));
+            }
+        }
+        if let Some(handle) = &entry.dso_handle {
+            if let Err(m) = self.jit.write_dso_key(handle, atexit.key()) {
+                let _ = tracker.remove();
+                return Err(jit_error(format!("cached script `{name}`: {m}")));
+            }
+        }
+        let times = ScriptTimes {
+            materialize: start.elapsed(),
+            ..ScriptTimes::default()
+        };
+        let report = ScriptReport {
+            name: name.to_owned(),
+            strategy: self.shared.strategy,
+            times,
+            defined: entry.defined.clone(),
+            import: entry.import,
+            optimized_ir: None,
+            object_size: Some(entry.object.len()),
+            cache: Some(outcome),
+        };
+        let structors = Structors::new(entry.ctors, entry.dtors);
+        self.finish_script(name, id, tracker, atexit, structors, report)
+    }
+
+    /// Runs a freshly added script's constructors and registers it.
+    fn finish_script(
+        &self,
+        name: &str,
+        id: u64,
+        tracker: ResourceTracker,
+        atexit: AtExitRegistry,
+        structors: Structors,
+        report: ScriptReport,
+    ) -> Result<ScriptHandle<'_>> {
+        if !structors.ctors().is_empty() {
+            if let Err(m) = self.jit.run_structors(structors.ctors()) {
+                let _ = tracker.remove();
+                return Err(self.materialize_error(name, &structors.ctors()[0], m));
+            }
+        }
+        if let Ok(mut s) = self.scripts.lock() {
+            s.insert(
+                id,
+                Script {
+                    tracker,
+                    atexit,
+                    dtors: structors.dtors().to_vec(),
+                },
+            );
+        }
+        Ok(ScriptHandle {
+            engine: self,
+            id,
+            name: name.to_owned(),
+            report: Arc::new(Mutex::new(Some(report))),
+        })
     }
 
     /// A module with a target triple or data layout must match the JIT's.
@@ -496,10 +789,32 @@ impl Engine {
         self.add_script(&path.display().to_string(), &bytes)
     }
 
+    /// Adds a module built by the caller (for example with the IR builder). The module is copied into the
+    /// script's own context (as bitcode), so the caller's context stays the caller's.
+    pub fn add_script_module(&self, module: &Module<'_>) -> Result<ScriptHandle<'_>> {
+        self.add_script(&module.name(), &module.write_bitcode())
+    }
+
     /// Adds a script (textual IR or bitcode, named `name` in errors and reports) in its own LLVM context and
     /// under its own resource tracker: verify → import → optimize → materialize (eager), or verify now and
     /// import + optimize when ORC materializes it (lazy).
     pub fn add_script(&self, name: &str, source: &[u8]) -> Result<ScriptHandle<'_>> {
+        let cached = match &self.cache {
+            Some(cache) => {
+                let key = self.script_key(source);
+                let (bytes, outcome) = cache.get(&key);
+                match bytes.as_deref().and_then(CachedScript::decode) {
+                    Some(entry) => return self.add_cached_script(name, entry, outcome),
+                    None => Some((Arc::clone(cache), key)),
+                }
+            }
+            None => None,
+        };
+        // Code that will be cached gets names that do not depend on this process (structors, dso handle).
+        let tag = cached.as_ref().map(|(_, key)| key.hex()[..16].to_owned());
+        let dso_name = tag
+            .as_ref()
+            .map(|t| format!("{}.{t}", resident::DSO_HANDLE));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let ctx = Context::new();
         let start = Instant::now();
@@ -525,10 +840,17 @@ impl Engine {
                 ),
             });
         }
-        let structors = module.take_structors();
+        let mut structors = match &tag {
+            Some(t) => module.take_structors_tagged(t),
+            None => module.take_structors(),
+        };
         let atexit = AtExitRegistry::new();
         module.redirect_atexit();
-        module.localize_dso_handle(atexit.key());
+        let mut uses_dso = false;
+        match &dso_name {
+            Some(n) => uses_dso |= module.export_dso_handle(n),
+            None => uses_dso |= module.localize_dso_handle(atexit.key()),
+        }
         internalize_shared_definitions(&module);
 
         let tracker = self.jit.create_tracker();
@@ -539,6 +861,7 @@ impl Engine {
                 p.insert(
                     key,
                     Pending {
+                        id,
                         name: name.to_owned(),
                         slot: Arc::clone(&slot),
                         parse: times.parse,
@@ -555,8 +878,6 @@ impl Engine {
         } else {
             let before = module.defined_symbols();
             let (import, optimized_ir) = self.shared.prepare(&mut module, &mut times)?;
-            module.redirect_atexit();
-            module.localize_dso_handle(atexit.key());
             let after = module.defined_symbols();
             if after != before {
                 return Err(Error::Import {
@@ -566,9 +887,20 @@ impl Engine {
                     ),
                 });
             }
+            // Strategies that link whole libraries bring their static constructors along.
+            structors.extend(match &tag {
+                Some(t) => module.take_structors_tagged(&format!("{t}.l")),
+                None => module.take_structors(),
+            });
+            module.redirect_atexit();
+            match &dso_name {
+                Some(n) => uses_dso |= module.export_dso_handle(n),
+                None => uses_dso |= module.localize_dso_handle(atexit.key()),
+            }
             // Code generation on this thread with a pooled target machine, then JITLink (thread-safe).
             let start = Instant::now();
             let object = self.shared.with_machine(|tm| tm.emit_object(&module))?;
+            let object_len = object.len();
             drop(module);
             drop(ctx);
             self.jit
@@ -580,7 +912,27 @@ impl Engine {
                     return Err(self.materialize_error(name, first, message));
                 }
             }
+            let dso_handle = dso_name.filter(|_| uses_dso);
+            if let Some(handle) = &dso_handle {
+                if let Err(m) = self.jit.write_dso_key(handle, atexit.key()) {
+                    let _ = tracker.remove();
+                    return Err(jit_error(format!("script `{name}`: {m}")));
+                }
+            }
             times.materialize = start.elapsed();
+            let outcome = cached.as_ref().map(|(cache, key)| {
+                let entry = CachedScript {
+                    defined: after.iter().cloned().collect(),
+                    ctors: structors.ctors().to_vec(),
+                    dtors: structors.dtors().to_vec(),
+                    dso_handle,
+                    import: import.clone(),
+                    object,
+                };
+                // A failed disk write leaves the memory copy; the next process compiles again.
+                let _ = cache.put(*key, &entry.encode());
+                CacheOutcome::Miss
+            });
             if let Ok(mut s) = slot.lock() {
                 *s = Some(ScriptReport {
                     name: name.to_owned(),
@@ -589,6 +941,8 @@ impl Engine {
                     defined: after.into_iter().collect(),
                     import,
                     optimized_ir,
+                    object_size: Some(object_len),
+                    cache: outcome,
                 });
             }
         }
@@ -677,6 +1031,10 @@ impl Engine {
     }
 
     fn remove_id(&self, id: u64, name: &str) -> Result<()> {
+        // A lazy script removed before ORC materialized it: forget it (its module is freed with the tracker).
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.retain(|_, pending| pending.id != id);
+        }
         let script = self.scripts.lock().ok().and_then(|mut s| s.remove(&id));
         match script {
             Some(script) => {
@@ -802,4 +1160,33 @@ impl<'e> ScriptHandle<'e> {
     pub fn remove(self) -> Result<()> {
         self.engine.remove_id(self.id, &self.name)
     }
+}
+
+/// The cache-key parts every script of an engine shares: format and versions, target, strategy, optimization
+/// level, import configuration, and the identity of the helper summary / library.
+fn script_key_salt(builder: &EngineBuilder, target: &ObjectTarget) -> Vec<Vec<u8>> {
+    use sha2::Digest;
+    let summary = builder
+        .summary
+        .as_ref()
+        .map(|s| s.identity().to_vec())
+        .unwrap_or_default();
+    let library = builder
+        .helper_library
+        .as_ref()
+        .map(|(_, bytes)| sha2::Sha256::digest(bytes).to_vec())
+        .unwrap_or_default();
+    vec![
+        b"thinjit compiled script 1".to_vec(),
+        env!("CARGO_PKG_VERSION").as_bytes().to_vec(),
+        crate::llvm::llvm_version().into_bytes(),
+        target.triple.clone().into_bytes(),
+        target.cpu.clone().into_bytes(),
+        target.features.clone().into_bytes(),
+        builder.strategy.to_string().into_bytes(),
+        format!("{:?}", builder.opt_level).into_bytes(),
+        bincode::serialize(&builder.import_config).unwrap_or_default(),
+        summary,
+        library,
+    ]
 }

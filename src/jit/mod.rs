@@ -12,6 +12,11 @@
 //! - **Host-native**: the helpers are native code in the host or a shared library ([`EngineBuilder::shared_library`]);
 //!   scripts import bodies for inlining and resolve everything else to the native symbols.
 //!
+//! Start-up: in JIT-resident mode the engine adds the summary's precompiled runtime object
+//! (`precompute-summary --object`) when its target suits the JIT, else compiles the library bitcode;
+//! [`Engine::startup_report`] says which, why, and how long each stage took. With a cache
+//! ([`EngineBuilder::cache`], [`EngineBuilder::cache_dir`]) a script compiled before is added from its object.
+//!
 //! Scripts run verify → import → optimize → materialize, each under its own ORC resource tracker, either
 //! eagerly in [`Engine::add_script`] (unresolved symbols surface there) or lazily inside ORC's IR transform on
 //! the thread that first looks a symbol up ([`EngineBuilder::lazy`]).
@@ -45,8 +50,10 @@
 
 mod builder;
 mod engine;
+mod startup;
 
 pub use crate::import::OptLevel;
 pub use crate::llvm::orc::JitFunction;
 pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
 pub use engine::{Engine, ScriptHandle, ScriptReport, ScriptTimes};
+pub use startup::{RuntimeSource, StartupReport, StartupTimes};

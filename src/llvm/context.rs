@@ -59,20 +59,7 @@ impl Context {
         // SAFETY: `tsc` is live; the returned context lives as long as the TSC (or longer, while modules hold it).
         let raw = unsafe { orc::LLVMOrcThreadSafeContextGetContext(tsc.as_ptr()) };
         let raw = NonNull::new(raw).expect("ThreadSafeContext without a context");
-        let sink = Box::<DiagnosticSink>::default();
-        // SAFETY: the sink is boxed, so its address is stable until Drop, which removes the handler first.
-        unsafe {
-            c::LLVMContextSetDiagnosticHandler(
-                raw.as_ptr(),
-                Some(diagnostic_handler),
-                &*sink as *const DiagnosticSink as *mut libc::c_void,
-            );
-        }
-        Context {
-            tsc: Some(tsc),
-            raw,
-            sink,
-        }
+        Self::with_recording_handler(Some(tsc), raw)
     }
 
     /// A temporary handle on a context owned elsewhere (by an ORC `ThreadSafeContext` whose lock the caller
@@ -84,8 +71,16 @@ impl Context {
     /// outlives it.
     pub(crate) unsafe fn borrow_raw(raw: LLVMContextRef) -> Self {
         let raw = NonNull::new(raw).expect("null LLVMContext");
+        Self::with_recording_handler(None, raw)
+    }
+
+    /// Installs a handler recording diagnostics into a fresh sink; `Drop` removes it before the sink goes.
+    fn with_recording_handler(
+        tsc: Option<NonNull<orc::LLVMOrcOpaqueThreadSafeContext>>,
+        raw: NonNull<llvm_sys::LLVMContext>,
+    ) -> Self {
         let sink = Box::<DiagnosticSink>::default();
-        // SAFETY: as in `new`: the sink is boxed and the handler is removed in Drop.
+        // SAFETY: the sink is boxed, so its address is stable until Drop, which removes the handler first.
         unsafe {
             c::LLVMContextSetDiagnosticHandler(
                 raw.as_ptr(),
@@ -93,11 +88,7 @@ impl Context {
                 &*sink as *const DiagnosticSink as *mut libc::c_void,
             );
         }
-        Context {
-            tsc: None,
-            raw,
-            sink,
-        }
+        Context { tsc, raw, sink }
     }
 
     pub(crate) fn as_raw(&self) -> LLVMContextRef {

@@ -8,7 +8,7 @@ use llvm_sys::analysis::{LLVMVerifierFailureAction, LLVMVerifyModule};
 use llvm_sys::bit_reader::{LLVMGetBitcodeModuleInContext2, LLVMParseBitcodeInContext2};
 use llvm_sys::bit_writer::LLVMWriteBitcodeToMemoryBuffer;
 use llvm_sys::core as c;
-use llvm_sys::prelude::LLVMModuleRef;
+use llvm_sys::prelude::{LLVMModuleRef, LLVMValueRef};
 
 use super::message::{borrowed_cstr, borrowed_str, cstring, LlvmMessage};
 use super::value::{Function, GlobalVariable, Value};
@@ -291,50 +291,36 @@ impl<'ctx> Module<'ctx> {
 
     /// Every function (definitions and declarations), in module order.
     pub fn functions(&self) -> impl Iterator<Item = Function<'ctx>> + '_ {
-        // SAFETY: the module is live; iteration pointers are owned by it.
-        let first = unsafe { c::LLVMGetFirstFunction(self.as_raw()) };
-        std::iter::successors(
-            // SAFETY: non-null function values of this module.
-            (!first.is_null()).then(|| unsafe { Function::from_raw(first) }),
-            |f| {
-                // SAFETY: `f` belongs to this live module.
-                let next = unsafe { c::LLVMGetNextFunction(f.as_raw()) };
-                // SAFETY: as above.
-                (!next.is_null()).then(|| unsafe { Function::from_raw(next) })
-            },
-        )
+        // SAFETY: the module is live for the iterator's lifetime and the list holds its functions.
+        unsafe {
+            value_list(
+                c::LLVMGetFirstFunction(self.as_raw()),
+                c::LLVMGetNextFunction,
+            )
+        }
+        // SAFETY: every value in the function list is a function of this module.
+        .map(|f| unsafe { Function::from_raw(f) })
     }
 
     /// Every global variable, in module order.
     pub fn globals(&self) -> impl Iterator<Item = GlobalVariable<'ctx>> + '_ {
-        // SAFETY: the module is live.
-        let first = unsafe { c::LLVMGetFirstGlobal(self.as_raw()) };
-        std::iter::successors(
-            // SAFETY: non-null global values of this module.
-            (!first.is_null()).then(|| unsafe { GlobalVariable::from_raw(first) }),
-            |g| {
-                // SAFETY: `g` belongs to this live module.
-                let next = unsafe { c::LLVMGetNextGlobal(g.as_raw()) };
-                // SAFETY: as above.
-                (!next.is_null()).then(|| unsafe { GlobalVariable::from_raw(next) })
-            },
-        )
+        // SAFETY: the module is live for the iterator's lifetime and the list holds its globals.
+        unsafe { value_list(c::LLVMGetFirstGlobal(self.as_raw()), c::LLVMGetNextGlobal) }
+            // SAFETY: every value in the global list is a global variable of this module.
+            .map(|g| unsafe { GlobalVariable::from_raw(g) })
     }
 
     /// Every global alias, in module order, as plain values.
     pub fn aliases(&self) -> impl Iterator<Item = Value<'ctx>> + '_ {
-        // SAFETY: the module is live.
-        let first = unsafe { c::LLVMGetFirstGlobalAlias(self.as_raw()) };
-        std::iter::successors(
-            // SAFETY: non-null values of this module.
-            (!first.is_null()).then(|| unsafe { Value::from_raw(first) }),
-            |a| {
-                // SAFETY: `a` belongs to this live module.
-                let next = unsafe { c::LLVMGetNextGlobalAlias(a.as_raw()) };
-                // SAFETY: as above.
-                (!next.is_null()).then(|| unsafe { Value::from_raw(next) })
-            },
-        )
+        // SAFETY: the module is live for the iterator's lifetime and the list holds its aliases.
+        unsafe {
+            value_list(
+                c::LLVMGetFirstGlobalAlias(self.as_raw()),
+                c::LLVMGetNextGlobalAlias,
+            )
+        }
+        // SAFETY: every value in the alias list is a value of this module.
+        .map(|a| unsafe { Value::from_raw(a) })
     }
 
     /// The function named `name`, if any.
@@ -462,6 +448,22 @@ impl std::fmt::Debug for Module<'_> {
             .field("name", &self.name())
             .finish()
     }
+}
+
+/// Walks one of a module's value lists (functions, globals, aliases) from `first`, following `next`.
+///
+/// # Safety
+/// `first` must be null or the head of a list of a module that outlives the iterator, and `next` the matching
+/// `LLVMGetNext*` function; the module must not be changed while the iterator is in use.
+unsafe fn value_list(
+    first: LLVMValueRef,
+    next: unsafe extern "C" fn(LLVMValueRef) -> LLVMValueRef,
+) -> impl Iterator<Item = LLVMValueRef> {
+    std::iter::successors((!first.is_null()).then_some(first), move |&v| {
+        // SAFETY: `v` is a live member of the list (the caller's contract).
+        let n = unsafe { next(v) };
+        (!n.is_null()).then_some(n)
+    })
 }
 
 fn join_messages(primary: &str, diagnostics: &str) -> String {

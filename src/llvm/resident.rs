@@ -58,6 +58,9 @@ pub const PERSONALITY_PIN_IR: &str = r#"
 declare i32 @__gxx_personality_v0(...)
 "#;
 
+/// Suffix counter for structor functions made visible by [`Module::take_structors`].
+static NEXT_STRUCTOR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Static constructors and destructors taken out of a module, in the order they must run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Structors {
@@ -74,6 +77,11 @@ impl Structors {
     /// Destructor function names, in run order (descending priority).
     pub fn dtors(&self) -> &[String] {
         &self.dtors
+    }
+
+    /// Lists recorded elsewhere (a summary's runtime object).
+    pub fn new(ctors: Vec<String>, dtors: Vec<String>) -> Self {
+        Structors { ctors, dtors }
     }
 
     /// Appends another module's lists.
@@ -103,9 +111,25 @@ fn structor_entries<'ctx>(array: Value<'ctx>) -> Vec<(u64, Value<'ctx>)> {
 
 impl Module<'_> {
     /// Takes `llvm.global_ctors` and `llvm.global_dtors` out of the module and returns the functions they name,
-    /// in run order. Each function is made externally visible (`hidden`, so only this JIT sees it) under its
-    /// own name so it can be looked up.
+    /// in run order. A function with local linkage is made externally visible (`hidden`, so only this JIT sees
+    /// it) under a process-unique name (`<name>.thinjit.<n>`) so it can be looked up without clashing with
+    /// another module's.
     pub fn take_structors(&mut self) -> Structors {
+        self.take_structors_with(|name, _| {
+            let n = NEXT_STRUCTOR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("{name}.thinjit.{n}")
+        })
+    }
+
+    /// [`Module::take_structors`] with deterministic names for local structors: `<name>.thinjit.<tag>.<i>`
+    /// (`i` counts the structors made visible). For code that is compiled once and loaded later (the
+    /// precompiled runtime object, cached scripts), where the names are baked into the object.
+    pub fn take_structors_tagged(&mut self, tag: &str) -> Structors {
+        self.take_structors_with(|name, i| format!("{name}.thinjit.{tag}.{i}"))
+    }
+
+    fn take_structors_with(&mut self, mut rename: impl FnMut(&str, usize) -> String) -> Structors {
+        let mut renamed = 0;
         let mut result = Structors::default();
         for (array_name, descending) in [("llvm.global_ctors", false), ("llvm.global_dtors", true)]
         {
@@ -124,6 +148,8 @@ impl Module<'_> {
             global.erase();
             for (_, function) in entries {
                 if function.linkage().is_local() {
+                    function.set_name(&rename(&function.name(), renamed));
+                    renamed += 1;
                     function.set_linkage(Linkage::External);
                     function.set_visibility(Visibility::Hidden);
                 }
@@ -136,6 +162,16 @@ impl Module<'_> {
             }
         }
         result
+    }
+
+    /// Deletes `llvm.global_ctors` and `llvm.global_dtors` without running or exposing what they name (the
+    /// functions keep their linkage; unused local ones become dead code).
+    pub fn drop_structors(&mut self) {
+        for array_name in ["llvm.global_ctors", "llvm.global_dtors"] {
+            if let Some(global) = self.global(array_name) {
+                global.erase();
+            }
+        }
     }
 
     /// Redirects the module's references to `__cxa_atexit`, `atexit` and `__dso_handle` to the engine's
@@ -157,6 +193,43 @@ impl Module<'_> {
             }
         }
         changed
+    }
+
+    /// Gives the module its own dso handle as an exported (hidden) zero-initialized global named `name`, for
+    /// objects compiled once and loaded later: the loader writes the registry key into it
+    /// ([`LlJit::write_dso_key`]) before any of the module's code runs. Returns whether the module references a
+    /// dso handle at all.
+    pub fn export_dso_handle(&mut self, name: &str) -> bool {
+        let Some(old) = self.global(DSO_HANDLE) else {
+            return false;
+        };
+        if !old.is_declaration() {
+            return false;
+        }
+        if let Some(existing) = self.global(name) {
+            // Exported by an earlier call (new references arrived with imported code): share it.
+            // SAFETY: both globals are live pointers of this module; RAUW before deleting the declaration.
+            unsafe {
+                llvm_sys::core::LLVMReplaceAllUsesWith(old.as_raw(), existing.as_raw());
+                llvm_sys::core::LLVMDeleteGlobal(old.as_raw());
+            }
+            return true;
+        }
+        let cname = cstring(name).unwrap_or_default();
+        // SAFETY: as in `localize_dso_handle`: the new global lives in the module's context and replaces every
+        // use of the declaration before it is deleted.
+        unsafe {
+            let ctx = self.context().as_raw();
+            let i64_ty = llvm_sys::core::LLVMInt64TypeInContext(ctx);
+            let new = llvm_sys::core::LLVMAddGlobal(self.as_raw(), i64_ty, cname.as_ptr());
+            llvm_sys::core::LLVMSetInitializer(new, llvm_sys::core::LLVMConstInt(i64_ty, 0, 0));
+            llvm_sys::core::LLVMSetLinkage(new, llvm_sys::LLVMLinkage::LLVMExternalLinkage);
+            llvm_sys::core::LLVMSetVisibility(new, llvm_sys::LLVMVisibility::LLVMHiddenVisibility);
+            llvm_sys::core::LLVMSetAlignment(new, 8);
+            llvm_sys::core::LLVMReplaceAllUsesWith(old.as_raw(), new);
+            llvm_sys::core::LLVMDeleteGlobal(old.as_raw());
+        }
+        true
     }
 
     /// Gives the module its own dso handle, holding `key` (after [`Module::redirect_atexit`]): its
@@ -186,7 +259,32 @@ impl Module<'_> {
     }
 }
 
+/// Prepares the promoted helper library for JIT-resident use: takes its static constructors and destructors
+/// out (local ones get deterministic names, `<name>.thinjit.rt.<i>`) and redirects `__cxa_atexit` / `atexit` /
+/// `__dso_handle` to the engine's registry. The engine applies it to the library bitcode, and
+/// `precompute-summary --object` before compiling the runtime object, so both paths define the same symbols.
+pub fn prepare_resident_library(module: &mut Module<'_>) -> Structors {
+    let structors = module.take_structors_tagged("rt");
+    module.redirect_atexit();
+    structors
+}
+
 impl LlJit {
+    /// Writes `key` into the dso handle `name` that a loaded object defines ([`Module::export_dso_handle`]),
+    /// so that the object's `__cxa_atexit` registrations reach the registry with that key.
+    pub fn write_dso_key(&self, name: &str, key: u64) -> Result<(), String> {
+        let address = self.lookup(name)?;
+        if address == 0 || address % 8 != 0 {
+            return Err(format!(
+                "dso handle `{name}` at {address:#x} is not an aligned i64"
+            ));
+        }
+        // SAFETY: `name` is a writable, 8-aligned `i64` global (made by `export_dso_handle`, external linkage,
+        // not constant) in an object this JIT has just linked; no code of that object runs before the write.
+        unsafe { std::ptr::write_volatile(address as usize as *mut u64, key) };
+        Ok(())
+    }
+
     /// Runs `names` (functions taken from `llvm.global_ctors` / `llvm.global_dtors` by
     /// [`Module::take_structors`]) in order, looking each one up first. Stops at the first lookup error.
     pub fn run_structors(&self, names: &[String]) -> Result<(), String> {

@@ -13,6 +13,7 @@ extern "C" {
         function: LLVMValueRef,
         name: *const libc::c_char,
     ) -> LLVMModuleRef;
+    pub(crate) fn thinjit_materialize(gv: LLVMValueRef) -> *mut libc::c_char;
     pub(crate) fn thinjit_call_profile_hotness(
         function: LLVMValueRef,
         out: *mut libc::c_int,

@@ -280,12 +280,6 @@ impl<'ctx> Value<'ctx> {
         }
     }
 
-    /// `true` for a null pointer constant or other all-zero constant.
-    pub fn is_null_constant(self) -> bool {
-        // SAFETY: LLVMIsNull requires a constant; checked first.
-        unsafe { !c::LLVMIsAConstant(self.raw).is_null() && c::LLVMIsNull(self.raw) != 0 }
-    }
-
     /// The value printed as IR (for messages and tests).
     pub fn print(self) -> String {
         // SAFETY: live value; the string is ours.
@@ -450,6 +444,23 @@ impl<'ctx> Function<'ctx> {
             );
             c::LLVMAddAttributeAtIndex(self.as_raw(), llvm_sys::LLVMAttributeFunctionIndex, attr);
         }
+    }
+
+    /// Reads the function's body from the bitcode of a lazily loaded module (see
+    /// [`super::Module::parse_bitcode_lazy`]); a no-op when the body is already there.
+    pub fn materialize(self) -> crate::Result<()> {
+        // SAFETY: a live function; the shim returns null or a message from LLVMCreateMessage, which
+        // LlvmMessage frees with LLVMDisposeMessage.
+        let msg = unsafe { super::shim::thinjit_materialize(self.as_raw()) };
+        if msg.is_null() {
+            return Ok(());
+        }
+        // SAFETY: as above.
+        let text = unsafe { LlvmMessage::take(msg) };
+        Err(crate::Error::Parse {
+            what: format!("body of `{}`", self.name()),
+            message: text,
+        })
     }
 
     /// Profile-based hotness of each call-like instruction (`call`, `invoke`, `callbr`), in instruction order,

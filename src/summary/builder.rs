@@ -12,8 +12,9 @@
 //!    Each task hands back bitcode bytes;
 //! 2. strong definitions are checked across inputs (a clash names both files and the symbol), then the inputs
 //!    are linked in name order into one library in one context;
-//! 3. the library is written to bitcode once; each rayon worker parses it into its own context and analyzes and
-//!    extracts its share of the functions (`Module::extract_function`, proportional to the function's size);
+//! 3. the library is written to bitcode once; each rayon worker loads it lazily into its own context, reads the
+//!    bodies of its share of the functions only, and analyzes and extracts them (`Module::extract_function`,
+//!    proportional to the function's size). A single input skips the bitcode round trip of steps 1–2;
 //! 4. the index is canonicalized and the shards laid out in index order, followed by the library bitcode.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::llvm::{Context, Linkage, Module, Visibility};
+use crate::llvm::{Context, Linkage, MemoryBuffer, Module, Visibility};
 use crate::{Error, Result};
 
 use super::analyze::{self, Origins};
@@ -220,13 +221,6 @@ fn promotion_hash(info: &InputInfo) -> String {
         .collect()
 }
 
-/// Parses and verifies one input (errors name the input).
-pub(crate) fn check_input(unit: &InputUnit) -> Result<()> {
-    let ctx = Context::new();
-    let module = Module::parse(&ctx, &unit.bytes, &unit.info.name)?;
-    verify_input(&module, &unit.info.name)
-}
-
 fn verify_input(module: &Module<'_>, name: &str) -> Result<()> {
     module.verify().map_err(|e| match e {
         Error::Verify { message, .. } => Error::Verify {
@@ -257,17 +251,30 @@ fn used_names(module: &Module<'_>) -> HashSet<String> {
     out
 }
 
-fn promote(unit: &InputUnit) -> Result<Promoted> {
-    let ctx = Context::new();
+/// What promotion recorded about one input.
+struct PromotionRecord {
+    strong: Vec<String>,
+    origins: Vec<(String, Option<String>, Linkage)>,
+}
+
+/// Parses, verifies and promotes one input in `ctx`.
+fn parse_and_promote<'ctx>(
+    ctx: &'ctx Context,
+    unit: &InputUnit,
+) -> Result<(Module<'ctx>, PromotionRecord)> {
     let name = &unit.info.name;
-    let mut module = Module::parse(&ctx, &unit.bytes, name)?;
+    let mut module = Module::parse(ctx, &unit.bytes, name)?;
     verify_input(&module, name)?;
     module.set_source_name(name);
-    let hash = promotion_hash(&unit.info);
+    let record = promote_module(&module, &promotion_hash(&unit.info));
+    Ok((module, record))
+}
+
+fn promote_module(module: &Module<'_>, hash: &str) -> PromotionRecord {
     let pinned = if module.inline_asm().trim().is_empty() {
         HashSet::new()
     } else {
-        used_names(&module)
+        used_names(module)
     };
     let mut strong = Vec::new();
     let mut origins = Vec::new();
@@ -306,31 +313,30 @@ fn promote(unit: &InputUnit) -> Result<Promoted> {
             _ => {}
         }
     }
+    PromotionRecord { strong, origins }
+}
+
+/// Promotes one input in its own context and hands it back as bitcode.
+fn promote(unit: &InputUnit) -> Result<Promoted> {
+    let ctx = Context::new();
+    let (module, record) = parse_and_promote(&ctx, unit)?;
     Ok(Promoted {
-        name: name.clone(),
-        strong,
-        origins,
+        name: unit.info.name.clone(),
+        strong: record.strong,
+        origins: record.origins,
         triple: module.triple(),
         data_layout: module.data_layout(),
         bitcode: module.write_bitcode(),
     })
 }
 
-/// Runs the whole pipeline over loaded inputs.
-pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> Result<Built> {
-    units.sort_by(|a, b| a.info.name.cmp(&b.info.name));
-    if let Some(w) = units.windows(2).find(|w| w[0].info.name == w[1].info.name) {
-        return Err(Error::SummaryBuild {
-            what: w[0].info.name.clone(),
-            message: "the same input is named twice".into(),
-        });
-    }
-    if units.is_empty() {
-        return Err(Error::SummaryBuild {
-            what: "(no inputs)".into(),
-            message: "nothing to summarize".into(),
-        });
-    }
+/// Promotes every input on its own rayon task, checks strong definitions across inputs, and links them in name
+/// order into one module in `ctx`.
+fn link_inputs<'ctx>(
+    ctx: &'ctx Context,
+    units: &[InputUnit],
+    options: &BuildOptions,
+) -> Result<(Module<'ctx>, Origins)> {
     let done = AtomicUsize::new(0);
     let promoted: Vec<Promoted> = units
         .par_iter()
@@ -385,18 +391,51 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
     // Link in name order, in one context.
     options.report(Stage::Link, 0, 1);
     // The first input is the destination (linking into an empty module would copy it for nothing).
-    let ctx = Context::new();
-    let mut library = Module::parse_bitcode(&ctx, &promoted[0].bitcode, &promoted[0].name)?;
+    let mut library = Module::parse_bitcode(ctx, &promoted[0].bitcode, &promoted[0].name)?;
     for p in &promoted[1..] {
-        let m = Module::parse_bitcode(&ctx, &p.bitcode, &p.name)?;
+        let m = Module::parse_bitcode(ctx, &p.bitcode, &p.name)?;
         library.link_in(m)?;
     }
-    library.set_name("thinjit-helpers");
-    library.set_source_name("thinjit-helpers");
     if let Some(p) = promoted.iter().find(|p| !p.triple.is_empty()) {
         library.set_triple(&p.triple);
         library.set_data_layout(&p.data_layout);
     }
+
+    Ok((library, origins))
+}
+
+/// Runs the whole pipeline over loaded inputs.
+pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> Result<Built> {
+    units.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+    if let Some(w) = units.windows(2).find(|w| w[0].info.name == w[1].info.name) {
+        return Err(Error::SummaryBuild {
+            what: w[0].info.name.clone(),
+            message: "the same input is named twice".into(),
+        });
+    }
+    if units.is_empty() {
+        return Err(Error::SummaryBuild {
+            what: "(no inputs)".into(),
+            message: "nothing to summarize".into(),
+        });
+    }
+    let ctx = Context::new();
+    let (library, origins) = if units.len() == 1 {
+        // One input: promote it where it will be analyzed (no bitcode round trip).
+        let (module, record) = parse_and_promote(&ctx, &units[0])?;
+        options.report(Stage::Parse, 1, 1);
+        let origins: Origins = record
+            .origins
+            .into_iter()
+            .map(|(n, o, l)| (n, (o, l)))
+            .collect();
+        (module, origins)
+    } else {
+        link_inputs(&ctx, &units, options)?
+    };
+    let mut library = library;
+    library.set_name("thinjit-helpers");
+    library.set_source_name("thinjit-helpers");
     library.verify()?;
     let library_bc = library.write_bitcode();
     options.report(Stage::Link, 1, 1);
@@ -413,47 +452,65 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
     let workers = rayon::current_num_threads().max(1);
     let chunk = function_count.div_ceil(workers).max(1);
     let done = AtomicUsize::new(0);
-    let parts: Vec<Vec<(super::FunctionSummary, Option<Vec<u8>>)>> = (0..workers)
-        .into_par_iter()
-        .map(|w| -> Result<_> {
-            let start = w * chunk;
-            if start >= function_count {
-                return Ok(Vec::new());
-            }
-            let ctx = Context::new();
-            let module = Module::parse_bitcode(&ctx, &library_bc, "thinjit-helpers")?;
-            let mut out = Vec::with_capacity(chunk);
-            for f in module
-                .functions()
-                .filter(|f| !f.is_intrinsic())
-                .skip(start)
-                .take(chunk)
-            {
-                let mut summary = analyze::analyze_function(f, &origins);
-                let shard = if summary.is_eligible() {
-                    match module.extract_function(f, &format!("shard:{}", summary.name)) {
-                        Ok(m) => Some(m.write_bitcode()),
-                        Err(e) => {
-                            summary
-                                .not_eligible
-                                .push(super::NotEligible::UnpromotableReference(format!(
-                                    "(shard extraction failed: {e})"
-                                )));
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                out.push((summary, shard));
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 64 == 0 || n == function_count {
-                    options.report(Stage::Analyze, n, function_count);
+    type Analyzed = Vec<Vec<(super::FunctionSummary, Option<Vec<u8>>)>>;
+    let analysis = || -> Result<Analyzed> {
+        (0..workers)
+            .into_par_iter()
+            .map(|w| -> Result<_> {
+                let start = w * chunk;
+                if start >= function_count {
+                    return Ok(Vec::new());
                 }
-            }
-            Ok(out)
-        })
-        .collect::<Result<_>>()?;
+                // Lazily: only this worker's functions are read from the bitcode.
+                let ctx = Context::new();
+                let module = Module::parse_bitcode_lazy(
+                    &ctx,
+                    MemoryBuffer::from_bytes(&library_bc, "thinjit-helpers"),
+                    "thinjit-helpers",
+                )?;
+                let mut out = Vec::with_capacity(chunk);
+                for f in module
+                    .functions()
+                    .filter(|f| !f.is_intrinsic())
+                    .skip(start)
+                    .take(chunk)
+                {
+                    f.materialize()?;
+                    let mut summary = analyze::analyze_function(f, &origins);
+                    let shard = if summary.is_eligible() {
+                        match module.extract_function(f, &format!("shard:{}", summary.name)) {
+                            Ok(m) => Some(m.write_bitcode()),
+                            Err(e) => {
+                                summary.not_eligible.push(
+                                    super::NotEligible::UnpromotableReference(format!(
+                                        "(shard extraction failed: {e})"
+                                    )),
+                                );
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    out.push((summary, shard));
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n % 64 == 0 || n == function_count {
+                        options.report(Stage::Analyze, n, function_count);
+                    }
+                }
+                Ok(out)
+            })
+            .collect::<Result<_>>()
+    };
+    // The runtime object is compiled alongside the analysis (code generation dominates for large libraries).
+    let (parts, object) = rayon::join(analysis, || {
+        options
+            .object
+            .as_ref()
+            .map(|target| compile_runtime_object(&library_bc, target))
+            .transpose()
+    });
+    let (parts, object) = (parts?, object?);
 
     let mut pairs: Vec<_> = parts.into_iter().flatten().collect();
     pairs.sort_by(|a, b| a.0.name.cmp(&b.0.name));
@@ -476,6 +533,15 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
         checksum: checksum64(&library_bc),
     };
     shard_area.extend_from_slice(&library_bc);
+    let runtime_object = object.map(|(bytes, mut description)| {
+        description.object = ShardRef {
+            offset: shard_area.len() as u64,
+            len: bytes.len() as u64,
+            checksum: checksum64(&bytes),
+        };
+        shard_area.extend_from_slice(&bytes);
+        description
+    });
     let mut index = SummaryIndex {
         functions,
         variables,
@@ -494,6 +560,7 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
             data_layout,
             inputs,
             library: library_ref,
+            runtime_object,
         },
         index,
         shard_area,
@@ -519,8 +586,53 @@ pub(crate) fn partial(unit: &InputUnit) -> Result<Built> {
                 len: unit.bytes.len() as u64,
                 checksum: checksum64(&unit.bytes),
             },
+            runtime_object: None,
         },
         index: SummaryIndex::default(),
         shard_area: unit.bytes.clone(),
     })
+}
+
+/// Compiles the promoted helper library (its bitcode) to a native object for `target`, after the preparation
+/// the engine applies to a JIT-resident library; the returned description has a placeholder `object` range.
+fn compile_runtime_object(
+    library_bc: &[u8],
+    target: &super::ObjectTarget,
+) -> Result<(Vec<u8>, super::RuntimeObject)> {
+    let ctx = Context::new();
+    let mut module = Module::parse_bitcode(&ctx, library_bc, "thinjit-helpers")?;
+    let structors = crate::llvm::resident::prepare_resident_library(&mut module);
+    let defined: Vec<String> = module.defined_symbols().into_iter().collect();
+    let machine = crate::llvm::TargetMachine::new(
+        &target.triple,
+        &target.cpu,
+        &target.features,
+        crate::llvm::CodeGenOpt::Aggressive,
+    )?;
+    let layout = module.data_layout();
+    if !layout.is_empty() && layout != machine.data_layout() {
+        return Err(Error::SummaryBuild {
+            what: "runtime object".into(),
+            message: format!(
+                "the helper library's data layout `{layout}` is not {}'s `{}`: build the helpers for that target",
+                target.triple,
+                machine.data_layout()
+            ),
+        });
+    }
+    let object = machine.emit_object(&module)?;
+    Ok((
+        object,
+        super::RuntimeObject {
+            target: target.clone(),
+            object: ShardRef {
+                offset: 0,
+                len: 0,
+                checksum: 0,
+            },
+            ctors: structors.ctors().to_vec(),
+            dtors: structors.dtors().to_vec(),
+            defined,
+        },
+    ))
 }

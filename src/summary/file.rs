@@ -13,7 +13,9 @@
 //! | 8 | checksum of the header and index bytes |
 //! | `H` | header (bincode, fixed-width integers) |
 //! | `I` | index (bincode, fixed-width integers) |
-//! | rest | shard area: the per-function shards and the library bitcode, each addressed by a [`ShardRef`] |
+//! | rest | shard area: the per-function shards, the library bitcode and (optionally) the library's native object, each addressed by a [`ShardRef`] |
+//!
+//! Format history: version 1 had no runtime object; version 2 adds [`SummaryHeader::runtime_object`].
 //!
 //! Decoding is bounded by the bytes actually present (bincode's limit), so a damaged length never makes the
 //! reader allocate what the file claims. The shard area is not read at load time: each shard's checksum is
@@ -28,7 +30,7 @@ use super::{ShardRef, SummaryIndex};
 pub const MAGIC: [u8; 8] = *b"THINJIT\0";
 
 /// The version of the layout and of the serialized types; bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Length of the fixed prefix (magic, version, lengths, checksum).
 pub(crate) const PREFIX_LEN: usize = 8 + 4 + 8 + 8 + 8;
@@ -39,7 +41,8 @@ pub enum SummaryKind {
     /// A complete summary: index, shards, promoted helper library.
     Full,
     /// One input of a distributed build (`precompute-summary --per-input`): no index; the library blob is the
-    /// input's own bitcode, unchanged. Partial summaries are combined with [`super::Summary::merge`].
+    /// input's own IR, unchanged (bitcode, or text for a `.ll` input; compiled bitcode for a C/C++ source),
+    /// checked to parse and verify. Partial summaries are combined with [`super::Summary::merge`].
     Partial,
 }
 
@@ -64,6 +67,91 @@ pub struct SummaryHeader {
     pub inputs: Vec<InputInfo>,
     /// The promoted helper library's bitcode (for a partial summary: the input's bitcode).
     pub library: ShardRef,
+    /// The promoted helper library compiled to a native object (`precompute-summary --object`), if built.
+    pub runtime_object: Option<RuntimeObject>,
+}
+
+/// What a native object was compiled for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObjectTarget {
+    /// Target triple (e.g. `x86_64-pc-linux-gnu`).
+    pub triple: String,
+    /// CPU name as LLVM knows it (e.g. `znver4`, `x86-64`).
+    pub cpu: String,
+    /// Feature string (`+avx2,-avx512f,...`).
+    pub features: String,
+}
+
+/// CPU names whose implied features every CPU of their architecture has.
+const BASELINE_CPUS: &[&str] = &["", "generic", "x86-64"];
+
+impl ObjectTarget {
+    /// The build host (what LLJIT targets in this process).
+    pub fn host() -> Self {
+        ObjectTarget {
+            triple: crate::llvm::host_triple(),
+            cpu: crate::llvm::host_cpu_name(),
+            features: crate::llvm::host_cpu_features(),
+        }
+    }
+
+    /// Whether code compiled for `self` can run on a JIT for `jit`: the triples name the same target (the
+    /// vendor field may differ), the CPU is the JIT's or a baseline one (`generic`, `x86-64`), and every
+    /// feature `self` enables is enabled for the JIT. The error says what differs.
+    pub fn check_runs_on(&self, jit: &ObjectTarget) -> Result<(), String> {
+        if !super::triples_match(&self.triple, &jit.triple) {
+            return Err(format!(
+                "the object is for `{}`, the JIT targets `{}`",
+                self.triple, jit.triple
+            ));
+        }
+        if self.cpu != jit.cpu && !BASELINE_CPUS.contains(&self.cpu.as_str()) {
+            return Err(format!(
+                "the object is for CPU `{}`, the JIT's CPU is `{}`",
+                self.cpu, jit.cpu
+            ));
+        }
+        let enabled = |f: &str| -> std::collections::BTreeSet<String> {
+            f.split(',')
+                .filter_map(|x| x.trim().strip_prefix('+'))
+                .map(str::to_owned)
+                .collect()
+        };
+        let host = enabled(&jit.features);
+        let missing: Vec<String> = enabled(&self.features)
+            .into_iter()
+            .filter(|f| !host.contains(f))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "the object uses CPU features the JIT's CPU lacks: {}",
+                missing.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for ObjectTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (cpu {})", self.triple, self.cpu)
+    }
+}
+
+/// The promoted helper library as a native relocatable object (PIC, small code model), compiled after the
+/// same preparation the engine applies to the bitcode
+/// ([`prepare_resident_library`](crate::llvm::resident::prepare_resident_library)), so both see the same symbols.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeObject {
+    pub target: ObjectTarget,
+    /// The object's bytes in the shard area.
+    pub object: ShardRef,
+    /// Static constructors to run once after adding the object, in order.
+    pub ctors: Vec<String>,
+    /// Static destructors to run when the engine is dropped, in order.
+    pub dtors: Vec<String>,
+    /// Symbols the object defines (what a script may not define again), sorted.
+    pub defined: Vec<String>,
 }
 
 /// A 64-bit checksum (not cryptographic): detects damaged bytes, fast enough to run over a whole index at load.
@@ -193,6 +281,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
             "truncated: the library blob ends past the end of the file ({} bytes of shards present)",
             area_len
         ));
+    }
+    if header
+        .runtime_object
+        .as_ref()
+        .is_some_and(|o| !in_area(&o.object))
+    {
+        return Err("truncated: the runtime object ends past the end of the file".into());
     }
     if let Some(f) = index
         .functions

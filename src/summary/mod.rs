@@ -25,7 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use file::{checksum64, InputInfo, SummaryHeader, SummaryKind, FORMAT_VERSION, MAGIC};
+pub use file::{
+    checksum64, InputInfo, ObjectTarget, RuntimeObject, SummaryHeader, SummaryKind, FORMAT_VERSION,
+    MAGIC,
+};
 pub use types::*;
 
 use crate::llvm::MemoryBuffer;
@@ -64,6 +67,9 @@ pub struct BuildOptions {
     pub jobs: Option<usize>,
     /// Called as work progresses.
     pub progress: Option<ProgressFn>,
+    /// Also compile the promoted helper library to a native object for this target and store it in the
+    /// summary (for engines that JIT the runtime: adding an object skips code generation at start-up).
+    pub object: Option<ObjectTarget>,
 }
 
 impl std::fmt::Debug for BuildOptions {
@@ -72,6 +78,7 @@ impl std::fmt::Debug for BuildOptions {
             .field("clang_args", &self.clang_args)
             .field("jobs", &self.jobs)
             .field("progress", &self.progress.is_some())
+            .field("object", &self.object)
             .finish()
     }
 }
@@ -178,19 +185,6 @@ impl Summary {
             });
         }
         options.run(|| Self::from_built(builder::build_units(units, options)?, "<merged summary>"))
-    }
-
-    /// Checks that a partial summary's input parses and verifies (used by `merge` callers that want an early
-    /// error naming the input).
-    pub fn check_partial(&self) -> Result<()> {
-        let info = self.header.inputs.first().cloned().unwrap_or(InputInfo {
-            name: self.path.display().to_string(),
-            sha256: String::new(),
-        });
-        builder::check_input(&builder::InputUnit {
-            info,
-            bytes: self.library_bitcode()?.to_vec(),
-        })
     }
 
     fn from_built(built: builder::Built, name: &str) -> Result<Summary> {
@@ -327,6 +321,27 @@ impl Summary {
         self.area_slice(&self.header.library, "library bitcode")
     }
 
+    /// The precompiled runtime object's description, if the summary has one.
+    pub fn runtime_object(&self) -> Option<&RuntimeObject> {
+        self.header.runtime_object.as_ref()
+    }
+
+    /// The bytes of the precompiled runtime object, checksum verified (`None` when the summary has none).
+    pub fn runtime_object_bytes(&self) -> Result<Option<&[u8]>> {
+        match &self.header.runtime_object {
+            Some(o) => self.area_slice(&o.object, "runtime object").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The summary's identity: a SHA-256 over its header and index (which hold the checksums of every shard,
+    /// of the library and of the runtime object). Two summaries with equal identities give equal imports.
+    pub fn identity(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let meta = &self.storage.bytes()[file::PREFIX_LEN..self.shard_area_start];
+        sha2::Sha256::digest(meta).into()
+    }
+
     /// Checks that shards suit a JIT for `triple` and `data_layout`. Triples match when equal or when they
     /// differ only in the vendor field; an empty `data_layout` is not checked.
     pub fn check_target(&self, triple: &str, data_layout: &str) -> Result<()> {
@@ -375,7 +390,7 @@ fn remove_stale_temporaries(dir: &Path, prefix: &str) {
     }
 }
 
-fn triples_match(a: &str, b: &str) -> bool {
+pub(crate) fn triples_match(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }

@@ -1063,3 +1063,78 @@ fn host_symbols_and_opt_in_process_symbols() {
     assert_eq!(unsafe { f.call(77) }, std::process::id() as i32);
     assert_eq!(HOST_VALUE.load(std::sync::atomic::Ordering::SeqCst), 77);
 }
+
+host_callbacks!(internalize_host);
+
+/// The seed's first attempt (link everything, internalize) is available as a strategy so the benchmark can
+/// measure it; this shows the tests detect what it breaks: every script gets its own counter and runs the
+/// helpers' static constructor again.
+#[test]
+fn full_link_internalize_breaks_one_instance_and_initializers_once_detectably() {
+    let engine = internalize_host::register(
+        summary_builder(RuntimeMode::JitResident).strategy(Strategy::FullLinkInternalize),
+    )
+    .build()
+    .unwrap();
+    assert_eq!(internalize_host::events(EVENT_CTOR), 1);
+    let a = engine
+        .add_script("a", counter_script("a").as_bytes())
+        .unwrap();
+    let b = engine
+        .add_script("b", counter_script("b").as_bytes())
+        .unwrap();
+    let fa = a.lookup::<extern "C" fn() -> i64>("bump_a").unwrap();
+    let fb = b.lookup::<extern "C" fn() -> i64>("bump_b").unwrap();
+    let host_get = engine
+        .lookup::<extern "C" fn() -> i64>("rt_counter_get")
+        .unwrap();
+    unsafe {
+        assert_eq!(fa.call(), 1);
+        assert_eq!(fb.call(), 1, "a private copy per script");
+        assert_eq!(host_get.call(), 0, "the runtime's counter never moved");
+    }
+    assert!(
+        internalize_host::events(EVENT_CTOR) > 1,
+        "the copied constructor ran again"
+    );
+    assert!(a.report().unwrap().object_size.unwrap() > 0);
+}
+
+#[test]
+fn lazy_script_removed_before_materialization() {
+    let engine = EngineBuilder::new()
+        .lazy(true)
+        .strategy(Strategy::None)
+        .build()
+        .unwrap();
+    for n in 0..50 {
+        let text = format!("define i32 @never_called_{n}() {{\n  ret i32 {n}\n}}\n");
+        let h = engine.add_script("never", text.as_bytes()).unwrap();
+        assert!(h.report().is_none());
+        h.remove().unwrap();
+    }
+    let h = engine
+        .add_script("later", b"define i32 @later() {\n  ret i32 7\n}\n")
+        .unwrap();
+    let f = h.lookup::<extern "C" fn() -> i32>("later").unwrap();
+    assert_eq!(unsafe { f.call() }, 7);
+    assert_eq!(h.report().unwrap().name, "later");
+}
+
+#[test]
+fn add_script_module_copies_a_callers_module() {
+    let engine = EngineBuilder::new().build().unwrap();
+    let ctx = Context::new();
+    let module = Module::parse_ir(
+        &ctx,
+        b"define i32 @from_module() {\n  ret i32 11\n}\n",
+        "mine",
+    )
+    .unwrap();
+    let h = engine.add_script_module(&module).unwrap();
+    drop(module);
+    drop(ctx);
+    let f = h.lookup::<extern "C" fn() -> i32>("from_module").unwrap();
+    assert_eq!(unsafe { f.call() }, 11);
+    assert_eq!(h.name(), "mine");
+}

@@ -781,3 +781,30 @@ define ptr @CreateWrappedValueFromInt(i32 %v) {
         Linkage::AvailableExternally
     );
 }
+
+#[test]
+fn imported_modules_are_inlined_before_the_main_pipeline() {
+    use thinjit::import::pipeline_for;
+    let summary = helpers();
+    let ctx = Context::new();
+    let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed.ll").unwrap();
+    assert_eq!(
+        pipeline_for(&m, OptLevel::O3),
+        "default<O3>",
+        "nothing imported yet"
+    );
+    import(&mut m, summary, &ImportConfig::default()).unwrap();
+    assert_eq!(
+        pipeline_for(&m, OptLevel::O3),
+        "cgscc(inline),elim-avail-extern,globaldce,default<O3>"
+    );
+    assert_eq!(pipeline_for(&m, OptLevel::O0), "default<O0>");
+    let tm = TargetMachine::host(CodeGenOpt::Aggressive).unwrap();
+    optimize(&mut m, &tm, OptLevel::O3).unwrap();
+    assert!(!m.print().contains("call ptr @CreateWrappedValueFromInt"));
+    assert!(
+        m.functions()
+            .all(|f| f.linkage() != Linkage::AvailableExternally || f.is_declaration()),
+        "imported bodies are dropped"
+    );
+}

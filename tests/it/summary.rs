@@ -300,9 +300,19 @@ fn builds_are_deterministic_and_round_trip_through_a_file() {
     assert!(loaded.header().inputs.windows(2).all(|w| w[0] < w[1]));
     let f = function(&loaded, "CreateWrappedValueFromInt");
     assert_eq!(loaded.shard(f).unwrap(), helpers().shard(f).unwrap());
-    // No temporary files left behind.
+    // Overwriting replaces the file whole; no temporary files are left behind.
+    helpers().write(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), one);
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(names.len(), 1);
+    // A failed write names the destination and leaves nothing behind.
+    let nowhere = dir.path().join("missing-dir").join("x.thinjit");
+    let err = helpers().write(&nowhere).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { path, .. } if *path == nowhere),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
 #[test]
@@ -814,4 +824,155 @@ fn instruction_counts_match_llvm_module_summary() {
         }
     }
     assert!(compared > 40, "{compared}");
+}
+
+#[test]
+fn summary_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Summary>();
+}
+
+/// A shard is directly usable by an importer: linked into the seed's script as `available_externally`, O3
+/// inlines `CreateWrappedValueFromInt` and the one remaining call goes to `rt_alloc`.
+#[test]
+fn a_shard_imports_into_the_seed_script_and_inlines() {
+    let s = helpers();
+    let f = function(s, "CreateWrappedValueFromInt");
+    let ctx = Context::new();
+    let mut script = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed.ll").unwrap();
+    script.set_triple(&s.header().target_triple);
+    script.set_data_layout(&s.header().data_layout);
+    let shard = Module::parse_bitcode(&ctx, s.shard(f).unwrap(), "shard").unwrap();
+    let def = shard.function(&f.name).unwrap();
+    def.set_linkage(Linkage::AvailableExternally);
+    // Inline compatibility: script functions take the helper's target attributes.
+    let cpu = def.string_attribute("target-cpu").unwrap();
+    let features = def.string_attribute("target-features").unwrap();
+    for g in script
+        .functions()
+        .filter(|g| !g.is_declaration())
+        .collect::<Vec<_>>()
+    {
+        g.set_string_attribute(&ctx, "target-cpu", &cpu);
+        g.set_string_attribute(&ctx, "target-features", &features);
+    }
+    script.link_in(shard).unwrap();
+    script.verify().unwrap();
+    script
+        .run_passes("default<O3>", None, &thinjit::llvm::PassOptions::default())
+        .unwrap();
+    let text = script.print();
+    let wrapped = text
+        .split("define ")
+        .find(|d| d.contains("@f_WRAPPED"))
+        .unwrap();
+    assert!(!wrapped.contains("@CreateWrappedValueFromInt"), "{text}");
+    assert!(wrapped.contains("@rt_alloc"), "{text}");
+    assert!(script
+        .function("CreateWrappedValueFromInt")
+        .map_or(true, |g| g.is_declaration()));
+}
+
+#[test]
+fn shards_handle_aliases_pointer_tables_comdats_and_unpromotable_locals() {
+    let s = Summary::build(
+        &[common::fixture("summary_shapes.ll")],
+        &BuildOptions::default(),
+    )
+    .unwrap();
+    let ctx = Context::new();
+    let shard = |name: &str| {
+        let f = function(&s, name);
+        let m = Module::parse_bitcode(&ctx, s.shard(f).unwrap(), name).unwrap();
+        m.verify().unwrap();
+        m
+    };
+
+    // The pointer table comes with its initializer; the strings it points at are declared (promoted names).
+    let m = shard("name_of");
+    let names = m.global("names").unwrap();
+    assert!(!names.is_declaration());
+    let strings: Vec<_> = m
+        .globals()
+        .filter(|g| g.name().starts_with(".str."))
+        .collect();
+    assert_eq!(strings.len(), 2);
+    assert!(strings
+        .iter()
+        .all(|g| g.is_declaration() && !g.is_dso_local()));
+    assert!(strings.iter().all(|g| g.name().contains(".llvm.")));
+    let table = s.index().variable("names").unwrap();
+    assert_eq!(table.refs.len(), 2);
+
+    // A static taken by address is promoted and referenced, not called.
+    let get = function(&s, "get_callback");
+    assert_eq!(get.refs.len(), 1);
+    assert!(get.refs[0].starts_with("callback.llvm."));
+    assert_eq!(get.locals, get.refs);
+    assert!(get.calls.is_empty());
+    let cb = function(&s, &get.refs[0]);
+    assert_eq!(cb.original_name.as_deref(), Some("callback"));
+    assert!(cb.locals[0].starts_with("counter.llvm."));
+    shard(&get.refs[0]);
+
+    // Calls through an alias are edges to the alias; the shard declares it. Hidden declarations become default
+    // visibility (a hidden declaration would have to be dso_local).
+    let via = function(&s, "via_alias");
+    let callees: Vec<_> = via.calls.iter().map(|c| c.callee.as_str()).collect();
+    assert_eq!(callees, vec!["impl_alias", "tmpl"]);
+    let m = shard("via_alias");
+    assert!(m.function("impl_alias").unwrap().is_declaration());
+    assert!(m.function("tmpl").unwrap().is_declaration());
+    let hidden = m.global("hidden_decl").unwrap();
+    assert!(!hidden.is_dso_local());
+    assert_eq!(hidden.visibility(), thinjit::llvm::Visibility::Default);
+
+    // linkonce_odr in a comdat: weak_odr in the library, no comdat needed in its shard.
+    let t = function(&s, "tmpl");
+    assert_eq!(
+        (t.linkage, t.original_linkage),
+        (Linkage::WeakOdr, Linkage::LinkOnceOdr)
+    );
+    assert!(!shard("tmpl").print().contains("comdat"));
+
+    // A local named in llvm.used beside module asm keeps its name: referencing it makes a function ineligible.
+    let pinned = function(&s, "reads_pinned");
+    assert_eq!(
+        pinned.not_eligible,
+        vec![NotEligible::UnpromotableReference("pinned".into())]
+    );
+    assert!(pinned.shard.is_none());
+}
+
+/// Helpers built with debug info: every shard still parses and verifies (debug metadata travels with the body).
+#[test]
+fn shards_of_helpers_built_with_debug_info_verify() {
+    let helpers_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers");
+    let include = format!("-I{}", helpers_dir.join("include").display());
+    let opts = BuildOptions {
+        clang_args: vec!["-g".into(), include],
+        ..Default::default()
+    };
+    let s = Summary::build(
+        &[
+            helpers_dir.join("runtime.c"),
+            helpers_dir.join("values.cpp"),
+        ],
+        &opts,
+    )
+    .unwrap();
+    let ctx = Context::new();
+    let mut with_debug = 0;
+    for f in s.index().functions.iter().filter(|f| f.shard.is_some()) {
+        let m = Module::parse_bitcode(&ctx, s.shard(f).unwrap(), &f.name).unwrap();
+        m.verify().unwrap();
+        if m.print().contains("!DISubprogram") {
+            with_debug += 1;
+        }
+    }
+    assert!(with_debug > 20, "{with_debug}");
+    assert_eq!(
+        function(&s, "rt_sum_varargs").not_eligible,
+        vec![NotEligible::VaStart]
+    );
 }

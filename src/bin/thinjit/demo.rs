@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use thinjit::import::{Decision, ImportConfig};
 use thinjit::jit::Strategy;
-use thinjit::summary::{BuildOptions, Summary};
+use thinjit::summary::{BuildOptions, ObjectTarget, Summary};
 
 use super::host::{self, Ret};
 use super::run::{self, Mode};
@@ -34,6 +34,8 @@ pub struct Args {
     /// Print the full import report of every script.
     #[arg(long)]
     verbose: bool,
+    #[command(flatten)]
+    startup: run::StartupArgs,
 }
 
 /// The demo's scripts and their entries.
@@ -78,7 +80,11 @@ fn summary(path: &Path) -> anyhow::Result<Summary> {
         path.display(),
         inputs.len()
     );
-    let built = Summary::build(&inputs, &BuildOptions::default())?;
+    let options = BuildOptions {
+        object: Some(ObjectTarget::host()),
+        ..BuildOptions::default()
+    };
+    let built = Summary::build(&inputs, &options)?;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
@@ -110,12 +116,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &args.shared_library,
             args.lazy,
             ImportConfig::default(),
+            &args.startup,
         )?;
         println!(
             "engine ready in {:.2} ms (initializers run: {:?})",
             start.elapsed().as_secs_f64() * 1e3,
             engine.initializers()
         );
+        run::print_startup(&engine);
         for (file, entry, what) in SCRIPTS {
             let path = args.scripts.join(file);
             println!();
@@ -154,6 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
             run::print_times(&report, None);
+            run::print_cache(&report);
         }
         drop(engine);
         if mode == Mode::JitResident {

@@ -1,11 +1,14 @@
 //! `thinjit run SCRIPT --summary S`: builds an engine, adds the script (import → O3 → ORC), calls the entry and
-//! prints its result, the import report and (with `--time`) the stage times.
+//! prints its result, the import report and (with `--time`) the stage times. Always prints how the engine
+//! started (precompiled runtime object or bitcode, stage times) and, with `--cache-dir`, whether the script
+//! came from the compiled-script cache.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use thinjit::cache::CacheOutcome;
 use thinjit::import::{ImportConfig, RuntimeMode};
 use thinjit::jit::{Engine, EngineBuilder, ScriptReport, Strategy};
 use thinjit::summary::Summary;
@@ -44,7 +47,7 @@ pub struct Args {
     /// The entry's return type (`auto`: `*_WRAPPED` returns a boxed value, anything else an i64).
     #[arg(long, value_enum, default_value_t = Ret::Auto)]
     ret: Ret,
-    /// How helper bodies get into the script: none, summary or full-link.
+    /// How helper bodies get into the script: none, summary, full-link or full-link-internalize.
     #[arg(long, default_value = "summary")]
     strategy: Strategy,
     /// Where the helper runtime lives.
@@ -65,6 +68,56 @@ pub struct Args {
     /// Write the optimized script module to DIR/<stem>.opt.ll.
     #[arg(long, value_name = "DIR")]
     save_temps: Option<PathBuf>,
+    #[command(flatten)]
+    startup: StartupArgs,
+}
+
+/// Start-up and caching options shared by `run` and `demo`.
+#[derive(Debug, clap::Args)]
+pub struct StartupArgs {
+    /// Cache compiled scripts in DIR (shared by runs and processes; created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Size bound of the cache directory, in MiB (least recently used entries are evicted).
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub cache_size: u64,
+    /// Compile the library bitcode at start-up even when the summary has a usable runtime object.
+    #[arg(long)]
+    pub no_runtime_object: bool,
+}
+
+/// Prints how the engine started.
+pub fn print_startup(engine: &Engine) {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let r = engine.startup_report();
+    let t = &r.times;
+    println!(
+        "engine: started in {:.2} ms; runtime: {} ({} bytes); jit {:.2} ms, load {:.2} ms, materialize {:.2} ms, initializers {:.2} ms",
+        ms(t.total),
+        r.runtime,
+        r.runtime_bytes,
+        ms(t.jit),
+        ms(t.load),
+        ms(t.materialize),
+        ms(t.initializers)
+    );
+    if let Some(notice) = &r.notice {
+        println!("notice: {notice}");
+    }
+}
+
+/// Prints whether a script came from the cache (when there is one).
+pub fn print_cache(report: &ScriptReport) {
+    match report.cache {
+        Some(CacheOutcome::MemoryHit) => {
+            println!("cache: hit (memory): import, optimization and code generation skipped")
+        }
+        Some(CacheOutcome::DiskHit) => {
+            println!("cache: hit (disk): import, optimization and code generation skipped")
+        }
+        Some(CacheOutcome::Miss) => println!("cache: miss (compiled and stored)"),
+        None => {}
+    }
 }
 
 /// Builds an engine for `mode` over `summary`.
@@ -75,6 +128,7 @@ pub fn engine(
     shared_library: &std::path::Path,
     lazy: bool,
     config: ImportConfig,
+    startup: &StartupArgs,
 ) -> anyhow::Result<Engine> {
     let mut builder = EngineBuilder::new()
         .summary(summary)
@@ -82,7 +136,12 @@ pub fn engine(
         .runtime_mode(mode.into())
         .strategy(strategy)
         .lazy(lazy)
-        .keep_optimized_ir(true);
+        .keep_optimized_ir(true)
+        .runtime_object(!startup.no_runtime_object);
+    if let Some(dir) = &startup.cache_dir {
+        let bytes = startup.cache_size.saturating_mul(1 << 20);
+        builder = builder.cache_dir(dir, bytes, bytes);
+    }
     builder = match mode {
         Mode::JitResident => host::register(builder),
         Mode::HostNative => builder.shared_library(shared_library),
@@ -122,7 +181,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &args.shared_library,
         args.lazy,
         config,
+        &args.startup,
     )?;
+    print_startup(&engine);
     let engine_ms = start.elapsed().as_secs_f64() * 1e3;
     let handle = engine
         .add_script_file(&args.script)
@@ -136,6 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(import) => println!("{import}"),
         None => println!("no import report (strategy {})", report.strategy),
     }
+    print_cache(&report);
     if let (Some(dir), Some(ir)) = (&args.save_temps, &report.optimized_ir) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let stem = args

@@ -73,6 +73,25 @@ fn render(s: &Summary) -> String {
         let _ = writeln!(out, "  input {} sha256 {}", i.name, i.sha256);
     }
     let _ = writeln!(out, "  library bitcode {} bytes", h.library.len);
+    match &h.runtime_object {
+        Some(o) => {
+            let _ = writeln!(
+                out,
+                "  runtime object {} bytes for {} (features {}), {} constructors, {} destructors",
+                o.object.len,
+                o.target,
+                o.target.features,
+                o.ctors.len(),
+                o.dtors.len()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  no runtime object (precompute-summary --object adds one)"
+            );
+        }
+    }
     if h.kind == SummaryKind::Partial {
         let _ = writeln!(
             out,

@@ -20,6 +20,7 @@
 #include "llvm/Transforms/Utils/Cloning.h"
 #include "llvm/Transforms/Utils/ValueMapper.h"
 
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -159,6 +160,14 @@ LLVMModuleRef thinjit_extract_function(LLVMModuleRef src, LLVMValueRef fn, const
     copy->setInitializer(
         MapValue(original->getInitializer(), vmap, RF_None, nullptr, &declarationsOnly));
   return wrap(dst.release());
+}
+
+// Gap: llvm-c cannot materialize one function of a lazily loaded module. Reads `gv`'s body from the module's
+// bitcode if it is not loaded yet. Returns null on success, else a message (LLVMCreateMessage) the caller frees with
+// LLVMDisposeMessage.
+char *thinjit_materialize(LLVMValueRef gv) {
+  if (Error err = unwrap<GlobalValue>(gv)->materialize()) return LLVMCreateMessage(toString(std::move(err)).c_str());
+  return nullptr;
 }
 
 // Gap: llvm-c has no profile analyses. Writes, for each call-like instruction of `fn` in order (up to `cap`), the

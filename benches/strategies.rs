@@ -1,0 +1,239 @@
+//! `cargo bench --bench strategies [-- --quick] [--libraries a,b] [--strategies x,y] [--scale F]
+//! [--repetitions N] [--compile-repetitions N] [--in-process] [--out DIR]`: every import strategy side by side on the bundled helpers, synthetic libraries
+//! and real C libraries. Each library × strategy runs in its own child process (clean peak RSS). Writes
+//! `report.md`, `report.csv`, `compile-latency.svg` and `report.json` to `target/thinjit-bench/` and prints
+//! the markdown to stdout; progress goes to stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context as _, Result};
+use thinjit::bench::{self, BenchReport, MeasureOptions, Strategy, StrategyOutcome};
+
+#[derive(Clone)]
+struct Args {
+    quick: bool,
+    libraries: Vec<String>,
+    strategies: Vec<Strategy>,
+    scale: f64,
+    repetitions: usize,
+    compile_repetitions: usize,
+    isolate: bool,
+    out: PathBuf,
+    child: Option<(String, String)>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        quick: false,
+        libraries: Vec::new(),
+        strategies: Strategy::all(),
+        scale: 1.0,
+        repetitions: 3,
+        compile_repetitions: 3,
+        isolate: true,
+        out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/thinjit-bench"),
+        child: None,
+    };
+    let mut scale = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |what: &str| it.next().with_context(|| format!("{what} needs a value"));
+        match a.as_str() {
+            "--quick" => args.quick = true,
+            "--libraries" => {
+                args.libraries = value("--libraries")?
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect()
+            }
+            "--strategies" => {
+                args.strategies = value("--strategies")?
+                    .split(',')
+                    .map(|s| Strategy::parse(s).with_context(|| format!("unknown strategy `{s}`")))
+                    .collect::<Result<_>>()?
+            }
+            "--scale" => scale = Some(value("--scale")?.parse()?),
+            "--repetitions" => args.repetitions = value("--repetitions")?.parse()?,
+            "--compile-repetitions" => {
+                args.compile_repetitions = value("--compile-repetitions")?.parse()?
+            }
+            "--in-process" => args.isolate = false,
+            "--out" => args.out = PathBuf::from(value("--out")?),
+            "--child" => {
+                let lib = value("--child")?;
+                let strategy = value("--child")?;
+                args.child = Some((lib, strategy));
+            }
+            // cargo bench passes `--bench`; libtest-style filters are ignored.
+            _ => {}
+        }
+    }
+    if args.libraries.is_empty() {
+        let list = if args.quick {
+            bench::QUICK_LIBRARIES
+        } else {
+            bench::ALL_LIBRARIES
+        };
+        args.libraries = list.iter().map(|s| s.to_string()).collect();
+    }
+    args.scale = scale.unwrap_or(if args.quick { 0.05 } else { 1.0 });
+    if args.quick {
+        args.repetitions = args.repetitions.min(2);
+        args.compile_repetitions = args.compile_repetitions.min(2);
+    }
+    Ok(args)
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let cache = args.out.join("cache");
+    if let Some((lib, strategy)) = &args.child {
+        return child(&args, &cache, lib, strategy);
+    }
+    let mut report = BenchReport {
+        date: bench::utc_now(),
+        machine: bench::machine_description(),
+        llvm: thinjit::llvm::llvm_version(),
+        mode: if args.quick { "quick" } else { "full" }.into(),
+        outcomes: Vec::new(),
+    };
+    for lib in &args.libraries {
+        eprintln!(
+            "[strategies] {lib}: preparing (summary build, cached in {})",
+            cache.display()
+        );
+        let t = std::time::Instant::now();
+        let prepared =
+            bench::workload_by_name(lib, args.scale, &bench::workspace_manifest(), &cache)
+                .and_then(|w| Ok((bench::prepare_library(&w, &cache)?, w)));
+        let (prepared, workload) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                // A library that cannot be had (no network for crates.io, say) is reported, not fatal.
+                eprintln!("[strategies] {lib}: cannot prepare: {e}");
+                for s in &args.strategies {
+                    report.outcomes.push(StrategyOutcome {
+                        library: lib.clone(),
+                        strategy: s.label(),
+                        error: Some(format!("preparing the library: {e}")),
+                        ..StrategyOutcome::default()
+                    });
+                }
+                continue;
+            }
+        };
+        eprintln!(
+            "[strategies] {lib}: {} functions, {} KiB promoted bitcode, prepared in {:.1} s",
+            prepared.functions,
+            prepared.bitcode_bytes / 1024,
+            t.elapsed().as_secs_f64()
+        );
+        for s in &args.strategies {
+            let t = std::time::Instant::now();
+            // A whole-library link of a big library costs seconds per compile: time it once.
+            let mut args_for = args.clone();
+            if matches!(s, Strategy::FullLink | Strategy::FullLinkInternalize)
+                && prepared.functions >= 1000
+            {
+                args_for.compile_repetitions = 1;
+            }
+            let args = &args_for;
+            let outcome = if args.isolate {
+                run_child(args, lib, *s).unwrap_or_else(|e| StrategyOutcome {
+                    library: lib.clone(),
+                    library_functions: prepared.functions,
+                    strategy: s.label(),
+                    error: Some(format!("{e:#}")),
+                    isolated: true,
+                    ..StrategyOutcome::default()
+                })
+            } else {
+                bench::measure(&prepared, &workload.scripts, *s, &options(args))
+            };
+            eprintln!(
+                "[strategies] {lib} / {}: mean compile {} ms, {:.1} s{}",
+                s.label(),
+                outcome
+                    .mean_compile_ms()
+                    .map_or("-".into(), |m| format!("{m:.2}")),
+                t.elapsed().as_secs_f64(),
+                outcome
+                    .error
+                    .as_deref()
+                    .map_or(String::new(), |e| format!(" — error: {e}"))
+            );
+            report.outcomes.push(outcome);
+        }
+    }
+    report.fill_expected_from_none();
+    std::fs::create_dir_all(&args.out)?;
+    let md = report.markdown();
+    std::fs::write(args.out.join("report.md"), &md)?;
+    std::fs::write(args.out.join("report.csv"), report.csv())?;
+    std::fs::write(args.out.join("compile-latency.svg"), report.svg())?;
+    std::fs::write(
+        args.out.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    println!("{md}");
+    println!("CSV:\n{}", report.csv());
+    eprintln!(
+        "[strategies] wrote report.md, report.csv, report.json, compile-latency.svg to {}",
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn options(args: &Args) -> MeasureOptions {
+    MeasureOptions {
+        repetitions: args.repetitions,
+        compile_repetitions: args.compile_repetitions,
+        semantic_checks: true,
+    }
+}
+
+/// Runs one library × strategy in a child process of this binary and reads its JSON outcome.
+fn run_child(args: &Args, lib: &str, strategy: Strategy) -> Result<StrategyOutcome> {
+    let exe = std::env::current_exe()?;
+    let out = Command::new(exe)
+        .args(["--child", lib, &strategy.label()])
+        .args(["--scale", &args.scale.to_string()])
+        .args(["--repetitions", &args.repetitions.to_string()])
+        .args([
+            "--compile-repetitions",
+            &args.compile_repetitions.to_string(),
+        ])
+        .arg("--out")
+        .arg(&args.out)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "child process failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" / ")
+        );
+    }
+    let mut outcome: StrategyOutcome =
+        serde_json::from_slice(&out.stdout).context("child process output is not an outcome")?;
+    outcome.isolated = true;
+    Ok(outcome)
+}
+
+fn child(args: &Args, cache: &Path, lib: &str, strategy: &str) -> Result<()> {
+    let strategy =
+        Strategy::parse(strategy).with_context(|| format!("unknown strategy {strategy}"))?;
+    let workload = bench::workload_by_name(lib, args.scale, &bench::workspace_manifest(), cache)?;
+    let t = std::time::Instant::now();
+    let prepared = bench::load_prepared(lib, cache)?;
+    let load = t.elapsed();
+    let mut outcome = bench::measure(&prepared, &workload.scripts, strategy, &options(args));
+    outcome.setup_ms += load.as_secs_f64() * 1e3;
+    println!("{}", serde_json::to_string(&outcome)?);
+    Ok(())
+}
