@@ -272,7 +272,11 @@ impl<'a> Planner<'a> {
         let hot = hotness == Hotness::Hot;
         match self.visits.get_mut(callee) {
             Some(v) if v.imported => {
-                if new_threshold <= v.processed as f32 {
+                // Revisit only when the stored (truncated, saturated) threshold grows: compared in `f32`
+                // alone, a fraction that truncates to the stored value (a tiny multiplier), a threshold past
+                // `u32::MAX` (evolution factors above 1) or NaN would look higher every time, and a call cycle
+                // would be revisited forever (found by the `planner` fuzz target).
+                if new_threshold <= v.processed as f32 || new_unsigned <= v.processed {
                     return;
                 }
                 v.processed = new_unsigned;
@@ -409,6 +413,14 @@ impl<'a> Planner<'a> {
             } else if let Some(g) = self.index.function(name) {
                 if g.original_name.is_none() || !copies.functions.insert(g.name.as_str()) {
                     continue;
+                }
+                // A consistent index never gives a promoted `static` an interposable linkage; a damaged
+                // or hand-made one may, and such a body is not the one the program runs.
+                if g.linkage.is_interposable() {
+                    return Err(Reason::LocalNotCopyable {
+                        local: name.to_owned(),
+                        why: NotEligible::Interposable.to_string(),
+                    });
                 }
                 if let Some(why) = first_reason(&g.not_eligible) {
                     return Err(match why {

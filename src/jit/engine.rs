@@ -265,6 +265,8 @@ pub struct Engine {
     atexit: AtExitRegistry,
     scripts: Mutex<HashMap<u64, Script>>,
     next_id: AtomicU64,
+    /// Scripts removed so far (dead symbol names are freed every 64).
+    removals: AtomicU64,
     /// Held while ORC may compile IR (lazy mode): LLJIT compiles IR with one shared target machine.
     compile_lock: Mutex<()>,
     /// How the engine started.
@@ -465,6 +467,7 @@ impl Engine {
             atexit,
             scripts: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            removals: AtomicU64::new(0),
             compile_lock: Mutex::new(()),
             startup: StartupReport::default(),
             target,
@@ -999,6 +1002,9 @@ impl Engine {
     pub fn lookup_address(&self, name: &str) -> Result<u64> {
         let _compiling = self.compile_guard();
         self.jit.lookup(name).map_err(|message| {
+            // The failed name stays in ORC's string pool until cleared: a host looking up many wrong names
+            // (user input) would otherwise accumulate them.
+            self.jit.clear_dead_symbol_names();
             let missing = missing_symbols(&message);
             match missing.into_iter().next() {
                 Some(symbol) if symbol == name && !message.contains("Failed to materialize") => {
@@ -1033,9 +1039,14 @@ impl Engine {
         match script {
             Some(script) => {
                 self.run_script_destructors(&script);
-                script.tracker.remove().map_err(|m| Error::Jit {
+                let removed = script.tracker.remove().map_err(|m| Error::Jit {
                     message: format!("removing script `{name}`: {m}"),
-                })
+                });
+                // Every 64 removals, free the symbol names of removed scripts (see `clear_dead_symbol_names`).
+                if self.removals.fetch_add(1, Ordering::Relaxed) % 64 == 63 {
+                    self.jit.clear_dead_symbol_names();
+                }
+                removed
             }
             None => Ok(()),
         }

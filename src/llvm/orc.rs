@@ -178,6 +178,17 @@ impl LlJit {
         unsafe { borrowed_cstr(lj::LLVMOrcLLJITGetDataLayoutStr(self.raw())) }
     }
 
+    /// Frees the pooled symbol-name strings nothing references any more (the names of removed scripts): ORC
+    /// keeps dead entries until asked, so distinct names per script would otherwise grow the pool forever.
+    pub fn clear_dead_symbol_names(&self) {
+        // SAFETY: the session and its string pool live as long as the LLJIT; the pool takes its own lock.
+        unsafe {
+            let es = lj::LLVMOrcLLJITGetExecutionSession(self.raw());
+            let pool = orc::LLVMOrcExecutionSessionGetSymbolStringPool(es);
+            orc::LLVMOrcSymbolStringPoolClearDeadEntries(pool);
+        }
+    }
+
     /// Drains the errors ORC reported asynchronously since the last call.
     pub fn take_reported_errors(&self) -> Vec<String> {
         self.inner.errors.take()

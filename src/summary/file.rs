@@ -213,6 +213,19 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// Words for a bincode decoding error: its running out of bytes has an empty message of its own.
+fn bincode_cause(e: &bincode::Error) -> String {
+    match &**e {
+        bincode::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "a length or count claims more bytes than the section holds".into()
+        }
+        bincode::ErrorKind::SizeLimit => {
+            "a length or count claims more bytes than the section holds (size limit)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Checks and decodes the prefix, header and index; the error is the message for an [`crate::Error::Summary`].
 pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
     if bytes.len() < 8 || bytes[..8] != MAGIC {
@@ -249,13 +262,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
     let (h, i) = meta.split_at(header_len as usize);
     let header: SummaryHeader = options(h.len() as u64)
         .deserialize(h)
-        .map_err(|e| format!("damaged header: {e}"))?;
+        .map_err(|e| format!("damaged header: {}", bincode_cause(&e)))?;
     if header.magic != MAGIC || header.format_version != FORMAT_VERSION {
         return Err("damaged header (magic or version disagree with the prefix)".into());
     }
     let index: SummaryIndex = options(i.len() as u64)
         .deserialize(i)
-        .map_err(|e| format!("damaged index: {e}"))?;
+        .map_err(|e| format!("damaged index: {}", bincode_cause(&e)))?;
     let shard_area_start = PREFIX_LEN + meta_len;
     let area_len = (bytes.len() - shard_area_start) as u64;
     let in_area = |r: &ShardRef| {

@@ -22,6 +22,7 @@ mod types;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use file::{
@@ -225,8 +226,12 @@ impl Summary {
         })
     }
 
-    /// Writes the summary atomically: a temporary file in the same directory, fsync, rename.
+    /// Writes the summary atomically: a temporary file in the same directory (unique per process and call),
+    /// fsync, rename over `path`, fsync of the directory. Readers see the old file or the new one, never a
+    /// mix; a failed write removes its temporary file and leaves `path` as it was. Temporary files left by a
+    /// writer that was killed (its process no longer exists) are removed first.
     pub fn write(&self, path: &Path) -> Result<()> {
+        static WRITES: AtomicU64 = AtomicU64::new(0);
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
             _ => PathBuf::from("."),
@@ -235,11 +240,18 @@ impl Summary {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "summary".into());
-        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dir.join(format!(".{file_name}.tmp-{}-{n}", std::process::id()));
+        let prefix = format!(".{file_name}.tmp-");
+        remove_stale_temporaries(&dir, &prefix);
+        let tmp = dir.join(format!(
+            "{prefix}{}-{}",
+            std::process::id(),
+            WRITES.fetch_add(1, Ordering::Relaxed)
+        ));
         let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
             f.write_all(self.storage.bytes())?;
             f.sync_all()?;
             drop(f);
@@ -248,6 +260,10 @@ impl Summary {
         if let Err(e) = result {
             let _ = std::fs::remove_file(&tmp);
             return Err(Error::io(path, e));
+        }
+        // Make the rename itself durable; a file system that cannot sync a directory still renamed atomically.
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
         }
         Ok(())
     }
@@ -346,6 +362,31 @@ impl Summary {
             ));
         }
         Ok(())
+    }
+}
+
+/// Removes `<prefix><pid>-<n>` files in `dir` whose writer process no longer exists (Linux: no `/proc/<pid>`).
+/// Elsewhere, or when anything is unclear, nothing is removed.
+fn remove_stale_temporaries(dir: &Path, prefix: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -8,5 +8,6 @@ mod helpers;
 mod import;
 mod llvm_layer;
 mod orc;
+mod robustness;
 mod startup;
 mod summary;
