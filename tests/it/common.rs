@@ -48,3 +48,46 @@ define ptr @f_WRAPPED(ptr nocapture readnone %0, ptr nocapture readnone %1) loca
 
 attributes #0 = { mustprogress nofree norecurse nosync nounwind willreturn memory(none) }
 "#;
+
+/// Host callbacks (`thinjit_host_alloc/free/log/event`) with their own event counters, one set per test so
+/// tests running in parallel do not see each other's events.
+macro_rules! host_callbacks {
+    ($name:ident) => {
+        #[allow(dead_code)]
+        mod $name {
+            use std::sync::atomic::{AtomicI32, Ordering};
+
+            pub static EVENTS: [AtomicI32; 8] = [const { AtomicI32::new(0) }; 8];
+
+            pub extern "C" fn alloc(size: usize) -> *mut libc::c_void {
+                // SAFETY: plain malloc.
+                unsafe { libc::malloc(size.max(1)) }
+            }
+
+            pub extern "C" fn free(p: *mut libc::c_void) {
+                // SAFETY: `p` came from `alloc` (or is null).
+                unsafe { libc::free(p) }
+            }
+
+            pub extern "C" fn log(_msg: *const libc::c_char) {}
+
+            pub extern "C" fn event(code: i32) {
+                if (0..8).contains(&code) {
+                    EVENTS[code as usize].fetch_add(1, Ordering::SeqCst);
+                }
+            }
+
+            pub fn events(code: usize) -> i32 {
+                EVENTS[code].load(Ordering::SeqCst)
+            }
+
+            pub fn register(builder: thinjit::jit::EngineBuilder) -> thinjit::jit::EngineBuilder {
+                builder
+                    .host_symbol("thinjit_host_alloc", alloc as *const () as u64)
+                    .host_symbol("thinjit_host_free", free as *const () as u64)
+                    .host_symbol("thinjit_host_log", log as *const () as u64)
+                    .host_symbol("thinjit_host_event", event as *const () as u64)
+            }
+        }
+    };
+}

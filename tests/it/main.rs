@@ -1,7 +1,8 @@
 //! thinjit's one integration-test binary (every test binary links LLVM, so there is only one).
 
-mod bench_harness;
+#[macro_use]
 mod common;
+mod bench_harness;
 mod conformance;
 mod engine;
 mod helpers;

@@ -444,27 +444,7 @@ fn damaged_shard_never_reaches_llvms_bitcode_reader() {
     }
 }
 
-/// The host callbacks the JIT-resident helpers call (`thinjit_host_*`), doing nothing interesting.
-mod robust_host {
-    pub extern "C" fn alloc(size: usize) -> *mut libc::c_void {
-        // SAFETY: plain malloc.
-        unsafe { libc::malloc(size.max(1)) }
-    }
-    pub extern "C" fn free(p: *mut libc::c_void) {
-        // SAFETY: `p` came from `alloc` (or is null).
-        unsafe { libc::free(p) }
-    }
-    pub extern "C" fn log(_msg: *const libc::c_char) {}
-    pub extern "C" fn event(_code: i32) {}
-
-    pub fn register(builder: thinjit::jit::EngineBuilder) -> thinjit::jit::EngineBuilder {
-        builder
-            .host_symbol("thinjit_host_alloc", alloc as *const () as u64)
-            .host_symbol("thinjit_host_free", free as *const () as u64)
-            .host_symbol("thinjit_host_log", log as *const () as u64)
-            .host_symbol("thinjit_host_event", event as *const () as u64)
-    }
-}
+host_callbacks!(robust_host);
 
 /// An engine with the bundled helpers JIT-resident.
 fn resident_engine() -> thinjit::jit::Engine {

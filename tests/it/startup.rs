@@ -12,48 +12,6 @@ use thinjit::summary::{BuildOptions, ObjectTarget, Summary, FORMAT_VERSION};
 
 use crate::common::helper_bitcode;
 
-/// Host callbacks with their own event counters, one set per test (tests run in parallel).
-macro_rules! host_callbacks {
-    ($name:ident) => {
-        #[allow(dead_code)]
-        mod $name {
-            use std::sync::atomic::{AtomicI32, Ordering};
-
-            pub static EVENTS: [AtomicI32; 8] = [const { AtomicI32::new(0) }; 8];
-
-            pub extern "C" fn alloc(size: usize) -> *mut libc::c_void {
-                // SAFETY: plain malloc.
-                unsafe { libc::malloc(size.max(1)) }
-            }
-
-            pub extern "C" fn free(p: *mut libc::c_void) {
-                // SAFETY: `p` came from `alloc` (or is null).
-                unsafe { libc::free(p) }
-            }
-
-            pub extern "C" fn log(_msg: *const libc::c_char) {}
-
-            pub extern "C" fn event(code: i32) {
-                if (0..8).contains(&code) {
-                    EVENTS[code as usize].fetch_add(1, Ordering::SeqCst);
-                }
-            }
-
-            pub fn events(code: usize) -> i32 {
-                EVENTS[code].load(Ordering::SeqCst)
-            }
-
-            pub fn register(builder: thinjit::jit::EngineBuilder) -> thinjit::jit::EngineBuilder {
-                builder
-                    .host_symbol("thinjit_host_alloc", alloc as *const () as u64)
-                    .host_symbol("thinjit_host_free", free as *const () as u64)
-                    .host_symbol("thinjit_host_log", log as *const () as u64)
-                    .host_symbol("thinjit_host_event", event as *const () as u64)
-            }
-        }
-    };
-}
-
 const EVENT_CTOR: usize = 1;
 const EVENT_DTOR: usize = 2;
 const EVENT_SCRIPT_ATEXIT: usize = 4;
