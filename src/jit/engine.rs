@@ -717,22 +717,14 @@ impl Engine {
                 return Err(self.materialize_error(name, &structors.ctors()[0], m));
             }
         }
-        if let Ok(mut s) = self.scripts.lock() {
-            s.insert(
-                id,
-                Script {
-                    tracker,
-                    atexit,
-                    dtors: structors.dtors().to_vec(),
-                },
-            );
-        }
-        Ok(ScriptHandle {
-            engine: self,
+        Ok(self.register_script(
             id,
-            name: name.to_owned(),
-            report: Arc::new(Mutex::new(Some(report))),
-        })
+            name,
+            tracker,
+            atexit,
+            &structors,
+            Arc::new(Mutex::new(Some(report))),
+        ))
     }
 
     /// A module with a target triple or data layout must match the JIT's.
@@ -952,6 +944,20 @@ impl Engine {
                 .run_structors(structors.ctors())
                 .map_err(|m| self.materialize_error(name, &structors.ctors()[0], m))?;
         }
+        Ok(self.register_script(id, name, tracker, atexit, &structors, slot))
+    }
+
+    /// Records a materialized script (its tracker, atexit registry and destructors, run at removal or drop)
+    /// and hands out its handle.
+    fn register_script(
+        &self,
+        id: u64,
+        name: &str,
+        tracker: ResourceTracker,
+        atexit: AtExitRegistry,
+        structors: &Structors,
+        report: Arc<Mutex<Option<ScriptReport>>>,
+    ) -> ScriptHandle<'_> {
         if let Ok(mut s) = self.scripts.lock() {
             s.insert(
                 id,
@@ -962,12 +968,12 @@ impl Engine {
                 },
             );
         }
-        Ok(ScriptHandle {
+        ScriptHandle {
             engine: self,
             id,
             name: name.to_owned(),
-            report: slot,
-        })
+            report,
+        }
     }
 
     /// Turns an ORC materialization failure into a typed error naming the unresolved symbol when ORC says
