@@ -182,7 +182,7 @@ impl Runtime {
     }
 
     /// Adds (and compiles) a driver that calls `entry(n)` and hands the result to the host: a `void()`
-    /// function, so running it needs no `unsafe` here.
+    /// function the safe layer can call, so the harness needs no raw function pointers.
     pub fn driver(&mut self, entry: &JitEntry, n: i64) -> Result<Driver> {
         let name = format!("{}.drive.{n}", entry.0);
         let ir = format!(
