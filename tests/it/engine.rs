@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use thinjit::import::{Decision, RuntimeMode};
-use thinjit::jit::{Engine, EngineBuilder, Strategy};
+use thinjit::jit::{Engine, EngineBuilder, ScriptHandle, Strategy};
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::{BuildOptions, Summary};
 use thinjit::Error;
@@ -114,12 +114,35 @@ host_callbacks!(counter_host);
 #[test]
 fn one_counter_instance_jit_resident() {
     let engine = counter_host::register(resident_builder()).build().unwrap();
+    let (a, b) = add_counter_scripts(&engine);
+    assert_eq!(
+        assert_one_counter(&engine, &a, &b),
+        0,
+        "a fresh engine's counter"
+    );
+}
+
+#[test]
+fn one_counter_instance_host_native() {
+    let _guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = native_builder().build().unwrap();
+    let (a, b) = add_counter_scripts(&engine);
+    assert_one_counter(&engine, &a, &b);
+}
+
+/// Two scripts bumping `rt_shared_counter` through `rt_counter_increment` (`bump_a`, `bump_b`).
+fn add_counter_scripts(engine: &Engine) -> (ScriptHandle<'_>, ScriptHandle<'_>) {
     let a = engine
         .add_script("a", counter_script("a").as_bytes())
         .unwrap();
     let b = engine
         .add_script("b", counter_script("b").as_bytes())
         .unwrap();
+    (a, b)
+}
+
+/// Both scripts and the host bump and read one counter; returns its value before the first bump.
+fn assert_one_counter(engine: &Engine, a: &ScriptHandle<'_>, b: &ScriptHandle<'_>) -> i64 {
     let fa = a.lookup::<extern "C" fn() -> i64>("bump_a").unwrap();
     let fb = b.lookup::<extern "C" fn() -> i64>("bump_b").unwrap();
     let host_inc = engine
@@ -128,35 +151,15 @@ fn one_counter_instance_jit_resident() {
     let host_get = engine
         .lookup::<extern "C" fn() -> i64>("rt_counter_get")
         .unwrap();
-    unsafe {
-        assert_eq!(fa.call(), 1);
-        assert_eq!(fb.call(), 2);
-        assert_eq!(host_inc.call(), 3);
-        assert_eq!(fa.call(), 4);
-        assert_eq!(host_get.call(), 4);
-    }
-}
-
-#[test]
-fn one_counter_instance_host_native() {
-    let _guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
-    let engine = native_builder().build().unwrap();
-    let a = engine
-        .add_script("a", counter_script("a").as_bytes())
-        .unwrap();
-    let b = engine
-        .add_script("b", counter_script("b").as_bytes())
-        .unwrap();
-    let fa = a.lookup::<extern "C" fn() -> i64>("bump_a").unwrap();
-    let fb = b.lookup::<extern "C" fn() -> i64>("bump_b").unwrap();
-    let host_get = engine
-        .lookup::<extern "C" fn() -> i64>("rt_counter_get")
-        .unwrap();
+    // SAFETY: all four take nothing and return the counter (i64), as declared in the scripts and the helpers.
     unsafe {
         let start = host_get.call();
         assert_eq!(fa.call(), start + 1);
         assert_eq!(fb.call(), start + 2);
-        assert_eq!(host_get.call(), start + 2);
+        assert_eq!(host_inc.call(), start + 3);
+        assert_eq!(fa.call(), start + 4);
+        assert_eq!(host_get.call(), start + 4);
+        start
     }
 }
 
@@ -484,12 +487,7 @@ fn seed_end_to_end_host_native() {
 /// Two scripts that inline `rt_counter_increment` (so they touch `rt_shared_counter` directly) and the host's
 /// own calls see one counter.
 fn one_instance_with_imports(engine: &Engine) {
-    let a = engine
-        .add_script("a", counter_script("a").as_bytes())
-        .unwrap();
-    let b = engine
-        .add_script("b", counter_script("b").as_bytes())
-        .unwrap();
+    let (a, b) = add_counter_scripts(engine);
     for h in [&a, &b] {
         let report = h.report().unwrap();
         let import = report.import.unwrap();
@@ -508,22 +506,7 @@ fn one_instance_with_imports(engine: &Engine) {
             "one instance, declared:\n{ir}"
         );
     }
-    let fa = a.lookup::<extern "C" fn() -> i64>("bump_a").unwrap();
-    let fb = b.lookup::<extern "C" fn() -> i64>("bump_b").unwrap();
-    let host_inc = engine
-        .lookup::<extern "C" fn() -> i64>("rt_counter_increment")
-        .unwrap();
-    let host_get = engine
-        .lookup::<extern "C" fn() -> i64>("rt_counter_get")
-        .unwrap();
-    unsafe {
-        let start = host_get.call();
-        assert_eq!(fa.call(), start + 1);
-        assert_eq!(fb.call(), start + 2);
-        assert_eq!(host_inc.call(), start + 3);
-        assert_eq!(fa.call(), start + 4);
-        assert_eq!(host_get.call(), start + 4);
-    }
+    assert_one_counter(engine, &a, &b);
 }
 
 host_callbacks!(instance_host);
