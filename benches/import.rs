@@ -2,7 +2,7 @@
 //! script that imports a handful of helpers, against generated libraries of 1k, 10k and 100k functions.
 //!
 //! Two libraries per size: `chain`, generated here with exact sizes so every script imports the same 9
-//! functions whatever the library size, and `synth` ([`thinjit::synth`], shaped like a real runtime; the
+//! functions whatever the library size, and `synth` ([`thinjit_cli::synth`], shaped like a real runtime; the
 //! script calls 3 random helpers, so what gets imported varies with the library).
 //!
 //! `cargo bench --bench import` (release). Sizes can be overridden with `THINJIT_BENCH_SIZES=1000,10000`;
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use thinjit::import::{import, plan, script_symbols, ImportConfig};
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::{BuildOptions, Summary};
-use thinjit::synth;
+use thinjit_cli::synth;
 
 /// A library of `n` functions `lib_<i>`: even ones have 10 instructions, odd ones 60, and each calls the next.
 /// From a root `lib_<k>` (k even) LLVM's thresholds 100 -> 70 -> 49 -> 34 import `lib_k`, `lib_k+1` and

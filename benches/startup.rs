@@ -4,7 +4,7 @@
 //! Libraries: the bundled helpers; SQLite (the amalgamation vendored by the `libsqlite3-sys` crate, found in
 //! cargo's registry the way the strategies bench finds it, compiled with LLVM 19's clang `-O2 -fPIC
 //! -emit-llvm`; set `THINJIT_SQLITE_C` to point at another `sqlite3.c`); and a generated library of 10,000
-//! functions ([`thinjit::synth`]). Summaries (with their runtime objects) are built once into
+//! functions ([`thinjit_cli::synth`]). Summaries (with their runtime objects) are built once into
 //! `target/thinjit-startup-bench/` and reused.
 //!
 //! `cargo bench --bench startup` (release). `THINJIT_BENCH_LIBS=helpers,sqlite,synth10k` picks libraries;
@@ -43,7 +43,7 @@ fn with_host(builder: EngineBuilder) -> EngineBuilder {
 }
 
 fn work_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/thinjit-startup-bench");
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("target/thinjit-startup-bench");
     std::fs::create_dir_all(&dir).expect("bench directory");
     dir
 }
@@ -179,7 +179,7 @@ fn startup(summary: &Arc<Summary>, object: bool, n: usize) -> (StartupTimes, Run
 /// hit.
 fn script_latency(summary: &Arc<Summary>, file: &str, n: usize) -> [Duration; 3] {
     let source = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .join("examples/scripts")
             .join(file),
     )
@@ -247,7 +247,7 @@ fn main() {
             "synth10k" => {
                 let ll = dir.join("synth-10k.ll");
                 if !ll.exists() {
-                    std::fs::write(&ll, thinjit::synth::generate_library(10_000, 7))
+                    std::fs::write(&ll, thinjit_cli::synth::generate_library(10_000, 7))
                         .expect("write synth library");
                 }
                 libraries.push((

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
-use thinjit::bench::{self, BenchReport, MeasureOptions, Strategy, StrategyOutcome};
+use thinjit_cli::bench::{self, BenchReport, MeasureOptions, Strategy, StrategyOutcome};
 
 #[derive(Clone)]
 struct Args {
@@ -32,7 +32,7 @@ fn parse_args() -> Result<Args> {
         repetitions: 3,
         compile_repetitions: 3,
         isolate: true,
-        out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/thinjit-bench"),
+        out: Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("target/thinjit-bench"),
         child: None,
     };
     let mut scale = None;

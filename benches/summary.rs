@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use thinjit::summary::{BuildOptions, Summary};
-use thinjit::synth;
+use thinjit_cli::synth;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
-cargo run --release --quiet --bin thinjit -- demo "$@"
+cargo run --release --quiet -p thinjit-cli --bin thinjit -- demo "$@"

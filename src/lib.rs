@@ -10,11 +10,9 @@ mod error;
 #[allow(unsafe_code)]
 pub mod llvm;
 
-pub mod bench;
 pub mod cache;
 pub mod import;
 pub mod jit;
 pub mod summary;
-pub mod synth;
 
 pub use error::{Error, Result};

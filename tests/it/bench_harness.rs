@@ -3,7 +3,7 @@
 //! `full-link-internalize` broken (private copies of the helper globals and initializers) and every other
 //! strategy fine. Timings are reported by `cargo bench --bench strategies`, never asserted.
 
-use thinjit::bench::{self, workload, MeasureOptions, Strategy, Verdict};
+use thinjit_cli::bench::{self, workload, MeasureOptions, Strategy, Verdict};
 
 #[test]
 fn reference_results_match_native_runs() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// `tests/it/fixtures/<name>`.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .join("tests/it/fixtures")
         .join(name)
 }

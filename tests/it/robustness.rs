@@ -820,7 +820,7 @@ fn cli_misuse_fails_cleanly_naming_the_file() {
 
 /// Files under `fuzz/<kind>/<target>/`, sorted (none when the directory does not exist).
 fn fuzz_inputs(kind: &str, target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .join("fuzz")
         .join(kind)
         .join(target);
@@ -1021,7 +1021,7 @@ fn interrupted_precompute_summary_leaves_the_previous_summary_intact() {
     let small = dir.path().join("small.ll");
     std::fs::write(&small, TINY_LIBRARY).unwrap();
     let big = dir.path().join("big.ll");
-    std::fs::write(&big, thinjit::synth::generate_library(3000, 7)).unwrap();
+    std::fs::write(&big, thinjit_cli::synth::generate_library(3000, 7)).unwrap();
     let out = dir.path().join("helpers.thinjit");
     let args = |input: &Path| {
         vec![
@@ -1100,7 +1100,7 @@ fn concurrent_precompute_summary_runs_leave_one_whole_file() {
     let a = dir.path().join("a.ll");
     std::fs::write(&a, TINY_LIBRARY).unwrap();
     let b = dir.path().join("b.ll");
-    std::fs::write(&b, thinjit::synth::generate_library(200, 3)).unwrap();
+    std::fs::write(&b, thinjit_cli::synth::generate_library(200, 3)).unwrap();
     let out = dir.path().join("shared.thinjit");
     let build = |input: &Path, to: &Path| {
         Command::new(PRECOMPUTE)

@@ -35,7 +35,7 @@ fn with_object() -> Arc<Summary> {
 }
 
 fn example(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .join("examples/scripts")
         .join(name);
     std::fs::read(&path).unwrap()

@@ -564,7 +564,7 @@ fn progress_is_reported() {
 
 #[test]
 fn synthetic_libraries_summarize_and_scripts_link() {
-    use thinjit::synth;
+    use thinjit_cli::synth;
     let dir = tempfile::tempdir().unwrap();
     let text = synth::generate_library(300, 7);
     assert_eq!(text, synth::generate_library(300, 7), "deterministic");
@@ -947,7 +947,7 @@ fn shards_handle_aliases_pointer_tables_comdats_and_unpromotable_locals() {
 /// Helpers built with debug info: every shard still parses and verifies (debug metadata travels with the body).
 #[test]
 fn shards_of_helpers_built_with_debug_info_verify() {
-    let helpers_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers");
+    let helpers_dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("helpers");
     let include = format!("-I{}", helpers_dir.join("include").display());
     let opts = BuildOptions {
         clang_args: vec!["-g".into(), include],

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use thinjit::bench;
+use thinjit_cli::bench;
 use thinjit::import::{Decision, ImportConfig, SymbolKind};
 use thinjit::jit::Strategy;
 use thinjit::summary::{BuildOptions, ObjectTarget, Summary};
@@ -21,10 +21,10 @@ use super::run::{self, Mode};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The summary of the bundled helpers (built here when missing or unreadable).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/thinjit-demo/helpers.thinjit"))]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/thinjit-demo/helpers.thinjit"))]
     summary: PathBuf,
     /// The directory of example scripts.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/scripts"))]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/scripts"))]
     scripts: PathBuf,
     /// The native helper library for host-native mode.
     #[arg(long, value_name = "PATH", default_value = env!("THINJIT_HELPERS_SO"))]
@@ -218,7 +218,7 @@ fn list(names: &[&str]) -> String {
 fn compare_strategies() -> anyhow::Result<()> {
     println!();
     println!("=== import strategies side by side (bundled helpers, quick mode) ===");
-    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/thinjit-demo/bench-cache");
+    let cache = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("target/thinjit-demo/bench-cache");
     let workload = bench::workload_by_name("helpers", 0.05, &bench::workspace_manifest(), &cache)?;
     let prepared = bench::prepare_library(&workload, &cache)?;
     let options = bench::MeasureOptions {

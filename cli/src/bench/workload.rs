@@ -46,21 +46,21 @@ pub struct Workload {
 /// The bundled scripts (`benches/scripts/*.ll`), compiled into the crate so the demo and tests need no files.
 pub mod bundled {
     /// The seed's script with a driver loop.
-    pub const SEED: &str = include_str!("../../benches/scripts/seed.ll");
+    pub const SEED: &str = include_str!("../../../benches/scripts/seed.ll");
     /// Boxed arithmetic in a loop.
-    pub const ARITH: &str = include_str!("../../benches/scripts/arith.ll");
+    pub const ARITH: &str = include_str!("../../../benches/scripts/arith.ll");
     /// String building through the intern table.
-    pub const STRINGS: &str = include_str!("../../benches/scripts/strings.ll");
+    pub const STRINGS: &str = include_str!("../../../benches/scripts/strings.ll");
     /// Constant-table lookups.
-    pub const TABLES: &str = include_str!("../../benches/scripts/tables.ll");
+    pub const TABLES: &str = include_str!("../../../benches/scripts/tables.ll");
     /// Many helpers, each called once per iteration.
-    pub const MIX: &str = include_str!("../../benches/scripts/mix.ll");
+    pub const MIX: &str = include_str!("../../../benches/scripts/mix.ll");
     /// Small accessors in a tight loop (call overhead dominates).
-    pub const ACCESSORS: &str = include_str!("../../benches/scripts/accessors.ll");
+    pub const ACCESSORS: &str = include_str!("../../../benches/scripts/accessors.ll");
     /// Semantic check: one instance of `rt_shared_counter`.
-    pub const COUNTER: &str = include_str!("../../benches/scripts/counter.ll");
+    pub const COUNTER: &str = include_str!("../../../benches/scripts/counter.ll");
     /// Semantic check: the intern table's constructor ran once and the table is live.
-    pub const INITONCE: &str = include_str!("../../benches/scripts/initonce.ll");
+    pub const INITONCE: &str = include_str!("../../../benches/scripts/initonce.ll");
 }
 
 fn script(name: &str, ir: &str, iterations: i64, expected: i64, call_heavy: bool) -> Script {

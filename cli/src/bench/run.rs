@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use super::report::{Check, Row, StrategyOutcome, Verdict};
 use super::strategy::{compile_script, PreparedLibrary, Strategy};
 use super::workload::{Script, ENTRY};
-use crate::llvm::orc::{LlJit, ResourceTracker};
-use crate::llvm::resident::{
+use thinjit::llvm::orc::{LlJit, ResourceTracker};
+use thinjit::llvm::resident::{
     support_ir, AtExitRegistry, ATEXIT_IMPL, CXA_ATEXIT, PERSONALITY_PIN_IR,
 };
-use crate::llvm::{CodeGenOpt, Context, Module, TargetMachine};
-use crate::{Error, Result};
+use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use thinjit::{Error, Result};
 
 /// How many times each script is compiled and its hot loop run (the fastest of each stage is reported), and
 /// whether to run the semantic checks.
@@ -241,7 +241,7 @@ extern "C" fn bench_result(value: i64) {
 fn runtime_module<'ctx>(
     ctx: &'ctx Context,
     lib: &PreparedLibrary,
-) -> Result<(Module<'ctx>, crate::llvm::resident::Structors)> {
+) -> Result<(Module<'ctx>, thinjit::llvm::resident::Structors)> {
     let mut library = Module::parse_bitcode(ctx, lib.summary.library_bitcode()?, &lib.name)?;
     let structors = library.take_structors();
     library.redirect_atexit();

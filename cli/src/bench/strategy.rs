@@ -18,10 +18,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::import::{self, ImportConfig};
-use crate::llvm::{Context, Linkage, Module, TargetMachine};
-use crate::summary::Summary;
-use crate::Result;
+use thinjit::import::{self, ImportConfig};
+use thinjit::llvm::{Context, Linkage, Module, TargetMachine};
+use thinjit::summary::Summary;
+use thinjit::Result;
 
 /// One way of getting helper bodies into a script before O3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -205,11 +205,11 @@ pub fn import_script<'ctx>(
     })
 }
 
-/// Runs O3 ([`crate::import::optimize`], the same pipeline for every strategy) on an imported script; returns
+/// Runs O3 ([`thinjit::import::optimize`], the same pipeline for every strategy) on an imported script; returns
 /// how long it took.
 pub fn optimize_script(module: &mut Module<'_>, tm: &TargetMachine) -> Result<Duration> {
     let t = Instant::now();
-    crate::import::optimize(module, tm, crate::import::OptLevel::O3)?;
+    thinjit::import::optimize(module, tm, thinjit::import::OptLevel::O3)?;
     Ok(t.elapsed())
 }
 

@@ -12,7 +12,7 @@
 //! small configuration.
 //!
 //! ```no_run
-//! use thinjit::bench::{self, MeasureOptions, Strategy};
+//! use thinjit_cli::bench::{self, MeasureOptions, Strategy};
 //! let cache = std::path::Path::new("target/thinjit-bench/cache");
 //! let workload = bench::workload::helpers_workload(0.1);
 //! let lib = bench::prepare_library(&workload, cache).unwrap();
@@ -40,8 +40,8 @@ pub use strategy::{
 };
 pub use workload::{LibrarySource, Script, Workload};
 
-use crate::summary::{BuildOptions, Summary};
-use crate::{Error, Result};
+use thinjit::summary::{BuildOptions, Summary};
+use thinjit::{Error, Result};
 
 /// Where a library's summary is cached: `cache_dir/<library>.summary`.
 pub fn summary_path(cache_dir: &Path, library: &str) -> PathBuf {
@@ -155,7 +155,7 @@ pub fn workload_by_name(
 
 /// The workspace manifest thinjit was built from (locates the real libraries' crates).
 pub fn workspace_manifest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("Cargo.toml")
 }
 
 /// CPU model, logical cores and memory of this machine, from `/proc`.

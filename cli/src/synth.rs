@@ -91,7 +91,7 @@ fn callees(rng: &mut Rng, i: usize, n: usize) -> Vec<usize> {
 ///
 /// ```
 /// use thinjit::llvm::{Context, Module};
-/// let text = thinjit::synth::generate_library(50, 1);
+/// let text = thinjit_cli::synth::generate_library(50, 1);
 /// let ctx = Context::new();
 /// let m = Module::parse_ir(&ctx, text.as_bytes(), "synth.ll").unwrap();
 /// m.verify().unwrap();
@@ -217,7 +217,7 @@ pub fn generate_library(n_functions: usize, seed: u64) -> String {
 /// Defines `i64 @script_main(i64 %x)`, which calls each chosen helper with depth 3 and returns the sum.
 ///
 /// ```
-/// let script = thinjit::synth::generate_script(100, 4, 7);
+/// let script = thinjit_cli::synth::generate_script(100, 4, 7);
 /// assert_eq!(script.matches("declare i64 @synth_fn_").count(), 4);
 /// ```
 pub fn generate_script(lib_n: usize, k_callees: usize, seed: u64) -> String {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::workload::{adler32, crc32, LibrarySource, Script, Workload};
-use crate::{Error, Result};
+use thinjit::{Error, Result};
 
 /// A C library vendored by a crates.io `-sys` crate.
 #[derive(Clone, Copy, Debug)]
