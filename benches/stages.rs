@@ -8,10 +8,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use thinjit_cli::bench::{self, PreparedLibrary, Runtime, Strategy, Workload};
 use thinjit::import::{self, ImportConfig};
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
 use thinjit::summary::Summary;
+use thinjit_cli::bench::{self, PreparedLibrary, Runtime, Strategy, Workload};
 
 fn cache() -> std::path::PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("target/thinjit-bench/cache")

@@ -43,7 +43,8 @@ fn with_host(builder: EngineBuilder) -> EngineBuilder {
 }
 
 fn work_dir() -> PathBuf {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("target/thinjit-startup-bench");
+    let dir =
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("target/thinjit-startup-bench");
     std::fs::create_dir_all(&dir).expect("bench directory");
     dir
 }

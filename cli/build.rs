@@ -53,7 +53,14 @@ fn build_helpers(bin: &Path, out: &Path) {
         if in_library {
             let bc = bc_dir.join(format!("{stem}.bc"));
             run(Command::new(&compiler)
-                .args([std, "-O2", "-fPIC", "-emit-llvm", "-c", "-I../helpers/include"])
+                .args([
+                    std,
+                    "-O2",
+                    "-fPIC",
+                    "-emit-llvm",
+                    "-c",
+                    "-I../helpers/include",
+                ])
                 .arg(src)
                 .arg("-o")
                 .arg(&bc));

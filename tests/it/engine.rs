@@ -678,7 +678,8 @@ fn cli_run_prints_result_report_and_times() {
     let dir = tempfile::TempDir::new().unwrap();
     let summary_path = dir.path().join("helpers.thinjit");
     summary().write(&summary_path).unwrap();
-    let seed = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("examples/scripts/seed.ll");
+    let seed = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .join("examples/scripts/seed.ll");
     for mode in ["jit-resident", "host-native"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_thinjit"))
             .arg("run")

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use thinjit_cli::bench;
 use thinjit::import::{Decision, ImportConfig, SymbolKind};
 use thinjit::jit::Strategy;
 use thinjit::summary::{BuildOptions, ObjectTarget, Summary};
+use thinjit_cli::bench;
 
 use super::host::{self, Ret};
 use super::run::{self, Mode};
@@ -218,7 +218,8 @@ fn list(names: &[&str]) -> String {
 fn compare_strategies() -> anyhow::Result<()> {
     println!();
     println!("=== import strategies side by side (bundled helpers, quick mode) ===");
-    let cache = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("target/thinjit-demo/bench-cache");
+    let cache = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .join("target/thinjit-demo/bench-cache");
     let workload = bench::workload_by_name("helpers", 0.05, &bench::workspace_manifest(), &cache)?;
     let prepared = bench::prepare_library(&workload, &cache)?;
     let options = bench::MeasureOptions {
