@@ -39,10 +39,12 @@ impl DiagnosticSink {
 /// own. Error-severity diagnostics are recorded and returned as errors instead of ending the process.
 pub struct Context {
     /// The ORC thread-safe context we hold a reference to; `None` for a context borrowed from ORC while it
-    /// materializes a module (see [`Context::borrow_raw`]).
+    /// materializes a module, or from a caller (see [`Context::borrow_raw`]).
     tsc: Option<NonNull<orc::LLVMOrcOpaqueThreadSafeContext>>,
     raw: NonNull<llvm_sys::LLVMContext>,
     sink: Box<DiagnosticSink>,
+    /// The diagnostic handler (and its context pointer) a borrowed context had before; put back on drop.
+    previous: Option<(llvm_sys::LLVMDiagnosticHandler, *mut libc::c_void)>,
 }
 
 // SAFETY: an LLVMContext may be used from any one thread at a time; `Context` is not `Sync`, and every module
@@ -62,16 +64,26 @@ impl Context {
         Self::with_recording_handler(Some(tsc), raw)
     }
 
-    /// A temporary handle on a context owned elsewhere (by an ORC `ThreadSafeContext` whose lock the caller
-    /// holds), with its own diagnostic handler installed until the handle drops. Used to run Rust code on a
-    /// module inside ORC's IR transform.
+    /// A temporary handle on a context owned elsewhere (by a C or C++ caller, or by an ORC
+    /// `ThreadSafeContext` whose lock the caller holds): thinjit's recording diagnostic handler is installed
+    /// while the handle exists, and the context's previous handler is put back when it drops. The context is
+    /// never disposed by thinjit. Use [`Module::borrow_raw`](super::Module::borrow_raw) for its modules.
     ///
     /// # Safety
-    /// `raw` must be a live context that no other thread uses while the returned handle exists, and that
-    /// outlives it.
-    pub(crate) unsafe fn borrow_raw(raw: LLVMContextRef) -> Self {
+    /// `raw` must be a live, non-null `LLVMContextRef` that no other thread uses while the returned handle
+    /// exists, and that outlives it. Panics on a null pointer.
+    pub unsafe fn borrow_raw(raw: LLVMContextRef) -> Self {
         let raw = NonNull::new(raw).expect("null LLVMContext");
-        Self::with_recording_handler(None, raw)
+        // SAFETY: the caller guarantees `raw` is a live context used by no one else meanwhile.
+        let previous = unsafe {
+            (
+                c::LLVMContextGetDiagnosticHandler(raw.as_ptr()),
+                c::LLVMContextGetDiagnosticContext(raw.as_ptr()),
+            )
+        };
+        let mut ctx = Self::with_recording_handler(None, raw);
+        ctx.previous = Some(previous);
+        ctx
     }
 
     /// Installs a handler recording diagnostics into a fresh sink; `Drop` removes it before the sink goes.
@@ -88,10 +100,17 @@ impl Context {
                 &*sink as *const DiagnosticSink as *mut libc::c_void,
             );
         }
-        Context { tsc, raw, sink }
+        Context {
+            tsc,
+            raw,
+            sink,
+            previous: None,
+        }
     }
 
-    pub(crate) fn as_raw(&self) -> LLVMContextRef {
+    /// The underlying `LLVMContextRef`, for interop with other LLVM users; it stays owned by this `Context`
+    /// (or by whoever lent it).
+    pub fn as_raw(&self) -> LLVMContextRef {
         self.raw.as_ptr()
     }
 
@@ -130,7 +149,8 @@ impl Drop for Context {
         // LLVMContext alive through the TSC's reference count, so unhook our handler (which points into `sink`)
         // before releasing our reference.
         unsafe {
-            c::LLVMContextSetDiagnosticHandler(self.raw.as_ptr(), None, std::ptr::null_mut());
+            let (handler, handler_ctx) = self.previous.unwrap_or((None, std::ptr::null_mut()));
+            c::LLVMContextSetDiagnosticHandler(self.raw.as_ptr(), handler, handler_ctx);
             if let Some(tsc) = self.tsc {
                 orc::LLVMOrcDisposeThreadSafeContext(tsc.as_ptr());
             }

@@ -20,10 +20,40 @@ pub(crate) fn is_bitcode(bytes: &[u8]) -> bool {
     bytes.starts_with(b"BC\xC0\xDE") || bytes.starts_with(&[0xDE, 0xC0, 0x17, 0x0B])
 }
 
+/// A [`Module`] owned by someone else ([`Module::borrow_raw`]): derefs to `Module`, never disposes it.
+pub struct BorrowedModule<'ctx> {
+    module: Module<'ctx>,
+}
+
+impl<'ctx> std::ops::Deref for BorrowedModule<'ctx> {
+    type Target = Module<'ctx>;
+
+    fn deref(&self) -> &Module<'ctx> {
+        &self.module
+    }
+}
+
+impl std::ops::DerefMut for BorrowedModule<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.module
+    }
+}
+
+impl std::fmt::Debug for BorrowedModule<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BorrowedModule")
+            .field("name", &self.module.name())
+            .finish()
+    }
+}
+
 /// An LLVM module owned by Rust, living in a [`Context`].
 pub struct Module<'ctx> {
     raw: NonNull<llvm_sys::LLVMModule>,
     ctx: &'ctx Context,
+    /// `false` for a module lent by a caller ([`Module::borrow_raw`]): dropping it never disposes it, even
+    /// after `std::mem::swap` moved it out of its [`BorrowedModule`].
+    owned: bool,
     _marker: PhantomData<&'ctx Context>,
 }
 
@@ -45,15 +75,48 @@ impl<'ctx> Module<'ctx> {
         Module {
             raw: NonNull::new(raw).expect("null module"),
             ctx,
+            owned: true,
             _marker: PhantomData,
         }
     }
 
-    pub(crate) fn as_raw(&self) -> LLVMModuleRef {
+    /// A handle on a module owned elsewhere (a C or C++ caller's `LLVMModuleRef`): thinjit works on it in
+    /// place and never disposes it. `ctx` must be the module's context, usually borrowed with
+    /// [`Context::borrow_raw`] from `LLVMGetModuleContext(raw)`.
+    ///
+    /// # Safety
+    /// `raw` must be a live, non-null module created in `ctx`'s context, used by no one else while the
+    /// returned handle exists, and it must outlive the handle. Panics on a null pointer or when `raw` lives
+    /// in another context.
+    pub unsafe fn borrow_raw(ctx: &'ctx Context, raw: LLVMModuleRef) -> BorrowedModule<'ctx> {
+        let raw = NonNull::new(raw).expect("null LLVMModuleRef");
+        // SAFETY: the caller guarantees `raw` is a live module.
+        let owner = unsafe { c::LLVMGetModuleContext(raw.as_ptr()) };
+        assert!(
+            owner == ctx.as_raw(),
+            "Module::borrow_raw: the module lives in another context"
+        );
+        BorrowedModule {
+            module: Module {
+                raw,
+                ctx,
+                owned: false,
+                _marker: PhantomData,
+            },
+        }
+    }
+
+    /// The underlying `LLVMModuleRef`, for interop with other LLVM users; it stays owned by this `Module`.
+    pub fn as_raw(&self) -> LLVMModuleRef {
         self.raw.as_ptr()
     }
 
-    /// Gives up ownership (for LLVM calls that consume the module).
+    /// Whether thinjit owns this module (`false` for [`Module::borrow_raw`]).
+    pub(crate) fn is_owned(&self) -> bool {
+        self.owned
+    }
+
+    /// Gives up ownership (for LLVM calls that consume the module); callers check [`Module::is_owned`].
     pub(crate) fn into_raw(self) -> LLVMModuleRef {
         let raw = self.raw.as_ptr();
         std::mem::forget(self);
@@ -229,6 +292,14 @@ impl<'ctx> Module<'ctx> {
     /// Links `other` into this module (LLVM's `Linker::linkModules` with default flags); `other` is consumed.
     pub fn link_in(&mut self, other: Module<'ctx>) -> Result<()> {
         let what = format!("`{}` into `{}`", other.name(), self.name());
+        if !other.owned {
+            return Err(Error::Link {
+                what,
+                message:
+                    "the source module is borrowed (Module::borrow_raw); linking would destroy it"
+                        .into(),
+            });
+        }
         // SAFETY: both modules are live and in the same context; LLVMLinkModules2 destroys the source module
         // whatever the outcome; errors are reported to the context's diagnostic handler.
         let failed = unsafe { llvm_sys::linker::LLVMLinkModules2(self.as_raw(), other.into_raw()) };
@@ -437,8 +508,10 @@ impl<'ctx> Module<'ctx> {
 
 impl Drop for Module<'_> {
     fn drop(&mut self) {
-        // SAFETY: we own the module.
-        unsafe { c::LLVMDisposeModule(self.raw.as_ptr()) }
+        if self.owned {
+            // SAFETY: we own the module.
+            unsafe { c::LLVMDisposeModule(self.raw.as_ptr()) }
+        }
     }
 }
 
