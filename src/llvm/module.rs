@@ -102,7 +102,6 @@ impl<'ctx> Module<'ctx> {
         }
     }
 
-
     /// Gives up ownership (for LLVM calls that consume the module).
     pub(crate) fn into_raw(self) -> LLVMModuleRef {
         let raw = self.raw.as_ptr();
