@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::importer::stamp_targets;
-use super::ImportConfig;
+use super::{Considered, Decision, ImportConfig, ImportReport, SymbolKind};
 use crate::llvm::{LlvmImportOptions, Module};
 use crate::{Error, Result};
 
@@ -113,4 +113,35 @@ pub fn import_with_llvm(
         message: format!("the module does not verify after LLVM's import: {e}"),
     })?;
     Ok(out)
+}
+
+impl LlvmImport {
+    /// The import as an [`ImportReport`]: one `Imported` entry per function and variable LLVM brought in (sizes
+    /// unknown: LLVM keeps them in its own summary), LLVM's time as the link stage.
+    pub fn to_report(&self, module: &str) -> ImportReport {
+        let entry = |name: &String, kind| Considered {
+            name: name.clone(),
+            kind,
+            decision: Decision::Imported,
+            size: 0,
+            threshold: 0,
+            depth: 0,
+            local_copy: false,
+            not_inlinable: None,
+        };
+        let entries = self
+            .functions
+            .iter()
+            .map(|n| entry(n, SymbolKind::Function))
+            .chain(
+                self.variables
+                    .iter()
+                    .map(|n| entry(n, SymbolKind::Variable)),
+            )
+            .collect();
+        let mut report = ImportReport::new(module, entries);
+        report.times.link = self.time;
+        report.stamped = self.stamped.clone();
+        report
+    }
 }
