@@ -20,39 +20,12 @@ pub(crate) fn is_bitcode(bytes: &[u8]) -> bool {
     bytes.starts_with(b"BC\xC0\xDE") || bytes.starts_with(&[0xDE, 0xC0, 0x17, 0x0B])
 }
 
-/// A [`Module`] owned by someone else ([`Module::borrow_raw`]): derefs to `Module`, never disposes it.
-pub struct BorrowedModule<'ctx> {
-    module: Module<'ctx>,
-}
-
-impl<'ctx> std::ops::Deref for BorrowedModule<'ctx> {
-    type Target = Module<'ctx>;
-
-    fn deref(&self) -> &Module<'ctx> {
-        &self.module
-    }
-}
-
-impl std::ops::DerefMut for BorrowedModule<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.module
-    }
-}
-
-impl std::fmt::Debug for BorrowedModule<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BorrowedModule")
-            .field("name", &self.module.name())
-            .finish()
-    }
-}
-
 /// An LLVM module owned by Rust, living in a [`Context`].
 pub struct Module<'ctx> {
     raw: NonNull<llvm_sys::LLVMModule>,
     ctx: &'ctx Context,
-    /// `false` for a module lent by a caller ([`Module::borrow_raw`]): dropping it never disposes it, even
-    /// after `std::mem::swap` moved it out of its [`BorrowedModule`].
+    /// `false` for a module lent by its owner ([`Module::borrow_raw`]): dropping it never disposes it, even
+    /// after `std::mem::swap` / `std::mem::replace` moved it out of its [`BorrowedModule`].
     owned: bool,
     _marker: PhantomData<&'ctx Context>,
 }
@@ -80,21 +53,55 @@ impl<'ctx> Module<'ctx> {
         }
     }
 
-    /// A handle on a module owned elsewhere (a C or C++ caller's `LLVMModuleRef`): thinjit works on it in
-    /// place and never disposes it. `ctx` must be the module's context, usually borrowed with
-    /// [`Context::borrow_raw`] from `LLVMGetModuleContext(raw)`.
+    /// The underlying `LLVMModuleRef`, for interop with other LLVM users; it stays owned by this `Module`.
+    pub fn as_raw(&self) -> LLVMModuleRef {
+        self.raw.as_ptr()
+    }
+
+    /// Whether thinjit owns this module (`false` for [`Module::borrow_raw`]).
+    pub(crate) fn is_owned(&self) -> bool {
+        self.owned
+    }
+
+    /// Borrows a module owned elsewhere (by an llvm-sys caller, an inkwell `Module`, or a C++ host) so that
+    /// thinjit can read and change it in place: import helpers into it, optimize it, verify it. The returned
+    /// [`BorrowedModule`] dereferences to a `Module` and never disposes the module.
+    ///
+    /// `ctx` is the caller's context borrowed with [`Context::borrow_raw`] (or the thinjit context the module was
+    /// made in); thinjit's diagnostics for this module are recorded on it.
+    ///
+    /// ```
+    /// use thinjit::llvm::{Context, Module};
+    /// use llvm_sys::core as c;
+    /// unsafe {
+    ///     let raw_ctx = c::LLVMContextCreate();
+    ///     let raw = c::LLVMModuleCreateWithNameInContext(c"m".as_ptr(), raw_ctx);
+    ///     {
+    ///         // SAFETY: both handles are live, used only here, and outlive the borrows.
+    ///         let ctx = Context::borrow_raw(raw_ctx);
+    ///         let mut m = Module::borrow_raw(&ctx, raw);
+    ///         m.set_name("renamed");
+    ///         m.verify().unwrap();
+    ///     }
+    ///     c::LLVMDisposeModule(raw);
+    ///     c::LLVMContextDispose(raw_ctx);
+    /// }
+    /// ```
     ///
     /// # Safety
-    /// `raw` must be a live, non-null module created in `ctx`'s context, used by no one else while the
-    /// returned handle exists, and it must outlive the handle. Panics on a null pointer or when `raw` lives
-    /// in another context.
-    pub unsafe fn borrow_raw(ctx: &'ctx Context, raw: LLVMModuleRef) -> BorrowedModule<'ctx> {
-        let raw = NonNull::new(raw).expect("null LLVMModuleRef");
-        // SAFETY: the caller guarantees `raw` is a live module.
-        let owner = unsafe { c::LLVMGetModuleContext(raw.as_ptr()) };
+    /// - `raw` must be a non-null, live module created in the LLVMContext that `ctx` wraps (checked: a module of
+    ///   another context panics);
+    /// - the module must outlive the returned handle, must not be disposed, moved into another owner (ORC, a
+    ///   linker) or used by anyone else while the handle exists;
+    /// - values and functions obtained through the handle are only valid while the module is alive and
+    ///   unchanged by others.
+    pub unsafe fn borrow_raw<'c>(ctx: &'c Context, raw: LLVMModuleRef) -> BorrowedModule<'c> {
+        let raw = NonNull::new(raw).expect("Module::borrow_raw: null LLVMModuleRef");
+        // SAFETY: `raw` is live (the caller's contract).
+        let module_ctx = unsafe { c::LLVMGetModuleContext(raw.as_ptr()) };
         assert!(
-            owner == ctx.as_raw(),
-            "Module::borrow_raw: the module lives in another context"
+            module_ctx == ctx.as_raw(),
+            "Module::borrow_raw: the module belongs to another LLVMContext than `ctx`"
         );
         BorrowedModule {
             module: Module {
@@ -104,16 +111,6 @@ impl<'ctx> Module<'ctx> {
                 _marker: PhantomData,
             },
         }
-    }
-
-    /// The underlying `LLVMModuleRef`, for interop with other LLVM users; it stays owned by this `Module`.
-    pub fn as_raw(&self) -> LLVMModuleRef {
-        self.raw.as_ptr()
-    }
-
-    /// Whether thinjit owns this module (`false` for [`Module::borrow_raw`]).
-    pub(crate) fn is_owned(&self) -> bool {
-        self.owned
     }
 
     /// Gives up ownership (for LLVM calls that consume the module); callers check [`Module::is_owned`].
@@ -295,9 +292,8 @@ impl<'ctx> Module<'ctx> {
         if !other.owned {
             return Err(Error::Link {
                 what,
-                message:
-                    "the source module is borrowed (Module::borrow_raw); linking would destroy it"
-                        .into(),
+                message: "the source module is borrowed (Module::borrow_raw); linking would destroy it"
+                    .into(),
             });
         }
         // SAFETY: both modules are live and in the same context; LLVMLinkModules2 destroys the source module
@@ -519,6 +515,34 @@ impl std::fmt::Debug for Module<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Module")
             .field("name", &self.name())
+            .finish()
+    }
+}
+
+/// A module borrowed from its owner with [`Module::borrow_raw`]: dereferences to [`Module`], and dropping it
+/// leaves the module alive with its owner.
+pub struct BorrowedModule<'c> {
+    module: Module<'c>,
+}
+
+impl<'c> std::ops::Deref for BorrowedModule<'c> {
+    type Target = Module<'c>;
+
+    fn deref(&self) -> &Module<'c> {
+        &self.module
+    }
+}
+
+impl<'c> std::ops::DerefMut for BorrowedModule<'c> {
+    fn deref_mut(&mut self) -> &mut Module<'c> {
+        &mut self.module
+    }
+}
+
+impl std::fmt::Debug for BorrowedModule<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BorrowedModule")
+            .field("name", &self.module.name())
             .finish()
     }
 }
