@@ -292,8 +292,9 @@ impl<'ctx> Module<'ctx> {
         if !other.owned {
             return Err(Error::Link {
                 what,
-                message: "the source module is borrowed (Module::borrow_raw); linking would destroy it"
-                    .into(),
+                message:
+                    "the source module is borrowed (Module::borrow_raw); linking would destroy it"
+                        .into(),
             });
         }
         // SAFETY: both modules are live and in the same context; LLVMLinkModules2 destroys the source module

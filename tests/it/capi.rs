@@ -61,13 +61,15 @@ enum Link {
 fn build_program(sources: &[PathBuf], out: &Path, cxx: bool, link: Link) {
     let lib = capi_lib_dir();
     let mut cmd = Command::new(llvm_tool(if cxx { "clang++" } else { "clang" }));
-    if cxx {
-        cmd.args(llvm_config(&["--cxxflags"]));
-        cmd.arg("-std=c++17");
-    } else {
-        cmd.args(llvm_config(&["--cflags"]));
-        cmd.arg("-std=c99");
+    // LLVM's headers as system headers: they do not build warning-free under -Wextra themselves.
+    let flags = llvm_config(&[if cxx { "--cxxflags" } else { "--cflags" }]);
+    for flag in flags {
+        match flag.strip_prefix("-I") {
+            Some(dir) => cmd.arg("-isystem").arg(dir),
+            None => cmd.arg(flag),
+        };
     }
+    cmd.arg(if cxx { "-std=c++17" } else { "-std=c99" });
     cmd.args(["-Wall", "-Wextra", "-Werror", "-g"])
         .arg("-I")
         .arg(repo_root().join("capi/include"))
@@ -260,6 +262,35 @@ fn c_eager_example_imports_inlines_and_runs_the_seed() {
     );
     assert_eq!(field(&stdout, "f_WRAPPED"), "tag 1 value 23333", "{stdout}");
     // Two modules and the host see one counter: the helpers' native instance.
+    assert_eq!(
+        field(&stdout, "counter"),
+        "a=1 b=2 get=2 shared=2",
+        "{stdout}"
+    );
+    assert!(stdout.contains("import report for `seed`"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("done"), "{stdout}");
+}
+
+#[test]
+fn cpp_example_eager_imports_inlines_and_runs_the_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = write_summary(dir.path());
+    let exe = dir.path().join("cpp-orc");
+    build_program(
+        &[repo_root().join("examples/cpp-orc/main.cpp")],
+        &exe,
+        true,
+        Link::Shared,
+    );
+    let so = helper_shared_library();
+    let stdout = run(&exe, &[&summary, Path::new("eager"), &so]);
+    assert_eq!(field(&stdout, "calls_after_o3"), "0", "{stdout}");
+    assert_eq!(
+        field(&stdout, "CreateWrappedValueFromInt"),
+        "imported",
+        "{stdout}"
+    );
+    assert_eq!(field(&stdout, "f_WRAPPED"), "tag 1 value 23333", "{stdout}");
     assert_eq!(
         field(&stdout, "counter"),
         "a=1 b=2 get=2 shared=2",
