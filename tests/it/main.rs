@@ -8,6 +8,7 @@ mod engine;
 mod failed_adds;
 mod helpers;
 mod import;
+mod interop;
 mod llvm_layer;
 mod orc;
 mod robustness;
