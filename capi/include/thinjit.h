@@ -56,11 +56,12 @@ typedef enum {
     THINJIT_ERROR_TARGET = 7,           /* target lookup or target machine creation failed */
     THINJIT_ERROR_SUMMARY = 8,          /* damaged, truncated, stale or mismatched summary (other target) */
     THINJIT_ERROR_IMPORT = 9,           /* the import itself failed */
-    THINJIT_ERROR_SYMBOL = 10,          /* a symbol problem, e.g. the module defines a helper's symbol */
+    THINJIT_ERROR_SYMBOL = 10,          /* the module defines a helper's symbol; unresolved or undefined symbol */
     THINJIT_ERROR_JIT = 11,             /* ORC reported an error */
     THINJIT_ERROR_CONFIG = 12,          /* unknown knob name or a value out of range */
     THINJIT_ERROR_INTERNAL = 13,        /* a bug in thinjit (caught before it could unwind into the caller) */
-    THINJIT_ERROR_OTHER = 14
+    THINJIT_ERROR_OTHER = 14,
+    THINJIT_ERROR_CODEGEN = 15          /* code generation failed */
 } thinjitErrorKind;
 
 /** The kind of `err`; THINJIT_ERROR_INVALID_ARGUMENT for a NULL or unknown error handle. */

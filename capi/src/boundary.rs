@@ -111,6 +111,7 @@ pub(crate) enum ErrorKind {
     Config = 12,
     Internal = 13,
     Other = 14,
+    Codegen = 15,
 }
 
 /// An error on its way to C.
@@ -156,9 +157,15 @@ impl From<thinjit::Error> for CError {
             E::Target { .. } => ErrorKind::Target,
             E::Summary { .. } | E::SummaryBuild { .. } => ErrorKind::Summary,
             E::Import { .. } => ErrorKind::Import,
-            E::Symbol { .. } => ErrorKind::Symbol,
+            E::DuplicateDefinition { .. }
+            | E::UnresolvedSymbols { .. }
+            | E::UndefinedSymbol { .. }
+            | E::UnusableSymbol { .. }
+            | E::InvalidEntry { .. } => ErrorKind::Symbol,
+            E::Codegen { .. } | E::CompileAborted { .. } | E::Timeout { .. } => ErrorKind::Codegen,
             E::Jit { .. } => ErrorKind::Jit,
             E::Config { .. } => ErrorKind::Config,
+            E::Poisoned { .. } => ErrorKind::Internal,
             _ => ErrorKind::Other,
         };
         CError::new(kind, error_chain(&e))
