@@ -445,7 +445,10 @@ fn borrowed_modules_stay_the_owners() {
             let mut other = Module::new(&ctx, "other");
             std::mem::swap(&mut *borrowed, &mut other);
             drop(other);
-            std::mem::swap(&mut *borrowed, &mut Module::new(&ctx, "again"));
+            drop(std::mem::replace(
+                &mut *borrowed,
+                Module::new(&ctx, "again"),
+            ));
         }
     }
     assert_eq!(owned.triple(), thinjit::llvm::host_triple());
