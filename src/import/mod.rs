@@ -9,10 +9,12 @@
 
 pub mod config;
 mod importer;
+pub mod inlining;
 pub mod plan;
 pub mod report;
 
 pub use config::{ImportConfig, RuntimeMode};
 pub use importer::{import, optimize, pipeline_for, script_symbols, OptLevel, ShardSource};
+pub use inlining::{called_functions, InlineOutcome, RemainingCall};
 pub use plan::{plan, ImportPlan, PlannedFunction, PlannedVariable, ScriptSymbols};
 pub use report::{Considered, Decision, ImportReport, Reason, StageTimes, SymbolKind, Totals};

@@ -580,7 +580,7 @@ impl Engine {
         if let Some(first) = object.defined.first() {
             self.jit
                 .lookup(first)
-                .map_err(|m| self.materialize_error(name, first, m))?;
+                .map_err(|m| Self::runtime_materialize_error(name, first, m))?;
         }
         self.startup.times.materialize = start.elapsed();
         self.startup.runtime_bytes = bytes.len();
@@ -618,7 +618,7 @@ impl Engine {
         if let Some(first) = first {
             self.jit
                 .lookup(&first)
-                .map_err(|m| self.materialize_error(name, &first, m))?;
+                .map_err(|m| Self::runtime_materialize_error(name, &first, m))?;
         }
         self.startup.times.materialize = start.elapsed();
         self.startup.runtime_bytes = bytes.len();
@@ -979,13 +979,26 @@ impl Engine {
     /// Turns an ORC materialization failure into a typed error naming the unresolved symbol when ORC says
     /// which one it was.
     fn materialize_error(&self, script: &str, looked_up: &str, message: String) -> Error {
+        Self::unresolved_error(&format!("script `{script}`"), looked_up, message)
+    }
+
+    /// [`Self::materialize_error`] for the JIT-resident runtime library of the summary `summary`.
+    fn runtime_materialize_error(summary: &str, looked_up: &str, message: String) -> Error {
+        Self::unresolved_error(
+            &format!("the runtime library of summary `{summary}`"),
+            looked_up,
+            message,
+        )
+    }
+
+    fn unresolved_error(what: &str, looked_up: &str, message: String) -> Error {
         match missing_symbols(&message).into_iter().next() {
             Some(symbol) if symbol != looked_up => Error::Symbol {
                 symbol,
-                message: format!("unresolved in script `{script}`: {message}"),
+                message: format!("unresolved in {what}: {message}"),
             },
             _ => Error::Jit {
-                message: format!("materializing script `{script}`: {message}"),
+                message: format!("materializing {what}: {message}"),
             },
         }
     }
