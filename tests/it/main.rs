@@ -6,6 +6,7 @@ mod bench_harness;
 mod build_inputs;
 mod conformance;
 mod engine;
+mod failed_adds;
 mod helpers;
 mod import;
 mod interop;

@@ -172,7 +172,7 @@ pub fn engine(
         Mode::HostNative => builder.shared_library(shared_library),
     };
     builder.build().map_err(|e| {
-        let hint = matches!(e, thinjit::Error::Symbol { .. }) && mode == Mode::JitResident;
+        let hint = matches!(e, thinjit::Error::RuntimeUnresolvedSymbols { .. });
         anyhow::Error::new(e).context(if hint {
             "starting the engine (a host callback the summary's runtime calls may need --host-library PATH or \
              --process-symbols)"
