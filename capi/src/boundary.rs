@@ -159,6 +159,7 @@ impl From<thinjit::Error> for CError {
             E::Import { .. } => ErrorKind::Import,
             E::DuplicateDefinition { .. }
             | E::UnresolvedSymbols { .. }
+            | E::RuntimeUnresolvedSymbols { .. }
             | E::UndefinedSymbol { .. }
             | E::UnusableSymbol { .. }
             | E::InvalidEntry { .. } => ErrorKind::Symbol,

@@ -3,6 +3,7 @@
 #[macro_use]
 mod common;
 mod bench_harness;
+mod build_inputs;
 mod capi;
 mod conformance;
 mod engine;
