@@ -50,10 +50,12 @@
 
 mod builder;
 mod engine;
+mod resident;
 mod startup;
 
 pub use crate::import::OptLevel;
 pub use crate::llvm::orc::JitFunction;
 pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
 pub use engine::{Engine, ScriptHandle, ScriptReport, ScriptTimes};
+pub use resident::{ResidentReport, ResidentRuntime, RUNTIME_MODULE_PREFIX};
 pub use startup::{RuntimeSource, StartupReport, StartupTimes};

@@ -271,33 +271,95 @@ fn c_eager_example_imports_inlines_and_runs_the_seed() {
     assert!(stdout.trim_end().ends_with("done"), "{stdout}");
 }
 
-#[test]
-fn cpp_example_eager_imports_inlines_and_runs_the_seed() {
-    let dir = tempfile::tempdir().unwrap();
-    let summary = write_summary(dir.path());
-    let exe = dir.path().join("cpp-orc");
+/// Checks what every run of the C++ example prints: the seed's result, the call inlined, one counter.
+fn check_cpp_run(stdout: &str) {
+    assert_eq!(field(stdout, "calls_after_o3"), "0", "{stdout}");
+    assert_eq!(
+        field(stdout, "CreateWrappedValueFromInt"),
+        "imported",
+        "{stdout}"
+    );
+    assert_eq!(field(stdout, "f_WRAPPED"), "tag 1 value 23333", "{stdout}");
+    // Two modules added to the caller's LLJIT and the host see one counter.
+    assert_eq!(
+        field(stdout, "counter"),
+        "a=1 b=2 get=2 shared=2",
+        "{stdout}"
+    );
+    assert!(stdout.contains("import report for `seed`"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("done"), "{stdout}");
+}
+
+/// Checks the JIT-resident runtime's invariants: constructor once, destructor once at dispose.
+fn check_resident(stdout: &str, source: &str) {
+    assert_eq!(field(stdout, "runtime"), source, "{stdout}");
+    assert_eq!(field(stdout, "intern_ctor_runs"), "1", "{stdout}");
+    assert_eq!(
+        field(stdout, "events_before_dispose"),
+        "ctor=1 dtor=0",
+        "{stdout}"
+    );
+    assert_eq!(
+        field(stdout, "events_after_dispose"),
+        "ctor=1 dtor=1",
+        "{stdout}"
+    );
+}
+
+fn build_cpp_example(dir: &Path) -> PathBuf {
+    let exe = dir.join("cpp-orc");
     build_program(
         &[repo_root().join("examples/cpp-orc/main.cpp")],
         &exe,
         true,
         Link::Shared,
     );
+    exe
+}
+
+#[test]
+fn cpp_example_eager_with_the_resident_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = write_summary(dir.path());
+    let exe = build_cpp_example(dir.path());
+    let stdout = run(&exe, &[&summary, Path::new("eager")]);
+    check_cpp_run(&stdout);
+    check_resident(&stdout, "object");
+}
+
+#[test]
+fn cpp_example_inside_orc_imports_in_the_transform() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = write_summary(dir.path());
+    let exe = build_cpp_example(dir.path());
+    let stdout = run(&exe, &[&summary, Path::new("orc")]);
+    check_cpp_run(&stdout);
+    check_resident(&stdout, "object");
+    // One report per script module the transform materialized; the runtime's own modules passed through.
+    assert_eq!(field(&stdout, "transform_reports"), "2", "{stdout}");
+
+    // The same from a summary without a precompiled object: the library bitcode is compiled in the caller's
+    // LLJIT, with the same invariants.
+    let bare = dir.path().join("bare.thinjit");
+    Summary::build(&helper_bitcode(), &BuildOptions::default())
+        .unwrap()
+        .write(&bare)
+        .unwrap();
+    let stdout = run(&exe, &[&bare, Path::new("orc")]);
+    check_cpp_run(&stdout);
+    check_resident(&stdout, "bitcode");
+}
+
+#[test]
+fn cpp_example_host_native_both_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = write_summary(dir.path());
+    let exe = build_cpp_example(dir.path());
     let so = helper_shared_library();
-    let stdout = run(&exe, &[&summary, Path::new("eager"), &so]);
-    assert_eq!(field(&stdout, "calls_after_o3"), "0", "{stdout}");
-    assert_eq!(
-        field(&stdout, "CreateWrappedValueFromInt"),
-        "imported",
-        "{stdout}"
-    );
-    assert_eq!(field(&stdout, "f_WRAPPED"), "tag 1 value 23333", "{stdout}");
-    assert_eq!(
-        field(&stdout, "counter"),
-        "a=1 b=2 get=2 shared=2",
-        "{stdout}"
-    );
-    assert!(stdout.contains("import report for `seed`"), "{stdout}");
-    assert!(stdout.trim_end().ends_with("done"), "{stdout}");
+    for variant in ["eager", "orc"] {
+        let stdout = run(&exe, &[&summary, Path::new(variant), &so]);
+        check_cpp_run(&stdout);
+    }
 }
 
 /// A summary of one helper built for aarch64.
