@@ -1,7 +1,7 @@
 //! thinjit: ThinLTO-style cross-module inlining of a precompiled C/C++ runtime library into LLVM ORCv2 JIT code.
 //!
 //! The flow reads from the module names: [`llvm`] (safe LLVM 19 layer) → [`summary`] (build-time index and
-//! shards) → [`import`] (plan, import, explain) → [`jit`] (ORC engine).
+//! shards) → [`import`] (plan, import, explain) → [`optimize`] → [`jit`] (ORC engine).
 
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
@@ -13,6 +13,7 @@ pub mod llvm;
 pub mod cache;
 pub mod import;
 pub mod jit;
+pub mod optimize;
 pub mod summary;
 
 pub use error::{Error, OrcError, OrcErrorKind, OrcFailure, Result};

@@ -390,11 +390,7 @@ fn remove_stale_temporaries(dir: &Path, prefix: &str) {
     }
 }
 
+/// Triples match when they name the same target ([`crate::llvm::same_target`]).
 pub(crate) fn triples_match(a: &str, b: &str) -> bool {
-    if a == b {
-        return true;
-    }
-    let pa: Vec<&str> = a.split('-').collect();
-    let pb: Vec<&str> = b.split('-').collect();
-    pa.len() == pb.len() && pa.len() >= 3 && pa[0] == pb[0] && pa[2..] == pb[2..]
+    crate::llvm::same_target(a, b)
 }
