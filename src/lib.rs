@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+mod atomic_file;
 mod error;
 #[allow(unsafe_code)]
 pub mod llvm;

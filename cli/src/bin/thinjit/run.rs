@@ -121,7 +121,8 @@ pub fn print_cache(report: &ScriptReport) {
     }
 }
 
-/// Builds an engine for `mode` over `summary`.
+/// Builds an engine for `mode` over `summary` (the CLI's options, one argument each).
+#[allow(clippy::too_many_arguments)]
 pub fn engine(
     summary: Arc<Summary>,
     mode: Mode,
