@@ -9,6 +9,7 @@
 
 pub mod config;
 mod importer;
+pub mod inlining;
 mod llvm_importer;
 pub mod plan;
 pub mod report;
@@ -16,6 +17,7 @@ pub mod report;
 pub use config::{ImportConfig, RuntimeMode};
 pub(crate) use importer::import_planned;
 pub use importer::{import, plan_for, script_symbols, ShardSource};
+pub use inlining::{called_functions, InlineOutcome, RemainingCall};
 pub use llvm_importer::{import_with_llvm, LlvmImport};
 pub use plan::{plan, ImportPlan, PlannedFunction, PlannedVariable, ScriptSymbols};
 pub use report::{Considered, Decision, ImportReport, Reason, StageTimes, SymbolKind, Totals};

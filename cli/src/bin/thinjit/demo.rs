@@ -121,6 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.lazy,
             ImportConfig::default(),
             &args.startup,
+            &run::HostArgs::default(),
             None,
         )?;
         println!(

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use thinjit::import::{import, ImportConfig, RuntimeMode};
+use thinjit::import::{import, ImportConfig, InlineOutcome, RuntimeMode};
 use thinjit::jit::Stage;
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
 use thinjit::optimize::{optimize, OptLevel};
@@ -101,9 +101,11 @@ fn save(dir: Option<&Path>, script: &str, stage: Stage, module: &Module<'_>) -> 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config();
     config.validate()?;
-    let summary = Summary::load(&args.summary)?;
+    let summary = Summary::load(&args.summary)
+        .with_context(|| format!("loading the summary {}", args.summary.display()))?;
     let ctx = Context::new();
-    let mut module = Module::parse_file(&ctx, &args.script)?;
+    let mut module = Module::parse_file(&ctx, &args.script)
+        .with_context(|| format!("reading the script {}", args.script.display()))?;
     let stem = args.script.display().to_string();
     let temps = args.save_temps.as_deref();
     if let Some(dir) = temps {
@@ -111,18 +113,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     save(temps, &stem, Stage::Parse, &module)?;
     let report = import(&mut module, &summary, &config)
-        .with_context(|| format!("importing into {}", args.script.display()))?;
+        .with_context(|| format!("importing into the script {}", args.script.display()))?;
     save(temps, &stem, Stage::Import, &module)?;
-    if temps.is_some() {
-        let tm = TargetMachine::host(CodeGenOpt::Default)?;
-        optimize(&mut module, &tm, OptLevel::O3)?;
-        save(temps, &stem, Stage::Optimize, &module)?;
-    }
+    let tm = TargetMachine::host(CodeGenOpt::Default)?;
+    optimize(&mut module, &tm, OptLevel::O3)
+        .with_context(|| format!("optimizing the script {}", args.script.display()))?;
+    save(temps, &stem, Stage::Optimize, &module)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         writeln!(out, "{report}")?;
+        writeln!(out, "{}", InlineOutcome::of(&module, &report))?;
     }
     Ok(())
 }
