@@ -12,7 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use thinjit::import::{import, optimize, ImportConfig, OptLevel};
+use thinjit::import::{import, ImportConfig};
+use thinjit::optimize::{optimize, OptLevel};
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
 use thinjit::summary::{BuildOptions, Summary};
 

@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use llvm_sys::prelude::LLVMModuleRef;
-use thinjit::import::{ImportConfig, ImportReport, OptLevel};
+use thinjit::import::{ImportConfig, ImportReport};
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use thinjit::optimize::OptLevel;
 use thinjit::summary::Summary;
 
 use boundary::{
@@ -482,7 +483,7 @@ pub(crate) fn optimize_module(m: &mut Module<'_>, level: OptLevel) -> Result<(),
             machines.insert(triple.clone(), tm);
         }
         let tm = &machines[&triple];
-        thinjit::import::optimize(m, tm, level)?;
+        thinjit::optimize::optimize(m, tm, level)?;
         Ok(())
     })
 }

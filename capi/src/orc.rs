@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use llvm_sys::orc2::lljit::LLVMOrcLLJITRef;
 use llvm_sys::orc2::LLVMOrcJITDylibRef;
-use thinjit::import::{ImportConfig, OptLevel};
+use thinjit::import::ImportConfig;
+use thinjit::optimize::OptLevel;
 use thinjit::jit::{ResidentRuntime, RuntimeSource, RUNTIME_MODULE_PREFIX};
 use thinjit::llvm::orc::{JitDylib, LlJit};
 use thinjit::llvm::Module;
