@@ -13,8 +13,8 @@
 use std::time::{Duration, Instant};
 
 use thinjit::import::{import, ImportConfig};
-use thinjit::optimize::{optimize, OptLevel};
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use thinjit::optimize::{optimize, OptLevel};
 use thinjit::summary::{BuildOptions, Summary};
 
 const SEED: &str = r#"
@@ -128,7 +128,9 @@ fn main() {
         unsafe { thinjit_capi::thinjit_report_dispose(report) };
         d
     };
-    println!("C API vs Rust API, seed script, bundled helpers, {iters} iterations each (interleaved)");
+    println!(
+        "C API vs Rust API, seed script, bundled helpers, {iters} iterations each (interleaved)"
+    );
     println!();
     println!("| operation | Rust median (µs) | Rust p90 (µs) | C median (µs) | C p90 (µs) | C / Rust (medians) |");
     println!("|---|---:|---:|---:|---:|---:|");

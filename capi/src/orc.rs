@@ -15,10 +15,10 @@ use std::time::Instant;
 use llvm_sys::orc2::lljit::LLVMOrcLLJITRef;
 use llvm_sys::orc2::LLVMOrcJITDylibRef;
 use thinjit::import::ImportConfig;
-use thinjit::optimize::OptLevel;
 use thinjit::jit::{ResidentRuntime, RuntimeSource, RUNTIME_MODULE_PREFIX};
 use thinjit::llvm::orc::{JitDylib, LlJit};
 use thinjit::llvm::Module;
+use thinjit::optimize::OptLevel;
 use thinjit::summary::Summary;
 
 use crate::boundary::{
@@ -96,7 +96,10 @@ pub unsafe extern "C" fn thinjit_resident_runtime_install(
                     .iter()
                     .enumerate()
                 {
-                    names.push((str_arg(sym.name, &format!("host_symbols[{i}].name"))?, sym.address));
+                    names.push((
+                        str_arg(sym.name, &format!("host_symbols[{i}].name"))?,
+                        sym.address,
+                    ));
                 }
             }
             let runtime =
@@ -285,7 +288,12 @@ pub unsafe extern "C" fn thinjit_ir_transform_report_count(
         // SAFETY: checked handle; out-pointer per the header.
         unsafe {
             let t = transform_arg(transform)?;
-            let n = t.state.reports.lock().unwrap_or_else(|e| e.into_inner()).len();
+            let n = t
+                .state
+                .reports
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len();
             write_out(out, "out", n)
         }
     })
@@ -328,7 +336,12 @@ pub unsafe extern "C" fn thinjit_ir_transform_failure_count(
         // SAFETY: checked handle; out-pointer per the header.
         unsafe {
             let t = transform_arg(transform)?;
-            let n = t.state.failures.lock().unwrap_or_else(|e| e.into_inner()).len();
+            let n = t
+                .state
+                .failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len();
             write_out(out, "out", n)
         }
     })

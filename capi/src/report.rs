@@ -3,8 +3,8 @@
 //! In: the report an import produced (plus the optimize time `thinjit_optimize` records). Out: the entry,
 //! totals and times structs of `thinjit.h` (strings borrowed from the handle), JSON, and the readable table.
 
-use std::ffi::{c_char, c_int, CString};
 use std::collections::HashMap;
+use std::ffi::{c_char, c_int, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;

@@ -92,8 +92,9 @@ impl ResidentRuntime {
         let mut symbols = host_symbols.to_vec();
         symbols.push((resident::CXA_ATEXIT, AtExitRegistry::cxa_atexit_address()));
         symbols.push((resident::ATEXIT_IMPL, AtExitRegistry::atexit_impl_address()));
-        jit.define_absolute_in(dylib, &symbols)
-            .map_err(jit_error("defining the host symbols and the atexit registry"))?;
+        jit.define_absolute_in(dylib, &symbols).map_err(jit_error(
+            "defining the host symbols and the atexit registry",
+        ))?;
         let atexit = AtExitRegistry::new();
         let ctx = Context::new();
         let support = Module::parse_ir(
@@ -123,9 +124,7 @@ impl ResidentRuntime {
         };
         let object = match summary.runtime_object() {
             _ if !use_object => Err("not used (disabled by the caller)".to_owned()),
-            None => Err(format!(
-                "{name} has none (precompute-summary --object)"
-            )),
+            None => Err(format!("{name} has none (precompute-summary --object)")),
             Some(object) => object.target.check_runs_on(&host).map(|()| object),
         };
         match object {
@@ -155,7 +154,9 @@ impl ResidentRuntime {
         }
         let start = Instant::now();
         jit.run_structors_in(dylib, runtime.structors.ctors())
-            .map_err(jit_error(format!("running the static constructors of {name}")))?;
+            .map_err(jit_error(format!(
+                "running the static constructors of {name}"
+            )))?;
         runtime.report.initializers = start.elapsed();
         Ok(runtime)
     }

@@ -762,9 +762,8 @@ impl LlJit {
     ) -> Result<(), OrcFailure> {
         let buffer = MemoryBuffer::from_bytes(object, name);
         // SAFETY: the call takes ownership of the buffer whatever the outcome.
-        let err = unsafe {
-            lj::LLVMOrcLLJITAddObjectFile(self.raw(), dylib.as_raw(), buffer.into_raw())
-        };
+        let err =
+            unsafe { lj::LLVMOrcLLJITAddObjectFile(self.raw(), dylib.as_raw(), buffer.into_raw()) };
         orc_result(&self.inner, err)
     }
 
@@ -780,7 +779,8 @@ impl LlJit {
             let entry = lj::LLVMOrcLLJITMangleAndIntern(self.raw(), cname.as_ptr());
             let mut order = [orc::LLVMOrcCJITDylibSearchOrderElement {
                 JD: dylib.as_raw(),
-                JDLookupFlags: orc::LLVMOrcJITDylibLookupFlags::LLVMOrcJITDylibLookupFlagsMatchAllSymbols,
+                JDLookupFlags:
+                    orc::LLVMOrcJITDylibLookupFlags::LLVMOrcJITDylibLookupFlagsMatchAllSymbols,
             }];
             let mut symbols = [orc::LLVMOrcCLookupSetElement {
                 Name: entry,
