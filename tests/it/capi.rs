@@ -521,3 +521,57 @@ fn borrowed_modules_stay_the_owners() {
     let err = Module::parse_bitcode(&owner, &bad, "garbage.bc").unwrap_err();
     assert!(err.to_string().contains("garbage.bc"), "{err}");
 }
+
+host_callbacks!(resident_host);
+
+/// The library API under the C plug-in: `ResidentRuntime` in a JITDylib of an LLJIT thinjit does not own
+/// (here an LLJIT of thinjit's, borrowed through its raw handle as a C host's would be):
+/// constructor once, helpers callable, destructor once at shutdown, a second runtime in the same JITDylib
+/// refused.
+#[test]
+fn resident_runtime_installs_into_a_borrowed_lljit() {
+    use thinjit::jit::{ResidentRuntime, RuntimeSource};
+    use thinjit::llvm::orc::LlJit;
+    let summary = helpers_summary();
+    let owner = LlJit::new_host().unwrap();
+    // What a C++ `LLJITBuilder` JIT has by default: the process's symbols (libc, libstdc++).
+    owner.add_process_symbols().unwrap();
+    // SAFETY: `owner` outlives `jit` and everything installed through it.
+    let jit = unsafe { LlJit::borrow_raw(owner.as_raw()) }.unwrap();
+    let host = [
+        (
+            "thinjit_host_alloc",
+            resident_host::alloc as *const () as u64,
+        ),
+        ("thinjit_host_free", resident_host::free as *const () as u64),
+        ("thinjit_host_log", resident_host::log as *const () as u64),
+        (
+            "thinjit_host_event",
+            resident_host::event as *const () as u64,
+        ),
+    ];
+    let mut runtime =
+        ResidentRuntime::install(&jit, jit.main_jitdylib(), &summary, &host, true).unwrap();
+    assert_eq!(runtime.report().source, RuntimeSource::Object);
+    assert_eq!(resident_host::events(1), 1);
+    assert!(runtime
+        .helper_symbols()
+        .contains("CreateWrappedValueFromInt"));
+    let runs = owner.lookup("rt_intern_ctor_runs").unwrap();
+    // SAFETY: `rt_intern_ctor_runs` is `int32_t (void)` in the runtime just installed.
+    let runs: extern "C" fn() -> i32 = unsafe { std::mem::transmute(runs as usize) };
+    assert_eq!(runs(), 1);
+
+    let again = ResidentRuntime::install(&jit, jit.main_jitdylib(), &summary, &host, true);
+    assert!(again.is_err(), "a second runtime in one JITDylib");
+
+    assert_eq!(resident_host::events(2), 0);
+    assert!(runtime.shutdown() >= 1);
+    assert_eq!(resident_host::events(2), 1, "destructor once");
+    assert_eq!(runtime.shutdown(), 0);
+    drop(runtime);
+    assert_eq!(resident_host::events(2), 1);
+    drop(jit);
+    // The borrowed handle never disposed the LLJIT: its owner still looks symbols up.
+    assert!(owner.lookup("CreateWrappedValueFromInt").is_ok());
+}
