@@ -575,3 +575,135 @@ fn resident_runtime_installs_into_a_borrowed_lljit() {
     // The borrowed handle never disposed the LLJIT: its owner still looks symbols up.
     assert!(owner.lookup("CreateWrappedValueFromInt").is_ok());
 }
+
+host_callbacks!(transform_host);
+
+/// The transform inside ORC, driven through the C functions on an LLJIT the caller owns: a module that does
+/// not verify fails its own materialization (the lookup returns the error, the process lives on, the failure
+/// is counted), and the next module is imported, inlined and runs.
+#[test]
+fn transform_refusal_is_a_lookup_error_not_an_abort() {
+    use thinjit::llvm::orc::LlJit;
+    use thinjit::llvm::{Context, Module};
+    let summary = helpers_summary();
+    let bytes = summary.to_bytes();
+    let jit = LlJit::new_host().unwrap();
+    jit.add_process_symbols().unwrap();
+    let host = [
+        (
+            c"thinjit_host_alloc",
+            transform_host::alloc as *const () as u64,
+        ),
+        (
+            c"thinjit_host_free",
+            transform_host::free as *const () as u64,
+        ),
+        (c"thinjit_host_log", transform_host::log as *const () as u64),
+        (
+            c"thinjit_host_event",
+            transform_host::event as *const () as u64,
+        ),
+    ]
+    .map(|(name, address)| thinjit_capi::ThinjitHostSymbol {
+        name: name.as_ptr(),
+        address,
+    });
+    let (mut s, mut runtime, mut transform) = (
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    );
+    // SAFETY: valid buffers, handles and out-pointers; `jit` outlives the runtime (disposed below) and the
+    // transform (disposed after `jit`).
+    unsafe {
+        let err = thinjit_capi::thinjit_summary_load_from_memory(
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            c"helpers".as_ptr(),
+            &mut s,
+        );
+        assert!(err.is_null());
+        let err = thinjit_capi::thinjit_resident_runtime_install(
+            jit.as_raw(),
+            std::ptr::null_mut(),
+            s,
+            host.as_ptr(),
+            host.len(),
+            1,
+            &mut runtime,
+        );
+        assert!(
+            err.is_null(),
+            "{:?}",
+            std::ffi::CStr::from_ptr(thinjit_capi::thinjit_error_message(err))
+        );
+        let err = thinjit_capi::thinjit_ir_transform_install(
+            jit.as_raw(),
+            s,
+            std::ptr::null_mut(),
+            3,
+            &mut transform,
+        );
+        assert!(err.is_null());
+    }
+    let bad = Context::new();
+    let module = Module::parse_ir(
+        &bad,
+        b"define i32 @bad() {\nentry:\n  ret i32 %y\nb:\n  %y = add i32 1, 1\n  ret i32 %y\n}\n",
+        "bad",
+    )
+    .unwrap();
+    jit.add_module(module, None).unwrap();
+    let failure = jit.lookup("bad").unwrap_err();
+    let text = format!("{failure:?} {:?}", jit.take_reported_errors());
+    assert!(
+        text.contains("does not verify") || text.contains("dominate"),
+        "{text}"
+    );
+
+    let good = Context::new();
+    let module = Module::parse_ir(&good, crate::common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
+    jit.add_module(module, None).unwrap();
+    let f = jit.lookup("f_WRAPPED").unwrap();
+    // SAFETY: `f_WRAPPED` is `ptr (ptr, ptr)` and returns a boxed int: `{ i32 tag, i32 pad, i32 value }`.
+    let value = unsafe {
+        let f: extern "C" fn(*mut u8, *mut u8) -> *const i32 = std::mem::transmute(f as usize);
+        let boxed = f(std::ptr::null_mut(), std::ptr::null_mut());
+        (*boxed, *boxed.add(2))
+    };
+    assert_eq!(value, (1, 23333));
+
+    let (mut failures, mut reports) = (0usize, 0usize);
+    let mut report = std::ptr::null_mut();
+    let mut entry = std::mem::MaybeUninit::<thinjit_capi::ThinjitReportEntry>::uninit();
+    let mut found = 0;
+    // SAFETY: live handles; valid out-pointers.
+    unsafe {
+        assert!(
+            thinjit_capi::thinjit_ir_transform_failure_count(transform, &mut failures).is_null()
+        );
+        assert!(thinjit_capi::thinjit_ir_transform_report_count(transform, &mut reports).is_null());
+        assert!(thinjit_capi::thinjit_ir_transform_report(transform, 0, &mut report).is_null());
+        assert!(thinjit_capi::thinjit_report_find(
+            report,
+            c"CreateWrappedValueFromInt".as_ptr(),
+            entry.as_mut_ptr(),
+            &mut found
+        )
+        .is_null());
+        assert_eq!(found, 1);
+        let entry = entry.assume_init();
+        assert_eq!(entry.imported, 1);
+        assert_eq!(entry.calls_after_optimize, 0, "inlined inside ORC");
+        thinjit_capi::thinjit_report_dispose(report);
+        thinjit_capi::thinjit_resident_runtime_dispose(runtime);
+    }
+    assert_eq!((failures, reports), (1, 1));
+    assert_eq!(transform_host::events(2), 1, "destructor at dispose");
+    drop(jit);
+    // SAFETY: the LLJIT it was installed on is gone.
+    unsafe {
+        thinjit_capi::thinjit_ir_transform_dispose(transform);
+        thinjit_capi::thinjit_summary_dispose(s);
+    }
+}
