@@ -147,6 +147,19 @@ pub fn import<S: ShardSource + ?Sized>(
     summary: &S,
     config: &ImportConfig,
 ) -> Result<ImportReport> {
+    import_profiled(module, summary, config, &BTreeMap::new())
+}
+
+/// [`import`] with the hotness of the script's call edges taken from a profile of the script itself:
+/// `hotness[callee]` replaces what the module's call-site attributes say about the edges to `callee` (LLVM's
+/// importer does the same with a PGO profile: hot and critical edges get the hot and critical multipliers,
+/// cold ones the cold multiplier). Used by tiered compilation, where tier 0 counted the calls.
+pub fn import_profiled<S: ShardSource + ?Sized>(
+    module: &mut Module<'_>,
+    summary: &S,
+    config: &ImportConfig,
+    hotness: &BTreeMap<String, Hotness>,
+) -> Result<ImportReport> {
     config.validate()?;
     let module_name = module.name();
     let t = Instant::now();
@@ -158,7 +171,12 @@ pub fn import<S: ShardSource + ?Sized>(
     let verify_time = t.elapsed();
 
     let t = Instant::now();
-    let symbols = script_symbols(module);
+    let mut symbols = script_symbols(module);
+    for (callee, h) in hotness {
+        if let Some(slot) = symbols.declared.get_mut(callee) {
+            *slot = *h;
+        }
+    }
     if let Some(name) = symbols.clashes(summary.index()).into_iter().next() {
         return Err(Error::Symbol {
             symbol: name,

@@ -13,6 +13,8 @@ pub mod plan;
 pub mod report;
 
 pub use config::{ImportConfig, RuntimeMode};
-pub use importer::{import, optimize, pipeline_for, script_symbols, OptLevel, ShardSource};
+pub use importer::{
+    import, import_profiled, optimize, pipeline_for, script_symbols, OptLevel, ShardSource,
+};
 pub use plan::{plan, ImportPlan, PlannedFunction, PlannedVariable, ScriptSymbols};
 pub use report::{Considered, Decision, ImportReport, Reason, StageTimes, SymbolKind, Totals};

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::builder::{EngineBuilder, Strategy};
 use super::startup::{CachedScript, RuntimeSource, StartupReport};
+use super::tier::{TierReport, Tiering};
 use crate::cache::{CacheKey, CacheOutcome, ScriptCache};
 use crate::import::{self, ImportConfig, ImportReport, OptLevel, RuntimeMode};
 use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
@@ -89,12 +90,12 @@ struct Script {
 }
 
 /// State the IR transform needs, shared with it.
-struct Shared {
-    strategy: Strategy,
-    opt_level: OptLevel,
-    import_config: ImportConfig,
+pub(super) struct Shared {
+    pub(super) strategy: Strategy,
+    pub(super) opt_level: OptLevel,
+    pub(super) import_config: ImportConfig,
     keep_optimized_ir: bool,
-    summary: Option<Arc<Summary>>,
+    pub(super) summary: Option<Arc<Summary>>,
     /// The helper library's bitcode (full-link strategy).
     library: Option<Arc<Vec<u8>>>,
     /// Host target machines for the optimizer, reused (a `TargetMachine` is not `Sync`).
@@ -105,7 +106,7 @@ struct Shared {
 
 impl Shared {
     /// Runs `f` with a host target machine from the pool (made on first use; one per concurrent user).
-    fn with_machine<T>(&self, f: impl FnOnce(&TargetMachine) -> Result<T>) -> Result<T> {
+    pub(super) fn with_machine<T>(&self, f: impl FnOnce(&TargetMachine) -> Result<T>) -> Result<T> {
         let machine = match self.machines.lock().ok().and_then(|mut m| m.pop()) {
             Some(tm) => tm,
             None => TargetMachine::host(CodeGenOpt::Aggressive)?,
@@ -254,17 +255,19 @@ impl Shared {
 ///
 /// `Send + Sync`: scripts can be added, looked up and removed from several threads at once.
 pub struct Engine {
-    jit: LlJit,
-    shared: Arc<Shared>,
+    pub(super) jit: Arc<LlJit>,
+    pub(super) shared: Arc<Shared>,
+    /// Tiered compilation (`EngineBuilder::tiering`).
+    tiering: Option<Tiering>,
     mode: RuntimeMode,
     lazy: bool,
     /// Symbols the helper runtime defines; a script may not define them again.
-    helper_symbols: BTreeSet<String>,
+    pub(super) helper_symbols: BTreeSet<String>,
     /// Static destructors of the JIT-resident library.
     structors: Structors,
     atexit: AtExitRegistry,
     scripts: Mutex<HashMap<u64, Script>>,
-    next_id: AtomicU64,
+    pub(super) next_id: AtomicU64,
     /// Scripts removed so far (dead symbol names are freed every 64).
     removals: AtomicU64,
     /// Held while ORC may compile IR (lazy mode): LLJIT compiles IR with one shared target machine.
@@ -313,7 +316,7 @@ fn missing_symbols(message: &str) -> Vec<String> {
 /// Makes a script's `linkonce`/`weak` definitions internal. ORC binds every module's copy of such a symbol to
 /// the first one loaded; if that script were removed, the others would keep calling freed memory. A script's
 /// copies are its own.
-fn internalize_shared_definitions(module: &Module<'_>) {
+pub(super) fn internalize_shared_definitions(module: &Module<'_>) {
     use crate::llvm::Linkage;
     let shared = |l: Linkage| {
         matches!(
@@ -369,6 +372,13 @@ impl Engine {
             }
             (None, None) => None,
         };
+        if builder.tiering.is_some() && (builder.lazy || cache.is_some()) {
+            return Err(Error::Config {
+                message: "tiering compiles scripts eagerly, twice, and does not cache them: use lazy(false) \
+                          and no cache"
+                    .into(),
+            });
+        }
         if cache.is_some() && builder.lazy {
             return Err(Error::Config {
                 message: "the compiled-script cache stores objects made eagerly: use lazy(false)"
@@ -457,9 +467,20 @@ impl Engine {
             }));
         }
 
+        let jit = Arc::new(jit);
+        let tiering = match &builder.tiering {
+            Some(config) => Some(Tiering::start(
+                config.clone(),
+                Arc::clone(&jit),
+                Arc::clone(&shared),
+                builder.strategy,
+            )?),
+            None => None,
+        };
         let mut engine = Engine {
             jit,
             shared,
+            tiering,
             mode,
             lazy: builder.lazy,
             helper_symbols: BTreeSet::new(),
@@ -728,7 +749,7 @@ impl Engine {
     }
 
     /// A module with a target triple or data layout must match the JIT's.
-    fn check_target(&self, module: &Module<'_>, what: &str) -> Result<()> {
+    pub(super) fn check_target(&self, module: &Module<'_>, what: &str) -> Result<()> {
         let layout = module.data_layout();
         if !layout.is_empty() && layout != self.jit.data_layout() {
             return Err(Error::Jit {
@@ -790,7 +811,22 @@ impl Engine {
     /// Adds a script (textual IR or bitcode, named `name` in errors and reports) in its own LLVM context and
     /// under its own resource tracker: verify → import → optimize → materialize (eager), or verify now and
     /// import + optimize when ORC materializes it (lazy).
+    ///
+    /// With tiering ([`EngineBuilder::tiering`]) the script starts in tier 0 (no import, a cheap pipeline,
+    /// counted) and is recompiled in the background once hot (see [`super::tier`]).
     pub fn add_script(&self, name: &str, source: &[u8]) -> Result<ScriptHandle<'_>> {
+        match &self.tiering {
+            Some(tiering) => self.add_tiered_script(tiering, name, source),
+            None => self.add_script_untiered(name, source),
+        }
+    }
+
+    /// `add_script` without tiering.
+    pub(super) fn add_script_untiered(
+        &self,
+        name: &str,
+        source: &[u8],
+    ) -> Result<ScriptHandle<'_>> {
         let cached = match &self.cache {
             Some(cache) => {
                 let key = self.script_key(source);
@@ -949,7 +985,7 @@ impl Engine {
 
     /// Records a materialized script (its tracker, atexit registry and destructors, run at removal or drop)
     /// and hands out its handle.
-    fn register_script(
+    pub(super) fn register_script(
         &self,
         id: u64,
         name: &str,
@@ -978,7 +1014,12 @@ impl Engine {
 
     /// Turns an ORC materialization failure into a typed error naming the unresolved symbol when ORC says
     /// which one it was.
-    fn materialize_error(&self, script: &str, looked_up: &str, message: String) -> Error {
+    pub(super) fn materialize_error(
+        &self,
+        script: &str,
+        looked_up: &str,
+        message: String,
+    ) -> Error {
         match missing_symbols(&message).into_iter().next() {
             Some(symbol) if symbol != looked_up => Error::Symbol {
                 symbol,
@@ -1045,6 +1086,11 @@ impl Engine {
         match script {
             Some(script) => {
                 self.run_script_destructors(&script);
+                // Tier 1 goes first (a promotion in flight no longer installs), then tier 0 below.
+                let tier1 = match &self.tiering {
+                    Some(tiering) => tiering.remove(id),
+                    None => Ok(()),
+                };
                 let removed = script.tracker.remove().map_err(|m| Error::Jit {
                     message: format!("removing script `{name}`: {m}"),
                 });
@@ -1052,7 +1098,7 @@ impl Engine {
                 if self.removals.fetch_add(1, Ordering::Relaxed) % 64 == 63 {
                     self.jit.clear_dead_symbol_names();
                 }
-                removed
+                tier1.and(removed)
             }
             None => Ok(()),
         }
@@ -1101,6 +1147,10 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        // No promotion may install while the engine goes away.
+        if let Some(tiering) = &self.tiering {
+            tiering.shutdown();
+        }
         // Destructors first, while every piece of JIT'd code is still loaded: the scripts' (newest first), then
         // handlers registered through the engine's dso handle (last first) and the library's
         // `llvm.global_dtors`.
@@ -1160,6 +1210,22 @@ impl<'e> ScriptHandle<'e> {
         self.engine
             .lookup_address(name)
             .map(|address| JitFunction::new(address, self))
+    }
+
+    /// The script's id in its engine.
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// With tiering: which tier runs, the profile, and what promotion changed (`None` without tiering).
+    pub fn tier_report(&self) -> Option<TierReport> {
+        self.engine.tiering.as_ref()?.report(self.id)
+    }
+
+    /// With tiering: waits until the script's promotion finished (the stubs switched, or tier 1 failed and
+    /// tier 0 keeps running) or `timeout` passed, and returns the report then. `None` without tiering.
+    pub fn wait_for_promotion(&self, timeout: Duration) -> Option<TierReport> {
+        self.engine.tiering.as_ref()?.wait(self.id, timeout)
     }
 
     /// Unloads the script.

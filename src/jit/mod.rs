@@ -51,9 +51,11 @@
 mod builder;
 mod engine;
 mod startup;
+pub mod tier;
 
 pub use crate::import::OptLevel;
 pub use crate::llvm::orc::JitFunction;
 pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
 pub use engine::{Engine, ScriptHandle, ScriptReport, ScriptTimes};
 pub use startup::{RuntimeSource, StartupReport, StartupTimes};
+pub use tier::{Tier, TierReport, TierZeroOpt, TieringConfig};

@@ -20,6 +20,7 @@
 mod buffer;
 mod comdat;
 mod context;
+mod instrument;
 mod message;
 mod module;
 pub mod orc;
@@ -31,6 +32,7 @@ mod value;
 
 pub use buffer::MemoryBuffer;
 pub use context::Context;
+pub use instrument::{EntryCounter, ForwardTo};
 pub use module::Module;
 pub use passes::PassOptions;
 pub use target::{host_cpu_features, host_cpu_name, host_triple, CodeGenOpt, TargetMachine};

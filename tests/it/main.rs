@@ -12,3 +12,4 @@ mod orc;
 mod robustness;
 mod startup;
 mod summary;
+mod tiering;
