@@ -33,7 +33,7 @@ mod value;
 pub use buffer::MemoryBuffer;
 pub use context::Context;
 pub use instrument::{EntryCounter, ForwardTo};
-pub use module::Module;
+pub use module::{BorrowedModule, Module};
 pub use passes::PassOptions;
 pub use target::{host_cpu_features, host_cpu_name, host_triple, CodeGenOpt, TargetMachine};
 pub use value::{

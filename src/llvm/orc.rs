@@ -22,7 +22,6 @@
 
 use std::ffi::CString;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
@@ -382,12 +381,12 @@ extern "C" fn ir_transform_trampoline(
 
 extern "C" fn with_module_trampoline(ctx: *mut libc::c_void, raw: LLVMModuleRef) -> LLVMErrorRef {
     // SAFETY: `ctx` is the `TransformCall` on the caller's stack; `raw` is the live module, whose context ORC
-    // has locked for the duration of this call, so we are its only user. The module stays owned by ORC
-    // (ManuallyDrop), and the borrowed context removes its diagnostic handler when it drops.
+    // has locked for the duration of this call, so we are its only user. The module stays owned by ORC (a
+    // borrowed module), and the borrowed context restores ORC's diagnostic handler when it drops.
     unsafe {
         let call = &*(ctx as *const TransformCall<'_>);
         let context = Context::borrow_raw(llvm_sys::core::LLVMGetModuleContext(raw));
-        let mut module = ManuallyDrop::new(Module::from_raw(&context, raw));
+        let mut module = Module::borrow_raw(&context, raw);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             (call.transform)(&mut module)
         }));
