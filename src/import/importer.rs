@@ -358,7 +358,7 @@ fn execute<S: ShardSource + ?Sized>(
 
 /// Gives script functions without `target-cpu` / `target-features` those of the imported helpers (the first
 /// imported helper, by name, that has them), so LLVM's inliner accepts the helpers. Returns the names stamped.
-fn stamp_targets(
+pub(crate) fn stamp_targets(
     module: &Module<'_>,
     script_functions: &[String],
     targets: &BTreeMap<String, (Option<String>, Option<String>)>,

@@ -9,6 +9,7 @@
 
 pub mod config;
 mod importer;
+mod llvm_importer;
 pub mod plan;
 pub mod report;
 
@@ -16,5 +17,6 @@ pub use config::{ImportConfig, RuntimeMode};
 pub use importer::{
     import, import_profiled, optimize, pipeline_for, script_symbols, OptLevel, ShardSource,
 };
+pub use llvm_importer::{import_with_llvm, LlvmImport};
 pub use plan::{plan, ImportPlan, PlannedFunction, PlannedVariable, ScriptSymbols};
 pub use report::{Considered, Decision, ImportReport, Reason, StageTimes, SymbolKind, Totals};

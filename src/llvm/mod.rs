@@ -28,6 +28,7 @@ mod passes;
 pub mod resident;
 mod shim;
 mod target;
+mod thinlto;
 mod value;
 
 pub use buffer::MemoryBuffer;
@@ -36,6 +37,7 @@ pub use instrument::{EntryCounter, ForwardTo};
 pub use module::{BorrowedModule, Module};
 pub use passes::PassOptions;
 pub use target::{host_cpu_features, host_cpu_name, host_triple, CodeGenOpt, TargetMachine};
+pub use thinlto::{bitcode_has_summary, LlvmImportOptions};
 pub use value::{
     Attribute, BasicBlock, Function, GlobalVariable, Instruction, Linkage, Opcode, Value,
     Visibility,

@@ -20,3 +20,32 @@ extern "C" {
         cap: libc::size_t,
     ) -> libc::size_t;
 }
+
+/// `ThinjitLlvmImportOptions` in `src/llvm/shim/thinlto.cpp`.
+#[repr(C)]
+pub(crate) struct ThinjitLlvmImportOptions {
+    pub(crate) import_instr_limit: libc::c_uint,
+    pub(crate) import_instr_evolution_factor: f32,
+    pub(crate) import_hot_evolution_factor: f32,
+    pub(crate) import_hot_multiplier: f32,
+    pub(crate) import_critical_multiplier: f32,
+    pub(crate) import_cold_multiplier: f32,
+    pub(crate) force_import_all: libc::c_int,
+    pub(crate) preserve_library: libc::c_int,
+}
+
+extern "C" {
+    pub(crate) fn thinjit_write_bitcode_with_summary(
+        module: LLVMModuleRef,
+    ) -> llvm_sys::prelude::LLVMMemoryBufferRef;
+    pub(crate) fn thinjit_bitcode_has_summary(
+        data: *const libc::c_char,
+        len: libc::size_t,
+    ) -> libc::c_int;
+    pub(crate) fn thinjit_llvm_import(
+        script: LLVMModuleRef,
+        library: *const libc::c_char,
+        library_len: libc::size_t,
+        options: *const ThinjitLlvmImportOptions,
+    ) -> *mut libc::c_char;
+}

@@ -437,7 +437,8 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
     library.set_name("thinjit-helpers");
     library.set_source_name("thinjit-helpers");
     library.verify()?;
-    let library_bc = library.write_bitcode();
+    // With its ThinLTO summary: LLVM's own importer (the `llvm-importer` strategy) reads it.
+    let library_bc = library.write_bitcode_with_summary();
     options.report(Stage::Link, 1, 1);
 
     let variables = analyze::analyze_variables(&library, &origins);
