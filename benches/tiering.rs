@@ -59,8 +59,11 @@ struct Query {
     expected: i64,
 }
 
-/// The bundled scripts as templates: (name, IR, reference result).
-fn templates() -> Vec<(&'static str, &'static str, fn(i64) -> i64)> {
+/// A bundled script as a template: (name, IR, reference result).
+type Template = (&'static str, &'static str, fn(i64) -> i64);
+
+/// The bundled scripts.
+fn templates() -> Vec<Template> {
     vec![
         ("seed", bundled::SEED, workload::expected_seed),
         ("arith", bundled::ARITH, workload::expected_arith),
