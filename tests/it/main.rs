@@ -5,6 +5,7 @@ mod common;
 mod bench_harness;
 mod conformance;
 mod engine;
+mod failed_adds;
 mod helpers;
 mod import;
 mod interop;

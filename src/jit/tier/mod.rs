@@ -50,12 +50,11 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::engine::{
-    internalize_shared_definitions, Engine, ScriptHandle, ScriptReport, ScriptTimes,
+    internalize_shared_definitions, Engine, Loading, ScriptHandle, ScriptReport, ScriptTimes,
 };
 use super::Strategy;
 use crate::import::{ImportReport, OptLevel};
 use crate::llvm::orc::{LlJit, ResourceTracker};
-use crate::llvm::resident::AtExitRegistry;
 use crate::llvm::{CodeGenOpt, Context, Module, TargetMachine};
 use crate::summary::Hotness;
 use crate::{Error, Result};
@@ -461,8 +460,9 @@ impl Tiering {
         };
         script.done.notify_all();
         match tier1 {
-            Some(tracker) => tracker.remove().map_err(|m| Error::Jit {
-                message: format!("removing tier 1 of script `{}`: {m}", script.name),
+            Some(tracker) => tracker.remove().map_err(|source| Error::Jit {
+                context: format!("removing tier 1 of script `{}`", script.name),
+                source,
             }),
             None => Ok(()),
         }
@@ -524,20 +524,13 @@ impl Engine {
             ..ScriptTimes::default()
         };
         let defined = module.defined_symbols();
-        if let Some(clash) = defined.iter().find(|s| self.helper_symbols.contains(*s)) {
-            return Err(Error::Symbol {
-                symbol: clash.clone(),
-                message: format!(
-                    "script `{name}` defines it, but the helper runtime already does (one instance of every helper)"
-                ),
-            });
-        }
+        self.refuse_helper_redefinition(name, defined.iter())?;
 
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let loading = Loading::new(self, name);
+        let id = loading.id;
         let structors = module.take_structors();
-        let atexit = AtExitRegistry::new();
         module.redirect_atexit();
-        module.localize_dso_handle(atexit.key());
+        module.localize_dso_handle(loading.key());
         internalize_shared_definitions(&module);
         // Entries after structor extraction: a local constructor became an external function to be run.
         let entries = prepare::entries(&module).unwrap_or(entries);
@@ -565,7 +558,7 @@ impl Engine {
                 .collect(),
             counters,
             slots,
-            dso_key: atexit.key(),
+            dso_key: loading.key(),
             added: Instant::now(),
             state: Mutex::new(State::default()),
             done: Condvar::new(),
@@ -598,55 +591,51 @@ impl Engine {
         drop(ctx);
 
         let start = Instant::now();
-        let tracker = self.jit.create_tracker();
         self.jit
-            .add_object_file(&object, name, Some(&tracker))
-            .map_err(|m| Error::Jit {
-                message: format!("adding script `{name}`: {m}"),
-            })?;
+            .add_object_file(&object, name, loading.tracker.as_ref())
+            .map_err(|f| self.script_error(name, format!("adding script `{name}`"), f))?;
         // The stubs go to the counting thunks until promotion.
         for (i, entry) in tiered.entries.iter().enumerate() {
             let thunk = prepare::thunk_name(entry, id);
-            match self.jit.lookup(&thunk) {
-                Ok(address) => tiered.slots[i].store(address, Ordering::Release),
-                Err(message) => {
-                    let _ = tracker.remove();
-                    return Err(self.materialize_error(name, &thunk, message));
-                }
-            }
+            let address = self
+                .jit
+                .lookup(&thunk)
+                .map_err(|f| self.script_error(name, format!("linking script `{name}`"), f))?;
+            tiered.slots[i].store(address, Ordering::Release);
         }
         times.materialize = start.elapsed();
-        if !structors.ctors().is_empty() {
-            if let Err(m) = self.jit.run_structors(structors.ctors()) {
-                let _ = tracker.remove();
-                return Err(self.materialize_error(name, &structors.ctors()[0], m));
-            }
-        }
         let report = ScriptReport {
             name: name.to_owned(),
             strategy: self.shared.strategy,
             times,
-            defined: after.into_iter().collect(),
+            defined: after.iter().cloned().collect(),
             import: None,
             optimized_ir: None,
             object_size: Some(object.len()),
             cache: None,
         };
+        // Registered before the constructors run: one of them may already cross the threshold.
         let tiered = Arc::new(tiered);
-        if let Ok(mut s) = tiering.scripts.lock() {
-            s.insert(id, Arc::clone(&tiered));
+        tiering
+            .scripts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Arc::clone(&tiered));
+        registry()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, (tiering.worker.queue(), id));
+        let committed = self.run_script_ctors(name, &structors).and_then(|()| {
+            loading.commit(
+                after.into_iter().collect(),
+                structors.dtors().to_vec(),
+                Arc::new(Mutex::new(Some(report))),
+            )
+        });
+        if committed.is_err() {
+            let _ = tiering.remove(id);
         }
-        if let Ok(mut r) = registry().lock() {
-            r.insert(token, (tiering.worker.queue(), id));
-        }
-        Ok(self.register_script(
-            id,
-            name,
-            tracker,
-            atexit,
-            &structors,
-            Arc::new(Mutex::new(Some(report))),
-        ))
+        committed
     }
 }
 

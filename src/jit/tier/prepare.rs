@@ -162,8 +162,9 @@ pub(super) fn tier0<'ctx>(
         );
         let stub = module.add_forwarder(&entry, f, ForwardTo::Slot(cells.slots[i]), None);
         if thunk.is_none() || stub.is_none() {
-            return Err(Error::Jit {
-                message: format!("tier 0: cannot build the stub of `{entry}`"),
+            return Err(Error::InvalidEntry {
+                symbol: entry,
+                reason: "tier 0 cannot build its stub (a symbol of that name exists)".into(),
             });
         }
     }
@@ -185,7 +186,8 @@ pub(super) fn tier1(
 ) -> Result<Vec<(usize, String)>> {
     let what = || module_name(module);
     if sites.len() != hotness.len() {
-        return Err(Error::Jit {
+        return Err(Error::Import {
+            module: what(),
             message: format!(
                 "tier 1 of {}: {} helper call sites, tier 0 counted {}",
                 what(),
@@ -202,7 +204,8 @@ pub(super) fn tier1(
     }
     let mutable = mutable_globals(module);
     if mutable.len() != globals.len() {
-        return Err(Error::Jit {
+        return Err(Error::Import {
+            module: what(),
             message: format!(
                 "tier 1 of {}: {} mutable globals, tier 0 exported {}",
                 what(),
@@ -213,7 +216,8 @@ pub(super) fn tier1(
     }
     for (g, (original, exported)) in mutable.into_iter().zip(globals) {
         if g.name() != *original {
-            return Err(Error::Jit {
+            return Err(Error::Import {
+                module: what(),
                 message: format!(
                     "tier 1 of {}: global `{}` where tier 0 had `{original}`",
                     what(),

@@ -71,7 +71,8 @@ impl Worker {
             .name("thinjit-tier".into())
             .spawn(move || run(cx, jobs))
             .map_err(|e| Error::Jit {
-                message: format!("starting the tier-1 compile thread: {e}"),
+                context: "starting the tier-1 compile thread".into(),
+                source: crate::OrcFailure::other(e.to_string()),
             })?;
         Ok(Worker {
             queue,
@@ -264,23 +265,23 @@ fn build(cx: &Context_, t: &Tiered, sites: &[SiteProfile]) -> Result<Built> {
 /// removal waits for it or has already happened).
 fn install(cx: &Context_, t: &Tiered, b: &Built) -> Result<crate::llvm::orc::ResourceTracker> {
     let tracker = cx.jit.create_tracker();
-    if let Err(m) =
-        cx.jit
-            .add_object_file(&b.object, &format!("{} (tier 1)", t.name), Some(&tracker))
-    {
+    let label = format!("{} (tier 1)", t.name);
+    if let Err(source) = cx.jit.add_object_file(&b.object, &label, Some(&tracker)) {
         return Err(Error::Jit {
-            message: format!("adding tier 1: {m}"),
+            context: format!("adding tier 1 of `{}`", t.name),
+            source,
         });
     }
     let mut targets = Vec::with_capacity(b.bodies.len());
     for (slot, body) in &b.bodies {
         match cx.jit.lookup(body) {
             Ok(address) => targets.push((*slot, address)),
-            Err(m) => {
+            Err(source) => {
                 let _ = tracker.remove();
                 cx.jit.clear_dead_symbol_names();
                 return Err(Error::Jit {
-                    message: format!("materializing tier 1 (`{body}`): {m}"),
+                    context: format!("materializing tier 1 (`{body}`)"),
+                    source,
                 });
             }
         }
