@@ -91,6 +91,24 @@ pub enum Error {
         source: Option<OrcFailure>,
     },
 
+    /// Symbols the JIT-resident runtime library of `summary` references that no host symbol, shared library or
+    /// (opt-in) process symbol defines: typically the host callbacks the runtime calls, which the host must
+    /// register ([`crate::jit::EngineBuilder::host_symbol`], `shared_library`, `process_symbols`).
+    #[error(
+        "the runtime library of summary `{summary}`: unresolved symbol{} {} (register the host callbacks it calls)",
+        plural(symbols.len()),
+        quoted(symbols)
+    )]
+    RuntimeUnresolvedSymbols {
+        /// The summary whose runtime library references them.
+        summary: String,
+        /// The names, as ORC reported them.
+        symbols: Vec<String>,
+        /// ORC's own errors.
+        #[source]
+        source: Option<OrcFailure>,
+    },
+
     /// A name was looked up that nothing in the engine defines.
     #[error("symbol `{symbol}` is not defined by any script, helper or host symbol")]
     UndefinedSymbol {

@@ -626,7 +626,11 @@ impl Engine {
         self.helper_symbols.extend(object.defined.iter().cloned());
         if let Some(first) = object.defined.first() {
             self.jit.lookup(first).map_err(|f| {
-                self.script_error(name, format!("linking the runtime object of {name}"), f)
+                runtime_error(self.script_error(
+                    name,
+                    format!("linking the runtime object of {name}"),
+                    f,
+                ))
             })?;
         }
         self.startup.times.materialize = start.elapsed();
@@ -669,9 +673,9 @@ impl Engine {
         drop(ctx);
         // Compile the library now (single-threaded); unresolved references surface here.
         if let Some(first) = first {
-            self.jit
-                .lookup(&first)
-                .map_err(|f| self.script_error(name, format!("compiling {name}"), f))?;
+            self.jit.lookup(&first).map_err(|f| {
+                runtime_error(self.script_error(name, format!("compiling {name}"), f))
+            })?;
         }
         self.startup.times.materialize = start.elapsed();
         self.startup.runtime_bytes = bytes.len();
@@ -1389,4 +1393,21 @@ fn script_key_salt(builder: &EngineBuilder, target: &ObjectTarget) -> Vec<Vec<u8
         summary,
         library,
     ]
+}
+
+/// Names the JIT-resident runtime library as the summary's, not as a script, when it references symbols nothing
+/// defines.
+fn runtime_error(error: Error) -> Error {
+    match error {
+        Error::UnresolvedSymbols {
+            script,
+            symbols,
+            source,
+        } => Error::RuntimeUnresolvedSymbols {
+            summary: script,
+            symbols,
+            source,
+        },
+        other => other,
+    }
 }

@@ -34,6 +34,7 @@ mod value;
 pub use buffer::MemoryBuffer;
 pub use context::Context;
 pub use instrument::{EntryCounter, ForwardTo};
+pub(crate) use module::is_bitcode;
 pub use module::{BorrowedModule, Module};
 pub use passes::PassOptions;
 pub use target::{host_cpu_features, host_cpu_name, host_triple, CodeGenOpt, TargetMachine};

@@ -917,12 +917,17 @@ fn jit_resident_without_host_callbacks_fails_at_build_naming_the_callback() {
         .build()
         .unwrap_err();
     match err {
-        Error::UnresolvedSymbols {
-            ref script,
+        Error::RuntimeUnresolvedSymbols {
+            ref summary,
             ref symbols,
             ..
         } => {
-            assert!(!script.is_empty(), "{err}");
+            assert!(!summary.is_empty(), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with("the runtime library of summary"),
+                "{err}"
+            );
             assert!(
                 symbols.iter().all(|s| s.starts_with("thinjit_host_")),
                 "{err}"

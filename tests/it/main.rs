@@ -3,6 +3,7 @@
 #[macro_use]
 mod common;
 mod bench_harness;
+mod build_inputs;
 mod conformance;
 mod engine;
 mod failed_adds;
