@@ -4,6 +4,7 @@
 mod common;
 mod bench_harness;
 mod build_inputs;
+mod capi;
 mod conformance;
 mod engine;
 mod failed_adds;
