@@ -9,6 +9,7 @@ mod conformance;
 mod engine;
 mod failed_adds;
 mod helpers;
+mod host_crate;
 mod import;
 mod interop;
 mod llvm_layer;
