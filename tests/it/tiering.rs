@@ -310,6 +310,21 @@ fn removal_during_promotion_is_safe() {
         assert_eq!(unsafe { f.call(10, 0) }, expected_sum(10));
         s.remove().unwrap();
     }
+    // Owned scripts too: the last clone dropped while its promotion may be compiling.
+    for i in 0..5 {
+        let ir = LOOP_SCRIPT
+            .replace("sum_squares", &format!("owned_sum{i}"))
+            .replace("calls_so_far", &format!("owned_calls{i}"));
+        let owned = engine
+            .add_owned_script(&format!("owned{i}"), ir.as_bytes())
+            .unwrap();
+        let f = owned
+            .lookup::<SumSquares>(&format!("owned_sum{i}"))
+            .unwrap();
+        // SAFETY: signature matches.
+        assert_eq!(unsafe { f.call(10, 0) }, expected_sum(10));
+        drop(owned);
+    }
     assert_eq!(engine.script_count(), 0);
     // The engine still works, and promotions still happen.
     let s = engine.add_script("after", LOOP_SCRIPT.as_bytes()).unwrap();

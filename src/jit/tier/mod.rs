@@ -49,13 +49,14 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::engine::{
-    internalize_shared_definitions, Engine, Loading, ScriptHandle, ScriptReport, ScriptTimes,
-};
+use super::engine::{Core, Loading, Registered};
+use super::pipeline::{Pipeline, ScriptReport, ScriptTimes};
+use super::runtime::internalize_shared_definitions;
 use super::Strategy;
-use crate::import::{ImportReport, OptLevel};
+use crate::import::ImportReport;
 use crate::llvm::orc::{LlJit, ResourceTracker};
 use crate::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use crate::optimize::OptLevel;
 use crate::summary::Hotness;
 use crate::{Error, Result};
 
@@ -385,7 +386,7 @@ impl Tiering {
     pub(super) fn start(
         config: TieringConfig,
         jit: Arc<LlJit>,
-        shared: Arc<super::engine::Shared>,
+        pipeline: Arc<Pipeline>,
         strategy: Strategy,
     ) -> Result<Self> {
         config.validate()?;
@@ -397,7 +398,7 @@ impl Tiering {
             });
         }
         let scripts: Arc<Mutex<HashMap<u64, Arc<Tiered>>>> = Arc::default();
-        let worker = Worker::start(config.clone(), jit, shared, Arc::clone(&scripts))?;
+        let worker = Worker::start(config.clone(), jit, pipeline, Arc::clone(&scripts))?;
         Ok(Tiering {
             config,
             scripts,
@@ -485,14 +486,22 @@ impl Tiering {
     }
 }
 
-impl Engine {
-    /// `add_script` under tiering: tier 0 now, tier 1 when an entry gets hot.
-    pub(super) fn add_tiered_script(
+impl Core {
+    /// Adds a script: through the pipeline ([`Core::add_script_untiered`]), or with tiering, as tier 0.
+    pub(super) fn add_script(&self, name: &str, source: &[u8]) -> Result<Registered> {
+        match &self.tiering {
+            Some(tiering) => self.add_tiered_script(tiering, name, source),
+            None => self.add_script_untiered(name, source),
+        }
+    }
+
+    /// Tier 0 now, tier 1 when an entry gets hot.
+    fn add_tiered_script(
         &self,
         tiering: &Tiering,
         name: &str,
         source: &[u8],
-    ) -> Result<ScriptHandle<'_>> {
+    ) -> Result<Registered> {
         let start = Instant::now();
         let ctx = Context::new();
         let mut module = Module::parse(&ctx, source, name)?;
@@ -504,19 +513,19 @@ impl Engine {
         if module.data_layout().is_empty() {
             module.set_data_layout(&self.jit.data_layout());
         }
-        let summary = self.shared.summary.as_deref();
+        let summary = self.pipeline.summary.as_deref();
         let sites = prepare::collect_sites(&module, summary.map(|s| s.index()));
         let entries = match prepare::entries(&module) {
             Ok(entries) => entries,
             Err(why) => {
                 drop(module);
                 drop(ctx);
-                let handle = self.add_script_untiered(name, source)?;
-                let report = Arc::new(Tiered::untiered(handle.id(), name, why));
+                let registered = self.add_script_untiered(name, source)?;
+                let report = Arc::new(Tiered::untiered(registered.id, name, why));
                 if let Ok(mut s) = tiering.scripts.lock() {
-                    s.insert(handle.id(), report);
+                    s.insert(registered.id, report);
                 }
-                return Ok(handle);
+                return Ok(registered);
             }
         };
         let mut times = ScriptTimes {
@@ -584,7 +593,10 @@ impl Engine {
             module.run_passes(pipeline, Some(tm), &crate::llvm::PassOptions::default())?;
             module.verify()?;
             times.optimize = start.elapsed();
-            tm.emit_object(&module)
+            let start = Instant::now();
+            let object = tm.emit_object(&module);
+            times.codegen = start.elapsed();
+            object
         })?;
         let after = module.defined_symbols();
         drop(module);
@@ -603,16 +615,17 @@ impl Engine {
                 .map_err(|f| self.script_error(name, format!("linking script `{name}`"), f))?;
             tiered.slots[i].store(address, Ordering::Release);
         }
-        times.materialize = start.elapsed();
+        times.link = start.elapsed();
         let report = ScriptReport {
             name: name.to_owned(),
-            strategy: self.shared.strategy,
+            strategy: self.pipeline.strategy,
             times,
             defined: after.iter().cloned().collect(),
             import: None,
             optimized_ir: None,
             object_size: Some(object.len()),
             cache: None,
+            temps: Vec::new(),
         };
         // Registered before the constructors run: one of them may already cross the threshold.
         let tiered = Arc::new(tiered);
@@ -678,6 +691,6 @@ fn callee_hotness(sites: &[SiteProfile]) -> BTreeMap<String, Hotness> {
 }
 
 /// Tier 1 is built at the engine's level.
-fn tier1_level(shared: &super::engine::Shared) -> OptLevel {
-    shared.opt_level
+fn tier1_level(pipeline: &Pipeline) -> OptLevel {
+    pipeline.opt_level
 }

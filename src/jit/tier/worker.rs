@@ -16,7 +16,8 @@ use super::{
     callee_hotness, prepare, tier1_level, Promotion, SiteProfile, Tier, Tiered, TieringConfig,
 };
 use crate::import::{self, ImportReport};
-use crate::jit::engine::{internalize_shared_definitions, ScriptTimes, Shared};
+use crate::jit::pipeline::{Pipeline, ScriptTimes};
+use crate::jit::runtime::internalize_shared_definitions;
 use crate::jit::Strategy;
 use crate::llvm::orc::LlJit;
 use crate::llvm::{Context, Module};
@@ -39,7 +40,7 @@ pub(crate) struct Worker {
 struct Context_ {
     config: TieringConfig,
     jit: Arc<LlJit>,
-    shared: Arc<Shared>,
+    pipeline: Arc<Pipeline>,
     scripts: Arc<Mutex<HashMap<u64, Arc<Tiered>>>>,
 }
 
@@ -57,14 +58,14 @@ impl Worker {
     pub(super) fn start(
         config: TieringConfig,
         jit: Arc<LlJit>,
-        shared: Arc<Shared>,
+        pipeline: Arc<Pipeline>,
         scripts: Arc<Mutex<HashMap<u64, Arc<Tiered>>>>,
     ) -> Result<Self> {
         let (queue, jobs) = channel();
         let cx = Context_ {
             config,
             jit,
-            shared,
+            pipeline,
             scripts,
         };
         let thread = std::thread::Builder::new()
@@ -148,7 +149,11 @@ fn promote(cx: &Context_, t: &Tiered) {
         if state.removed {
             return Ok(None);
         }
-        install(cx, t, &b).map(|tracker| Some((b, tracker)))
+        let start = Instant::now();
+        let tracker = install(cx, t, &b)?;
+        let mut b = b;
+        b.times.link = start.elapsed();
+        Ok(Some((b, tracker)))
     });
     match outcome {
         Ok(Some((b, tracker))) => {
@@ -185,19 +190,19 @@ fn build(cx: &Context_, t: &Tiered, sites: &[SiteProfile]) -> Result<Built> {
     if module.data_layout().is_empty() {
         module.set_data_layout(&cx.jit.data_layout());
     }
-    let summary = cx.shared.summary.as_deref();
+    let summary = cx.pipeline.summary.as_deref();
     let refs = prepare::collect_sites(&module, summary.map(|s| s.index()));
     // Constructors ran once, from tier 0.
     module.drop_structors();
     module.redirect_atexit();
     module.localize_dso_handle(t.dso_key);
     internalize_shared_definitions(&module);
-    let importing = cx.shared.strategy == Strategy::Summary && summary.is_some();
+    let importing = cx.pipeline.strategy == Strategy::Summary && summary.is_some();
     // The plan a tier 1 without the profile would make, for the report.
     let without: BTreeSet<String> = match (importing, summary) {
         (true, Some(summary)) => {
             let symbols = import::script_symbols(&module);
-            import::plan(summary.index(), &symbols, &cx.shared.import_config)
+            import::plan(summary.index(), &symbols, &cx.pipeline.import_config)
                 .function_names()
                 .into_iter()
                 .map(str::to_owned)
@@ -216,7 +221,7 @@ fn build(cx: &Context_, t: &Tiered, sites: &[SiteProfile]) -> Result<Built> {
         (true, Some(summary)) => Some(import::import_profiled(
             &mut module,
             summary,
-            &cx.shared.import_config,
+            &cx.pipeline.import_config,
             &callee_hotness(sites),
         )?),
         _ => None,
@@ -235,9 +240,9 @@ fn build(cx: &Context_, t: &Tiered, sites: &[SiteProfile]) -> Result<Built> {
     let minus = without.difference(&with).cloned().collect();
 
     let start = Instant::now();
-    let level = tier1_level(&cx.shared);
-    cx.shared
-        .with_machine(|tm| import::optimize(&mut module, tm, level))?;
+    let level = tier1_level(&cx.pipeline);
+    cx.pipeline
+        .with_machine(|tm| crate::optimize::optimize(&mut module, tm, level))?;
     times.optimize = start.elapsed();
     let after = module.defined_symbols();
     if after != before {
@@ -249,8 +254,8 @@ fn build(cx: &Context_, t: &Tiered, sites: &[SiteProfile]) -> Result<Built> {
         });
     }
     let start = Instant::now();
-    let object = cx.shared.with_machine(|tm| tm.emit_object(&module))?;
-    times.materialize = start.elapsed();
+    let object = cx.pipeline.with_machine(|tm| tm.emit_object(&module))?;
+    times.codegen = start.elapsed();
     Ok(Built {
         object,
         bodies,
