@@ -284,18 +284,13 @@ fn execute<S: ShardSource + ?Sized>(
         }
         // Initializers, destructors and `used` lists belong to the runtime's one copy: a script that linked
         // them would run helper constructors again or keep imported bodies alive.
-        let special: Vec<_> = shard
-            .globals()
-            .filter(|g| {
-                matches!(
-                    g.name().as_str(),
-                    "llvm.global_ctors" | "llvm.global_dtors" | "llvm.used" | "llvm.compiler.used"
-                )
-            })
-            .collect();
-        for g in special {
-            g.erase();
-        }
+        let mut shard = shard;
+        shard.erase_appending_arrays(&[
+            "llvm.global_ctors",
+            "llvm.global_dtors",
+            "llvm.used",
+            "llvm.compiler.used",
+        ]);
         for v in shard.globals() {
             if v.is_declaration() || v.name().starts_with("llvm.") {
                 continue;

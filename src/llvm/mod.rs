@@ -43,8 +43,8 @@ pub use target::{
 };
 pub use thinlto::{bitcode_has_summary, LlvmImportOptions};
 pub use value::{
-    Attribute, BasicBlock, Function, GlobalVariable, Instruction, Linkage, Opcode, Value,
-    Visibility,
+    Attribute, BasicBlock, Function, GlobalValue, GlobalVariable, Instruction, Linkage, Opcode,
+    Value, Visibility,
 };
 
 use std::sync::Once;
