@@ -61,6 +61,7 @@ mod pipeline;
 mod resident;
 mod runtime;
 mod startup;
+pub mod tier;
 
 pub use crate::llvm::orc::JitFunction;
 pub use crate::optimize::OptLevel;
@@ -69,3 +70,4 @@ pub use engine::{Engine, Script, ScriptHandle};
 pub use pipeline::{ScriptReport, ScriptTimes, Stage};
 pub use resident::{ResidentReport, ResidentRuntime, RUNTIME_MODULE_PREFIX};
 pub use startup::{RuntimeSource, StartupReport, StartupTimes};
+pub use tier::{Tier, TierReport, TierZeroOpt, TieringConfig};
