@@ -7,6 +7,7 @@ mod conformance;
 mod engine;
 mod helpers;
 mod import;
+mod inlining;
 mod llvm_layer;
 mod orc;
 mod robustness;
