@@ -272,9 +272,7 @@ fn execute<S: ShardSource + ?Sized>(
     }
     // Every shard parsed: only now is the script modified.
     let t = Instant::now();
-    for shard in shards {
-        module.link_in(shard)?;
-    }
+    module.link_in_all(shards)?;
     link_time += t.elapsed();
 
     // Host-native local copies: resolved by name across shards during linking; now private to the script.

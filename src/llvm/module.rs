@@ -242,6 +242,31 @@ impl<'ctx> Module<'ctx> {
         Ok(())
     }
 
+    /// Links every module of `others` into this one, in order, with one LLVM `Linker` (cheaper than one
+    /// [`link_in`](Self::link_in) per module: each call would rebuild the linker's view of this module's types).
+    /// All of `others` are consumed; on failure the error names the module that failed, and the ones after it
+    /// are not linked.
+    pub fn link_in_all(&mut self, others: Vec<Module<'ctx>>) -> Result<()> {
+        if others.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = others.iter().map(|m| m.name()).collect();
+        let mut raw: Vec<LLVMModuleRef> = others.into_iter().map(Module::into_raw).collect();
+        // SAFETY: every module is live, owned by us and in this module's context; the shim takes ownership of
+        // all of them whatever the outcome; errors are reported to the context's diagnostic handler.
+        let linked = unsafe {
+            crate::llvm::shim::thinjit_link_modules(self.as_raw(), raw.as_mut_ptr(), raw.len())
+        };
+        let diagnostics = self.ctx.take_diagnostics();
+        if linked < names.len() {
+            return Err(Error::Link {
+                what: format!("`{}` into `{}`", names[linked], self.name()),
+                message: join_messages("the linker reported an error", &diagnostics),
+            });
+        }
+        Ok(())
+    }
+
     /// The module identifier.
     pub fn name(&self) -> String {
         let mut len = 0usize;
