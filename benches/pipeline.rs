@@ -170,10 +170,16 @@ fn run_times(
         let ctx = Context::new();
         let m = compile(&ctx, &ir, &script.name, v, &machines[k], &lib.summary);
         // Every variant's copy lives in the one JIT: only the renamed entry stays external.
-        for f in m.functions().filter(|f| !f.is_declaration() && f.name() != entry) {
+        for f in m
+            .functions()
+            .filter(|f| !f.is_declaration() && f.name() != entry)
+        {
             f.set_linkage(Linkage::Internal);
         }
-        for g in m.globals().filter(|g| !g.is_declaration() && !g.name().starts_with("llvm.")) {
+        for g in m
+            .globals()
+            .filter(|g| !g.is_declaration() && !g.name().starts_with("llvm."))
+        {
             g.set_linkage(Linkage::Internal);
         }
         let (jit_entry, _) = rt.add_script(m, &entry).expect("add script");
@@ -296,7 +302,8 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0.1);
-    let names = std::env::var("THINJIT_BENCH_WORKLOADS").unwrap_or_else(|_| "helpers,synth-1k".into());
+    let names =
+        std::env::var("THINJIT_BENCH_WORKLOADS").unwrap_or_else(|_| "helpers,synth-1k".into());
     println!("| library | script | variant | verify (ms) | import (ms) | optimize (ms) | codegen (ms) | compile (ms) | ÷ none | run (ms) |");
     println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for name in names.split(',').map(str::trim).filter(|s| !s.is_empty()) {

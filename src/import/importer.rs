@@ -215,7 +215,8 @@ fn execute<S: ShardSource + ?Sized>(
         };
         let t = Instant::now();
         let bytes = summary.shard(f)?;
-        let shard = Module::parse_bitcode(ctx, bytes, &format!("shard of `{}`", f.name))?;
+        // A context reused across scripts keeps parsed shards and hands out copies.
+        let shard = Module::parse_bitcode_cached(ctx, bytes, &format!("shard of `{}`", f.name))?;
         for g in shard.functions() {
             if g.is_declaration() {
                 continue;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::builder::{EngineBuilder, Strategy};
+use super::contexts::{ContextPool, ContextReuse};
 use super::startup::{CachedScript, RuntimeSource, StartupReport};
 use crate::cache::{CacheKey, CacheOutcome, ScriptCache};
 use crate::import::{self, ImportConfig, ImportReport, OptLevel, RuntimeMode};
@@ -298,6 +299,8 @@ pub struct Engine {
     removals: AtomicU64,
     /// Held while ORC may compile IR (lazy mode): LLJIT compiles IR with one shared target machine.
     compile_lock: Mutex<()>,
+    /// Contexts eager scripts are compiled in, reused a bounded number of times (parsed shards are copied).
+    contexts: ContextPool,
     /// How the engine started.
     startup: StartupReport,
     /// What the JIT targets (object compatibility, cache keys).
@@ -493,6 +496,7 @@ impl Engine {
             next_id: AtomicU64::new(1),
             removals: AtomicU64::new(0),
             compile_lock: Mutex::new(()),
+            contexts: ContextPool::default(),
             startup: StartupReport::default(),
             target,
             cache,
@@ -783,6 +787,11 @@ impl Engine {
         Ok(())
     }
 
+    /// How eagerly compiled scripts reused LLVM contexts and the helper shards parsed in them.
+    pub fn context_reuse(&self) -> ContextReuse {
+        self.contexts.stats()
+    }
+
     /// Where the helper runtime lives for this engine.
     pub fn runtime_mode(&self) -> RuntimeMode {
         self.mode
@@ -840,9 +849,19 @@ impl Engine {
         let dso_name = tag
             .as_ref()
             .map(|t| format!("{}.{t}", resident::DSO_HANDLE));
-        let ctx = Context::new();
+        // Eager scripts are compiled in a pooled context (their modules are gone before it is given back);
+        // a lazy script's context goes to ORC with the module.
+        let pooled = (!self.lazy).then(|| self.contexts.take());
+        let fresh;
+        let ctx: &Context = match &pooled {
+            Some(p) => &p.ctx,
+            None => {
+                fresh = Context::new();
+                &fresh
+            }
+        };
         let start = Instant::now();
-        let mut module = Module::parse(&ctx, source, name)?;
+        let mut module = Module::parse(ctx, source, name)?;
         module.verify()?;
         self.check_target(&module, name)?;
         if module.triple().is_empty() {
@@ -920,7 +939,9 @@ impl Engine {
             let object = self.shared.with_machine(|tm| tm.emit_object(&module))?;
             let object_len = object.len();
             drop(module);
-            drop(ctx);
+            if let Some(p) = pooled {
+                self.contexts.give_back(p);
+            }
             self.jit
                 .add_object_file(&object, name, loading.tracker.as_ref())
                 .map_err(|f| self.script_error(name, format!("adding script `{name}`"), f))?;

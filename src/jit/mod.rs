@@ -49,11 +49,13 @@
 //! ```
 
 mod builder;
+mod contexts;
 mod engine;
 mod startup;
 
 pub use crate::import::OptLevel;
 pub use crate::llvm::orc::JitFunction;
 pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
+pub use contexts::{ContextReuse, SCRIPTS_PER_CONTEXT};
 pub use engine::{Engine, ScriptHandle, ScriptReport, ScriptTimes};
 pub use startup::{RuntimeSource, StartupReport, StartupTimes};

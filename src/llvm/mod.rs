@@ -31,7 +31,7 @@ mod thinlto;
 mod value;
 
 pub use buffer::MemoryBuffer;
-pub use context::Context;
+pub use context::{Context, ModuleCacheStats};
 pub(crate) use module::is_bitcode;
 pub use module::{BorrowedModule, Module};
 pub use passes::PassOptions;

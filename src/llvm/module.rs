@@ -171,6 +171,25 @@ impl<'ctx> Module<'ctx> {
         Self::parse_bitcode_buffer(ctx, &MemoryBuffer::from_bytes(bytes, name), name)
     }
 
+    /// Like [`parse_bitcode`](Self::parse_bitcode), but when `ctx` has its module cache enabled
+    /// ([`Context::enable_module_cache`]) the first parse of these bytes is kept and later ones return a copy
+    /// of it instead of reading the bitcode again. Without the cache, exactly `parse_bitcode`.
+    pub fn parse_bitcode_cached(ctx: &'ctx Context, bytes: &[u8], name: &str) -> Result<Self> {
+        if !ctx.module_cache_enabled() {
+            return Self::parse_bitcode(ctx, bytes, name);
+        }
+        if let Some(held) = ctx.cached_module(bytes) {
+            // SAFETY: `held` is a live module of `ctx` (disposed only with the context) that nobody modifies;
+            // the clone is a new module we own, in the same context.
+            return Ok(unsafe { Self::from_raw(ctx, c::LLVMCloneModule(held.as_ptr())) });
+        }
+        let module = Self::parse_bitcode(ctx, bytes, name)?;
+        let copy = module.clone_module();
+        let raw = NonNull::new(module.into_raw()).expect("null module");
+        ctx.keep_module(bytes, raw);
+        Ok(copy)
+    }
+
     /// Parses bitcode eagerly from a buffer; the buffer is not retained by the module.
     pub fn parse_bitcode_buffer(
         ctx: &'ctx Context,

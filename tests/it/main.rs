@@ -5,6 +5,7 @@ mod common;
 mod bench_harness;
 mod build_inputs;
 mod conformance;
+mod context_reuse;
 mod engine;
 mod failed_adds;
 mod helpers;
