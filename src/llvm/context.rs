@@ -34,12 +34,15 @@ impl DiagnosticSink {
     }
 }
 
+/// A held module and the exact bytes it was parsed from.
+type HeldModule = (Box<[u8]>, NonNull<llvm_sys::LLVMModule>);
+
 /// Bitcode a context has parsed once and hands out copies of ([`Context::enable_module_cache`]): the parsed
 /// modules, keyed by a hash of their bytes (the bytes are kept and compared, so a hash collision is a miss).
 #[derive(Default)]
 struct ModuleCache {
     enabled: bool,
-    entries: HashMap<u64, Vec<(Box<[u8]>, NonNull<llvm_sys::LLVMModule>)>>,
+    entries: HashMap<u64, Vec<HeldModule>>,
     len: usize,
     bytes: usize,
     hits: u64,
