@@ -16,8 +16,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use thinjit::import::{self, ImportConfig, OptLevel};
+use thinjit::import::{self, ImportConfig};
 use thinjit::llvm::{CodeGenOpt, Context, Linkage, Module, PassOptions, TargetMachine};
+use thinjit::optimize::{optimize, OptLevel};
 use thinjit::summary::Summary;
 use thinjit_cli::bench::{self, PreparedLibrary, Runtime, Workload};
 
@@ -29,7 +30,7 @@ fn cache() -> std::path::PathBuf {
 struct Variant {
     name: &'static str,
     import: bool,
-    /// `None`: [`import::optimize`] (what the engine runs).
+    /// `None`: [`optimize`] (what the engine runs).
     pipeline: Option<&'static str>,
     /// Run `default<O3>` on the script before the import (then `pipeline` after it).
     pre_o3: bool,
@@ -143,7 +144,7 @@ fn compile<'c>(
         import::import(&mut m, summary, &ImportConfig::default()).expect("import");
     }
     match v.pipeline {
-        None => import::optimize(&mut m, tm, OptLevel::O3).expect("optimize"),
+        None => optimize(&mut m, tm, OptLevel::O3).expect("optimize"),
         Some(p) => m
             .run_passes(p, Some(tm), &PassOptions::default())
             .expect("passes"),
@@ -235,7 +236,7 @@ fn run_workload(workload: &Workload, lib: &PreparedLibrary, iters: usize) {
                 let t_import = start.elapsed() - t_pre;
                 let t = Cpu::now();
                 match v.pipeline {
-                    None => import::optimize(&mut m, tm, OptLevel::O3).expect("optimize"),
+                    None => optimize(&mut m, tm, OptLevel::O3).expect("optimize"),
                     Some(p) => {
                         if m.triple().is_empty() {
                             m.set_triple(tm.triple());

@@ -152,19 +152,20 @@ fn main() {
         "Scripts compiled per second (eager, JIT-resident, bundled helper workloads, {per_thread} scripts per thread, median of {repeats}; {} cores)\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("| threads | scripts/s | × one thread | parse (ms) | import (ms) | optimize (ms) | materialize (ms) |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| threads | scripts/s | × one thread | parse + verify (ms) | plan + import (ms) | optimize (ms) | codegen (ms) | link (ms) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     let base = median_f(rates[0].clone());
     for (i, &t) in thread_counts.iter().enumerate() {
         let rate = median_f(rates[i].clone());
         let stage = |f: fn(&ScriptTimes) -> Duration| ms(median(times[i].iter().map(f).collect()));
         println!(
-            "| {t} | {rate:.1} | {:.2} | {} | {} | {} | {} |",
+            "| {t} | {rate:.1} | {:.2} | {} | {} | {} | {} | {} |",
             rate / base,
-            stage(|s| s.parse),
-            stage(|s| s.import),
+            stage(|s| s.parse + s.verify),
+            stage(|s| s.plan + s.import),
             stage(|s| s.optimize),
-            stage(|s| s.materialize),
+            stage(|s| s.codegen),
+            stage(|s| s.link),
         );
     }
 }

@@ -9,8 +9,9 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use thinjit::import::{import, optimize, ImportConfig, OptLevel};
+use thinjit::import::{import, ImportConfig};
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use thinjit::optimize::{optimize, OptLevel};
 use thinjit::summary::{BuildOptions, Summary};
 use thinjit_cli::bench::workload::{helper_scripts, synthetic_workload};
 
