@@ -61,6 +61,7 @@ mod engine;
 mod pipeline;
 mod runtime;
 mod startup;
+pub mod tier;
 
 pub use crate::llvm::orc::JitFunction;
 pub use crate::optimize::OptLevel;
@@ -69,3 +70,4 @@ pub use contexts::{ContextReuse, SCRIPTS_PER_CONTEXT};
 pub use engine::{Engine, Script, ScriptHandle};
 pub use pipeline::{ScriptReport, ScriptTimes, Stage};
 pub use startup::{RuntimeSource, StartupReport, StartupTimes};
+pub use tier::{Tier, TierReport, TierZeroOpt, TieringConfig};

@@ -20,3 +20,4 @@ mod pipeline;
 mod robustness;
 mod startup;
 mod summary;
+mod tiering;
