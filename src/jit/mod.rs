@@ -56,8 +56,10 @@
 
 mod builder;
 mod cache;
+mod contexts;
 mod engine;
 mod pipeline;
+mod resident;
 mod runtime;
 mod startup;
 pub mod tier;
@@ -65,7 +67,9 @@ pub mod tier;
 pub use crate::llvm::orc::JitFunction;
 pub use crate::optimize::OptLevel;
 pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
+pub use contexts::{ContextReuse, SCRIPTS_PER_CONTEXT};
 pub use engine::{Engine, Script, ScriptHandle};
 pub use pipeline::{ScriptReport, ScriptTimes, Stage};
+pub use resident::{ResidentReport, ResidentRuntime, RUNTIME_MODULE_PREFIX};
 pub use startup::{RuntimeSource, StartupReport, StartupTimes};
 pub use tier::{Tier, TierReport, TierZeroOpt, TieringConfig};
