@@ -842,9 +842,95 @@ impl Engine {
             .map(|t| format!("{}.{t}", resident::DSO_HANDLE));
         let ctx = Context::new();
         let start = Instant::now();
-        let mut module = Module::parse(&ctx, source, name)?;
+        let module = Module::parse(&ctx, source, name)?;
+        self.add_module_where_it_lives(
+            name,
+            ScriptModule::Owned(module),
+            start,
+            cached,
+            tag,
+            dso_name,
+        )
+    }
+
+    /// Adds a script module that lives in a context the caller owns: an llvm-sys or C++ caller's context
+    /// borrowed with [`Context::borrow_raw`] and [`Module::borrow_raw`], an inkwell module (see
+    /// [`Engine::add_inkwell_module`], feature `inkwell`), or a thinjit [`Context`]. The module is compiled where
+    /// it lives, with no copy through text or bitcode: the import pass links helper bodies into it (into its
+    /// context), O3 and code generation run on it on this thread, and the object is added under the script's own
+    /// tracker. The module is left changed (imported, optimized, structors taken out): drop it afterwards.
+    ///
+    /// Eager engines only (a lazy engine hands modules to ORC, which needs them in a context of its own: use
+    /// [`Engine::add_script_module`], which copies), and never from the compiled-script cache (its key is the
+    /// script's bytes, which this path never makes).
+    ///
+    /// ```
+    /// use thinjit::jit::EngineBuilder;
+    /// use thinjit::llvm::{Context, Module};
+    /// let engine = EngineBuilder::new().build().unwrap();
+    /// let ctx = Context::new();
+    /// let mut module = Module::parse_ir(&ctx, b"define i32 @seven() { ret i32 7 }", "seven").unwrap();
+    /// let script = engine.add_script_module_in_place(&mut module).unwrap();
+    /// let seven = script.lookup::<extern "C" fn() -> i32>("seven").unwrap();
+    /// assert_eq!(unsafe { seven.call() }, 7);
+    /// ```
+    pub fn add_script_module_in_place(&self, module: &mut Module<'_>) -> Result<ScriptHandle<'_>> {
+        let name = module.name();
+        if self.lazy {
+            return Err(Error::Config {
+                message: format!(
+                    "script `{name}`: a lazy engine hands modules to ORC in a context of their own; add a module \
+                     of the caller's context eagerly (lazy(false)) or copy it with add_script_module"
+                ),
+            });
+        }
+        self.add_module_where_it_lives(
+            &name,
+            ScriptModule::InPlace(module),
+            Instant::now(),
+            None,
+            None,
+            None,
+        )
+    }
+
+    /// Adds an inkwell module (feature `inkwell`), compiled where it lives in the caller's inkwell context with
+    /// no text or bitcode copy; see [`Engine::add_script_module_in_place`]. The module is consumed.
+    ///
+    /// ```
+    /// let engine = thinjit::jit::EngineBuilder::new().build().unwrap();
+    /// let ink = inkwell::context::Context::create();
+    /// let module = ink.create_module("seven");
+    /// let f = module.add_function("seven", ink.i32_type().fn_type(&[], false), None);
+    /// let builder = ink.create_builder();
+    /// builder.position_at_end(ink.append_basic_block(f, "entry"));
+    /// builder.build_return(Some(&ink.i32_type().const_int(7, false))).unwrap();
+    /// let script = engine.add_inkwell_module(module).unwrap();
+    /// let seven = script.lookup::<extern "C" fn() -> i32>("seven").unwrap();
+    /// assert_eq!(unsafe { seven.call() }, 7);
+    /// ```
+    #[cfg(feature = "inkwell")]
+    pub fn add_inkwell_module(
+        &self,
+        module: inkwell::module::Module<'_>,
+    ) -> Result<ScriptHandle<'_>> {
+        crate::llvm::inkwell::with_module(&module, |m| self.add_script_module_in_place(m))
+    }
+
+    /// The part of [`Engine::add_script`] after parsing: verify, check, then lazy (ORC) or eager (import, O3,
+    /// codegen on this thread) addition. `start` is when parsing started (for the report's parse time).
+    fn add_module_where_it_lives(
+        &self,
+        name: &str,
+        mut script: ScriptModule<'_, '_>,
+        start: Instant,
+        cached: Option<(Arc<ScriptCache>, CacheKey)>,
+        tag: Option<String>,
+        dso_name: Option<String>,
+    ) -> Result<ScriptHandle<'_>> {
+        let module = script.module();
         module.verify()?;
-        self.check_target(&module, name)?;
+        self.check_target(module, name)?;
         if module.triple().is_empty() {
             module.set_triple(&self.jit.triple());
         }
@@ -868,7 +954,7 @@ impl Engine {
             Some(n) => uses_dso |= module.export_dso_handle(n),
             None => uses_dso |= module.localize_dso_handle(loading.key()),
         }
-        internalize_shared_definitions(&module);
+        internalize_shared_definitions(module);
 
         let slot: ReportSlot = Arc::default();
         if self.lazy {
@@ -890,12 +976,19 @@ impl Engine {
                     },
                 );
             loading.pending = Some(key);
+            let ScriptModule::Owned(owned) = script else {
+                return Err(Error::Config {
+                    message: format!(
+                        "script `{name}`: a lazy engine needs the script in a context of its own"
+                    ),
+                });
+            };
             self.jit
-                .add_module(module, loading.tracker.as_ref())
+                .add_module(owned, loading.tracker.as_ref())
                 .map_err(|f| self.script_error(name, format!("adding script `{name}`"), f))?;
         } else {
             let before = module.defined_symbols();
-            let (import, optimized_ir) = self.shared.prepare(&mut module, &mut times)?;
+            let (import, optimized_ir) = self.shared.prepare(module, &mut times)?;
             let after = module.defined_symbols();
             if after != before {
                 return Err(Error::Import {
@@ -917,10 +1010,9 @@ impl Engine {
             }
             // Code generation on this thread with a pooled target machine, then JITLink (thread-safe).
             let start = Instant::now();
-            let object = self.shared.with_machine(|tm| tm.emit_object(&module))?;
+            let object = self.shared.with_machine(|tm| tm.emit_object(module))?;
             let object_len = object.len();
-            drop(module);
-            drop(ctx);
+            drop(script);
             self.jit
                 .add_object_file(&object, name, loading.tracker.as_ref())
                 .map_err(|f| self.script_error(name, format!("adding script `{name}`"), f))?;
@@ -1348,5 +1440,21 @@ fn runtime_error(error: Error) -> Error {
             source,
         },
         other => other,
+    }
+}
+
+/// A script module on its way into the engine: parsed by the engine into a context of its own, or the caller's,
+/// compiled where it lives.
+enum ScriptModule<'m, 'c> {
+    Owned(Module<'c>),
+    InPlace(&'m mut Module<'c>),
+}
+
+impl<'c> ScriptModule<'_, 'c> {
+    fn module(&mut self) -> &mut Module<'c> {
+        match self {
+            ScriptModule::Owned(m) => m,
+            ScriptModule::InPlace(m) => m,
+        }
     }
 }

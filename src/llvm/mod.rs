@@ -20,6 +20,8 @@
 mod buffer;
 mod comdat;
 mod context;
+#[cfg(feature = "inkwell")]
+pub mod inkwell;
 mod message;
 mod module;
 pub mod orc;
@@ -33,7 +35,7 @@ mod value;
 pub use buffer::MemoryBuffer;
 pub use context::Context;
 pub(crate) use module::is_bitcode;
-pub use module::{BorrowedModule, Module};
+pub use module::{modules_serialized_on_this_thread, BorrowedModule, Module};
 pub use passes::PassOptions;
 pub use target::{host_cpu_features, host_cpu_name, host_triple, CodeGenOpt, TargetMachine};
 pub use thinlto::{bitcode_has_summary, LlvmImportOptions};
