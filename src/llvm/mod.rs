@@ -37,7 +37,10 @@ pub use context::Context;
 pub(crate) use module::is_bitcode;
 pub use module::{modules_serialized_on_this_thread, BorrowedModule, Module};
 pub use passes::PassOptions;
-pub use target::{host_cpu_features, host_cpu_name, host_triple, CodeGenOpt, TargetMachine};
+pub use target::{
+    host_cpu_features, host_cpu_name, host_triple, normalize_triple, same_target, CodeGenOpt,
+    TargetMachine,
+};
 pub use thinlto::{bitcode_has_summary, LlvmImportOptions};
 pub use value::{
     Attribute, BasicBlock, Function, GlobalVariable, Instruction, Linkage, Opcode, Value,

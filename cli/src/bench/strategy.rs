@@ -134,7 +134,7 @@ pub struct CompiledScript<'ctx> {
     pub module: Module<'ctx>,
     /// Plan + import (summary), or parse + prepare + link of the whole library (full link).
     pub import_time: Duration,
-    /// O3 (`import::optimize`).
+    /// O3 (`optimize::optimize`).
     pub optimize_time: Duration,
     /// Helper functions linked into the script before O3 (definitions of any linkage).
     pub linked_functions: usize,
@@ -205,11 +205,11 @@ pub fn import_script<'ctx>(
     })
 }
 
-/// Runs O3 ([`thinjit::import::optimize`], the same pipeline for every strategy) on an imported script; returns
+/// Runs O3 ([`thinjit::optimize::optimize`], the same pipeline for every strategy) on an imported script; returns
 /// how long it took.
 pub fn optimize_script(module: &mut Module<'_>, tm: &TargetMachine) -> Result<Duration> {
     let t = Instant::now();
-    thinjit::import::optimize(module, tm, thinjit::import::OptLevel::O3)?;
+    thinjit::optimize::optimize(module, tm, thinjit::optimize::OptLevel::O3)?;
     Ok(t.elapsed())
 }
 
