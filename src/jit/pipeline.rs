@@ -249,6 +249,10 @@ impl<'p> Run<'p> {
 
     /// With save-temps, writes `module` as `stage`'s file.
     fn save_module(&mut self, stage: Stage, module: &Module<'_>) -> Result<()> {
+        // Write the module only when it is kept: bitcode of every stage of every script costs time.
+        if self.pipeline.save_temps.is_none() {
+            return Ok(());
+        }
         self.save(stage, &module.write_bitcode())
     }
 
@@ -556,7 +560,7 @@ impl Core {
         run.save_module(Stage::Parse, module)?;
         let defined: BTreeSet<String> = run.stage(Stage::Verify, || {
             module.verify()?;
-            self.check_target(&module, name)?;
+            self.check_target(module, name)?;
             if module.triple().is_empty() {
                 module.set_triple(&self.jit.triple());
             }
