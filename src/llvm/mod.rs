@@ -22,6 +22,7 @@ mod comdat;
 mod context;
 #[cfg(feature = "inkwell")]
 pub mod inkwell;
+mod instrument;
 mod message;
 mod module;
 pub mod orc;
@@ -34,6 +35,7 @@ mod value;
 
 pub use buffer::MemoryBuffer;
 pub use context::Context;
+pub use instrument::{EntryCounter, ForwardTo};
 pub(crate) use module::is_bitcode;
 pub use module::{modules_serialized_on_this_thread, BorrowedModule, Module};
 pub use passes::PassOptions;
@@ -43,8 +45,8 @@ pub use target::{
 };
 pub use thinlto::{bitcode_has_summary, LlvmImportOptions};
 pub use value::{
-    Attribute, BasicBlock, Function, GlobalVariable, Instruction, Linkage, Opcode, Value,
-    Visibility,
+    Attribute, BasicBlock, Function, GlobalValue, GlobalVariable, Instruction, Linkage, Opcode,
+    Value, Visibility,
 };
 
 use std::sync::Once;

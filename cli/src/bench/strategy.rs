@@ -261,6 +261,7 @@ fn stamp_target(ctx: &Context, module: &Module<'_>, own: &BTreeSet<String>, lib:
 
 /// `full-link`: every non-local definition of the library becomes `available_externally` (the runtime's copy
 /// is the real one); constructor and `used` lists are dropped (the engine runs the runtime's initializers).
+#[allow(unsafe_code)] // `GlobalVariable::erase` is `unsafe`: see the SAFETY line.
 fn make_available_externally(library: &Module<'_>) {
     for f in library.functions() {
         if !f.is_declaration() && !f.linkage().is_local() {
@@ -286,7 +287,9 @@ fn make_available_externally(library: &Module<'_>) {
         }
     }
     for g in erase {
-        g.erase();
+        // SAFETY: `library` was parsed by this function and no other handle to these arrays exists; LLVM's
+        // `llvm.*` appending arrays have no uses in IR.
+        unsafe { g.erase() };
     }
 }
 
