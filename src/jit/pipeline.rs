@@ -284,6 +284,8 @@ pub(super) struct Pipeline {
     /// Typed errors of lazy scripts whose stages failed inside ORC's IR transform (ORC only carries text): the
     /// lookup that made ORC materialize the script returns them.
     pub transform_failures: Mutex<Vec<Error>>,
+    /// Contexts eager scripts are compiled in, reused a bounded number of times (parsed shards are copied).
+    pub contexts: super::contexts::ContextPool,
 }
 
 impl Pipeline {
@@ -524,10 +526,25 @@ impl Core {
         };
         // Code that will be cached gets names that do not depend on this process (structors, dso handle).
         let tag = cached.as_ref().map(|(_, key)| key.hex()[..16].to_owned());
-        let mut run = self.pipeline.run(name);
-        let ctx = Context::new();
-        let module = run.stage(Stage::Parse, || Module::parse(&ctx, source, name))?;
-        self.add_module(name, ScriptModule::Owned(module), run, cached, tag)
+        let pipeline = &*self.pipeline;
+        let mut run = pipeline.run(name);
+        // Eager scripts are compiled in a pooled context (their modules are gone before it is given back);
+        // a lazy script's context goes to ORC with the module.
+        let pooled = (!self.lazy).then(|| pipeline.contexts.take());
+        let fresh;
+        let ctx: &Context = match &pooled {
+            Some(p) => &p.ctx,
+            None => {
+                fresh = Context::new();
+                &fresh
+            }
+        };
+        let module = run.stage(Stage::Parse, || Module::parse(ctx, source, name))?;
+        let registered = self.add_module(name, ScriptModule::Owned(module), run, cached, tag)?;
+        if let Some(p) = pooled {
+            pipeline.contexts.give_back(p);
+        }
+        Ok(registered)
     }
 
     /// Adds a script module of the caller's context, compiled where it lives (eager engines only; never
