@@ -137,6 +137,16 @@ impl Shared {
                 self.full_link_internalize(module)?;
                 None
             }
+            (Strategy::LlvmImporter, _) => {
+                let library = self.library.as_deref().ok_or_else(|| Error::Config {
+                    message: "the llvm-importer strategy needs a summary or a helper library"
+                        .into(),
+                })?;
+                let name = module.name();
+                let imported =
+                    import::import_with_llvm(module, library, &self.import_config, true)?;
+                Some(imported.to_report(&name))
+            }
             _ => None,
         };
         times.import = start.elapsed();
@@ -352,8 +362,19 @@ fn same_target(a: &str, b: &str) -> bool {
 
 impl Engine {
     /// Builds an engine from `builder` (see [`EngineBuilder::build`]).
-    pub fn new(builder: EngineBuilder) -> Result<Self> {
+    pub fn new(mut builder: EngineBuilder) -> Result<Self> {
         builder.import_config.validate()?;
+        // LLVM's importer (like ThinLTO) needs a ThinLTO summary of the library, and the library promoted so the
+        // locals an import refers to are exported under the names the import uses: a helper library given
+        // without a summary is promoted and summarized here, and that library is the one made resident.
+        if builder.strategy == Strategy::LlvmImporter {
+            if let Some((name, bytes)) = &builder.helper_library {
+                if crate::llvm::bitcode_has_summary(bytes) != Some(true) {
+                    let promoted = crate::summary::promote_library_with_summary(name, bytes)?;
+                    builder.helper_library = Some((name.clone(), promoted));
+                }
+            }
+        }
         if builder.lazy && builder.strategy == Strategy::FullLinkInternalize {
             return Err(Error::Config {
                 message: "the full-link-internalize strategy brings the helpers' static constructors into every \
@@ -422,7 +443,15 @@ impl Engine {
         if let Some(summary) = &builder.summary {
             summary.check_target(&jit.triple(), &jit.data_layout())?;
         }
-        // Whole-library strategies link the library bitcode into every script.
+        if builder.strategy == Strategy::LlvmImporter && mode != RuntimeMode::JitResident {
+            return Err(Error::Config {
+                message: "the llvm-importer strategy imports under the resident library's promoted names: it \
+                          needs the JIT-resident runtime mode"
+                    .into(),
+            });
+        }
+        // Whole-library strategies link the library bitcode into every script; LLVM's importer reads it (with
+        // its ThinLTO summary, made here for a helper library given without one).
         let library: Option<Arc<Vec<u8>>> = match (builder.strategy, &builder.helper_library) {
             (Strategy::None | Strategy::Summary, _) => None,
             (_, Some((_, bytes))) => Some(Arc::new(bytes.clone())),

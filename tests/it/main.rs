@@ -8,6 +8,7 @@ mod engine;
 mod helpers;
 mod import;
 mod interop;
+mod llvm_importer;
 mod llvm_layer;
 mod orc;
 mod robustness;
