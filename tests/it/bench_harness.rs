@@ -1,9 +1,13 @@
-//! The strategies benchmark harness (issue #7), run on a small configuration: the bundled helpers, few
-//! iterations. Every strategy's scripts must return the right results; the semantic-check columns must show
+//! The strategies benchmark harness (issues 7 and 14), on small configurations: every strategy is an engine
+//! strategy measured through `jit::Engine`; the scripts of the bundled helpers and a synthetic library return the
+//! right results under every strategy, LLVM's importer included; the semantic-check columns show
 //! `full-link-internalize` broken (private copies of the helper globals and initializers) and every other
-//! strategy fine. Timings are reported by `cargo bench --bench strategies`, never asserted.
+//! strategy fine; and what the harness measured is what a user's `EngineBuilder` compiles. Timings are reported
+//! by `cargo bench --bench strategies` and `thinjit bench`, never asserted.
 
-use thinjit_cli::bench::{self, workload, MeasureOptions, Strategy, Verdict};
+use thinjit::import::ImportConfig;
+use thinjit::jit::{EngineBuilder, OptLevel, Strategy};
+use thinjit_cli::bench::{self, workload, Host, MeasureOptions, StrategySpec, Verdict};
 
 #[test]
 fn reference_results_match_native_runs() {
@@ -20,6 +24,15 @@ fn reference_results_match_native_runs() {
     assert_eq!(workload::expected_accessors(7), 133);
 }
 
+fn quick() -> MeasureOptions {
+    MeasureOptions {
+        repetitions: 1,
+        compile_repetitions: 2,
+        semantic_checks: true,
+        keep_ir: false,
+    }
+}
+
 #[test]
 fn every_strategy_runs_the_helper_scripts_and_only_internalize_breaks_semantics() {
     let cache = tempfile::TempDir::new().unwrap();
@@ -27,22 +40,37 @@ fn every_strategy_runs_the_helper_scripts_and_only_internalize_breaks_semantics(
     assert_eq!(wl.scripts.len(), 6);
     let lib = bench::prepare_library(&wl, cache.path()).unwrap();
     assert!(lib.functions > 20, "{} functions", lib.functions);
-    let options = MeasureOptions {
-        repetitions: 1,
-        compile_repetitions: 2,
-        semantic_checks: true,
+    let all = StrategySpec::all();
+    assert!(all.iter().any(|s| s.strategy == Strategy::LlvmImporter));
+    let mut report = bench::BenchReport {
+        graded: true,
+        ..bench::BenchReport::default()
     };
-    for strategy in Strategy::all() {
-        let outcome = bench::measure(&lib, &wl.scripts, strategy, &options);
-        let label = strategy.label();
+    for spec in all {
+        let outcome = bench::measure(&lib, &wl.scripts, spec, &Host::bundled(), &quick());
+        let label = spec.label();
         assert!(outcome.error.is_none(), "{label}: {:?}", outcome.error);
         assert_eq!(outcome.rows.len(), 6, "{label}");
         for row in &outcome.rows {
             assert_eq!(row.error, None, "{label} {}", row.script);
             assert_eq!(row.result, row.expected, "{label} {}", row.script);
             assert!(row.object_bytes > 0, "{label} {}", row.script);
+            // The engine's own stages, min and median over the two compiles.
+            assert!(row.stages.iter().any(|s| s.stage == "import"), "{label}");
+            assert!(row.compile_ms > 0.0 && row.compile_ms <= row.median_compile_ms);
         }
-        let broken = strategy == Strategy::FullLinkInternalize;
+        let imports = outcome
+            .rows
+            .iter()
+            .map(|r| r.imported_functions.len())
+            .sum::<usize>();
+        match spec.strategy {
+            Strategy::Summary | Strategy::LlvmImporter => {
+                assert!(imports > 10, "{label}: {imports}")
+            }
+            _ => assert_eq!(imports, 0, "{label}"),
+        }
+        let broken = spec.strategy == Strategy::FullLinkInternalize;
         let expect = if broken { Verdict::Broken } else { Verdict::Ok };
         assert_eq!(
             outcome.one_instance.verdict, expect,
@@ -54,11 +82,107 @@ fn every_strategy_runs_the_helper_scripts_and_only_internalize_breaks_semantics(
             "{label}: {}",
             outcome.init_once.detail
         );
-        eprintln!(
-            "{label}: mean compile {:?} ms; {} / {}",
-            outcome.mean_compile_ms(),
-            outcome.one_instance.detail,
-            outcome.init_once.detail
-        );
+        report.outcomes.push(outcome);
     }
+    bench::add_differences(&mut report, &lib, &wl.scripts);
+    // thinjit keeps mutable helper globals as declarations, LLVM copies them: a documented difference, named.
+    assert!(
+        report
+            .differences
+            .iter()
+            .any(|d| d.imported_by == "llvm-importer" && d.reason.contains("mutable")),
+        "{:#?}",
+        report.differences
+    );
+    assert!(report.differences.iter().all(|d| !d.reason.is_empty()));
+    let md = report.markdown();
+    assert!(md.contains("thinjit ÷ llvm-importer"), "{md}");
+    assert!(
+        md.contains("summary@100 ÷ llvm-importer < 1"),
+        "graded: {md}"
+    );
+}
+
+#[test]
+fn llvm_importer_is_correct_on_a_synthetic_library() {
+    let cache = tempfile::TempDir::new().unwrap();
+    let wl = workload::synthetic_workload(1000, bench::SYNTH_SEED, 0.01);
+    let lib = bench::prepare_library(&wl, cache.path()).unwrap();
+    let run = |spec| bench::measure(&lib, &wl.scripts, spec, &Host::bundled(), &quick());
+    let none = run(StrategySpec::new(Strategy::None));
+    let llvm = run(StrategySpec::new(Strategy::LlvmImporter));
+    for (n, l) in none.rows.iter().zip(&llvm.rows) {
+        assert_eq!(l.error, None, "{}", l.script);
+        assert!(n.result.is_some());
+        assert_eq!(l.result, n.result, "{}", l.script);
+        assert!(!l.imported_functions.is_empty(), "{}", l.script);
+    }
+}
+
+host_callbacks!(harness_host);
+
+/// What the harness measured is exactly what an engine a user builds by hand compiles: for one script under every
+/// strategy, the module the harness's engine optimized equals the one from `EngineBuilder` with the same settings.
+#[test]
+fn the_harness_measures_the_engine_a_user_builds() {
+    let cache = tempfile::TempDir::new().unwrap();
+    let wl = workload::helpers_workload(0.01);
+    let lib = bench::prepare_library(&wl, cache.path()).unwrap();
+    let script = wl.scripts.iter().find(|s| s.name == "mix").unwrap();
+    let options = MeasureOptions {
+        repetitions: 1,
+        compile_repetitions: 1,
+        semantic_checks: false,
+        keep_ir: true,
+    };
+    for spec in StrategySpec::all() {
+        let outcome = bench::measure(
+            &lib,
+            std::slice::from_ref(script),
+            spec,
+            &Host::bundled(),
+            &options,
+        );
+        let measured = outcome.rows[0].optimized_ir.clone().expect("kept");
+        let engine = harness_host::register(
+            EngineBuilder::new()
+                .summary(lib.summary.clone())
+                .opt_level(OptLevel::O3)
+                .strategy(spec.strategy)
+                .import_config(ImportConfig {
+                    import_instr_limit: spec.import_instr_limit,
+                    ..ImportConfig::default()
+                })
+                .keep_optimized_ir(true),
+        )
+        .build()
+        .unwrap();
+        let handle = engine
+            .add_script(&script.name, script.ir.as_bytes())
+            .unwrap();
+        let by_hand = handle.report().unwrap().optimized_ir.unwrap();
+        assert_eq!(measured, by_hand, "{}", spec.label());
+        assert_eq!(outcome.rows[0].result, Some(script.expected.unwrap()));
+    }
+}
+
+#[test]
+fn strategy_labels_are_engine_strategies() {
+    for spec in StrategySpec::all() {
+        assert_eq!(StrategySpec::parse(&spec.label()), Ok(spec));
+    }
+    assert_eq!(
+        StrategySpec::parse("summary"),
+        Ok(StrategySpec::summary(100))
+    );
+    assert_eq!(
+        StrategySpec::parse("llvm-importer").map(|s| s.label()),
+        Ok("llvm-importer@100".to_owned())
+    );
+    let err = StrategySpec::parse("thin").unwrap_err();
+    assert!(err.contains("unknown strategy `thin`"), "{err}");
+    assert!(StrategySpec::parse("none@30").is_err());
+    assert!(StrategySpec::parse("summary@x").is_err());
+    let err = bench::check_library_name("path/own.thinjit").unwrap_err();
+    assert!(err.contains("thinjit bench --summary"), "{err}");
 }
