@@ -32,6 +32,7 @@ mod value;
 
 pub use buffer::MemoryBuffer;
 pub use context::Context;
+pub(crate) use module::is_bitcode;
 pub use module::{BorrowedModule, Module};
 pub use passes::PassOptions;
 pub use target::{host_cpu_features, host_cpu_name, host_triple, CodeGenOpt, TargetMachine};

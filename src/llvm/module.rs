@@ -412,12 +412,12 @@ impl<'ctx> Module<'ctx> {
     pub fn extract_function(&self, f: Function<'_>, name: &str) -> Result<Module<'ctx>> {
         let fname = f.name();
         if f.is_declaration() {
-            return Err(Error::Symbol {
+            return Err(Error::UnusableSymbol {
                 symbol: fname,
                 message: "cannot extract a declaration".into(),
             });
         }
-        let cname = cstring(name).map_err(|message| Error::Symbol {
+        let cname = cstring(name).map_err(|message| Error::UnusableSymbol {
             symbol: fname.clone(),
             message,
         })?;
@@ -427,7 +427,7 @@ impl<'ctx> Module<'ctx> {
             super::shim::thinjit_extract_function(self.as_raw(), f.as_raw(), cname.as_ptr())
         };
         if raw.is_null() {
-            return Err(Error::Symbol {
+            return Err(Error::UnusableSymbol {
                 symbol: fname,
                 message: "extraction produced no module".into(),
             });

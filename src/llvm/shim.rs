@@ -2,6 +2,18 @@
 
 use llvm_sys::prelude::{LLVMModuleRef, LLVMValueRef};
 
+use crate::OrcErrorKind;
+
+/// Called by `thinjit_visit_orc_error` once per error: kind, message, and `count` symbol names (all
+/// NUL-terminated, valid only during the call).
+pub(crate) type OrcErrorVisitor = extern "C" fn(
+    ctx: *mut libc::c_void,
+    kind: OrcErrorKind,
+    message: *const libc::c_char,
+    symbols: *const *const libc::c_char,
+    count: libc::size_t,
+);
+
 extern "C" {
     pub(crate) fn thinjit_is_dso_local(gv: LLVMValueRef) -> libc::c_int;
     pub(crate) fn thinjit_set_dso_local(gv: LLVMValueRef, dso_local: libc::c_int);
@@ -14,6 +26,11 @@ extern "C" {
         name: *const libc::c_char,
     ) -> LLVMModuleRef;
     pub(crate) fn thinjit_materialize(gv: LLVMValueRef) -> *mut libc::c_char;
+    pub(crate) fn thinjit_visit_orc_error(
+        err: llvm_sys::error::LLVMErrorRef,
+        visit: OrcErrorVisitor,
+        ctx: *mut libc::c_void,
+    );
     pub(crate) fn thinjit_call_profile_hotness(
         function: LLVMValueRef,
         out: *mut libc::c_int,

@@ -3,8 +3,10 @@
 #[macro_use]
 mod common;
 mod bench_harness;
+mod build_inputs;
 mod conformance;
 mod engine;
+mod failed_adds;
 mod helpers;
 mod import;
 mod interop;

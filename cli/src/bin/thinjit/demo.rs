@@ -121,6 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.lazy,
             ImportConfig::default(),
             &args.startup,
+            &run::HostArgs::default(),
         )?;
         println!(
             "engine ready in {:.2} ms (initializers run: {:?})",
