@@ -186,3 +186,173 @@ fn strategy_labels_are_engine_strategies() {
     let err = bench::check_library_name("path/own.thinjit").unwrap_err();
     assert!(err.contains("thinjit bench --summary"), "{err}");
 }
+
+/// The bench-runtime fixture built once: its summary and its host library, in a directory kept for the run.
+fn user_runtime() -> &'static (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    static R: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    R.get_or_init(|| {
+        let dir = tempfile::TempDir::new().unwrap();
+        let summary = thinjit::summary::Summary::build(
+            &[fixture("runtime.c")],
+            &thinjit::summary::BuildOptions::default(),
+        )
+        .unwrap();
+        let summary_path = dir.path().join("rt.thinjit");
+        summary.write(&summary_path).unwrap();
+        let so = dir.path().join("libhost.so");
+        let status = std::process::Command::new(crate::common::llvm_tool("clang"))
+            .args(["-O2", "-fPIC", "-shared", "-o"])
+            .arg(&so)
+            .arg(fixture("host.c"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        (dir, summary_path, so)
+    })
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    crate::common::fixture(&format!("bench_runtime/{name}"))
+}
+
+fn thinjit_bench(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_thinjit"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `thinjit bench` on a JIT author's own runtime — a callback into its host (`host_scale`, from `--host-library`),
+/// its own scripts with their own entry `run(n, seed)` — measures every strategy, each in a child process, and
+/// prints every strategy's row with the right results; a user's library gets no verdicts.
+#[test]
+fn thinjit_bench_measures_a_users_runtime_and_scripts() {
+    let (dir, summary, so) = user_runtime();
+    let out_dir = tempfile::TempDir::new().unwrap();
+    let (sum, mix) = (fixture("sum.ll"), fixture("mix.ll"));
+    let out = thinjit_bench(&[
+        "--summary".as_ref(),
+        summary.as_os_str(),
+        "--entry".as_ref(),
+        "run".as_ref(),
+        "--args".as_ref(),
+        "100,5".as_ref(),
+        "--host-library".as_ref(),
+        so.as_os_str(),
+        "--repetitions".as_ref(),
+        "2".as_ref(),
+        "--runs".as_ref(),
+        "1".as_ref(),
+        "--out".as_ref(),
+        out_dir.path().as_os_str(),
+        sum.as_os_str(),
+        mix.as_os_str(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let _ = dir;
+    for strategy in [
+        "none",
+        "summary@100",
+        "llvm-importer@100",
+        "full-link",
+        "full-link-internalize",
+    ] {
+        for script in ["sum", "mix"] {
+            let row = format!("| rt | {script} | {strategy} |");
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(&row))
+                .unwrap_or_else(|| panic!("no row {row} in\n{stdout}"));
+            assert!(line.ends_with("| ok |"), "{line}");
+        }
+    }
+    // 5 + Σ_{i<100} (3i + 1), through the host's callback.
+    let report: bench::BenchReport =
+        serde_json::from_slice(&std::fs::read(out_dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert!(!report.graded);
+    for o in &report.outcomes {
+        assert!(o.isolated && o.peak_rss_kib.is_some(), "{}", o.strategy);
+        let sum = o.rows.iter().find(|r| r.script == "sum").unwrap();
+        assert_eq!(sum.result, Some(14955), "{}", o.strategy);
+        assert!(sum.stages.iter().all(|s| s.min_ms <= s.median_ms));
+    }
+    assert!(stdout.contains("thinjit ÷ llvm-importer"), "{stdout}");
+    assert!(
+        !stdout.contains("| target |"),
+        "no verdicts on a user's library:\n{stdout}"
+    );
+    for f in ["report.md", "report.csv", "compile-latency.svg"] {
+        assert!(out_dir.path().join(f).exists(), "{f}");
+    }
+}
+
+#[test]
+fn thinjit_bench_rejects_bad_arguments_with_a_message() {
+    let (_dir, summary, so) = user_runtime();
+    let out_dir = tempfile::TempDir::new().unwrap();
+    let (sum, no_entry) = (fixture("sum.ll"), fixture("no_entry.ll"));
+    let missing = out_dir.path().join("missing.ll");
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
+        (
+            vec![
+                "--strategies".as_ref(),
+                "summary,thin".as_ref(),
+                sum.as_os_str(),
+            ],
+            "unknown strategy `thin`",
+        ),
+        (vec![missing.as_os_str()], "missing.ll"),
+        (vec![no_entry.as_os_str()], "does not define it"),
+        (
+            vec!["--args".as_ref(), "1".as_ref(), sum.as_os_str()],
+            "takes 2 parameter(s), 1 argument(s) given",
+        ),
+        (
+            vec![
+                "--strategies".as_ref(),
+                "summary@x".as_ref(),
+                sum.as_os_str(),
+            ],
+            "import-instr-limit",
+        ),
+    ];
+    for (extra, message) in cases {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--summary".as_ref(),
+            summary.as_os_str(),
+            "--entry".as_ref(),
+            "run".as_ref(),
+            "--host-library".as_ref(),
+            so.as_os_str(),
+            "--out".as_ref(),
+            out_dir.path().as_os_str(),
+        ];
+        if !extra.iter().any(|a| *a == "--args") {
+            args.extend(["--args".as_ref(), "10,1".as_ref()] as [&std::ffi::OsStr; 2]);
+        }
+        args.extend(extra.iter().copied());
+        let out = thinjit_bench(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains("error:") && stderr.contains(message),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let out = thinjit_bench(&[
+        "--summary".as_ref(),
+        out_dir.path().join("nope.thinjit").as_os_str(),
+        sum.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("nope.thinjit"),
+        "{stderr}"
+    );
+}

@@ -146,9 +146,9 @@ pub fn engine_builder(
 /// Checks that `ir` defines `entry` as `i64 @entry(i64, ...)` with `arity` parameters, the signature the harness
 /// calls it with. The error names the entry and what is wrong.
 pub fn check_entry_signature(ir: &str, entry: &str, arity: usize) -> Result<()> {
-    let bad = |why: &str| Error::Symbol {
+    let bad = |why: &str| Error::InvalidEntry {
         symbol: entry.to_owned(),
-        message: format!(
+        reason: format!(
             "the benchmark entry must be defined as `i64 @{entry}({})`: {why}",
             vec!["i64"; arity].join(", ")
         ),
