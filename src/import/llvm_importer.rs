@@ -10,7 +10,8 @@
 //! The steps are `llvm-lto -thinlto-action=import`'s (see [`Module::import_with_llvm`]). What differs from
 //! thinjit's importer on purpose is LLVM's behaviour, not this module's: LLVM copies mutable variables without
 //! references as `available_externally`, imports `optnone` functions under `force_import_all`, and reads the
-//! whole library summary for every script.
+//! whole library summary for every script. Under `force_import_all`, LLVM's `ComputeCrossModuleImport` writes a
+//! line to stderr for each callee it refuses ("Error importing module: ...") — LLVM's own output, not thinjit's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

@@ -37,6 +37,12 @@ fn seed_through(builder: EngineBuilder) {
     .build()
     .unwrap();
     let h = engine.add_script("seed", SEED_SCRIPT.as_bytes()).unwrap();
+    // Lazy engines import and optimize at the first lookup.
+    let f = h
+        .lookup::<extern "C" fn(*mut libc::c_void, *mut libc::c_void) -> *mut libc::c_void>(
+            "f_WRAPPED",
+        )
+        .unwrap();
     let report = h.report().unwrap();
     assert_eq!(report.strategy, Strategy::LlvmImporter);
     let import = report.import.as_ref().expect("LLVM's imports are reported");
@@ -51,11 +57,6 @@ fn seed_through(builder: EngineBuilder) {
         !body_calls(ir, "f_WRAPPED", "CreateWrappedValueFromInt"),
         "not inlined:\n{ir}"
     );
-    let f = h
-        .lookup::<extern "C" fn(*mut libc::c_void, *mut libc::c_void) -> *mut libc::c_void>(
-            "f_WRAPPED",
-        )
-        .unwrap();
     let get_int = engine
         .lookup::<extern "C" fn(*mut libc::c_void) -> i32>("WrappedValueGetInt")
         .unwrap();
@@ -76,6 +77,11 @@ fn llvm_importer_strategy_builds_the_thinlto_summary_of_a_helper_library_given_w
     let plain = crate::engine::linked_helper_library();
     assert_eq!(thinjit::llvm::bitcode_has_summary(&plain), Some(false));
     seed_through(EngineBuilder::new().helper_library("helpers", plain));
+}
+
+#[test]
+fn llvm_importer_strategy_runs_inside_orcs_ir_transform_too() {
+    seed_through(EngineBuilder::new().summary(summary()).lazy(true));
 }
 
 #[test]
