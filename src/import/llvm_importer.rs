@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::importer::stamp_targets;
 use super::{Considered, Decision, ImportConfig, ImportReport, SymbolKind};
-use crate::llvm::{LlvmImportOptions, Module};
+use crate::llvm::{LlvmImportOptions, LlvmImportTimes, Module};
 use crate::{Error, Result};
 
 /// What LLVM's importer brought into a script.
@@ -33,6 +33,9 @@ pub struct LlvmImport {
     pub stamped: Vec<String>,
     /// Summary, thin link, import lists and import, all in LLVM.
     pub time: Duration,
+    /// The same, step by step.
+    #[serde(skip)]
+    pub steps: LlvmImportTimes,
 }
 
 /// Runs LLVM's importer on `module` with `library` (bitcode with a ThinLTO summary). `preserve_library`: see
@@ -76,7 +79,7 @@ pub fn import_with_llvm(
         preserve_library,
     };
     let t = Instant::now();
-    module
+    let steps = module
         .import_with_llvm(library, &options)
         .map_err(|message| Error::Import {
             module: module_name.clone(),
@@ -86,6 +89,7 @@ pub fn import_with_llvm(
 
     let mut out = LlvmImport {
         time,
+        steps,
         ..LlvmImport::default()
     };
     let mut targets: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
@@ -118,7 +122,8 @@ pub fn import_with_llvm(
 
 impl LlvmImport {
     /// The import as an [`ImportReport`]: one `Imported` entry per function and variable LLVM brought in (sizes
-    /// unknown: LLVM keeps them in its own summary), LLVM's time as the link stage.
+    /// unknown: LLVM keeps them in its own summary); LLVM's summary, thin link and import lists as the plan
+    /// stage, its `importFunctions` as the link stage.
     pub fn to_report(&self, module: &str) -> ImportReport {
         let entry = |name: &String, kind| Considered {
             name: name.clone(),
@@ -141,7 +146,9 @@ impl LlvmImport {
             )
             .collect();
         let mut report = ImportReport::new(module, entries);
-        report.times.link = self.time;
+        report.times.plan =
+            self.steps.script_summary + self.steps.thin_link + self.steps.import_lists;
+        report.times.link = self.steps.import;
         report.stamped = self.stamped.clone();
         report
     }

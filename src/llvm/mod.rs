@@ -36,7 +36,7 @@ pub(crate) use module::is_bitcode;
 pub use module::{BorrowedModule, Module};
 pub use passes::PassOptions;
 pub use target::{host_cpu_features, host_cpu_name, host_triple, CodeGenOpt, TargetMachine};
-pub use thinlto::{bitcode_has_summary, LlvmImportOptions};
+pub use thinlto::{bitcode_has_summary, LlvmImportOptions, LlvmImportTimes};
 pub use value::{
     Attribute, BasicBlock, Function, GlobalVariable, Instruction, Linkage, Opcode, Value,
     Visibility,

@@ -52,6 +52,12 @@ fn seed_through(builder: EngineBuilder) {
             .contains(&"CreateWrappedValueFromInt"),
         "{import:?}"
     );
+    // LLVM's summary + thin link + import lists, and its importFunctions, timed apart.
+    assert!(
+        !import.times.plan.is_zero() && !import.times.link.is_zero(),
+        "{:?}",
+        import.times
+    );
     let ir = report.optimized_ir.as_deref().unwrap();
     assert!(
         !body_calls(ir, "f_WRAPPED", "CreateWrappedValueFromInt"),
