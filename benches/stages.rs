@@ -9,8 +9,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use thinjit::import::{self, ImportConfig, OptLevel};
+use thinjit::import::{self, ImportConfig};
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use thinjit::optimize::{self, OptLevel};
 use thinjit::summary::Summary;
 use thinjit_cli::bench::{self, Host, PreparedLibrary, StrategySpec, Workload};
 
@@ -76,7 +77,7 @@ fn stages(c: &mut Criterion) {
                         Module::parse_ir(&ctx, script.ir.as_bytes(), &script.name).expect("parse");
                     import::import(&mut m, &*lib.summary, &config).expect("import");
                     let t = Instant::now();
-                    import::optimize(&mut m, &tm, OptLevel::O3).expect("O3");
+                    optimize::optimize(&mut m, &tm, OptLevel::O3).expect("O3");
                     total += t.elapsed();
                 }
                 total
@@ -84,10 +85,9 @@ fn stages(c: &mut Criterion) {
         });
 
         // The whole per-script pipeline as the strategies harness measures it: add, then remove.
-        let engine =
-            bench::engine_builder(&lib, StrategySpec::summary(100), &Host::bundled(), false)
-                .build()
-                .expect("engine");
+        let engine = bench::engine_builder(&lib, StrategySpec::summary(100), &Host::bundled())
+            .build()
+            .expect("engine");
         group.bench_function("Engine::add_script", |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;

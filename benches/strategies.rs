@@ -210,6 +210,7 @@ fn options(args: &Args) -> MeasureOptions {
         compile_repetitions: args.compile_repetitions,
         semantic_checks: true,
         keep_ir: false,
+        save_temps: None,
     }
 }
 

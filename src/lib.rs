@@ -1,11 +1,12 @@
 //! thinjit: ThinLTO-style cross-module inlining of a precompiled C/C++ runtime library into LLVM ORCv2 JIT code.
 //!
 //! The flow reads from the module names: [`llvm`] (safe LLVM 19 layer) → [`summary`] (build-time index and
-//! shards) → [`import`] (plan, import, explain) → [`jit`] (ORC engine).
+//! shards) → [`import`] (plan, import, explain) → [`optimize`] → [`jit`] (ORC engine).
 
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+mod atomic_file;
 mod error;
 #[allow(unsafe_code)]
 pub mod llvm;
@@ -13,6 +14,20 @@ pub mod llvm;
 pub mod cache;
 pub mod import;
 pub mod jit;
+pub mod optimize;
 pub mod summary;
 
 pub use error::{Error, OrcError, OrcErrorKind, OrcFailure, Result};
+
+/// The path of a summary built by `thinjit-build` in the crate's `build.rs` (`Build::compile(name)`), as a
+/// `&'static str`: `env!("THINJIT_SUMMARY_<name>")`, set by the build script with `cargo:rustc-env`.
+///
+/// ```ignore
+/// let summary = thinjit::summary::Summary::load(thinjit::summary_path!("runtime").as_ref())?;
+/// ```
+#[macro_export]
+macro_rules! summary_path {
+    ($name:literal) => {
+        env!(concat!("THINJIT_SUMMARY_", $name))
+    };
+}

@@ -49,9 +49,20 @@ pub fn import_with_llvm(
     config: &ImportConfig,
     preserve_library: bool,
 ) -> Result<LlvmImport> {
+    module.verify()?;
+    import_with_llvm_verified(module, library, config, preserve_library)
+}
+
+/// [`import_with_llvm`] for a module the engine's pipeline has verified (no second verification before; the result
+/// is verified, as thinjit's importer verifies its own).
+pub(crate) fn import_with_llvm_verified(
+    module: &mut Module<'_>,
+    library: &[u8],
+    config: &ImportConfig,
+    preserve_library: bool,
+) -> Result<LlvmImport> {
     config.validate()?;
     let module_name = module.name();
-    module.verify()?;
     let defined_before: BTreeSet<String> = module
         .functions()
         .filter(|f| !f.is_declaration())

@@ -35,7 +35,10 @@ pub use context::Context;
 pub(crate) use module::is_bitcode;
 pub use module::{BorrowedModule, Module};
 pub use passes::PassOptions;
-pub use target::{host_cpu_features, host_cpu_name, host_triple, CodeGenOpt, TargetMachine};
+pub use target::{
+    host_cpu_features, host_cpu_name, host_triple, normalize_triple, same_target, CodeGenOpt,
+    TargetMachine,
+};
 pub use thinlto::{bitcode_has_summary, LlvmImportOptions, LlvmImportTimes};
 pub use value::{
     Attribute, BasicBlock, Function, GlobalVariable, Instruction, Linkage, Opcode, Value,

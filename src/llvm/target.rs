@@ -139,6 +139,12 @@ impl TargetMachine {
     /// Compiles `module` to a relocatable object file. The module must verify (checked here).
     pub fn emit_object(&self, module: &Module<'_>) -> Result<Vec<u8>> {
         module.verify()?;
+        self.emit_object_verified(module)
+    }
+
+    /// [`TargetMachine::emit_object`] without verifying first, for a module the crate verified (see
+    /// [`Module::run_passes_verified`]). Not public: invalid IR reaching code generation may abort the process.
+    pub(crate) fn emit_object_verified(&self, module: &Module<'_>) -> Result<Vec<u8>> {
         let mut msg = std::ptr::null_mut();
         let mut buf = std::ptr::null_mut();
         // SAFETY: live target machine and verified module; out-pointers valid; `msg`/`buf` are ours.
@@ -178,4 +184,30 @@ impl std::fmt::Debug for TargetMachine {
             .field("cpu", &self.cpu)
             .finish()
     }
+}
+
+/// LLVM's normal form of a target triple (`x86_64-linux-gnu` → `x86_64-unknown-linux-gnu`).
+pub fn normalize_triple(triple: &str) -> String {
+    let Ok(c) = std::ffi::CString::new(triple) else {
+        return triple.to_owned();
+    };
+    // SAFETY: a valid C string; the result is a message we own.
+    unsafe { LlvmMessage::take(tm::LLVMNormalizeTargetTriple(c.as_ptr())) }
+}
+
+/// Whether two triples name the same target: after LLVM's normalization, architecture, OS and environment
+/// agree (the vendor may differ: `x86_64-pc-linux-gnu`, `x86_64-unknown-linux-gnu` and `x86_64-linux-gnu` are
+/// one target). The one triple matcher of thinjit (summaries, runtime objects, scripts).
+pub fn same_target(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let (a, b) = (normalize_triple(a), normalize_triple(b));
+    let parts = |t: &str| -> (String, Vec<String>) {
+        let mut it = t.split('-').map(str::to_owned);
+        let arch = it.next().unwrap_or_default();
+        let _vendor = it.next();
+        (arch, it.collect())
+    };
+    parts(&a) == parts(&b)
 }

@@ -19,7 +19,7 @@ use super::report::{Check, Row, StageStat, StrategyOutcome, Verdict};
 use super::strategy::StrategySpec;
 use super::workload::Script;
 use super::PreparedLibrary;
-use thinjit::jit::{Engine, EngineBuilder, OptLevel, ScriptHandle, ScriptReport, Strategy};
+use thinjit::jit::{Engine, EngineBuilder, OptLevel, ScriptHandle, ScriptReport, Stage, Strategy};
 use thinjit::llvm::{Context, Module};
 use thinjit::{Error, Result};
 
@@ -35,6 +35,8 @@ pub struct MeasureOptions {
     pub semantic_checks: bool,
     /// Keep each script's optimized IR in its row (what the engine compiled; for tests).
     pub keep_ir: bool,
+    /// The engine's save-temps: every stage's output of every compile, in `<dir>/<strategy label>/`.
+    pub save_temps: Option<PathBuf>,
 }
 
 impl Default for MeasureOptions {
@@ -44,6 +46,7 @@ impl Default for MeasureOptions {
             compile_repetitions: 3,
             semantic_checks: true,
             keep_ir: false,
+            save_temps: None,
         }
     }
 }
@@ -120,16 +123,10 @@ pub fn peak_rss_kib() -> Option<u64> {
 /// The engine configuration the harness measures `spec` with: the library's summary (JIT-resident, its runtime
 /// object when it has one), O3, the host's symbols. A user's [`EngineBuilder`] with the same calls compiles the
 /// same code.
-pub fn engine_builder(
-    lib: &PreparedLibrary,
-    spec: StrategySpec,
-    host: &Host,
-    keep_ir: bool,
-) -> EngineBuilder {
+pub fn engine_builder(lib: &PreparedLibrary, spec: StrategySpec, host: &Host) -> EngineBuilder {
     let mut builder = EngineBuilder::new()
         .summary(Arc::clone(&lib.summary))
-        .opt_level(OptLevel::O3)
-        .keep_optimized_ir(keep_ir);
+        .opt_level(OptLevel::O3);
     if host.bundled_callbacks {
         builder = builder
             .host_symbol("thinjit_host_alloc", host_alloc as *const () as u64)
@@ -265,15 +262,12 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// A script's stage times as the engine measured them, by stage name.
+/// A script's stage times as the engine measured them, by the engine's stage names, in pipeline order.
 pub fn stage_times(report: &ScriptReport) -> Vec<(&'static str, Duration)> {
-    let t = &report.times;
-    vec![
-        ("parse", t.parse),
-        ("import", t.import),
-        ("optimize", t.optimize),
-        ("materialize", t.materialize),
-    ]
+    Stage::ALL
+        .iter()
+        .map(|&stage| (stage.name(), report.times.get(stage)))
+        .collect()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -404,7 +398,11 @@ pub fn measure(
     };
     let ctor_events_before = host_event_count(EVENT_INTERN_CTOR);
     let t = Instant::now();
-    let engine = match engine_builder(lib, spec, host, options.keep_ir).build() {
+    let mut builder = engine_builder(lib, spec, host).keep_optimized_ir(options.keep_ir);
+    if let Some(dir) = &options.save_temps {
+        builder = builder.save_temps(dir.join(spec.label()));
+    }
+    let engine = match builder.build() {
         Ok(engine) => engine,
         Err(e) => {
             outcome.error = Some(e.to_string());

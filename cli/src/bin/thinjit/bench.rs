@@ -136,6 +136,7 @@ fn options(args: &Args) -> MeasureOptions {
         compile_repetitions: args.repetitions,
         semantic_checks: false,
         keep_ir: false,
+        save_temps: None,
     }
 }
 

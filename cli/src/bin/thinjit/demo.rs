@@ -122,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ImportConfig::default(),
             &args.startup,
             &run::HostArgs::default(),
+            None,
         )?;
         println!(
             "engine ready in {:.2} ms (initializers run: {:?})",
@@ -228,6 +229,7 @@ fn compare_strategies() -> anyhow::Result<()> {
         compile_repetitions: 2,
         semantic_checks: true,
         keep_ir: false,
+        save_temps: None,
     };
     let mut report = bench::BenchReport {
         date: bench::utc_now(),
