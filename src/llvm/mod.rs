@@ -20,6 +20,7 @@
 mod buffer;
 mod comdat;
 mod context;
+mod instrument;
 mod message;
 mod module;
 pub mod orc;
@@ -32,6 +33,7 @@ mod value;
 
 pub use buffer::MemoryBuffer;
 pub use context::Context;
+pub use instrument::{EntryCounter, ForwardTo};
 pub(crate) use module::is_bitcode;
 pub use module::{BorrowedModule, Module};
 pub use passes::PassOptions;
@@ -41,8 +43,8 @@ pub use target::{
 };
 pub use thinlto::{bitcode_has_summary, LlvmImportOptions, LlvmImportTimes};
 pub use value::{
-    Attribute, BasicBlock, Function, GlobalVariable, Instruction, Linkage, Opcode, Value,
-    Visibility,
+    Attribute, BasicBlock, Function, GlobalValue, GlobalVariable, Instruction, Linkage, Opcode,
+    Value, Visibility,
 };
 
 use std::sync::Once;

@@ -19,3 +19,4 @@ mod pipeline;
 mod robustness;
 mod startup;
 mod summary;
+mod tiering;
