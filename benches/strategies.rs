@@ -4,7 +4,8 @@
 //! synthetic libraries and real C libraries, each measured through `jit::Engine`. Each library × strategy runs
 //! in its own child process (clean peak RSS). Writes `report.md`, `report.csv`, `compile-latency.svg` and
 //! `report.json` to `target/thinjit-bench/` and prints the markdown to stdout; progress goes to stderr. Unknown
-//! libraries or strategies are errors (exit code 1) before anything runs.
+//! libraries or strategies are errors (exit code 1) before anything runs. `--render report.json` writes the tables
+//! of an earlier run again, measuring nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +24,7 @@ struct Args {
     isolate: bool,
     out: PathBuf,
     child: Option<(String, String)>,
+    render: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -36,6 +38,7 @@ fn parse_args() -> Result<Args> {
         isolate: true,
         out: Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("target/thinjit-bench"),
         child: None,
+        render: None,
     };
     let mut scale = None;
     let mut it = std::env::args().skip(1);
@@ -61,6 +64,7 @@ fn parse_args() -> Result<Args> {
                 args.compile_repetitions = value("--compile-repetitions")?.parse()?
             }
             "--in-process" => args.isolate = false,
+            "--render" => args.render = Some(PathBuf::from(value("--render")?)),
             "--out" => args.out = PathBuf::from(value("--out")?),
             "--child" => {
                 let lib = value("--child")?;
@@ -98,6 +102,12 @@ fn main() -> Result<()> {
     let cache = args.out.join("cache");
     if let Some((lib, strategy)) = &args.child {
         return child(&args, &cache, lib, strategy);
+    }
+    if let Some(json) = &args.render {
+        // Renders the tables of an earlier run again (report.json) into --out, measuring nothing.
+        let report: BenchReport = serde_json::from_slice(&std::fs::read(json)?)
+            .with_context(|| format!("{} is not a strategies report", json.display()))?;
+        return write_report(&args, &report);
     }
     let mut report = BenchReport {
         date: bench::utc_now(),
@@ -186,6 +196,11 @@ fn main() -> Result<()> {
         bench::add_differences(&mut report, &prepared, &workload.scripts);
     }
     report.fill_expected_from_none();
+    write_report(&args, &report)
+}
+
+/// Writes report.md, report.csv, report.json and compile-latency.svg to `--out` and prints the markdown and CSV.
+fn write_report(args: &Args, report: &BenchReport) -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let md = report.markdown();
     std::fs::write(args.out.join("report.md"), &md)?;
@@ -193,7 +208,7 @@ fn main() -> Result<()> {
     std::fs::write(args.out.join("compile-latency.svg"), report.svg())?;
     std::fs::write(
         args.out.join("report.json"),
-        serde_json::to_string_pretty(&report)?,
+        serde_json::to_string_pretty(report)?,
     )?;
     println!("{md}");
     println!("CSV:\n{}", report.csv());
