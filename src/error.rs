@@ -5,6 +5,7 @@
 //! the library panics on bad input; everything comes back as an [`Error`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Result alias used throughout thinjit.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -68,6 +69,56 @@ pub enum Error {
     /// A configuration value is out of range or inconsistent.
     #[error("invalid configuration: {message}")]
     Config { message: String },
+
+    /// Code generation of a script failed (an LLVM error-severity diagnostic or a code generator error).
+    #[error("code generation of `{script}`{} failed: {message}", function.as_deref().map(|f| format!(" (function `{f}`)")).unwrap_or_default())]
+    Codegen {
+        /// The script.
+        script: String,
+        /// The function being compiled, when LLVM said.
+        function: Option<String>,
+        /// LLVM's message.
+        message: String,
+    },
+
+    /// LLVM aborted or crashed while compiling a script in an isolated helper process.
+    #[error("LLVM aborted compiling `{script}`: {message}")]
+    CompileAborted {
+        /// The script.
+        script: String,
+        /// What the helper process reported (LLVM's fatal-error reason, or the signal).
+        message: String,
+    },
+
+    /// Compiling a script took longer than allowed (isolated compilation).
+    #[error("compiling `{script}` timed out after {limit:?}")]
+    Timeout {
+        /// The script.
+        script: String,
+        /// The time limit.
+        limit: Duration,
+    },
+
+    /// A symbol asked for as an entry point is not a function.
+    #[error("`{symbol}` cannot be an entry point: {reason}")]
+    InvalidEntry {
+        /// The symbol.
+        symbol: String,
+        /// Why (for example: it is a variable).
+        reason: String,
+    },
+
+    /// The JIT's target cannot compile the script (found by [`crate::check`] before code generation, where
+    /// LLVM would end the process, crash, hang or miscompile).
+    #[error("the target cannot compile `{script}`{}: {message}", function.as_deref().map(|f| format!(" (function `{f}`)")).unwrap_or_default())]
+    Unsupported {
+        /// The script.
+        script: String,
+        /// The function (or global) concerned, when there is one.
+        function: Option<String>,
+        /// What is unsupported, and the limit or target it exceeds.
+        message: String,
+    },
 }
 
 impl Error {

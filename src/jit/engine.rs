@@ -101,6 +101,9 @@ struct Shared {
     machines: Mutex<Vec<TargetMachine>>,
     /// Lazy scripts by module identity.
     pending: Mutex<HashMap<usize, Pending>>,
+    /// Lazy scripts ORC has compiled (or is compiling), by module identity: a code generation failure names
+    /// the module, and the engine removes its script.
+    materializing: Mutex<HashMap<usize, u64>>,
 }
 
 impl Shared {
@@ -215,6 +218,9 @@ impl Shared {
         let Some(pending) = pending else {
             return Ok(());
         };
+        if let Ok(mut m) = self.materializing.lock() {
+            m.insert(module.identity(), pending.id);
+        }
         let mut times = ScriptTimes {
             parse: pending.parse,
             ..ScriptTimes::default()
@@ -449,6 +455,7 @@ impl Engine {
             library,
             machines: Mutex::new(Vec::new()),
             pending: Mutex::new(HashMap::new()),
+            materializing: Mutex::new(HashMap::new()),
         });
         if builder.lazy {
             let for_transform = Arc::clone(&shared);
@@ -777,7 +784,7 @@ impl Engine {
 
     /// Reads and adds the script at `path` (textual IR or bitcode).
     pub fn add_script_file(&self, path: &Path) -> Result<ScriptHandle<'_>> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::check::read_regular_file(path)?;
         self.add_script(&path.display().to_string(), &bytes)
     }
 
@@ -813,6 +820,7 @@ impl Engine {
         let mut module = Module::parse(&ctx, source, name)?;
         module.verify()?;
         self.check_target(&module, name)?;
+        super::checks::script(&module, name, &self.target, &self.helper_symbols)?;
         if module.triple().is_empty() {
             module.set_triple(&self.jit.triple());
         }
@@ -1000,14 +1008,40 @@ impl Engine {
     /// The result borrows the engine, so it cannot outlive the JIT memory; for a script's own functions prefer
     /// [`ScriptHandle::lookup`], which also keeps the script from being removed meanwhile.
     pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'_, F>> {
-        self.lookup_address(name)
+        self.lookup_function_address(name)
             .map(|address| JitFunction::new(address, self))
+    }
+
+    /// The address of the function `name` (a variable is an [`Error::InvalidEntry`]).
+    fn lookup_function_address(&self, name: &str) -> Result<u64> {
+        let _compiling = self.compile_guard();
+        super::checks::function_address(&self.jit, name, |m| self.lookup_error(name, m))
     }
 
     /// The address of `name` (a function or a variable), materializing what defines it if needed.
     pub fn lookup_address(&self, name: &str) -> Result<u64> {
         let _compiling = self.compile_guard();
-        self.jit.lookup(name).map_err(|message| {
+        self.jit
+            .lookup(name)
+            .map_err(|message| self.lookup_error(name, message))
+    }
+
+    /// The error for a failed lookup of `name`. A lazy script whose code generation failed is removed (nothing
+    /// of it stays) and the error is an [`Error::Codegen`].
+    fn lookup_error(&self, name: &str, message: String) -> Error {
+        let failures = self.jit.take_codegen_failures();
+        if let Some(error) = super::checks::codegen_failure(&failures) {
+            let ids: Vec<u64> = match self.shared.materializing.lock() {
+                Ok(m) => failures.iter().filter_map(|f| m.get(&f.module).copied()).collect(),
+                Err(_) => Vec::new(),
+            };
+            for (id, failure) in ids.into_iter().zip(&failures) {
+                let _ = self.remove_id(id, &failure.name);
+            }
+            self.jit.clear_dead_symbol_names();
+            return error;
+        }
+        {
             // The failed name stays in ORC's string pool until cleared: a host looking up many wrong names
             // (user input) would otherwise accumulate them.
             self.jit.clear_dead_symbol_names();
@@ -1027,7 +1061,7 @@ impl Engine {
                     message: format!("looking up `{name}`: {message}"),
                 },
             }
-        })
+        }
     }
 
     /// Unloads a script: what it registered with `__cxa_atexit` and its static destructors run, then its
@@ -1040,6 +1074,9 @@ impl Engine {
         // A lazy script removed before ORC materialized it: forget it (its module is freed with the tracker).
         if let Ok(mut p) = self.shared.pending.lock() {
             p.retain(|_, pending| pending.id != id);
+        }
+        if let Ok(mut m) = self.shared.materializing.lock() {
+            m.retain(|_, script| *script != id);
         }
         let script = self.scripts.lock().ok().and_then(|mut s| s.remove(&id));
         match script {
@@ -1158,7 +1195,7 @@ impl<'e> ScriptHandle<'e> {
     /// the script cannot be removed while it is in use.
     pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'_, F>> {
         self.engine
-            .lookup_address(name)
+            .lookup_function_address(name)
             .map(|address| JitFunction::new(address, self))
     }
 

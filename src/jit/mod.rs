@@ -49,6 +49,7 @@
 //! ```
 
 mod builder;
+mod checks;
 mod engine;
 mod startup;
 

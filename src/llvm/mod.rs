@@ -20,6 +20,7 @@
 mod buffer;
 mod comdat;
 mod context;
+pub mod facts;
 mod message;
 mod module;
 pub mod orc;

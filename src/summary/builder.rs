@@ -61,8 +61,10 @@ pub(crate) fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     for input in inputs {
         let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
         if meta.is_dir() {
-            walk_dir(input, &mut out)?;
+            let mut ancestors = Vec::new();
+            walk_dir(input, &mut ancestors, &mut out)?;
         } else {
+            crate::check::regular_file(input)?;
             out.push(input.clone());
         }
     }
@@ -77,17 +79,33 @@ pub(crate) fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Walks `dir` (following symlinks). A directory that is its own ancestor (a symlink loop such as
+/// `DIR/self -> .`) and an input-named entry that is not a regular file (a FIFO would block the build forever)
+/// are errors naming the path.
+fn walk_dir(dir: &Path, ancestors: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> Result<()> {
+    let canonical = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    if ancestors.contains(&canonical) {
+        return Err(Error::io(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("symlink loop: this is {}, which contains it", canonical.display()),
+            ),
+        ));
+    }
+    ancestors.push(canonical);
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            walk_dir(&p, out)?;
+            walk_dir(&p, ancestors, out)?;
         } else if is_input_file(&p) {
+            crate::check::regular_file(&p)?;
             out.push(p);
         }
     }
+    ancestors.pop();
     Ok(())
 }
 
@@ -111,7 +129,7 @@ fn clang_dir() -> PathBuf {
 /// Reads one input file; C/C++ sources are compiled to bitcode with LLVM 19's clang.
 pub(crate) fn load_input(path: &Path, options: &BuildOptions) -> Result<InputUnit> {
     let name = path.display().to_string();
-    let source = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let source = crate::check::read_regular_file(path)?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let bytes = if SOURCE_EXTENSIONS.contains(&ext) {
         compile(path, ext != "c", options)?

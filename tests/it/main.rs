@@ -10,5 +10,6 @@ mod import;
 mod llvm_layer;
 mod orc;
 mod robustness;
+mod script_safety;
 mod startup;
 mod summary;
