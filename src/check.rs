@@ -53,8 +53,24 @@ pub const MAX_TYPE_BYTES: u64 = 1 << 47;
 /// Target prefixes of LLVM 19's target intrinsics (`llvm.<prefix>.*`, from the `TargetPrefix` of each
 /// `Intrinsics*.td`).
 const TARGET_PREFIXES: &[&str] = &[
-    "aarch64", "amdgcn", "arm", "bpf", "dx", "hexagon", "loongarch", "mips", "nvvm", "ppc", "r600",
-    "riscv", "s390", "spv", "ve", "wasm", "x86", "xcore",
+    "aarch64",
+    "amdgcn",
+    "arm",
+    "bpf",
+    "dx",
+    "hexagon",
+    "loongarch",
+    "mips",
+    "nvvm",
+    "ppc",
+    "r600",
+    "riscv",
+    "s390",
+    "spv",
+    "ve",
+    "wasm",
+    "x86",
+    "xcore",
 ];
 
 /// x86 intrinsic families and the subtarget feature each needs (longest prefix first). A call from a function
@@ -143,7 +159,10 @@ fn cached(key: (&str, &str, &str, &str), query: impl FnOnce() -> Option<bool>) -
 }
 
 fn cpu_valid(triple: &str, cpu: &str) -> bool {
-    cached(("cpu", triple, cpu, ""), || facts::target_cpu_valid(triple, cpu)).unwrap_or(false)
+    cached(("cpu", triple, cpu, ""), || {
+        facts::target_cpu_valid(triple, cpu)
+    })
+    .unwrap_or(false)
 }
 
 fn feature_valid(triple: &str, feature: &str) -> bool {
@@ -228,7 +247,10 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
         if !cpu.is_empty() && !cpu_valid(triple, cpu) {
             return Err(fail(
                 function,
-                format!("target-cpu `{cpu}` is not a CPU LLVM {} knows for `{triple}`", crate::llvm::llvm_version()),
+                format!(
+                    "target-cpu `{cpu}` is not a CPU LLVM {} knows for `{triple}`",
+                    crate::llvm::llvm_version()
+                ),
             ));
         }
     }
@@ -238,7 +260,9 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
             if name.len() == feature.len() || !feature_valid(triple, name) {
                 return Err(fail(
                     function,
-                    format!("target-features entry `{feature}` is not a `+`/`-` feature of `{triple}`"),
+                    format!(
+                        "target-features entry `{feature}` is not a `+`/`-` feature of `{triple}`"
+                    ),
                 ));
             }
         }
@@ -267,7 +291,10 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
     let prefixes = own_prefixes(triple);
     for (name, known) in &facts.intrinsics {
         if !known {
-            return Err(fail(name, format!("`{name}` is not an intrinsic LLVM knows")));
+            return Err(fail(
+                name,
+                format!("`{name}` is not an intrinsic LLVM knows"),
+            ));
         }
         let prefix = name.split('.').nth(1).unwrap_or("");
         if TARGET_PREFIXES.contains(&prefix) && !prefixes.contains(&prefix) {
@@ -307,7 +334,9 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
         if !subtargets.scalable(function) {
             return Err(fail(
                 function,
-                format!("uses scalable vectors (`<vscale x ...>`), which `{triple}` does not support"),
+                format!(
+                    "uses scalable vectors (`<vscale x ...>`), which `{triple}` does not support"
+                ),
             ));
         }
     }
@@ -350,7 +379,11 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
         ));
     }
     if let Some((name, declared)) = facts.thread_locals.first() {
-        let whose = if *declared { "another module's" } else { "its own" };
+        let whose = if *declared {
+            "another module's"
+        } else {
+            "its own"
+        };
         return Err(fail(
             name,
             format!(

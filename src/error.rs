@@ -3,6 +3,26 @@
 //! Every variant names the stage that failed (parse, verify, link, optimize, summary, plan, import, jit), the
 //! file, module or symbol involved, and — where LLVM produced one — LLVM's own message, unchanged. Nothing in
 //! the library panics on bad input; everything comes back as an [`Error`].
+//!
+//! Errors a program branches on are variants with fields (cranelift-jit's `ModuleError` is the model):
+//! [`Error::UnresolvedSymbols`], [`Error::UndefinedSymbol`], [`Error::DuplicateDefinition`], [`Error::Codegen`],
+//! [`Error::CompileAborted`], [`Error::Timeout`], [`Error::InvalidEntry`]. What ORC said comes back as data
+//! ([`OrcFailure`]: each error's [`OrcErrorKind`] and the symbols it names, handed over by the C++ shim), through
+//! [`std::error::Error::source`]; nothing in thinjit parses LLVM's English.
+//!
+//! ```
+//! use thinjit::jit::EngineBuilder;
+//! use thinjit::Error;
+//! let engine = EngineBuilder::new().build().unwrap();
+//! let script = b"declare i32 @nowhere()\ndefine i32 @f() {\n %r = call i32 @nowhere()\n ret i32 %r\n}\n";
+//! match engine.add_script("s", script) {
+//!     Err(Error::UnresolvedSymbols { script, symbols, .. }) => {
+//!         assert_eq!(script, "s");
+//!         assert_eq!(symbols, ["nowhere"]);
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! ```
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,17 +78,57 @@ pub enum Error {
     #[error("importing into {module}: {message}")]
     Import { module: String, message: String },
 
-    /// A symbol-level problem: missing, clashing, or unusable.
-    #[error("symbol `{symbol}`: {message}")]
-    Symbol { symbol: String, message: String },
+    /// Symbols `script` references that no script, helper, host symbol or library defines (found when the
+    /// script was linked, or when its static constructors were looked up).
+    #[error("script `{script}`: unresolved symbol{} {}", plural(symbols.len()), quoted(symbols))]
+    UnresolvedSymbols {
+        /// The script (or helper library) that references them.
+        script: String,
+        /// The names, as ORC reported them.
+        symbols: Vec<String>,
+        /// ORC's own errors, when ORC found them.
+        #[source]
+        source: Option<OrcFailure>,
+    },
 
-    /// ORC reported an error while adding, materializing, looking up or removing code.
-    #[error("jit: {message}")]
-    Jit { message: String },
+    /// Symbols the JIT-resident runtime library of `summary` references that no host symbol, shared library or
+    /// (opt-in) process symbol defines: typically the host callbacks the runtime calls, which the host must
+    /// register ([`crate::jit::EngineBuilder::host_symbol`], `shared_library`, `process_symbols`).
+    #[error(
+        "the runtime library of summary `{summary}`: unresolved symbol{} {} (register the host callbacks it calls)",
+        plural(symbols.len()),
+        quoted(symbols)
+    )]
+    RuntimeUnresolvedSymbols {
+        /// The summary whose runtime library references them.
+        summary: String,
+        /// The names, as ORC reported them.
+        symbols: Vec<String>,
+        /// ORC's own errors.
+        #[source]
+        source: Option<OrcFailure>,
+    },
 
-    /// A configuration value is out of range or inconsistent.
-    #[error("invalid configuration: {message}")]
-    Config { message: String },
+    /// A name was looked up that nothing in the engine defines.
+    #[error("symbol `{symbol}` is not defined by any script, helper or host symbol")]
+    UndefinedSymbol {
+        /// The name looked up.
+        symbol: String,
+    },
+
+    /// A symbol was defined a second time: a script redefining a helper or another script's symbol.
+    #[error("symbol `{symbol}` is defined by {} and again by {second}", first.as_deref().unwrap_or("an earlier module"))]
+    DuplicateDefinition {
+        /// The symbol.
+        symbol: String,
+        /// Who defined it first, when known (the helper runtime, a script).
+        first: Option<String>,
+        /// Who tried to define it again.
+        second: String,
+        /// ORC's error, when ORC found the clash.
+        #[source]
+        source: Option<OrcFailure>,
+    },
 
     /// Code generation of a script failed (an LLVM error-severity diagnostic or a code generator error).
     #[error("code generation of `{script}`{} failed: {message}", function.as_deref().map(|f| format!(" (function `{f}`)")).unwrap_or_default())]
@@ -108,6 +168,32 @@ pub enum Error {
         reason: String,
     },
 
+    /// A symbol cannot be used as asked (for example, extracting the body of a declaration).
+    #[error("symbol `{symbol}`: {message}")]
+    UnusableSymbol { symbol: String, message: String },
+
+    /// ORC reported an error while adding, materializing, looking up or removing code.
+    #[error("jit: {context}: {source}")]
+    Jit {
+        /// What thinjit was doing (and with which script, library or symbol).
+        context: String,
+        /// ORC's errors, as data.
+        #[source]
+        source: OrcFailure,
+    },
+
+    /// State shared between threads became unusable because a thread panicked while holding its lock; the
+    /// operation was not done (nothing was half-registered).
+    #[error("internal state ({what}) is unusable: a thread panicked while holding its lock")]
+    Poisoned {
+        /// Which state.
+        what: &'static str,
+    },
+
+    /// A configuration value is out of range or inconsistent.
+    #[error("invalid configuration: {message}")]
+    Config { message: String },
+
     /// The JIT's target cannot compile the script (found by [`crate::check`] before code generation, where
     /// LLVM would end the process, crash, hang or miscompile).
     #[error("the target cannot compile `{script}`{}: {message}", function.as_deref().map(|f| format!(" (function `{f}`)")).unwrap_or_default())]
@@ -138,3 +224,120 @@ impl Error {
         }
     }
 }
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn quoted(symbols: &[String]) -> String {
+    symbols
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The kinds of ORC error thinjit tells apart (ORC's error classes in `llvm/ExecutionEngine/Orc/Core.h` and
+/// `Shared/OrcError.h`). Crosses the C++ shim (`enum class ThinjitOrcErrorKind`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OrcErrorKind {
+    /// Any other error (a string error, a JITLink error, ...).
+    Other = 0,
+    /// `SymbolsNotFound`: a lookup or a link found no definition for these names.
+    SymbolsNotFound = 1,
+    /// `SymbolsCouldNotBeRemoved`.
+    SymbolsCouldNotBeRemoved = 2,
+    /// `DuplicateDefinition`: the name is already defined in the JITDylib.
+    DuplicateDefinition = 3,
+    /// `FailedToMaterialize`: these symbols' materialization failed (the cause was reported separately).
+    FailedToMaterialize = 4,
+    /// `MissingSymbolDefinitions`: an object defined fewer symbols than its unit claimed.
+    MissingSymbolDefinitions = 5,
+    /// `UnexpectedSymbolDefinitions`: an object defined symbols its unit did not claim.
+    UnexpectedSymbolDefinitions = 6,
+    /// `ResourceTrackerDefunct`: the tracker was already removed.
+    ResourceTrackerDefunct = 7,
+}
+
+/// One ORC error: its kind, the symbols it names, and ORC's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrcError {
+    /// Which ORC error class.
+    pub kind: OrcErrorKind,
+    /// The symbol names it carries (empty for kinds that carry none).
+    pub symbols: Vec<String>,
+    /// ORC's message.
+    pub message: String,
+}
+
+/// What ORC said about one failed operation: the error(s) the call returned, and the errors the session
+/// reported asynchronously while it ran (a failed link reports the missing symbols there and returns
+/// `FailedToMaterialize`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrcFailure {
+    /// The errors the call returned (an ORC error list has several).
+    pub errors: Vec<OrcError>,
+    /// Errors ORC reported through the session's error reporter meanwhile.
+    pub reported: Vec<OrcError>,
+}
+
+impl OrcFailure {
+    /// A failure that did not come from ORC's error classes (for example a name with a NUL byte).
+    pub fn other(message: impl Into<String>) -> Self {
+        OrcFailure {
+            errors: vec![OrcError {
+                kind: OrcErrorKind::Other,
+                symbols: Vec::new(),
+                message: message.into(),
+            }],
+            reported: Vec::new(),
+        }
+    }
+
+    /// Every error, returned then reported.
+    pub fn all(&self) -> impl Iterator<Item = &OrcError> {
+        self.errors.iter().chain(&self.reported)
+    }
+
+    /// The symbols named by errors of `kind`, in order, without repeats.
+    pub fn symbols(&self, kind: OrcErrorKind) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for e in self.all().filter(|e| e.kind == kind) {
+            for s in &e.symbols {
+                if !out.contains(s) {
+                    out.push(s.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether any error is of `kind`.
+    pub fn has(&self, kind: OrcErrorKind) -> bool {
+        self.all().any(|e| e.kind == kind)
+    }
+}
+
+impl std::fmt::Display for OrcFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for e in self.all() {
+            if !first {
+                f.write_str("; ")?;
+            }
+            first = false;
+            f.write_str(&e.message)?;
+        }
+        if first {
+            f.write_str("(ORC gave no message)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for OrcFailure {}

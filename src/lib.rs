@@ -16,4 +16,4 @@ pub mod import;
 pub mod jit;
 pub mod summary;
 
-pub use error::{Error, Result};
+pub use error::{Error, OrcError, OrcErrorKind, OrcFailure, Result};

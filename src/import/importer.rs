@@ -139,7 +139,7 @@ pub fn script_symbols(module: &Module<'_>) -> ScriptSymbols {
 /// Imports the helpers the plan selects into `module`. See the module documentation for the steps.
 ///
 /// Errors: the script does not verify ([`Error::Verify`]); the script's triple differs from the summary's, or
-/// the script defines a symbol the helper library also defines ([`Error::Symbol`]); a shard is damaged
+/// the script defines a symbol the helper library also defines ([`Error::DuplicateDefinition`]); a shard is damaged
 /// ([`Error::Summary`] / [`Error::Parse`]); linking fails ([`Error::Link`]); the result does not verify
 /// ([`Error::Import`]).
 pub fn import<S: ShardSource + ?Sized>(
@@ -160,12 +160,13 @@ pub fn import<S: ShardSource + ?Sized>(
     let t = Instant::now();
     let symbols = script_symbols(module);
     if let Some(name) = symbols.clashes(summary.index()).into_iter().next() {
-        return Err(Error::Symbol {
+        return Err(Error::DuplicateDefinition {
             symbol: name,
-            message: format!(
-                "script `{module_name}` defines it, and so does the helper library; rename the script's \
-                 definition or give it internal linkage"
+            first: Some("the helper library".into()),
+            second: format!(
+                "script `{module_name}` (rename the script's definition or give it internal linkage)"
             ),
+            source: None,
         });
     }
     let planned = plan(summary.index(), &symbols, config);
@@ -340,7 +341,7 @@ fn execute<S: ShardSource + ?Sized>(
 
 /// Gives script functions without `target-cpu` / `target-features` those of the imported helpers (the first
 /// imported helper, by name, that has them), so LLVM's inliner accepts the helpers. Returns the names stamped.
-fn stamp_targets(
+pub(crate) fn stamp_targets(
     module: &Module<'_>,
     script_functions: &[String],
     targets: &BTreeMap<String, (Option<String>, Option<String>)>,

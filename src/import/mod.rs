@@ -9,10 +9,14 @@
 
 pub mod config;
 mod importer;
+pub mod inlining;
+mod llvm_importer;
 pub mod plan;
 pub mod report;
 
 pub use config::{ImportConfig, RuntimeMode};
 pub use importer::{import, optimize, pipeline_for, script_symbols, OptLevel, ShardSource};
+pub use inlining::{called_functions, InlineOutcome, RemainingCall};
+pub use llvm_importer::{import_with_llvm, LlvmImport};
 pub use plan::{plan, ImportPlan, PlannedFunction, PlannedVariable, ScriptSymbols};
 pub use report::{Considered, Decision, ImportReport, Reason, StageTimes, SymbolKind, Totals};

@@ -14,7 +14,7 @@ use crate::llvm::facts::CodegenFailure;
 use crate::llvm::orc::LlJit;
 use crate::llvm::{Linkage, Module};
 use crate::summary::ObjectTarget;
-use crate::{Error, Result};
+use crate::{Error, OrcFailure, Result};
 
 /// Checks a script before import, optimization and code generation: the target can compile it, and it
 /// does not carry its own body of a helper.
@@ -23,6 +23,7 @@ pub(super) fn script(
     name: &str,
     target: &ObjectTarget,
     helper_symbols: &BTreeSet<String>,
+    target_check: bool,
 ) -> Result<()> {
     let bodies = module
         .functions()
@@ -36,16 +37,18 @@ pub(super) fn script(
         );
     for symbol in bodies {
         if helper_symbols.contains(&symbol) {
-            return Err(Error::Symbol {
+            return Err(Error::DuplicateDefinition {
                 symbol,
-                message: format!(
-                    "script `{name}` defines it (available_externally), but the helper runtime already does \
-                     (one instance of every helper)"
-                ),
+                first: Some("the helper runtime".into()),
+                second: format!("script `{name}` (an available_externally body)"),
+                source: None,
             });
         }
     }
-    crate::check::module(module, name, target)
+    if target_check {
+        crate::check::module(module, name, target)?;
+    }
+    Ok(())
 }
 
 /// The address of `name`, which must be a function: looking up a variable as something to call is an
@@ -53,7 +56,7 @@ pub(super) fn script(
 pub(super) fn function_address(
     jit: &LlJit,
     name: &str,
-    lookup_error: impl FnOnce(String) -> Error,
+    lookup_error: impl FnOnce(OrcFailure) -> Error,
 ) -> Result<u64> {
     match jit.lookup_flags(name) {
         Ok((_, false)) => Err(Error::InvalidEntry {

@@ -14,7 +14,7 @@ use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
 use crate::llvm::resident::{self, AtExitRegistry, Structors};
 use crate::llvm::{CodeGenOpt, Context, Linkage, Module, TargetMachine};
 use crate::summary::{ObjectTarget, RuntimeObject, Summary};
-use crate::{Error, Result};
+use crate::{Error, OrcErrorKind, OrcFailure, Result};
 
 /// Time spent in each stage of adding one script.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,6 +81,10 @@ struct Pending {
 
 /// A loaded script: its code, and what must run before that code is freed.
 struct Script {
+    /// The script's name (errors name the script that defines a symbol).
+    name: String,
+    /// The symbols it defines.
+    defined: Vec<String>,
     tracker: ResourceTracker,
     /// `__cxa_atexit` registrations made by the script's code (through its own dso handle).
     atexit: AtExitRegistry,
@@ -104,19 +108,33 @@ struct Shared {
     /// Lazy scripts ORC has compiled (or is compiling), by module identity: a code generation failure names
     /// the module, and the engine removes its script.
     materializing: Mutex<HashMap<usize, u64>>,
+    /// Worker processes that optimize and compile scripts (isolated compilation), if enabled.
+    isolation: Option<super::isolate::Pool>,
+    /// Whether scripts go through the pre-codegen target check.
+    target_check: bool,
+    /// Typed errors of lazy scripts whose import or optimization failed inside ORC's IR transform (ORC only
+    /// carries text): the lookup that made ORC materialize the script returns them.
+    transform_failures: Mutex<Vec<Error>>,
 }
 
 impl Shared {
     /// Runs `f` with a host target machine from the pool (made on first use; one per concurrent user).
     fn with_machine<T>(&self, f: impl FnOnce(&TargetMachine) -> Result<T>) -> Result<T> {
-        let machine = match self.machines.lock().ok().and_then(|mut m| m.pop()) {
+        // A pool of interchangeable machines: a poisoned lock leaves it consistent.
+        let pooled = self
+            .machines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let machine = match pooled {
             Some(tm) => tm,
             None => TargetMachine::host(CodeGenOpt::Aggressive)?,
         };
         let result = f(&machine);
-        if let Ok(mut m) = self.machines.lock() {
-            m.push(machine);
-        }
+        self.machines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(machine);
         result
     }
 
@@ -144,6 +162,10 @@ impl Shared {
         };
         times.import = start.elapsed();
 
+        if self.isolation.is_some() {
+            // The worker optimizes, with code generation.
+            return Ok((report, None));
+        }
         let start = Instant::now();
         let level = self.opt_level;
         self.with_machine(|tm| import::optimize(module, tm, level))?;
@@ -209,12 +231,26 @@ impl Shared {
         module.link_in(library)
     }
 
-    /// The IR transform body: prepares modules registered as pending, passes every other module through.
+    /// The IR transform as ORC sees it: on failure the typed error is kept for the lookup that triggered the
+    /// materialization ([`Engine::lookup_address`]) and ORC gets its text.
     fn transform(&self, module: &mut Module<'_>) -> std::result::Result<(), String> {
-        let pending = match self.pending.lock() {
-            Ok(mut p) => p.remove(&module.identity()),
-            Err(_) => None,
-        };
+        self.transform_typed(module).map_err(|error| {
+            let text = error.to_string();
+            self.transform_failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(error);
+            text
+        })
+    }
+
+    /// The IR transform body: prepares modules registered as pending, passes every other module through.
+    fn transform_typed(&self, module: &mut Module<'_>) -> Result<()> {
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&module.identity());
         let Some(pending) = pending else {
             return Ok(());
         };
@@ -226,21 +262,22 @@ impl Shared {
             ..ScriptTimes::default()
         };
         let defined = module.defined_symbols();
-        let (import, optimized_ir) = self
-            .prepare(module, &mut times)
-            .map_err(|e| format!("script `{}`: {e}", pending.name))?;
+        let (import, optimized_ir) = self.prepare(module, &mut times)?;
         // Constructors a whole-library link brought along cannot run from here: dropped (lazy mode).
         module.drop_structors();
         module.redirect_atexit();
         module.localize_dso_handle(pending.dso_key);
         let after = module.defined_symbols();
         if after != defined {
-            return Err(format!(
-                "script `{}`: import and optimization changed its definitions ({:?} -> {:?})",
-                pending.name, defined, after
-            ));
+            return Err(Error::Import {
+                module: pending.name,
+                message: format!(
+                    "import and optimization changed the script's definitions ({defined:?} -> {after:?})"
+                ),
+            });
         }
-        if let Ok(mut slot) = pending.slot.lock() {
+        {
+            let mut slot = pending.slot.lock().unwrap_or_else(|e| e.into_inner());
             *slot = Some(ScriptReport {
                 name: pending.name,
                 strategy: self.strategy,
@@ -294,26 +331,17 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn jit_error(message: String) -> Error {
-    Error::Jit { message }
+/// An ORC failure while doing `context`, as an [`Error::Jit`].
+fn jit_error(context: impl Into<String>) -> impl FnOnce(OrcFailure) -> Error {
+    let context = context.into();
+    move |source| Error::Jit { context, source }
 }
 
-/// Names listed in ORC's "Symbols not found: [ a, b ]" messages.
-fn missing_symbols(message: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = message;
-    while let Some(i) = rest.find("Symbols not found: [") {
-        rest = &rest[i + "Symbols not found: [".len()..];
-        let end = rest.find(']').unwrap_or(rest.len());
-        out.extend(
-            rest[..end]
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty()),
-        );
-        rest = &rest[end..];
-    }
-    out
+/// The error for a registry whose lock a panicking thread poisoned.
+fn poisoned(
+    what: &'static str,
+) -> impl FnOnce(std::sync::PoisonError<std::sync::MutexGuard<'_, HashMap<u64, Script>>>) -> Error {
+    move |_| Error::Poisoned { what }
 }
 
 /// Makes a script's `linkonce`/`weak` definitions internal. ORC binds every module's copy of such a symbol to
@@ -382,20 +410,21 @@ impl Engine {
             });
         }
         let mode = builder.import_config.mode;
-        let mut jit = LlJit::new_host().map_err(jit_error)?;
+        let mut jit = LlJit::new_host().map_err(jit_error("creating the LLJIT"))?;
 
         // Resolution order for names no module defines: host symbols (absolute, below), the shared libraries
         // in the order given, the process (opt-in), then the C/C++ runtime libraries.
         for library in &builder.shared_libraries {
             jit.add_shared_library(library)
-                .map_err(|m| jit_error(format!("shared library {}: {m}", library.display())))?;
+                .map_err(jit_error(format!("shared library {}", library.display())))?;
         }
         if builder.process_symbols {
-            jit.add_process_symbols().map_err(jit_error)?;
+            jit.add_process_symbols()
+                .map_err(jit_error("adding the process's symbols"))?;
         }
         for library in &builder.runtime_libraries {
             jit.add_shared_library(library)
-                .map_err(|m| jit_error(format!("runtime library {}: {m}", library.display())))?;
+                .map_err(jit_error(format!("runtime library {}", library.display())))?;
         }
         let host: Vec<(&str, u64)> = builder
             .host_symbols
@@ -403,14 +432,14 @@ impl Engine {
             .map(|(n, a)| (n.as_str(), *a))
             .collect();
         jit.define_absolute(&host)
-            .map_err(|m| jit_error(format!("host symbols: {m}")))?;
+            .map_err(jit_error("defining the host symbols"))?;
 
         // Engine runtime support: the atexit registry and its dso handle, the personality cell.
         jit.define_absolute(&[
             (resident::CXA_ATEXIT, AtExitRegistry::cxa_atexit_address()),
             (resident::ATEXIT_IMPL, AtExitRegistry::atexit_impl_address()),
         ])
-        .map_err(jit_error)?;
+        .map_err(jit_error("defining the atexit registry's entry points"))?;
         let atexit = AtExitRegistry::new();
         for (name, ir) in [
             ("thinjit.support", resident::support_ir(atexit.key())),
@@ -421,9 +450,11 @@ impl Engine {
         ] {
             let ctx = Context::new();
             let module = Module::parse_ir(&ctx, ir.as_bytes(), name)?;
-            jit.add_module(module, None).map_err(jit_error)?;
+            jit.add_module(module, None)
+                .map_err(jit_error(format!("adding {name}")))?;
         }
-        jit.lookup(resident::DSO_HANDLE).map_err(jit_error)?;
+        jit.lookup(resident::DSO_HANDLE)
+            .map_err(jit_error("materializing the engine's dso handle"))?;
 
         if let Some(summary) = &builder.summary {
             summary.check_target(&jit.triple(), &jit.data_layout())?;
@@ -456,6 +487,19 @@ impl Engine {
             machines: Mutex::new(Vec::new()),
             pending: Mutex::new(HashMap::new()),
             materializing: Mutex::new(HashMap::new()),
+            isolation: match &builder.isolation {
+                Some(isolation) if builder.lazy => {
+                    return Err(Error::Config {
+                        message: format!(
+                            "isolated compilation ({isolation:?}) compiles eagerly: use lazy(false)"
+                        ),
+                    })
+                }
+                Some(isolation) => Some(super::isolate::Pool::start(isolation)?),
+                None => None,
+            },
+            target_check: builder.target_check,
+            transform_failures: Mutex::new(Vec::new()),
         });
         if builder.lazy {
             let for_transform = Arc::clone(&shared);
@@ -582,12 +626,18 @@ impl Engine {
         let start = Instant::now();
         self.jit
             .add_object_file(bytes, &format!("{name} (runtime object)"), None)
-            .map_err(|m| jit_error(format!("adding the runtime object of {name}: {m}")))?;
+            .map_err(|f| {
+                self.script_error(name, format!("adding the runtime object of {name}"), f)
+            })?;
         self.helper_symbols.extend(object.defined.iter().cloned());
         if let Some(first) = object.defined.first() {
-            self.jit
-                .lookup(first)
-                .map_err(|m| self.materialize_error(name, first, m))?;
+            self.jit.lookup(first).map_err(|f| {
+                runtime_error(self.script_error(
+                    name,
+                    format!("linking the runtime object of {name}"),
+                    f,
+                ))
+            })?;
         }
         self.startup.times.materialize = start.elapsed();
         self.startup.runtime_bytes = bytes.len();
@@ -598,9 +648,13 @@ impl Engine {
     /// Runs the runtime's constructors (timed) and keeps its destructors for the drop.
     fn run_resident_ctors(&mut self, name: &str, structors: Structors) -> Result<()> {
         let start = Instant::now();
-        self.jit
-            .run_structors(structors.ctors())
-            .map_err(|m| jit_error(format!("running static constructors of {name}: {m}")))?;
+        self.jit.run_structors(structors.ctors()).map_err(|f| {
+            self.script_error(
+                name,
+                format!("running the static constructors of {name}"),
+                f,
+            )
+        })?;
         self.startup.times.initializers = start.elapsed();
         self.structors.extend(structors);
         Ok(())
@@ -619,13 +673,15 @@ impl Engine {
         self.helper_symbols.extend(defined);
         self.startup.times.load = start.elapsed();
         let start = Instant::now();
-        self.jit.add_module(module, None).map_err(jit_error)?;
+        self.jit
+            .add_module(module, None)
+            .map_err(|f| self.script_error(name, format!("adding {name}"), f))?;
         drop(ctx);
         // Compile the library now (single-threaded); unresolved references surface here.
         if let Some(first) = first {
-            self.jit
-                .lookup(&first)
-                .map_err(|m| self.materialize_error(name, &first, m))?;
+            self.jit.lookup(&first).map_err(|f| {
+                runtime_error(self.script_error(name, format!("compiling {name}"), f))
+            })?;
         }
         self.startup.times.materialize = start.elapsed();
         self.startup.runtime_bytes = bytes.len();
@@ -659,36 +715,21 @@ impl Engine {
         entry: CachedScript,
         outcome: CacheOutcome,
     ) -> Result<ScriptHandle<'_>> {
-        if let Some(clash) = entry
-            .defined
-            .iter()
-            .find(|s| self.helper_symbols.contains(*s))
-        {
-            return Err(Error::Symbol {
-                symbol: clash.clone(),
-                message: format!(
-                    "script `{name}` defines it, but the helper runtime already does (one instance of every helper)"
-                ),
-            });
-        }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let atexit = AtExitRegistry::new();
-        let tracker = self.jit.create_tracker();
+        self.refuse_helper_redefinition(name, entry.defined.iter())?;
+        let loading = Loading::new(self, name);
         let start = Instant::now();
         self.jit
-            .add_object_file(&entry.object, name, Some(&tracker))
-            .map_err(|m| jit_error(format!("adding cached script `{name}`: {m}")))?;
+            .add_object_file(&entry.object, name, loading.tracker.as_ref())
+            .map_err(|f| self.script_error(name, format!("adding cached script `{name}`"), f))?;
         if let Some(first) = entry.defined.first() {
-            if let Err(message) = self.jit.lookup(first) {
-                let _ = tracker.remove();
-                return Err(self.materialize_error(name, first, message));
-            }
+            self.jit.lookup(first).map_err(|f| {
+                self.script_error(name, format!("linking cached script `{name}`"), f)
+            })?;
         }
         if let Some(handle) = &entry.dso_handle {
-            if let Err(m) = self.jit.write_dso_key(handle, atexit.key()) {
-                let _ = tracker.remove();
-                return Err(jit_error(format!("cached script `{name}`: {m}")));
-            }
+            self.jit
+                .write_dso_key(handle, loading.key())
+                .map_err(|f| self.script_error(name, format!("cached script `{name}`"), f))?;
         }
         let times = ScriptTimes {
             materialize: start.elapsed(),
@@ -705,40 +746,51 @@ impl Engine {
             cache: Some(outcome),
         };
         let structors = Structors::new(entry.ctors, entry.dtors);
-        self.finish_script(name, id, tracker, atexit, structors, report)
+        self.run_script_ctors(name, &structors)?;
+        loading.commit(
+            entry.defined,
+            structors.dtors().to_vec(),
+            Arc::new(Mutex::new(Some(report))),
+        )
     }
 
-    /// Runs a freshly added script's constructors and registers it.
-    fn finish_script(
+    /// A script may not define what the helper runtime defines (one instance of every helper).
+    fn refuse_helper_redefinition<'a>(
         &self,
         name: &str,
-        id: u64,
-        tracker: ResourceTracker,
-        atexit: AtExitRegistry,
-        structors: Structors,
-        report: ScriptReport,
-    ) -> Result<ScriptHandle<'_>> {
-        if !structors.ctors().is_empty() {
-            if let Err(m) = self.jit.run_structors(structors.ctors()) {
-                let _ = tracker.remove();
-                return Err(self.materialize_error(name, &structors.ctors()[0], m));
-            }
+        mut defined: impl Iterator<Item = &'a String>,
+    ) -> Result<()> {
+        match defined.find(|s| self.helper_symbols.contains(*s)) {
+            Some(clash) => Err(Error::DuplicateDefinition {
+                symbol: clash.clone(),
+                first: Some("the helper runtime".into()),
+                second: format!("script `{name}`"),
+                source: None,
+            }),
+            None => Ok(()),
         }
-        Ok(self.register_script(
-            id,
-            name,
-            tracker,
-            atexit,
-            &structors,
-            Arc::new(Mutex::new(Some(report))),
-        ))
     }
 
+    /// Runs a freshly added script's static constructors (lookups of what they name fail as unresolved).
+    fn run_script_ctors(&self, name: &str, structors: &Structors) -> Result<()> {
+        if structors.ctors().is_empty() {
+            return Ok(());
+        }
+        let _compiling = self.compile_guard();
+        self.jit.run_structors(structors.ctors()).map_err(|f| {
+            self.script_error(
+                name,
+                format!("running the static constructors of script `{name}`"),
+                f,
+            )
+        })
+    }
     /// A module with a target triple or data layout must match the JIT's.
     fn check_target(&self, module: &Module<'_>, what: &str) -> Result<()> {
         let layout = module.data_layout();
         if !layout.is_empty() && layout != self.jit.data_layout() {
-            return Err(Error::Jit {
+            return Err(Error::Target {
+                triple: self.jit.triple(),
                 message: format!(
                     "{what}: data layout `{layout}` does not match the JIT's `{}`",
                     self.jit.data_layout()
@@ -747,7 +799,8 @@ impl Engine {
         }
         let triple = module.triple();
         if !triple.is_empty() && !same_target(&triple, &self.jit.triple()) {
-            return Err(Error::Jit {
+            return Err(Error::Target {
+                triple: self.jit.triple(),
                 message: format!(
                     "{what}: target triple `{triple}` does not match the JIT's `{}`",
                     self.jit.triple()
@@ -779,7 +832,7 @@ impl Engine {
 
     /// Number of scripts currently loaded.
     pub fn script_count(&self) -> usize {
-        self.scripts.lock().map(|s| s.len()).unwrap_or(0)
+        self.scripts.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Reads and adds the script at `path` (textual IR or bitcode).
@@ -796,7 +849,7 @@ impl Engine {
 
     /// Adds a script (textual IR or bitcode, named `name` in errors and reports) in its own LLVM context and
     /// under its own resource tracker: verify → import → optimize → materialize (eager), or verify now and
-    /// import + optimize when ORC materializes it (lazy).
+    /// import + optimize when ORC materializes it (lazy). A failed add leaves nothing of the script in the JIT.
     pub fn add_script(&self, name: &str, source: &[u8]) -> Result<ScriptHandle<'_>> {
         let cached = match &self.cache {
             Some(cache) => {
@@ -814,13 +867,18 @@ impl Engine {
         let dso_name = tag
             .as_ref()
             .map(|t| format!("{}.{t}", resident::DSO_HANDLE));
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let ctx = Context::new();
         let start = Instant::now();
         let mut module = Module::parse(&ctx, source, name)?;
         module.verify()?;
         self.check_target(&module, name)?;
-        super::checks::script(&module, name, &self.target, &self.helper_symbols)?;
+        super::checks::script(
+            &module,
+            name,
+            &self.target,
+            &self.helper_symbols,
+            self.shared.target_check,
+        )?;
         if module.triple().is_empty() {
             module.set_triple(&self.jit.triple());
         }
@@ -832,52 +890,46 @@ impl Engine {
             ..ScriptTimes::default()
         };
         let defined = module.defined_symbols();
-        if let Some(clash) = defined.iter().find(|s| self.helper_symbols.contains(*s)) {
-            return Err(Error::Symbol {
-                symbol: clash.clone(),
-                message: format!(
-                    "script `{name}` defines it, but the helper runtime already does (one instance of every helper)"
-                ),
-            });
-        }
+        self.refuse_helper_redefinition(name, defined.iter())?;
+        let mut loading = Loading::new(self, name);
         let mut structors = match &tag {
             Some(t) => module.take_structors_tagged(t),
             None => module.take_structors(),
         };
-        let atexit = AtExitRegistry::new();
         module.redirect_atexit();
         let mut uses_dso = false;
         match &dso_name {
             Some(n) => uses_dso |= module.export_dso_handle(n),
-            None => uses_dso |= module.localize_dso_handle(atexit.key()),
+            None => uses_dso |= module.localize_dso_handle(loading.key()),
         }
         internalize_shared_definitions(&module);
 
-        let tracker = self.jit.create_tracker();
         let slot: ReportSlot = Arc::default();
         if self.lazy {
             let key = module.identity();
-            if let Ok(mut p) = self.shared.pending.lock() {
-                p.insert(
+            self.shared
+                .pending
+                .lock()
+                .map_err(|_| Error::Poisoned {
+                    what: "lazy scripts",
+                })?
+                .insert(
                     key,
                     Pending {
-                        id,
+                        id: loading.id,
                         name: name.to_owned(),
                         slot: Arc::clone(&slot),
                         parse: times.parse,
-                        dso_key: atexit.key(),
+                        dso_key: loading.key(),
                     },
                 );
-            }
-            if let Err(m) = self.jit.add_module(module, Some(&tracker)) {
-                if let Ok(mut p) = self.shared.pending.lock() {
-                    p.remove(&key);
-                }
-                return Err(jit_error(format!("adding script `{name}`: {m}")));
-            }
+            loading.pending = Some(key);
+            self.jit
+                .add_module(module, loading.tracker.as_ref())
+                .map_err(|f| self.script_error(name, format!("adding script `{name}`"), f))?;
         } else {
             let before = module.defined_symbols();
-            let (import, optimized_ir) = self.shared.prepare(&mut module, &mut times)?;
+            let (import, mut optimized_ir) = self.shared.prepare(&mut module, &mut times)?;
             let after = module.defined_symbols();
             if after != before {
                 return Err(Error::Import {
@@ -895,29 +947,37 @@ impl Engine {
             module.redirect_atexit();
             match &dso_name {
                 Some(n) => uses_dso |= module.export_dso_handle(n),
-                None => uses_dso |= module.localize_dso_handle(atexit.key()),
+                None => uses_dso |= module.localize_dso_handle(loading.key()),
             }
             // Code generation on this thread with a pooled target machine, then JITLink (thread-safe).
             let start = Instant::now();
-            let object = self.shared.with_machine(|tm| tm.emit_object(&module))?;
+            let object = match &self.shared.isolation {
+                Some(pool) => {
+                    let keep = self.shared.keep_optimized_ir;
+                    let level = self.shared.opt_level;
+                    let compiled =
+                        pool.compile(&module, name, &self.target, level, keep, &after)?;
+                    (times.optimize, optimized_ir) = (compiled.optimize, compiled.optimized_ir);
+                    compiled.object
+                }
+                None => self.shared.with_machine(|tm| tm.emit_object(&module))?,
+            };
             let object_len = object.len();
             drop(module);
             drop(ctx);
             self.jit
-                .add_object_file(&object, name, Some(&tracker))
-                .map_err(|m| jit_error(format!("adding script `{name}`: {m}")))?;
+                .add_object_file(&object, name, loading.tracker.as_ref())
+                .map_err(|f| self.script_error(name, format!("adding script `{name}`"), f))?;
             if let Some(first) = after.iter().next() {
-                if let Err(message) = self.jit.lookup(first) {
-                    let _ = tracker.remove();
-                    return Err(self.materialize_error(name, first, message));
-                }
+                self.jit
+                    .lookup(first)
+                    .map_err(|f| self.script_error(name, format!("linking script `{name}`"), f))?;
             }
             let dso_handle = dso_name.filter(|_| uses_dso);
             if let Some(handle) = &dso_handle {
-                if let Err(m) = self.jit.write_dso_key(handle, atexit.key()) {
-                    let _ = tracker.remove();
-                    return Err(jit_error(format!("script `{name}`: {m}")));
-                }
+                self.jit
+                    .write_dso_key(handle, loading.key())
+                    .map_err(|f| self.script_error(name, format!("script `{name}`"), f))?;
             }
             times.materialize = start.elapsed();
             let outcome = cached.as_ref().map(|(cache, key)| {
@@ -933,69 +993,68 @@ impl Engine {
                 let _ = cache.put(*key, &entry.encode());
                 CacheOutcome::Miss
             });
-            if let Ok(mut s) = slot.lock() {
-                *s = Some(ScriptReport {
-                    name: name.to_owned(),
-                    strategy: self.shared.strategy,
-                    times,
-                    defined: after.into_iter().collect(),
-                    import,
-                    optimized_ir,
-                    object_size: Some(object_len),
-                    cache: outcome,
-                });
-            }
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(ScriptReport {
+                name: name.to_owned(),
+                strategy: self.shared.strategy,
+                times,
+                defined: after.into_iter().collect(),
+                import,
+                optimized_ir,
+                object_size: Some(object_len),
+                cache: outcome,
+            });
         }
-        if !structors.ctors().is_empty() {
-            let _compiling = self.compile_guard();
-            self.jit
-                .run_structors(structors.ctors())
-                .map_err(|m| self.materialize_error(name, &structors.ctors()[0], m))?;
-        }
-        Ok(self.register_script(id, name, tracker, atexit, &structors, slot))
+        self.run_script_ctors(name, &structors)?;
+        loading.commit(
+            defined.into_iter().collect(),
+            structors.dtors().to_vec(),
+            slot,
+        )
     }
 
-    /// Records a materialized script (its tracker, atexit registry and destructors, run at removal or drop)
-    /// and hands out its handle.
-    fn register_script(
-        &self,
-        id: u64,
-        name: &str,
-        tracker: ResourceTracker,
-        atexit: AtExitRegistry,
-        structors: &Structors,
-        report: Arc<Mutex<Option<ScriptReport>>>,
-    ) -> ScriptHandle<'_> {
-        if let Ok(mut s) = self.scripts.lock() {
-            s.insert(
-                id,
-                Script {
-                    tracker,
-                    atexit,
-                    dtors: structors.dtors().to_vec(),
-                },
-            );
+    /// Turns an ORC failure while adding, linking or initializing `script` into a typed error: names ORC could
+    /// not find are [`Error::UnresolvedSymbols`], a clash is an [`Error::DuplicateDefinition`] naming the first
+    /// owner where the engine knows it, anything else an [`Error::Jit`] with `context`.
+    fn script_error(&self, script: &str, context: String, failure: OrcFailure) -> Error {
+        let missing = failure.symbols(OrcErrorKind::SymbolsNotFound);
+        if !missing.is_empty() {
+            return Error::UnresolvedSymbols {
+                script: script.to_owned(),
+                symbols: missing,
+                source: Some(failure),
+            };
         }
-        ScriptHandle {
-            engine: self,
-            id,
-            name: name.to_owned(),
-            report,
-        }
-    }
-
-    /// Turns an ORC materialization failure into a typed error naming the unresolved symbol when ORC says
-    /// which one it was.
-    fn materialize_error(&self, script: &str, looked_up: &str, message: String) -> Error {
-        match missing_symbols(&message).into_iter().next() {
-            Some(symbol) if symbol != looked_up => Error::Symbol {
+        if let Some(symbol) = failure
+            .symbols(OrcErrorKind::DuplicateDefinition)
+            .into_iter()
+            .next()
+        {
+            let first = if self.helper_symbols.contains(&symbol) {
+                Some("the helper runtime".to_owned())
+            } else {
+                self.script_defining(&symbol)
+                    .map(|owner| format!("script `{owner}`"))
+            };
+            return Error::DuplicateDefinition {
                 symbol,
-                message: format!("unresolved in script `{script}`: {message}"),
-            },
-            _ => Error::Jit {
-                message: format!("materializing script `{script}`: {message}"),
-            },
+                first,
+                second: format!("`{script}`"),
+                source: Some(failure),
+            };
         }
+        Error::Jit {
+            context,
+            source: failure,
+        }
+    }
+
+    /// The name of the loaded script that defines `symbol`, if one does.
+    fn script_defining(&self, symbol: &str) -> Option<String> {
+        let scripts = self.scripts.lock().unwrap_or_else(|e| e.into_inner());
+        scripts
+            .values()
+            .find(|s| s.defined.iter().any(|d| d == symbol))
+            .map(|s| s.name.clone())
     }
 
     /// In lazy mode, a lookup may make ORC compile IR, which must not happen on two threads at once.
@@ -1015,52 +1074,75 @@ impl Engine {
     /// The address of the function `name` (a variable is an [`Error::InvalidEntry`]).
     fn lookup_function_address(&self, name: &str) -> Result<u64> {
         let _compiling = self.compile_guard();
-        super::checks::function_address(&self.jit, name, |m| self.lookup_error(name, m))
+        super::checks::function_address(&self.jit, name, |failure| {
+            self.jit.clear_dead_symbol_names();
+            self.lookup_error(name, failure)
+        })
     }
 
     /// The address of `name` (a function or a variable), materializing what defines it if needed.
+    ///
+    /// Errors: [`Error::UndefinedSymbol`] when nothing defines `name`; [`Error::UnresolvedSymbols`] when the
+    /// script defining it references names nothing defines; in lazy mode, the typed error of a failed import
+    /// or optimization; [`Error::Jit`] for anything else ORC reports.
     pub fn lookup_address(&self, name: &str) -> Result<u64> {
         let _compiling = self.compile_guard();
-        self.jit
-            .lookup(name)
-            .map_err(|message| self.lookup_error(name, message))
+        self.jit.lookup(name).map_err(|failure| {
+            // The failed name stays in ORC's string pool until cleared: a host looking up many wrong names
+            // (user input) would otherwise accumulate them.
+            self.jit.clear_dead_symbol_names();
+            self.lookup_error(name, failure)
+        })
     }
 
-    /// The error for a failed lookup of `name`. A lazy script whose code generation failed is removed (nothing
-    /// of it stays) and the error is an [`Error::Codegen`].
-    fn lookup_error(&self, name: &str, message: String) -> Error {
+    fn lookup_error(&self, name: &str, failure: OrcFailure) -> Error {
+        // A lazy script whose code generation failed: removed (nothing of it stays), an `Error::Codegen`.
         let failures = self.jit.take_codegen_failures();
         if let Some(error) = super::checks::codegen_failure(&failures) {
             let ids: Vec<u64> = match self.shared.materializing.lock() {
-                Ok(m) => failures.iter().filter_map(|f| m.get(&f.module).copied()).collect(),
+                Ok(m) => failures
+                    .iter()
+                    .filter_map(|f| m.get(&f.module).copied())
+                    .collect(),
                 Err(_) => Vec::new(),
             };
             for (id, failure) in ids.into_iter().zip(&failures) {
                 let _ = self.remove_id(id, &failure.name);
             }
-            self.jit.clear_dead_symbol_names();
             return error;
         }
-        {
-            // The failed name stays in ORC's string pool until cleared: a host looking up many wrong names
-            // (user input) would otherwise accumulate them.
-            self.jit.clear_dead_symbol_names();
-            let missing = missing_symbols(&message);
-            match missing.into_iter().next() {
-                Some(symbol) if symbol == name && !message.contains("Failed to materialize") => {
-                    Error::Symbol {
-                        symbol,
-                        message: "not defined by any script, helper or host symbol".into(),
-                    }
-                }
-                Some(symbol) => Error::Symbol {
-                    symbol,
-                    message: format!("unresolved while materializing `{name}`: {message}"),
-                },
-                None => Error::Jit {
-                    message: format!("looking up `{name}`: {message}"),
-                },
-            }
+        let transform_failure = std::mem::take(
+            &mut *self
+                .shared
+                .transform_failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        if let Some(error) = transform_failure.into_iter().next() {
+            return error;
+        }
+        let failed = failure.symbols(OrcErrorKind::FailedToMaterialize);
+        let missing = failure.symbols(OrcErrorKind::SymbolsNotFound);
+        if failed.is_empty() && missing.iter().any(|m| m == name) {
+            return Error::UndefinedSymbol {
+                symbol: name.to_owned(),
+            };
+        }
+        if !missing.is_empty() {
+            let script = failed
+                .iter()
+                .chain(std::iter::once(&name.to_owned()))
+                .find_map(|s| self.script_defining(s))
+                .unwrap_or_else(|| format!("the code defining `{name}`"));
+            return Error::UnresolvedSymbols {
+                script,
+                symbols: missing,
+                source: Some(failure),
+            };
+        }
+        Error::Jit {
+            context: format!("looking up `{name}`"),
+            source: failure,
         }
     }
 
@@ -1072,19 +1154,28 @@ impl Engine {
 
     fn remove_id(&self, id: u64, name: &str) -> Result<()> {
         // A lazy script removed before ORC materialized it: forget it (its module is freed with the tracker).
-        if let Ok(mut p) = self.shared.pending.lock() {
-            p.retain(|_, pending| pending.id != id);
-        }
+        self.shared
+            .pending
+            .lock()
+            .map_err(|_| Error::Poisoned {
+                what: "lazy scripts",
+            })?
+            .retain(|_, pending| pending.id != id);
         if let Ok(mut m) = self.shared.materializing.lock() {
             m.retain(|_, script| *script != id);
         }
-        let script = self.scripts.lock().ok().and_then(|mut s| s.remove(&id));
+        let script = self
+            .scripts
+            .lock()
+            .map_err(poisoned("script registry"))?
+            .remove(&id);
         match script {
             Some(script) => {
                 self.run_script_destructors(&script);
-                let removed = script.tracker.remove().map_err(|m| Error::Jit {
-                    message: format!("removing script `{name}`: {m}"),
-                });
+                let removed = script
+                    .tracker
+                    .remove()
+                    .map_err(jit_error(format!("removing script `{name}`")));
                 // Every 64 removals, free the symbol names of removed scripts (see `clear_dead_symbol_names`).
                 if self.removals.fetch_add(1, Ordering::Relaxed) % 64 == 63 {
                     self.jit.clear_dead_symbol_names();
@@ -1107,32 +1198,105 @@ impl Engine {
 
     /// Adds a relocatable object file under its own tracker (no import or optimization happens).
     pub fn add_object(&self, name: &str, object: &[u8]) -> Result<ScriptHandle<'_>> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let tracker = self.jit.create_tracker();
+        let loading = Loading::new(self, name);
         self.jit
-            .add_object_file(object, name, Some(&tracker))
-            .map_err(|m| jit_error(format!("adding object `{name}`: {m}")))?;
-        if let Ok(mut s) = self.scripts.lock() {
-            s.insert(
-                id,
-                Script {
-                    tracker,
-                    atexit: AtExitRegistry::new(),
-                    dtors: Vec::new(),
-                },
-            );
-        }
-        Ok(ScriptHandle {
-            engine: self,
-            id,
-            name: name.to_owned(),
-            report: Arc::default(),
-        })
+            .add_object_file(object, name, loading.tracker.as_ref())
+            .map_err(|f| self.script_error(name, format!("adding object `{name}`"), f))?;
+        loading.commit(Vec::new(), Vec::new(), Arc::default())
     }
 
     /// Errors ORC reported asynchronously and no call returned (drained).
-    pub fn take_reported_errors(&self) -> Vec<String> {
+    pub fn take_reported_errors(&self) -> Vec<crate::OrcError> {
         self.jit.take_reported_errors()
+    }
+}
+
+/// A script being added. Until [`Loading::commit`] registers it, dropping it undoes everything the add did in
+/// the JIT: the handlers its constructors registered run, its code is removed with its resource tracker, and a
+/// lazy registration is forgotten. The one clean-up path of every failed add (a `?` anywhere in between).
+struct Loading<'e> {
+    engine: &'e Engine,
+    id: u64,
+    name: String,
+    /// `Some` until committed.
+    tracker: Option<ResourceTracker>,
+    atexit: Option<AtExitRegistry>,
+    /// The key of the lazy script's entry in `Shared::pending`, once made.
+    pending: Option<usize>,
+}
+
+impl<'e> Loading<'e> {
+    fn new(engine: &'e Engine, name: &str) -> Self {
+        Loading {
+            engine,
+            id: engine.next_id.fetch_add(1, Ordering::Relaxed),
+            name: name.to_owned(),
+            tracker: Some(engine.jit.create_tracker()),
+            atexit: Some(AtExitRegistry::new()),
+            pending: None,
+        }
+    }
+
+    /// The key of the script's own atexit registry (what its dso handle holds).
+    fn key(&self) -> u64 {
+        self.atexit.as_ref().map_or(0, AtExitRegistry::key)
+    }
+
+    /// Registers the loaded script (its tracker, atexit registry and destructors, run at removal or drop) and
+    /// hands out its handle. A poisoned registry is an error (and the script is unloaded).
+    fn commit(
+        mut self,
+        defined: Vec<String>,
+        dtors: Vec<String>,
+        report: ReportSlot,
+    ) -> Result<ScriptHandle<'e>> {
+        let engine = self.engine;
+        let mut scripts = engine.scripts.lock().map_err(poisoned("script registry"))?;
+        let (Some(tracker), Some(atexit)) = (self.tracker.take(), self.atexit.take()) else {
+            return Err(Error::Poisoned {
+                what: "script being added",
+            });
+        };
+        self.pending = None;
+        scripts.insert(
+            self.id,
+            Script {
+                name: self.name.clone(),
+                defined,
+                tracker,
+                atexit,
+                dtors,
+            },
+        );
+        Ok(ScriptHandle {
+            engine,
+            id: self.id,
+            name: std::mem::take(&mut self.name),
+            report,
+        })
+    }
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.pending.take() {
+            self.engine
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+        }
+        if let Some(atexit) = self.atexit.take() {
+            // Constructors that ran before the failure may have registered handlers into the code about to go.
+            atexit.run();
+        }
+        if let Some(tracker) = self.tracker.take() {
+            // The add already failed with its own error; a tracker that cannot be removed was never used.
+            let _ = tracker.remove();
+            // The failed script's symbol names would otherwise stay in ORC's string pool.
+            self.engine.jit.clear_dead_symbol_names();
+        }
     }
 }
 
@@ -1141,10 +1305,12 @@ impl Drop for Engine {
         // Destructors first, while every piece of JIT'd code is still loaded: the scripts' (newest first), then
         // handlers registered through the engine's dso handle (last first) and the library's
         // `llvm.global_dtors`.
-        let mut scripts: Vec<(u64, Script)> = match self.scripts.lock() {
-            Ok(mut s) => s.drain().collect(),
-            Err(_) => Vec::new(),
-        };
+        let mut scripts: Vec<(u64, Script)> = self
+            .scripts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
         scripts.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
         for (_, script) in &scripts {
             self.run_script_destructors(script);
@@ -1153,9 +1319,11 @@ impl Drop for Engine {
         self.atexit.run();
         let _ = self.jit.run_structors(self.structors.dtors());
         self.atexit.run();
-        if let Ok(mut p) = self.shared.pending.lock() {
-            p.clear();
-        }
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         // Trackers release here; the LLJIT is disposed when the last of them and `jit` are gone.
     }
 }
@@ -1188,7 +1356,10 @@ impl<'e> ScriptHandle<'e> {
     /// The report: available after `add_script` in eager mode, after the first lookup materialized the script
     /// in lazy mode (`None` before).
     pub fn report(&self) -> Option<ScriptReport> {
-        self.report.lock().ok().and_then(|r| r.clone())
+        self.report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Looks up `name` as a function of type `F` (see [`Engine::lookup`]). The result borrows the handle, so
@@ -1232,4 +1403,21 @@ fn script_key_salt(builder: &EngineBuilder, target: &ObjectTarget) -> Vec<Vec<u8
         summary,
         library,
     ]
+}
+
+/// Names the JIT-resident runtime library as the summary's, not as a script, when it references symbols nothing
+/// defines.
+fn runtime_error(error: Error) -> Error {
+    match error {
+        Error::UnresolvedSymbols {
+            script,
+            symbols,
+            source,
+        } => Error::RuntimeUnresolvedSymbols {
+            summary: script,
+            symbols,
+            source,
+        },
+        other => other,
+    }
 }

@@ -51,10 +51,12 @@
 mod builder;
 mod checks;
 mod engine;
+pub mod isolate;
 mod startup;
 
 pub use crate::import::OptLevel;
 pub use crate::llvm::orc::JitFunction;
 pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
 pub use engine::{Engine, ScriptHandle, ScriptReport, ScriptTimes};
+pub use isolate::Isolation;
 pub use startup::{RuntimeSource, StartupReport, StartupTimes};

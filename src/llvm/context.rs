@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use llvm_sys::core as c;
 use llvm_sys::orc2 as orc;
 use llvm_sys::prelude::{LLVMContextRef, LLVMDiagnosticInfoRef};
-use llvm_sys::LLVMDiagnosticSeverity;
+use llvm_sys::{LLVMDiagnosticHandler, LLVMDiagnosticSeverity};
 
 use super::message::LlvmMessage;
 
@@ -58,6 +58,8 @@ pub struct Context {
     tsc: Option<NonNull<orc::LLVMOrcOpaqueThreadSafeContext>>,
     raw: NonNull<llvm_sys::LLVMContext>,
     sink: Box<DiagnosticSink>,
+    /// The diagnostic handler (and its context pointer) installed before ours, put back on drop.
+    previous_handler: (LLVMDiagnosticHandler, *mut libc::c_void),
 }
 
 // SAFETY: an LLVMContext may be used from any one thread at a time; `Context` is not `Sync`, and every module
@@ -77,25 +79,53 @@ impl Context {
         Self::with_recording_handler(Some(tsc), raw)
     }
 
-    /// A temporary handle on a context owned elsewhere (by an ORC `ThreadSafeContext` whose lock the caller
-    /// holds), with its own diagnostic handler installed until the handle drops. Used to run Rust code on a
-    /// module inside ORC's IR transform.
+    /// A temporary handle on a context owned elsewhere: by an ORC `ThreadSafeContext` whose lock the caller
+    /// holds, by an inkwell `Context`, or by the caller's own `LLVMContextCreate`.
+    ///
+    /// While the handle exists, thinjit's diagnostic handler is installed on the context, so a bad bitcode file
+    /// or a failed link in thinjit calls becomes an [`crate::Error`] instead of ending the process. Dropping the
+    /// handle puts back whatever diagnostic handler (and handler context) was installed before, and never
+    /// disposes the LLVMContext. Modules of the context are used through [`super::Module::borrow_raw`].
+    ///
+    /// ```
+    /// use thinjit::llvm::Context;
+    /// let raw = unsafe { llvm_sys::core::LLVMContextCreate() };
+    /// {
+    ///     // SAFETY: `raw` is live, used only through `ctx` on this thread, and outlives `ctx`.
+    ///     let ctx = unsafe { Context::borrow_raw(raw) };
+    ///     let m = thinjit::llvm::Module::parse_ir(&ctx, b"define i32 @f() { ret i32 1 }", "f.ll").unwrap();
+    ///     assert!(m.function("f").is_some());
+    /// }
+    /// unsafe { llvm_sys::core::LLVMContextDispose(raw) };
+    /// ```
     ///
     /// # Safety
-    /// `raw` must be a live context that no other thread uses while the returned handle exists, and that
-    /// outlives it.
-    pub(crate) unsafe fn borrow_raw(raw: LLVMContextRef) -> Self {
-        let raw = NonNull::new(raw).expect("null LLVMContext");
+    /// - `raw` must be a non-null, live `LLVMContextRef` that outlives the returned handle and every module
+    ///   wrapped through it;
+    /// - nothing else may use the context (from any thread) while the handle exists, and the caller must not
+    ///   change the context's diagnostic handler until the handle is dropped;
+    /// - handles borrowing the same context must be dropped in the reverse order of their creation (each one
+    ///   restores the handler it found).
+    pub unsafe fn borrow_raw(raw: LLVMContextRef) -> Self {
+        let raw = NonNull::new(raw).expect("Context::borrow_raw: null LLVMContextRef");
         Self::with_recording_handler(None, raw)
     }
 
-    /// Installs a handler recording diagnostics into a fresh sink; `Drop` removes it before the sink goes.
+    /// Installs a handler recording diagnostics into a fresh sink, remembering the one it replaces; `Drop`
+    /// puts that one back before the sink goes.
     fn with_recording_handler(
         tsc: Option<NonNull<orc::LLVMOrcOpaqueThreadSafeContext>>,
         raw: NonNull<llvm_sys::LLVMContext>,
     ) -> Self {
         let sink = Box::<DiagnosticSink>::default();
-        // SAFETY: the sink is boxed, so its address is stable until Drop, which removes the handler first.
+        // SAFETY: `raw` is live (the callers' contracts); reading its current handler has no preconditions.
+        let previous_handler = unsafe {
+            (
+                c::LLVMContextGetDiagnosticHandler(raw.as_ptr()),
+                c::LLVMContextGetDiagnosticContext(raw.as_ptr()),
+            )
+        };
+        // SAFETY: the sink is boxed, so its address is stable until Drop, which replaces the handler first.
         unsafe {
             c::LLVMContextSetDiagnosticHandler(
                 raw.as_ptr(),
@@ -103,7 +133,12 @@ impl Context {
                 &*sink as *const DiagnosticSink as *mut libc::c_void,
             );
         }
-        Context { tsc, raw, sink }
+        Context {
+            tsc,
+            raw,
+            sink,
+            previous_handler,
+        }
     }
 
     pub(crate) fn as_raw(&self) -> LLVMContextRef {
@@ -157,9 +192,10 @@ impl Drop for Context {
     fn drop(&mut self) {
         // SAFETY: modules borrowing this context are gone (lifetimes); modules handed to ORC keep the underlying
         // LLVMContext alive through the TSC's reference count, so unhook our handler (which points into `sink`)
-        // before releasing our reference.
+        // before releasing our reference. A borrowed context gets back the handler its owner had installed.
         unsafe {
-            c::LLVMContextSetDiagnosticHandler(self.raw.as_ptr(), None, std::ptr::null_mut());
+            let (handler, handler_context) = self.previous_handler;
+            c::LLVMContextSetDiagnosticHandler(self.raw.as_ptr(), handler, handler_context);
             if let Some(tsc) = self.tsc {
                 orc::LLVMOrcDisposeThreadSafeContext(tsc.as_ptr());
             }

@@ -55,7 +55,10 @@ pub(crate) type CodegenErrorFn = extern "C" fn(
 extern "C" {
     fn thinjit_module_nesting(m: LLVMModuleRef, out: *mut u64);
     fn thinjit_module_facts(m: LLVMModuleRef, emit: FactFn, ctx: *mut libc::c_void);
-    fn thinjit_target_cpu_valid(triple: *const libc::c_char, cpu: *const libc::c_char) -> libc::c_int;
+    fn thinjit_target_cpu_valid(
+        triple: *const libc::c_char,
+        cpu: *const libc::c_char,
+    ) -> libc::c_int;
     fn thinjit_target_feature_valid(
         triple: *const libc::c_char,
         feature: *const libc::c_char,

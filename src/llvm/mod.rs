@@ -28,13 +28,16 @@ mod passes;
 pub mod resident;
 mod shim;
 mod target;
+mod thinlto;
 mod value;
 
 pub use buffer::MemoryBuffer;
 pub use context::Context;
-pub use module::Module;
+pub(crate) use module::is_bitcode;
+pub use module::{BorrowedModule, Module};
 pub use passes::PassOptions;
 pub use target::{host_cpu_features, host_cpu_name, host_triple, CodeGenOpt, TargetMachine};
+pub use thinlto::{bitcode_has_summary, LlvmImportOptions};
 pub use value::{
     Attribute, BasicBlock, Function, GlobalVariable, Instruction, Linkage, Opcode, Value,
     Visibility,

@@ -53,6 +53,55 @@ impl<'ctx> Module<'ctx> {
         self.raw.as_ptr()
     }
 
+    /// Borrows a module owned elsewhere (by an llvm-sys caller, an inkwell `Module`, or a C++ host) so that
+    /// thinjit can read and change it in place: import helpers into it, optimize it, verify it. The returned
+    /// [`BorrowedModule`] dereferences to a `Module` and never disposes the module.
+    ///
+    /// `ctx` is the caller's context borrowed with [`Context::borrow_raw`] (or the thinjit context the module was
+    /// made in); thinjit's diagnostics for this module are recorded on it.
+    ///
+    /// ```
+    /// use thinjit::llvm::{Context, Module};
+    /// use llvm_sys::core as c;
+    /// unsafe {
+    ///     let raw_ctx = c::LLVMContextCreate();
+    ///     let raw = c::LLVMModuleCreateWithNameInContext(c"m".as_ptr(), raw_ctx);
+    ///     {
+    ///         // SAFETY: both handles are live, used only here, and outlive the borrows.
+    ///         let ctx = Context::borrow_raw(raw_ctx);
+    ///         let mut m = Module::borrow_raw(&ctx, raw);
+    ///         m.set_name("renamed");
+    ///         m.verify().unwrap();
+    ///     }
+    ///     c::LLVMDisposeModule(raw);
+    ///     c::LLVMContextDispose(raw_ctx);
+    /// }
+    /// ```
+    ///
+    /// # Safety
+    /// - `raw` must be a non-null, live module created in the LLVMContext that `ctx` wraps (checked: a module of
+    ///   another context panics);
+    /// - the module must outlive the returned handle, must not be disposed, moved into another owner (ORC, a
+    ///   linker) or used by anyone else while the handle exists;
+    /// - values and functions obtained through the handle are only valid while the module is alive and
+    ///   unchanged by others.
+    pub unsafe fn borrow_raw<'c>(ctx: &'c Context, raw: LLVMModuleRef) -> BorrowedModule<'c> {
+        let raw = NonNull::new(raw).expect("Module::borrow_raw: null LLVMModuleRef");
+        // SAFETY: `raw` is live (the caller's contract).
+        let module_ctx = unsafe { c::LLVMGetModuleContext(raw.as_ptr()) };
+        assert!(
+            module_ctx == ctx.as_raw(),
+            "Module::borrow_raw: the module belongs to another LLVMContext than `ctx`"
+        );
+        BorrowedModule {
+            module: std::mem::ManuallyDrop::new(Module {
+                raw,
+                ctx,
+                _marker: PhantomData,
+            }),
+        }
+    }
+
     /// Gives up ownership (for LLVM calls that consume the module).
     pub(crate) fn into_raw(self) -> LLVMModuleRef {
         let raw = self.raw.as_ptr();
@@ -202,7 +251,10 @@ impl<'ctx> Module<'ctx> {
             } else if nesting.types > limit {
                 format!("types nest {} levels deep", nesting.types)
             } else {
-                format!("constant expressions nest {} levels deep", nesting.constants)
+                format!(
+                    "constant expressions nest {} levels deep",
+                    nesting.constants
+                )
             };
             return Err(Error::Verify {
                 what: format!("module `{}`", self.name()),
@@ -391,12 +443,12 @@ impl<'ctx> Module<'ctx> {
     pub fn extract_function(&self, f: Function<'_>, name: &str) -> Result<Module<'ctx>> {
         let fname = f.name();
         if f.is_declaration() {
-            return Err(Error::Symbol {
+            return Err(Error::UnusableSymbol {
                 symbol: fname,
                 message: "cannot extract a declaration".into(),
             });
         }
-        let cname = cstring(name).map_err(|message| Error::Symbol {
+        let cname = cstring(name).map_err(|message| Error::UnusableSymbol {
             symbol: fname.clone(),
             message,
         })?;
@@ -406,7 +458,7 @@ impl<'ctx> Module<'ctx> {
             super::shim::thinjit_extract_function(self.as_raw(), f.as_raw(), cname.as_ptr())
         };
         if raw.is_null() {
-            return Err(Error::Symbol {
+            return Err(Error::UnusableSymbol {
                 symbol: fname,
                 message: "extraction produced no module".into(),
             });
@@ -474,6 +526,34 @@ impl std::fmt::Debug for Module<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Module")
             .field("name", &self.name())
+            .finish()
+    }
+}
+
+/// A module borrowed from its owner with [`Module::borrow_raw`]: dereferences to [`Module`], and dropping it
+/// leaves the module alive with its owner.
+pub struct BorrowedModule<'c> {
+    module: std::mem::ManuallyDrop<Module<'c>>,
+}
+
+impl<'c> std::ops::Deref for BorrowedModule<'c> {
+    type Target = Module<'c>;
+
+    fn deref(&self) -> &Module<'c> {
+        &self.module
+    }
+}
+
+impl<'c> std::ops::DerefMut for BorrowedModule<'c> {
+    fn deref_mut(&mut self) -> &mut Module<'c> {
+        &mut self.module
+    }
+}
+
+impl std::fmt::Debug for BorrowedModule<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BorrowedModule")
+            .field("name", &self.module.name())
             .finish()
     }
 }

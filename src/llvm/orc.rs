@@ -2,16 +2,18 @@
 //!
 //! In: [`Module`]s (each in its own [`Context`], which is backed by an ORC `ThreadSafeContext`), object files,
 //! host symbol addresses, shared library paths, and an optional Rust IR transform. Out: addresses of JIT'd
-//! symbols, [`ResourceTracker`]s that unload what was added under them, and ORC's errors as text.
+//! symbols, [`ResourceTracker`]s that unload what was added under them, and ORC's errors as data
+//! ([`OrcFailure`]: each error's kind and the symbols it names, read by the C++ shim, never parsed from text).
 //!
 //! What the wrappers guarantee:
 //! - [`LlJit`] disposes the LLJIT on drop, after every [`ResourceTracker`] made from it is gone (trackers keep
 //!   the JIT alive through a shared reference; ORC's trackers must not outlive their session).
 //! - Errors ORC reports asynchronously (a failed materialization, an unresolved symbol while linking) go to
-//!   an error sink instead of stderr; [`LlJit::take_reported_errors`] drains it and the lookup that failed
-//!   appends them to its own message.
+//!   an error sink instead of stderr; the call that failed returns them in [`OrcFailure::reported`], and
+//!   [`LlJit::take_reported_errors`] drains what no call returned.
 //! - The IR transform ([`LlJit::set_ir_transform`]) runs Rust code on each module ORC materializes, on the
-//!   materializing thread, with the module's context locked and a diagnostic handler installed.
+//!   materializing thread, with the module's context locked and a diagnostic handler installed. When it
+//!   fails, the module is disposed as LLVM's C binding requires (`LLVMOrcIRTransformLayerTransformFunction`).
 //!
 //! Compiling IR: the C API's LLJIT compiles every IR module with one shared target machine, so IR must not be
 //! materialized from several threads at once (objects may: JITLink and the session are thread-safe). Callers
@@ -22,7 +24,6 @@
 
 use std::ffi::CString;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
@@ -32,40 +33,94 @@ use llvm_sys::orc2 as orc;
 use llvm_sys::orc2::lljit as lj;
 use llvm_sys::prelude::LLVMModuleRef;
 
-use super::message::{borrowed_cstr, cstring, take_error};
+use super::message::{borrowed_cstr, cstring};
 use super::{Context, MemoryBuffer, Module};
+use crate::{OrcError, OrcErrorKind, OrcFailure};
 
 /// A Rust transform run on every module ORC's IR transform layer materializes. `Err` fails the
-/// materialization with that text (ORC reports it; the lookup that triggered it fails).
+/// materialization with that text (ORC reports it; the lookup that triggered it fails with
+/// `FailedToMaterialize`). A caller that needs the typed error keeps it itself.
 pub type IrTransform = dyn Fn(&mut Module<'_>) -> Result<(), String> + Send + Sync;
+
+extern "C" fn collect_orc_error(
+    ctx: *mut libc::c_void,
+    kind: OrcErrorKind,
+    message: *const libc::c_char,
+    symbols: *const *const libc::c_char,
+    count: libc::size_t,
+) {
+    // SAFETY: `ctx` is the `Vec<OrcError>` `consume_error` passed; the strings are NUL-terminated and valid
+    // during this call, `symbols` points to `count` of them (the shim's contract).
+    unsafe {
+        let out = &mut *(ctx as *mut Vec<OrcError>);
+        let symbols = if count == 0 || symbols.is_null() {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts(symbols, count)
+                .iter()
+                .map(|&p| borrowed_cstr(p))
+                .collect()
+        };
+        out.push(OrcError {
+            kind,
+            symbols,
+            message: borrowed_cstr(message),
+        });
+    }
+}
+
+/// Consumes an `LLVMErrorRef`: `Ok(())` for success, otherwise each error it holds, as data.
+///
+/// # Safety
+/// `err` must be null or an unconsumed `LLVMErrorRef` owned by the caller.
+pub(crate) unsafe fn consume_error(err: LLVMErrorRef) -> Result<(), Vec<OrcError>> {
+    if err.is_null() {
+        return Ok(());
+    }
+    let mut errors: Vec<OrcError> = Vec::new();
+    // SAFETY: the shim consumes `err` and calls the visitor synchronously with `errors` as its context.
+    unsafe {
+        super::shim::thinjit_visit_orc_error(
+            err,
+            collect_orc_error,
+            &mut errors as *mut Vec<OrcError> as *mut libc::c_void,
+        )
+    };
+    if errors.is_empty() {
+        errors.push(OrcError {
+            kind: OrcErrorKind::Other,
+            symbols: Vec::new(),
+            message: "(ORC gave no message)".into(),
+        });
+    }
+    Err(errors)
+}
 
 /// Errors ORC reported through the execution session's error reporter.
 #[derive(Default)]
 struct ErrorSink {
-    errors: Mutex<Vec<String>>,
+    errors: Mutex<Vec<OrcError>>,
 }
 
 impl ErrorSink {
-    fn push(&self, text: String) {
-        if let Ok(mut e) = self.errors.lock() {
-            e.push(text);
-        }
-    }
-
-    fn take(&self) -> Vec<String> {
+    fn push(&self, errors: Vec<OrcError>) {
         self.errors
             .lock()
-            .map(|mut e| std::mem::take(&mut *e))
-            .unwrap_or_default()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(errors);
+    }
+
+    fn take(&self) -> Vec<OrcError> {
+        std::mem::take(&mut *self.errors.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
 extern "C" fn report_error(ctx: *mut libc::c_void, err: LLVMErrorRef) {
     // SAFETY: `ctx` is the `ErrorSink` boxed in `JitInner`, alive as long as the session; `err` is ours.
     unsafe {
-        let text = take_error(err).err().unwrap_or_default();
+        let errors = consume_error(err).err().unwrap_or_default();
         if let Some(sink) = (ctx as *const ErrorSink).as_ref() {
-            sink.push(text);
+            sink.push(errors);
         }
     }
 }
@@ -91,7 +146,7 @@ impl Drop for JitInner {
         // SAFETY: no tracker refers to the JIT any more (they hold an `Arc<JitInner>`); disposing tears down the
         // session, which stops calling the transform and the reporter before `transform`/`errors` drop.
         unsafe {
-            let _ = take_error(lj::LLVMOrcDisposeLLJIT(self.raw.as_ptr()));
+            let _ = consume_error(lj::LLVMOrcDisposeLLJIT(self.raw.as_ptr()));
         }
     }
 }
@@ -111,26 +166,31 @@ impl std::fmt::Debug for LlJit {
     }
 }
 
-/// Turns an ORC error into `Err(text)`, appending anything the session reported meanwhile.
-fn orc_result(inner: &JitInner, err: LLVMErrorRef) -> Result<(), String> {
+/// Turns an ORC error into an [`OrcFailure`], with anything the session reported meanwhile.
+fn orc_result(inner: &JitInner, err: LLVMErrorRef) -> Result<(), OrcFailure> {
     // SAFETY: `err` is null or an error we own.
-    unsafe { take_error(err) }.map_err(|text| {
-        let reported = inner.errors.take();
-        if reported.is_empty() {
-            text
-        } else {
-            format!("{text}: {}", reported.join("; "))
-        }
+    unsafe { consume_error(err) }.map_err(|errors| OrcFailure {
+        errors,
+        reported: inner.errors.take(),
     })
+}
+
+/// An [`OrcFailure`] for a C string thinjit could not even pass to ORC.
+fn name_failure(message: String) -> OrcFailure {
+    OrcFailure::other(message)
 }
 
 impl LlJit {
     /// Creates an LLJIT for the host CPU (and its features), without the process's symbols linked in.
-    pub fn new_host() -> Result<Self, String> {
+    pub fn new_host() -> Result<Self, OrcFailure> {
         super::initialize();
         let mut jtmb = std::ptr::null_mut();
         // SAFETY: valid out-pointer; on success we own the builder.
-        unsafe { take_error(orc::LLVMOrcJITTargetMachineBuilderDetectHost(&mut jtmb)) }?;
+        unsafe { consume_error(orc::LLVMOrcJITTargetMachineBuilderDetectHost(&mut jtmb)) }
+            .map_err(|errors| OrcFailure {
+                errors,
+                reported: Vec::new(),
+            })?;
         let mut raw = std::ptr::null_mut();
         let codegen = Box::<super::facts::CodegenSink>::default();
         let (on_codegen_error, codegen_ctx) = codegen.callback();
@@ -146,10 +206,14 @@ impl LlJit {
                 on_codegen_error,
                 codegen_ctx,
             );
-            take_error(lj::LLVMOrcCreateLLJIT(&mut raw, builder))
+            consume_error(lj::LLVMOrcCreateLLJIT(&mut raw, builder))
         };
-        result?;
-        let raw = NonNull::new(raw).ok_or("LLVM returned a null LLJIT")?;
+        result.map_err(|errors| OrcFailure {
+            errors,
+            reported: Vec::new(),
+        })?;
+        let raw =
+            NonNull::new(raw).ok_or_else(|| OrcFailure::other("LLVM returned a null LLJIT"))?;
         let inner = Arc::new(JitInner {
             raw,
             errors: Box::default(),
@@ -206,19 +270,19 @@ impl LlJit {
     }
 
     /// Drains the errors ORC reported asynchronously since the last call.
-    pub fn take_reported_errors(&self) -> Vec<String> {
+    pub fn take_reported_errors(&self) -> Vec<OrcError> {
         self.inner.errors.take()
     }
 
     /// Defines absolute symbols (`name` → `address`) in the main JITDylib: host functions and data that JIT'd
     /// code may call or reference. Fails on a duplicate definition.
-    pub fn define_absolute(&self, symbols: &[(&str, u64)]) -> Result<(), String> {
+    pub fn define_absolute(&self, symbols: &[(&str, u64)]) -> Result<(), OrcFailure> {
         if symbols.is_empty() {
             return Ok(());
         }
         let mut pairs = Vec::with_capacity(symbols.len());
         for (name, address) in symbols {
-            let cname = cstring(name)?;
+            let cname = cstring(name).map_err(name_failure)?;
             // SAFETY: the LLJIT is live; the returned entry is retained for us, and ownership passes to
             // LLVMOrcAbsoluteSymbols below.
             let entry = unsafe { lj::LLVMOrcLLJITMangleAndIntern(self.raw(), cname.as_ptr()) };
@@ -250,17 +314,20 @@ impl LlJit {
 
     /// Resolves otherwise-undefined symbols from everything the host process has loaded (its own exported
     /// symbols and every shared library in it).
-    pub fn add_process_symbols(&self) -> Result<(), String> {
+    pub fn add_process_symbols(&self) -> Result<(), OrcFailure> {
         let mut generator = std::ptr::null_mut();
         // SAFETY: valid out-pointer; no filter; the JITDylib takes ownership of the generator.
         unsafe {
             let prefix = lj::LLVMOrcLLJITGetGlobalPrefix(self.raw());
-            take_error(orc::LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
-                &mut generator,
-                prefix,
-                None,
-                std::ptr::null_mut(),
-            ))?;
+            orc_result(
+                &self.inner,
+                orc::LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
+                    &mut generator,
+                    prefix,
+                    None,
+                    std::ptr::null_mut(),
+                ),
+            )?;
             orc::LLVMOrcJITDylibAddGenerator(self.main_dylib(), generator);
         }
         Ok(())
@@ -268,19 +335,22 @@ impl LlJit {
 
     /// Resolves otherwise-undefined symbols from the shared library at `path` (loaded with `dlopen`; a bare
     /// soname such as `libc.so.6` is searched for the usual way).
-    pub fn add_shared_library(&self, path: &Path) -> Result<(), String> {
-        let cpath = cstring(&path.to_string_lossy())?;
+    pub fn add_shared_library(&self, path: &Path) -> Result<(), OrcFailure> {
+        let cpath = cstring(&path.to_string_lossy()).map_err(name_failure)?;
         let mut generator = std::ptr::null_mut();
         // SAFETY: valid C string and out-pointer; the JITDylib takes ownership of the generator.
         unsafe {
             let prefix = lj::LLVMOrcLLJITGetGlobalPrefix(self.raw());
-            take_error(orc::LLVMOrcCreateDynamicLibrarySearchGeneratorForPath(
-                &mut generator,
-                cpath.as_ptr(),
-                prefix,
-                None,
-                std::ptr::null_mut(),
-            ))?;
+            orc_result(
+                &self.inner,
+                orc::LLVMOrcCreateDynamicLibrarySearchGeneratorForPath(
+                    &mut generator,
+                    cpath.as_ptr(),
+                    prefix,
+                    None,
+                    std::ptr::null_mut(),
+                ),
+            )?;
             orc::LLVMOrcJITDylibAddGenerator(self.main_dylib(), generator);
         }
         Ok(())
@@ -302,11 +372,10 @@ impl LlJit {
         &self,
         module: Module<'_>,
         tracker: Option<&ResourceTracker>,
-    ) -> Result<(), String> {
-        let tsc = module
-            .context()
-            .thread_safe_raw()
-            .ok_or("a module in a borrowed context cannot be added to the JIT")?;
+    ) -> Result<(), OrcFailure> {
+        let tsc = module.context().thread_safe_raw().ok_or_else(|| {
+            OrcFailure::other("a module in a borrowed context cannot be added to the JIT")
+        })?;
         let raw = module.into_raw();
         // SAFETY: `raw` is a module we own in the TSC's context; the TSM takes it over and holds its own
         // reference on the TSC. LLVMOrcLLJITAddLLVMIRModule(WithRT) takes the TSM even when it fails.
@@ -326,7 +395,7 @@ impl LlJit {
         object: &[u8],
         name: &str,
         tracker: Option<&ResourceTracker>,
-    ) -> Result<(), String> {
+    ) -> Result<(), OrcFailure> {
         let buffer = MemoryBuffer::from_bytes(object, name);
         // SAFETY: the call takes ownership of the buffer whatever the outcome.
         let err = unsafe {
@@ -346,8 +415,8 @@ impl LlJit {
 
     /// Looks `name` up in the main JITDylib (materializing it, and compiling what it needs, if necessary) and
     /// returns its address. Errors carry ORC's text plus anything ORC reported while materializing.
-    pub fn lookup(&self, name: &str) -> Result<u64, String> {
-        let cname = cstring(name)?;
+    pub fn lookup(&self, name: &str) -> Result<u64, OrcFailure> {
+        let cname = cstring(name).map_err(name_failure)?;
         let mut address = 0;
         // SAFETY: valid out-pointer and C string.
         let err = unsafe { lj::LLVMOrcLLJITLookup(self.raw(), &mut address, cname.as_ptr()) };
@@ -356,8 +425,8 @@ impl LlJit {
     }
 
     /// Like [`LlJit::lookup`], and whether ORC knows the symbol as callable (a function rather than data).
-    pub fn lookup_flags(&self, name: &str) -> Result<(u64, bool), String> {
-        let cname = cstring(name)?;
+    pub fn lookup_flags(&self, name: &str) -> Result<(u64, bool), OrcFailure> {
+        let cname = cstring(name).map_err(name_failure)?;
         let (mut address, mut callable) = (0u64, 0 as libc::c_int);
         // SAFETY: the LLJIT is live; valid C string and out-pointers.
         let err = unsafe {
@@ -401,26 +470,34 @@ extern "C" fn ir_transform_trampoline(
     _mr: orc::LLVMOrcMaterializationResponsibilityRef,
 ) -> LLVMErrorRef {
     // SAFETY: `ctx` is the boxed transform installed by `set_ir_transform`, alive while the JIT is; `module`
-    // points at a live thread-safe module we may use (and leave in place).
+    // points at a live thread-safe module we may use. On success it stays in place (ownership returns to ORC);
+    // on error LLVM's C binding expects the transform to dispose it and null the reference
+    // (`LLVMOrcIRTransformLayerSetTransform` in OrcV2CBindings.cpp asserts `!TSMRef`; otherwise the module and
+    // its wrapper leak).
     unsafe {
         let transform = &**(ctx as *const Box<IrTransform>);
         let mut call = TransformCall { transform };
-        orc::LLVMOrcThreadSafeModuleWithModuleDo(
+        let err = orc::LLVMOrcThreadSafeModuleWithModuleDo(
             *module,
             with_module_trampoline,
             &mut call as *mut TransformCall<'_> as *mut libc::c_void,
-        )
+        );
+        if !err.is_null() {
+            orc::LLVMOrcDisposeThreadSafeModule(*module);
+            *module = std::ptr::null_mut();
+        }
+        err
     }
 }
 
 extern "C" fn with_module_trampoline(ctx: *mut libc::c_void, raw: LLVMModuleRef) -> LLVMErrorRef {
     // SAFETY: `ctx` is the `TransformCall` on the caller's stack; `raw` is the live module, whose context ORC
-    // has locked for the duration of this call, so we are its only user. The module stays owned by ORC
-    // (ManuallyDrop), and the borrowed context removes its diagnostic handler when it drops.
+    // has locked for the duration of this call, so we are its only user. The module stays owned by ORC (a
+    // borrowed module), and the borrowed context restores ORC's diagnostic handler when it drops.
     unsafe {
         let call = &*(ctx as *const TransformCall<'_>);
         let context = Context::borrow_raw(llvm_sys::core::LLVMGetModuleContext(raw));
-        let mut module = ManuallyDrop::new(Module::from_raw(&context, raw));
+        let mut module = Module::borrow_raw(&context, raw);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             (call.transform)(&mut module)
         }));
@@ -451,7 +528,7 @@ unsafe impl Sync for ResourceTracker {}
 impl ResourceTracker {
     /// Removes everything added under this tracker: symbols disappear from the JITDylib and their memory is
     /// released.
-    pub fn remove(self) -> Result<(), String> {
+    pub fn remove(self) -> Result<(), OrcFailure> {
         // SAFETY: the tracker is live; the release happens in Drop.
         let err = unsafe { orc::LLVMOrcResourceTrackerRemove(self.raw.as_ptr()) };
         orc_result(&self._jit, err)

@@ -272,12 +272,12 @@ pub fn prepare_resident_library(module: &mut Module<'_>) -> Structors {
 impl LlJit {
     /// Writes `key` into the dso handle `name` that a loaded object defines ([`Module::export_dso_handle`]),
     /// so that the object's `__cxa_atexit` registrations reach the registry with that key.
-    pub fn write_dso_key(&self, name: &str, key: u64) -> Result<(), String> {
+    pub fn write_dso_key(&self, name: &str, key: u64) -> Result<(), crate::OrcFailure> {
         let address = self.lookup(name)?;
         if address == 0 || address % 8 != 0 {
-            return Err(format!(
+            return Err(crate::OrcFailure::other(format!(
                 "dso handle `{name}` at {address:#x} is not an aligned i64"
-            ));
+            )));
         }
         // SAFETY: `name` is a writable, 8-aligned `i64` global (made by `export_dso_handle`, external linkage,
         // not constant) in an object this JIT has just linked; no code of that object runs before the write.
@@ -287,7 +287,7 @@ impl LlJit {
 
     /// Runs `names` (functions taken from `llvm.global_ctors` / `llvm.global_dtors` by
     /// [`Module::take_structors`]) in order, looking each one up first. Stops at the first lookup error.
-    pub fn run_structors(&self, names: &[String]) -> Result<(), String> {
+    pub fn run_structors(&self, names: &[String]) -> Result<(), crate::OrcFailure> {
         for name in names {
             let address = self.lookup(name)?;
             // SAFETY: `Structors` only holds functions from `llvm.global_ctors`/`llvm.global_dtors` entries, which

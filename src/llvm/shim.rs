@@ -2,6 +2,18 @@
 
 use llvm_sys::prelude::{LLVMModuleRef, LLVMValueRef};
 
+use crate::OrcErrorKind;
+
+/// Called by `thinjit_visit_orc_error` once per error: kind, message, and `count` symbol names (all
+/// NUL-terminated, valid only during the call).
+pub(crate) type OrcErrorVisitor = extern "C" fn(
+    ctx: *mut libc::c_void,
+    kind: OrcErrorKind,
+    message: *const libc::c_char,
+    symbols: *const *const libc::c_char,
+    count: libc::size_t,
+);
+
 extern "C" {
     pub(crate) fn thinjit_is_dso_local(gv: LLVMValueRef) -> libc::c_int;
     pub(crate) fn thinjit_set_dso_local(gv: LLVMValueRef, dso_local: libc::c_int);
@@ -14,9 +26,43 @@ extern "C" {
         name: *const libc::c_char,
     ) -> LLVMModuleRef;
     pub(crate) fn thinjit_materialize(gv: LLVMValueRef) -> *mut libc::c_char;
+    pub(crate) fn thinjit_visit_orc_error(
+        err: llvm_sys::error::LLVMErrorRef,
+        visit: OrcErrorVisitor,
+        ctx: *mut libc::c_void,
+    );
     pub(crate) fn thinjit_call_profile_hotness(
         function: LLVMValueRef,
         out: *mut libc::c_int,
         cap: libc::size_t,
     ) -> libc::size_t;
+}
+
+/// `ThinjitLlvmImportOptions` in `src/llvm/shim/thinlto.cpp`.
+#[repr(C)]
+pub(crate) struct ThinjitLlvmImportOptions {
+    pub(crate) import_instr_limit: libc::c_uint,
+    pub(crate) import_instr_evolution_factor: f32,
+    pub(crate) import_hot_evolution_factor: f32,
+    pub(crate) import_hot_multiplier: f32,
+    pub(crate) import_critical_multiplier: f32,
+    pub(crate) import_cold_multiplier: f32,
+    pub(crate) force_import_all: libc::c_int,
+    pub(crate) preserve_library: libc::c_int,
+}
+
+extern "C" {
+    pub(crate) fn thinjit_write_bitcode_with_summary(
+        module: LLVMModuleRef,
+    ) -> llvm_sys::prelude::LLVMMemoryBufferRef;
+    pub(crate) fn thinjit_bitcode_has_summary(
+        data: *const libc::c_char,
+        len: libc::size_t,
+    ) -> libc::c_int;
+    pub(crate) fn thinjit_llvm_import(
+        script: LLVMModuleRef,
+        library: *const libc::c_char,
+        library_len: libc::size_t,
+        options: *const ThinjitLlvmImportOptions,
+    ) -> *mut libc::c_char;
 }

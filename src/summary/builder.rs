@@ -30,6 +30,9 @@ use crate::{Error, Result};
 
 use super::analyze::{self, Origins};
 use super::file::{checksum64, InputInfo, SummaryHeader, SummaryKind, FORMAT_VERSION, MAGIC};
+use super::inputs::{
+    absolute_include_paths, InputOrigin, InputReport, SelectedInput, SkipReason, SkippedInput,
+};
 use super::{BuildOptions, ShardRef, Stage, SummaryIndex};
 
 /// One input, ready to parse: its name and hash, and its IR (bitcode or text; compiled bitcode for sources).
@@ -44,69 +47,6 @@ pub(crate) struct Built {
     pub header: SummaryHeader,
     pub index: SummaryIndex,
     pub shard_area: Vec<u8>,
-}
-
-const SOURCE_EXTENSIONS: &[&str] = &["c", "cc", "cpp", "cxx", "C"];
-const IR_EXTENSIONS: &[&str] = &["bc", "ll"];
-
-fn is_input_file(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| SOURCE_EXTENSIONS.contains(&e) || IR_EXTENSIONS.contains(&e))
-}
-
-/// Expands directories (recursively, sorted) and checks that every named input exists.
-pub(crate) fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
-        if meta.is_dir() {
-            let mut ancestors = Vec::new();
-            walk_dir(input, &mut ancestors, &mut out)?;
-        } else {
-            crate::check::regular_file(input)?;
-            out.push(input.clone());
-        }
-    }
-    out.sort();
-    out.dedup();
-    if out.is_empty() {
-        return Err(Error::SummaryBuild {
-            what: display_list(inputs),
-            message: "no inputs (.bc, .ll, .c, .cpp) found".into(),
-        });
-    }
-    Ok(out)
-}
-
-/// Walks `dir` (following symlinks). A directory that is its own ancestor (a symlink loop such as
-/// `DIR/self -> .`) and an input-named entry that is not a regular file (a FIFO would block the build forever)
-/// are errors naming the path.
-fn walk_dir(dir: &Path, ancestors: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> Result<()> {
-    let canonical = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
-    if ancestors.contains(&canonical) {
-        return Err(Error::io(
-            dir,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("symlink loop: this is {}, which contains it", canonical.display()),
-            ),
-        ));
-    }
-    ancestors.push(canonical);
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk_dir(&p, ancestors, out)?;
-        } else if is_input_file(&p) {
-            crate::check::regular_file(&p)?;
-            out.push(p);
-        }
-    }
-    ancestors.pop();
-    Ok(())
 }
 
 fn display_list(paths: &[PathBuf]) -> String {
@@ -127,12 +67,12 @@ fn clang_dir() -> PathBuf {
 }
 
 /// Reads one input file; C/C++ sources are compiled to bitcode with LLVM 19's clang.
-pub(crate) fn load_input(path: &Path, options: &BuildOptions) -> Result<InputUnit> {
+pub(crate) fn load_input(input: &SelectedInput, options: &BuildOptions) -> Result<InputUnit> {
+    let path = &input.path;
     let name = path.display().to_string();
     let source = crate::check::read_regular_file(path)?;
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let bytes = if SOURCE_EXTENSIONS.contains(&ext) {
-        compile(path, ext != "c", options)?
+    let bytes = if input.is_source() {
+        compile(input, options)?
     } else {
         source.clone()
     };
@@ -145,25 +85,58 @@ pub(crate) fn load_input(path: &Path, options: &BuildOptions) -> Result<InputUni
     })
 }
 
-fn compile(path: &Path, cpp: bool, options: &BuildOptions) -> Result<Vec<u8>> {
-    let compiler = clang_dir().join(if cpp { "clang++" } else { "clang" });
+/// The clang arguments for one source (see [`super::inputs`]): thinjit's defaults, the input's own flags, the
+/// build's flags, the language's flags, then the compile mode and output.
+pub(crate) fn compile_arguments(
+    input: &SelectedInput,
+    options: &BuildOptions,
+    output: &Path,
+) -> Vec<std::ffi::OsString> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let mut args: Vec<std::ffi::OsString> = ["-O2", "-fPIC"].map(Into::into).to_vec();
+    args.extend(input.flags.iter().map(Into::into));
+    let build_flags = absolute_include_paths(&options.clang_args, &cwd);
+    args.extend(build_flags.iter().map(Into::into));
+    let language = if input.cxx {
+        &options.cxx_args
+    } else {
+        &options.c_args
+    };
+    args.extend(
+        absolute_include_paths(language, &cwd)
+            .iter()
+            .map(Into::into),
+    );
+    args.extend(["-emit-llvm", "-c"].map(Into::into));
+    args.push(cwd.join(&input.path).into());
+    args.push("-o".into());
+    args.push(output.into());
+    args
+}
+
+fn compile(input: &SelectedInput, options: &BuildOptions) -> Result<Vec<u8>> {
+    let path = &input.path;
+    let compiler = clang_dir().join(if input.cxx { "clang++" } else { "clang" });
     let tmp = tempfile_path(path)?;
-    let output = Command::new(&compiler)
-        .args(["-O2", "-fPIC", "-emit-llvm", "-c"])
-        .args(&options.clang_args)
-        .arg(path)
-        .arg("-o")
-        .arg(tmp.path())
-        .output()
-        .map_err(|e| Error::SummaryBuild {
-            what: path.display().to_string(),
-            message: format!("cannot run {}: {e}", compiler.display()),
-        })?;
+    let mut command = Command::new(&compiler);
+    command.args(compile_arguments(input, options, tmp.path()));
+    if let Some(dir) = &input.directory {
+        command.current_dir(dir);
+    }
+    let output = command.output().map_err(|e| Error::SummaryBuild {
+        what: path.display().to_string(),
+        message: format!("cannot run {}: {e}", compiler.display()),
+    })?;
     if !output.status.success() {
+        let flags_from = input
+            .flags_from
+            .as_ref()
+            .map(|f| format!(" (flags from {})", f.display()))
+            .unwrap_or_default();
         return Err(Error::SummaryBuild {
             what: path.display().to_string(),
             message: format!(
-                "{} failed:\n{}",
+                "{} failed{flags_from}:\n{}",
                 compiler.display(),
                 String::from_utf8_lossy(&output.stderr).trim_end()
             ),
@@ -198,18 +171,70 @@ fn tempfile_path(src: &Path) -> Result<TempPath> {
     Ok(TempPath(p))
 }
 
-/// Loads every input in parallel (compiling sources).
-pub(crate) fn load_inputs(paths: &[PathBuf], options: &BuildOptions) -> Result<Vec<InputUnit>> {
+/// Loads every picked input in parallel (compiling sources), then drops the sources found by a directory walk
+/// or a compile-commands database that define `main` (programs, not helpers), recording them in `report`.
+pub(crate) fn load_inputs(
+    report: &mut InputReport,
+    options: &BuildOptions,
+) -> Result<Vec<InputUnit>> {
     let done = AtomicUsize::new(0);
-    paths
+    let total = report.picked.len();
+    let units: Vec<InputUnit> = report
+        .picked
         .par_iter()
         .map(|p| {
             let unit = load_input(p, options);
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            options.report(Stage::Compile, n, paths.len());
+            options.report(Stage::Compile, n, total);
             unit
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    let programs: Vec<bool> = report
+        .picked
+        .par_iter()
+        .zip(&units)
+        .map(|(p, u)| Ok(p.origin != InputOrigin::Named && defines_main(u)?))
+        .collect::<Result<_>>()?;
+    let mut kept = Vec::with_capacity(units.len());
+    let picked = std::mem::take(&mut report.picked);
+    for ((input, unit), program) in picked.into_iter().zip(units).zip(programs) {
+        if program {
+            report.skipped.push(SkippedInput {
+                path: input.path,
+                reason: SkipReason::DefinesMain,
+            });
+        } else {
+            report.picked.push(input);
+            kept.push(unit);
+        }
+    }
+    report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    if kept.is_empty() {
+        return Err(Error::SummaryBuild {
+            what: display_list(
+                &report
+                    .skipped
+                    .iter()
+                    .map(|s| s.path.clone())
+                    .collect::<Vec<_>>(),
+            ),
+            message: "every input defines `main` (programs, not helpers); name a helper file to use it anyway"
+                .into(),
+        });
+    }
+    Ok(kept)
+}
+
+/// `true` when the input defines a `main` function (read lazily: declarations only).
+fn defines_main(unit: &InputUnit) -> Result<bool> {
+    let ctx = Context::new();
+    let buffer = MemoryBuffer::from_bytes(&unit.bytes, &unit.info.name);
+    let module = if crate::llvm::is_bitcode(&unit.bytes) {
+        Module::parse_bitcode_lazy(&ctx, buffer, &unit.info.name)?
+    } else {
+        Module::parse_ir(&ctx, &unit.bytes, &unit.info.name)?
+    };
+    Ok(module.function("main").is_some_and(|f| !f.is_declaration()))
 }
 
 /// One input after parsing and promotion.
@@ -455,7 +480,8 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
     library.set_name("thinjit-helpers");
     library.set_source_name("thinjit-helpers");
     library.verify()?;
-    let library_bc = library.write_bitcode();
+    // With its ThinLTO summary: LLVM's own importer (the `llvm-importer` strategy) reads it.
+    let library_bc = library.write_bitcode_with_summary();
     options.report(Stage::Link, 1, 1);
 
     let variables = analyze::analyze_variables(&library, &origins);

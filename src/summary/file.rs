@@ -15,7 +15,9 @@
 //! | `I` | index (bincode, fixed-width integers) |
 //! | rest | shard area: the per-function shards, the library bitcode and (optionally) the library's native object, each addressed by a [`ShardRef`] |
 //!
-//! Format history: version 1 had no runtime object; version 2 adds [`SummaryHeader::runtime_object`].
+//! Format history: version 1 had no runtime object; version 2 adds [`SummaryHeader::runtime_object`]; version 3
+//! writes the library bitcode with its ThinLTO module summary (for LLVM's own importer, the `llvm-importer`
+//! strategy). Files of another version are refused with a message asking for a rebuild.
 //!
 //! Decoding is bounded by the bytes actually present (bincode's limit), so a damaged length never makes the
 //! reader allocate what the file claims. The shard area is not read at load time: each shard's checksum is
@@ -30,7 +32,7 @@ use super::{ShardRef, SummaryIndex};
 pub const MAGIC: [u8; 8] = *b"THINJIT\0";
 
 /// The version of the layout and of the serialized types; bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Length of the fixed prefix (magic, version, lengths, checksum).
 pub(crate) const PREFIX_LEN: usize = 8 + 4 + 8 + 8 + 8;

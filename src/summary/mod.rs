@@ -18,6 +18,7 @@
 mod analyze;
 mod builder;
 mod file;
+pub mod inputs;
 mod types;
 
 use std::io::Write;
@@ -61,8 +62,15 @@ pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 /// How to build a summary.
 #[derive(Clone, Default)]
 pub struct BuildOptions {
-    /// Extra arguments for clang when compiling C/C++ inputs (after `-O2 -fPIC -emit-llvm -c`).
+    /// Extra arguments for clang when compiling C/C++ inputs (after `-O2 -fPIC` and each input's own flags;
+    /// relative include paths are relative to the current directory). See [`inputs`] for the whole command.
     pub clang_args: Vec<String>,
+    /// Extra arguments for clang on C sources only (after `clang_args`), e.g. `-std=c11`.
+    pub c_args: Vec<String>,
+    /// Extra arguments for clang on C++ sources only (after `clang_args`), e.g. `-std=c++17`.
+    pub cxx_args: Vec<String>,
+    /// `compile_commands.json` databases: every C/C++ entry is an input, compiled with its own flags.
+    pub compile_commands: Vec<PathBuf>,
     /// Worker threads; `None` uses rayon's default (one per core).
     pub jobs: Option<usize>,
     /// Called as work progresses.
@@ -76,6 +84,9 @@ impl std::fmt::Debug for BuildOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BuildOptions")
             .field("clang_args", &self.clang_args)
+            .field("c_args", &self.c_args)
+            .field("cxx_args", &self.cxx_args)
+            .field("compile_commands", &self.compile_commands)
             .field("jobs", &self.jobs)
             .field("progress", &self.progress.is_some())
             .field("object", &self.object)
@@ -145,12 +156,22 @@ impl std::fmt::Debug for Summary {
 
 impl Summary {
     /// Builds a summary from files (`.bc`, `.ll`, `.c`, `.cpp`) and directories of them.
+    /// See [`inputs`] for how directories and `compile_commands.json` databases are expanded.
     pub fn build(inputs: &[PathBuf], options: &BuildOptions) -> Result<Summary> {
+        Self::build_reported(inputs, options).map(|(summary, _)| summary)
+    }
+
+    /// [`Summary::build`], also returning which files were picked (with their flags) and which were skipped
+    /// and why.
+    pub fn build_reported(
+        inputs: &[PathBuf],
+        options: &BuildOptions,
+    ) -> Result<(Summary, inputs::InputReport)> {
         options.run(|| {
-            let paths = builder::collect_inputs(inputs)?;
-            let units = builder::load_inputs(&paths, options)?;
+            let mut report = inputs::select_inputs(inputs, options)?;
+            let units = builder::load_inputs(&mut report, options)?;
             let built = builder::build_units(units, options)?;
-            Self::from_built(built, "<built summary>")
+            Ok((Self::from_built(built, "<built summary>")?, report))
         })
     }
 
@@ -159,8 +180,8 @@ impl Summary {
     pub fn build_partials(inputs: &[PathBuf], options: &BuildOptions) -> Result<Vec<Summary>> {
         options.run(|| {
             use rayon::prelude::*;
-            let paths = builder::collect_inputs(inputs)?;
-            let units = builder::load_inputs(&paths, options)?;
+            let mut report = inputs::select_inputs(inputs, options)?;
+            let units = builder::load_inputs(&mut report, options)?;
             units
                 .par_iter()
                 .map(|u| Self::from_built(builder::partial(u)?, &u.info.name))

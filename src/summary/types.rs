@@ -168,6 +168,57 @@ pub struct SummaryIndex {
 }
 
 impl SummaryIndex {
+    /// When no function can be imported, why: the reasons found, most common first, with a hint for the
+    /// usual cause (sources compiled at `-O0` make every function `optnone`). `None` when something is
+    /// importable.
+    pub fn nothing_importable(&self) -> Option<String> {
+        if self.functions.iter().any(FunctionSummary::is_eligible) {
+            return None;
+        }
+        let defined: Vec<&FunctionSummary> = self
+            .functions
+            .iter()
+            .filter(|f| !f.not_eligible.contains(&NotEligible::Declaration))
+            .collect();
+        if defined.is_empty() {
+            return Some("no function is importable: the inputs define no functions".into());
+        }
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for f in &defined {
+            for reason in &f.not_eligible {
+                let key = match reason {
+                    NotEligible::UnpromotableReference(_) => {
+                        "references a local that cannot be promoted".into()
+                    }
+                    NotEligible::LocalState(_) => {
+                        "uses static mutable or thread-local state (host-native runtime)".into()
+                    }
+                    other => other.to_string(),
+                };
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+        let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let reasons = counts
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let all_optnone = defined
+            .iter()
+            .all(|f| f.not_eligible.contains(&NotEligible::OptNone));
+        let hint = if all_optnone {
+            " (compiled at -O0? clang marks every function optnone at -O0: build the helpers with -O1 or higher)"
+        } else {
+            ""
+        };
+        Some(format!(
+            "no function is importable among {} defined: {reasons}{hint}",
+            defined.len()
+        ))
+    }
+
     /// Sorts everything so that equal inputs give equal bytes.
     pub fn canonicalize(&mut self) {
         self.functions.sort_by(|a, b| a.name.cmp(&b.name));

@@ -413,3 +413,208 @@ fn revisits_at_higher_threshold_and_statics_match_llvm() {
         &[],
     );
 }
+
+// ---- The `llvm-importer` strategy against `llvm-lto -thinlto-action=import` ----
+
+/// What an import defined in the script, by the names the module has after it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Defined {
+    functions: BTreeSet<String>,
+    variables: BTreeSet<String>,
+}
+
+/// Definitions in `after` that `script` (the module before import) does not have.
+fn new_definitions(script: &Module<'_>, after: &Module<'_>) -> Defined {
+    let own: BTreeSet<String> = script
+        .functions()
+        .filter(|f| !f.is_declaration())
+        .map(|f| f.name())
+        .chain(
+            script
+                .globals()
+                .filter(|g| !g.is_declaration())
+                .map(|g| g.name()),
+        )
+        .collect();
+    Defined {
+        functions: after
+            .functions()
+            .filter(|f| !f.is_declaration() && !own.contains(&f.name()))
+            .map(|f| f.name())
+            .collect(),
+        variables: after
+            .globals()
+            .filter(|g| {
+                !g.is_declaration() && !g.name().starts_with("llvm.") && !own.contains(&g.name())
+            })
+            .map(|g| g.name())
+            .collect(),
+    }
+}
+
+/// LLVM 19's command-line ThinLTO import, on the promoted library thinjit's summary stores (with its ThinLTO
+/// summary, as written by the build step): `opt -module-summary` on the script, `llvm-lto -thinlto-action=thinlink`
+/// of library and script, `llvm-lto -thinlto-action=import -exported-symbol=<each script definition>`.
+fn llvm_lto_import(
+    dir: &Path,
+    library_bitcode: &[u8],
+    script: &str,
+    config: &ImportConfig,
+) -> Defined {
+    let lib = dir.join("library.bc");
+    std::fs::write(&lib, library_bitcode).unwrap();
+    let script_bc = dir.join("script.bc");
+    run(Command::new(common::llvm_tool("opt"))
+        .arg("-module-summary")
+        .arg(fixture(script))
+        .arg("-o")
+        .arg(&script_bc));
+    let index = dir.join("index.bc");
+    run(Command::new(common::llvm_tool("llvm-lto"))
+        .arg("-thinlto-action=thinlink")
+        .arg("-o")
+        .arg(&index)
+        .arg(&lib)
+        .arg(&script_bc));
+    let ctx = Context::new();
+    let before = Module::parse_file(&ctx, &fixture(script)).unwrap();
+    let exported: Vec<String> = before
+        .functions()
+        .filter(|f| !f.is_declaration() && !f.linkage().is_local())
+        .map(|f| format!("-exported-symbol={}", f.name()))
+        .collect();
+    let out = dir.join("imported.bc");
+    run(Command::new(common::llvm_tool("llvm-lto"))
+        .arg("-thinlto-action=import")
+        .arg("-thinlto-index")
+        .arg(&index)
+        .args(&exported)
+        .args(llvm_flags(config))
+        .arg(&script_bc)
+        .arg("-o")
+        .arg(&out));
+    let after = Module::parse_file(&ctx, &out).unwrap();
+    new_definitions(&before, &after)
+}
+
+/// The `llvm-importer` strategy's import (in-process, through the shim) on the same library and script.
+fn in_process_import(
+    library_bitcode: &[u8],
+    script: &str,
+    config: &ImportConfig,
+    preserve_library: bool,
+) -> Defined {
+    let ctx = Context::new();
+    let before = Module::parse_file(&ctx, &fixture(script)).unwrap();
+    let mut module = Module::parse_file(&ctx, &fixture(script)).unwrap();
+    let report =
+        thinjit::import::import_with_llvm(&mut module, library_bitcode, config, preserve_library)
+            .unwrap();
+    let defined = new_definitions(&before, &module);
+    assert_eq!(report.functions, defined.functions);
+    assert_eq!(report.variables, defined.variables);
+    defined
+}
+
+#[test]
+fn llvm_importer_strategy_imports_what_llvm_lto_imports() {
+    let force = ImportConfig {
+        force_import_all: true,
+        ..ImportConfig::default()
+    };
+    let flat = ImportConfig {
+        import_instr_evolution_factor: 1.0,
+        ..ImportConfig::default()
+    };
+    let no_bonus = ImportConfig {
+        import_hot_multiplier: 1.0,
+        import_cold_multiplier: 1.0,
+        ..ImportConfig::default()
+    };
+    let cases: Vec<(&[&str], &str, ImportConfig)> = vec![
+        (&["thresholds_lib.ll"], "thresholds_script.ll", limit(100)),
+        (&["thresholds_lib.ll"], "thresholds_script.ll", limit(150)),
+        (&["thresholds_lib.ll"], "thresholds_script.ll", limit(9)),
+        (
+            &["evolution_lib_a.ll", "evolution_lib_b.ll"],
+            "evolution_script.ll",
+            ImportConfig::default(),
+        ),
+        (
+            &["evolution_lib_a.ll", "evolution_lib_b.ll"],
+            "evolution_script.ll",
+            flat,
+        ),
+        (
+            &["evolution_lib_a.ll", "evolution_lib_b.ll"],
+            "evolution_script.ll",
+            limit(102),
+        ),
+        (
+            &["attributes_lib.ll"],
+            "attributes_script.ll",
+            ImportConfig::default(),
+        ),
+        (&["attributes_lib.ll"], "attributes_script.ll", force),
+        (
+            &["globals_lib.ll"],
+            "globals_script.ll",
+            ImportConfig::default(),
+        ),
+        (
+            &["hotness_lib.ll"],
+            "hotness_script.ll",
+            ImportConfig::default(),
+        ),
+        (&["hotness_lib.ll"], "hotness_script.ll", no_bonus),
+        (
+            &["diamond_lib.ll"],
+            "diamond_script.ll",
+            ImportConfig::default(),
+        ),
+        (&["diamond_lib.ll"], "diamond_script.ll", limit(80)),
+    ];
+    let mut imported_any = 0;
+    for (helpers, script, config) in &cases {
+        let inputs: Vec<PathBuf> = helpers.iter().map(|h| fixture(h)).collect();
+        let summary = Summary::build(&inputs, &BuildOptions::default()).unwrap();
+        let library = summary.library_bitcode().unwrap();
+        assert_eq!(thinjit::llvm::bitcode_has_summary(library), Some(true));
+        let dir = tempfile::TempDir::new().unwrap();
+        let oracle = llvm_lto_import(dir.path(), library, script, config);
+        let flags = llvm_flags(config).join(" ");
+        // The same preserved symbols as llvm-lto: equal, functions and variables.
+        assert_eq!(
+            in_process_import(library, script, config, false),
+            oracle,
+            "{script} with {flags}"
+        );
+        // As the engine runs it (the whole runtime preserved): the same list on every fixture.
+        assert_eq!(
+            in_process_import(library, script, config, true),
+            oracle,
+            "{script} with {flags}, library preserved"
+        );
+        imported_any += oracle.functions.len();
+    }
+    assert!(imported_any > 20, "the fixtures import something");
+}
+
+#[test]
+fn llvm_importer_refuses_a_library_without_a_thinlto_summary() {
+    let summary =
+        Summary::build(&[fixture("thresholds_lib.ll")], &BuildOptions::default()).unwrap();
+    let ctx = Context::new();
+    // The library as plain bitcode (what `llvm-link` or LLVMWriteBitcodeToMemoryBuffer write): no summary.
+    let plain = Module::parse_bitcode(&ctx, summary.library_bitcode().unwrap(), "lib")
+        .unwrap()
+        .write_bitcode();
+    assert_eq!(thinjit::llvm::bitcode_has_summary(&plain), Some(false));
+    assert_eq!(thinjit::llvm::bitcode_has_summary(b"not bitcode"), None);
+    let mut module = Module::parse_file(&ctx, &fixture("thresholds_script.ll")).unwrap();
+    let err =
+        thinjit::import::import_with_llvm(&mut module, &plain, &ImportConfig::default(), true)
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("no ThinLTO summary"), "{err}");
+}

@@ -195,8 +195,11 @@ define i32 @uses_missing(i32 %x) {
 }
 "#;
     match engine.add_script("missing", script.as_bytes()) {
-        Err(Error::Symbol { symbol, message }) => {
-            assert_eq!(symbol, "no_such_helper_anywhere", "{message}");
+        Err(Error::UnresolvedSymbols {
+            script, symbols, ..
+        }) => {
+            assert_eq!(script, "missing");
+            assert_eq!(symbols, ["no_such_helper_anywhere"]);
         }
         other => panic!("expected a symbol error, got {other:?}"),
     }
@@ -217,7 +220,10 @@ fn script_redefining_a_helper_symbol_is_rejected() {
     let engine = redef_host::register(resident_builder()).build().unwrap();
     let script = "define i64 @rt_counter_get() {\n ret i64 0\n}\n";
     match engine.add_script("redef", script.as_bytes()) {
-        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "rt_counter_get"),
+        Err(Error::DuplicateDefinition { symbol, first, .. }) => {
+            assert_eq!(symbol, "rt_counter_get");
+            assert_eq!(first.as_deref(), Some("the helper runtime"));
+        }
         other => panic!("expected a symbol error, got {other:?}"),
     }
 }
@@ -258,7 +264,7 @@ fn missing_entry_is_a_typed_error() {
         .add_script("one", b"define i32 @present() {\n ret i32 1\n}\n")
         .unwrap();
     match h.lookup::<extern "C" fn() -> i32>("absent_entry") {
-        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "absent_entry"),
+        Err(Error::UndefinedSymbol { symbol }) => assert_eq!(symbol, "absent_entry"),
         other => panic!("expected a symbol error, got {other:?}"),
     }
 }
@@ -273,7 +279,7 @@ fn remove_unloads_a_script() {
     engine.remove(h).unwrap();
     assert!(matches!(
         engine.lookup_address("gone_soon"),
-        Err(Error::Symbol { .. })
+        Err(Error::UndefinedSymbol { .. })
     ));
     assert_eq!(engine.script_count(), 0);
     // the name is free again
@@ -835,7 +841,12 @@ fn lazy_unresolved_symbol_is_a_typed_error_at_lookup() {
         .add_script("lazy-missing", script.as_bytes())
         .unwrap();
     match h.lookup::<extern "C" fn() -> i32>("lazy_user") {
-        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "lazy_missing_helper"),
+        Err(Error::UnresolvedSymbols {
+            script, symbols, ..
+        }) => {
+            assert_eq!(script, "lazy-missing");
+            assert_eq!(symbols, ["lazy_missing_helper"]);
+        }
         other => panic!("expected a symbol error, got {other:?}"),
     }
     h.remove().unwrap();
@@ -906,8 +917,21 @@ fn jit_resident_without_host_callbacks_fails_at_build_naming_the_callback() {
         .build()
         .unwrap_err();
     match err {
-        Error::Symbol { symbol, message } => {
-            assert!(symbol.starts_with("thinjit_host_"), "{symbol}: {message}")
+        Error::RuntimeUnresolvedSymbols {
+            ref summary,
+            ref symbols,
+            ..
+        } => {
+            assert!(!summary.is_empty(), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with("the runtime library of summary"),
+                "{err}"
+            );
+            assert!(
+                symbols.iter().all(|s| s.starts_with("thinjit_host_")),
+                "{err}"
+            )
         }
         other => panic!("expected a symbol error, got {other:?}"),
     }
@@ -1011,7 +1035,7 @@ fn host_symbols_and_opt_in_process_symbols() {
         .build()
         .unwrap();
     match engine.add_script("host", script.as_bytes()) {
-        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "getpid"),
+        Err(Error::UnresolvedSymbols { symbols, .. }) => assert_eq!(symbols, ["getpid"]),
         other => panic!("expected getpid unresolved, got {other:?}"),
     }
     // with the process's symbols

@@ -391,9 +391,15 @@ define ptr @CreateWrappedValueFromInt(i32 %x) {
 "#;
     let mut m = Module::parse_ir(&ctx, text.as_bytes(), "clash").unwrap();
     match import(&mut m, helpers(), &ImportConfig::default()) {
-        Err(Error::Symbol { symbol, message }) => {
+        Err(Error::DuplicateDefinition {
+            symbol,
+            first,
+            second,
+            ..
+        }) => {
             assert_eq!(symbol, "CreateWrappedValueFromInt");
-            assert!(message.contains("so does the helper library"), "{message}");
+            assert_eq!(first.as_deref(), Some("the helper library"));
+            assert!(second.contains("clash"), "{second}");
         }
         other => panic!("{other:?}"),
     }

@@ -3,10 +3,13 @@
 #[macro_use]
 mod common;
 mod bench_harness;
+mod build_inputs;
 mod conformance;
 mod engine;
+mod failed_adds;
 mod helpers;
 mod import;
+mod interop;
 mod llvm_layer;
 mod orc;
 mod robustness;

@@ -530,9 +530,11 @@ fn scripts_redefining_helper_symbols_are_refused_naming_the_symbol() {
         ),
     ] {
         match engine.add_script("redefines", script.as_bytes()) {
-            Err(Error::Symbol { symbol: s, message }) => {
-                assert_eq!(s, symbol, "{message}");
-                assert!(message.contains("redefines"), "{message}");
+            Err(Error::DuplicateDefinition {
+                symbol: s, second, ..
+            }) => {
+                assert_eq!(s, symbol);
+                assert!(second.contains("redefines"), "{second}");
             }
             other => panic!("expected a symbol error for {symbol}, got {other:?}"),
         }
@@ -551,22 +553,24 @@ fn unresolved_symbols_and_missing_entry_points_are_typed_errors() {
     let engine = resident_engine();
     let script = "declare i32 @nowhere_to_be_found(i32)\ndefine i32 @calls_nowhere(i32 %x) {\n %r = call i32 @nowhere_to_be_found(i32 %x)\n ret i32 %r\n}\n";
     match engine.add_script("unresolved", script.as_bytes()) {
-        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "nowhere_to_be_found"),
+        Err(Error::UnresolvedSymbols { symbols, .. }) => {
+            assert_eq!(symbols, ["nowhere_to_be_found"])
+        }
         other => panic!("expected a symbol error, got {other:?}"),
     }
     // A variable that does not exist, either.
     let script = "@no_such_global = external global i32\ndefine i32 @reads() {\n %v = load i32, ptr @no_such_global\n ret i32 %v\n}\n";
     match engine.add_script("unresolved-global", script.as_bytes()) {
-        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "no_such_global"),
+        Err(Error::UnresolvedSymbols { symbols, .. }) => assert_eq!(symbols, ["no_such_global"]),
         other => panic!("expected a symbol error, got {other:?}"),
     }
     let h = engine.add_script("seed", SEED_SCRIPT.as_bytes()).unwrap();
     match h.lookup::<extern "C" fn() -> i32>("main") {
-        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "main"),
+        Err(Error::UndefinedSymbol { symbol }) => assert_eq!(symbol, "main"),
         other => panic!("expected a symbol error, got {:?}", other.map(|_| ())),
     }
     match engine.lookup_address("no_entry_here") {
-        Err(Error::Symbol { symbol, .. }) => assert_eq!(symbol, "no_entry_here"),
+        Err(Error::UndefinedSymbol { symbol }) => assert_eq!(symbol, "no_entry_here"),
         other => panic!("expected a symbol error, got {other:?}"),
     }
 }

@@ -100,9 +100,24 @@ define i64 @main() {
     let bogus_asm = "define i64 @main() {\n  %r = call i32 asm \"bogus_instruction $0\", \"=r\"()\n  %i = sext i32 %r to i64\n  ret i64 %i\n}\n";
     let bad_constraint = "define i64 @main() {\n  %r = call i32 asm \"mov $$1, $0\", \"={notareg}\"()\n  %i = sext i32 %r to i64\n  ret i64 %i\n}\n";
     let cases = [
-        ("no-sse", no_sse, "d", "SSE register return with SSE disabled"),
-        ("bogus-asm", bogus_asm, "main", "invalid instruction mnemonic 'bogus_instruction'"),
-        ("bad-constraint", bad_constraint, "main", "couldn't allocate output register for constraint '{notareg}'"),
+        (
+            "no-sse",
+            no_sse,
+            "d",
+            "SSE register return with SSE disabled",
+        ),
+        (
+            "bogus-asm",
+            bogus_asm,
+            "main",
+            "invalid instruction mnemonic 'bogus_instruction'",
+        ),
+        (
+            "bad-constraint",
+            bad_constraint,
+            "main",
+            "couldn't allocate output register for constraint '{notareg}'",
+        ),
     ];
     for (mode, engine) in engines() {
         for (name, source, function, needle) in cases {
@@ -147,7 +162,11 @@ define i64 @main() {
         ("jit-resident", engine(RuntimeMode::JitResident, false)),
     ] {
         let e = failure(&engine, "host-tls", host_tls);
-        unsupported(&e, Some("rt_tls_depth"), "thread-local variable `rt_tls_depth`");
+        unsupported(
+            &e,
+            Some("rt_tls_depth"),
+            "thread-local variable `rt_tls_depth`",
+        );
         assert_usable(&engine, mode);
         let e = failure(&engine, "own-tls", own_tls);
         unsupported(&e, Some("mine"), "thread-local variable `mine`");
@@ -164,9 +183,15 @@ fn issue15_case3_available_externally_helper_bodies_are_refused() {
     all.push(("host-native", engine(RuntimeMode::HostNative, false)));
     for (mode, engine) in all {
         match failure(&engine, "shadow", script) {
-            Error::Symbol { symbol, message } => {
+            Error::DuplicateDefinition {
+                symbol,
+                first,
+                second,
+                ..
+            } => {
                 assert_eq!(symbol, "rt_square_lookup", "{mode}");
-                assert!(message.contains("available_externally"), "{mode}: {message}");
+                assert_eq!(first.as_deref(), Some("the helper runtime"), "{mode}");
+                assert!(second.contains("available_externally"), "{mode}: {second}");
             }
             other => panic!("{mode}: expected a symbol error, got {other:?}"),
         }
@@ -181,7 +206,8 @@ fn issue15_case3_available_externally_helper_bodies_are_refused() {
 fn issue15_case4_unknown_cpus_are_refused_and_foreign_cpus_keep_their_features() {
     let unknown = "declare ptr @CreateWrappedValueFromInt(i32)\ndefine ptr @main() \"target-cpu\"=\"diamondrapids\" {\n  %r = call ptr @CreateWrappedValueFromInt(i32 3)\n  ret ptr %r\n}\n";
     let i686 = "declare ptr @CreateWrappedValueFromInt(i32)\ndefine ptr @wrap() \"target-cpu\"=\"i686\" {\n  %r = call ptr @CreateWrappedValueFromInt(i32 3)\n  ret ptr %r\n}\n";
-    let bad_feature = "define i64 @main() \"target-features\"=\"+no-such-feature\" {\n  ret i64 1\n}\n";
+    let bad_feature =
+        "define i64 @main() \"target-features\"=\"+no-such-feature\" {\n  ret i64 1\n}\n";
     let no_64bit = "define i64 @main() \"target-cpu\"=\"i686\" \"target-features\"=\"+sse2\" {\n  ret i64 1\n}\n";
     for (mode, engine) in engines() {
         unsupported(
@@ -224,7 +250,9 @@ fn issue15_case4_unknown_cpus_are_refused_and_foreign_cpus_keep_their_features()
 /// intrinsics, an intrinsic of a feature the CPU lacks, scalable vectors on x86-64, an unknown GC.
 #[test]
 fn issue15_case5_target_intrinsics_scalable_vectors_and_gcs_are_checked() {
-    let call = |decl: &str, call: &str| format!("{decl}\ndefine i64 @main() {{\n  {call}\n  ret i64 0\n}}\n");
+    let call = |decl: &str, call: &str| {
+        format!("{decl}\ndefine i64 @main() {{\n  {call}\n  ret i64 0\n}}\n")
+    };
     let cases = [
         (
             "aarch64",
@@ -286,7 +314,11 @@ fn issue15_case6_huge_integers_and_aggregates_are_refused() {
     let wide = "define i8000000 @main() {\n  ret i8000000 1\n}\n";
     let aggregate = "define void @copy(ptr %p, ptr %q) {\n  %v = load [65536 x i32], ptr %p\n  store [65536 x i32] %v, ptr %q\n  ret void\n}\ndefine i64 @main() {\n  ret i64 0\n}\n";
     for (mode, engine) in engines() {
-        unsupported(&failure(&engine, "wide", wide), Some("main"), "integer type of 8000000 bits");
+        unsupported(
+            &failure(&engine, "wide", wide),
+            Some("main"),
+            "integer type of 8000000 bits",
+        );
         assert_usable(&engine, mode);
         unsupported(
             &failure(&engine, "aggregate", aggregate),
@@ -358,7 +390,10 @@ fn issue15_case7_deep_nesting_is_refused_before_llvm_recurses() {
                 }
                 match failure(&engine, "chain", &named_type_chain(50_000)) {
                     Error::Verify { message, .. } => {
-                        assert!(message.contains("types nest 50001 levels deep"), "{message}")
+                        assert!(
+                            message.contains("types nest 50001 levels deep"),
+                            "{message}"
+                        )
                     }
                     other => panic!("{mode}: expected a verify error, got {other:?}"),
                 }
@@ -373,7 +408,8 @@ fn issue15_case7_deep_nesting_is_refused_before_llvm_recurses() {
             let ctx = thinjit::llvm::Context::new();
             let chain = named_type_chain(50_000);
             let mut module = thinjit::llvm::Module::parse(&ctx, chain.as_bytes(), "chain").unwrap();
-            let err = thinjit::import::import(&mut module, &*summary(), &Default::default()).unwrap_err();
+            let err =
+                thinjit::import::import(&mut module, &*summary(), &Default::default()).unwrap_err();
             assert!(err.to_string().contains("types nest"), "{err}");
         })
         .unwrap()
@@ -435,7 +471,10 @@ fn issue15_case9_entries_that_name_data_are_refused_before_the_call() {
             .lookup::<extern "C" fn(i32) -> *mut libc::c_void>("CreateWrappedValueFromInt")
             .unwrap_or_else(|e| panic!("{mode}: {e}"));
         let script = engine
-            .add_script("data", b"@answer = global i64 42\ndefine i64 @main() {\n  ret i64 7\n}\n")
+            .add_script(
+                "data",
+                b"@answer = global i64 42\ndefine i64 @main() {\n  ret i64 7\n}\n",
+            )
             .unwrap();
         assert!(matches!(
             script.lookup::<extern "C" fn() -> i64>("answer"),
@@ -497,7 +536,9 @@ fn issue15_case10_special_files_and_symlink_loops_are_errors_naming_the_path() {
     assert_names(&e, &fifo, "a FIFO");
 
     let zero = Path::new("/dev/zero");
-    let e = within_time("/dev/zero", move || Summary::load(zero).map(|_| ()).unwrap_err());
+    let e = within_time("/dev/zero", move || {
+        Summary::load(zero).map(|_| ()).unwrap_err()
+    });
     assert_names(&e, zero, "a character device");
 
     // A FIFO among the inputs of a build.
@@ -529,4 +570,116 @@ fn issue15_case10_special_files_and_symlink_loops_are_errors_naming_the_path() {
     assert_names(&e, &inputs.join("self"), "symlink loop");
     std::fs::remove_file(inputs.join("self")).unwrap();
     assert!(Summary::build(&[inputs], &BuildOptions::default()).is_ok());
+}
+
+/// An eager engine compiling in `thinjit-worker` processes.
+fn isolated(limit: Duration, target_check: bool) -> Engine {
+    let isolation = thinjit::jit::Isolation::new()
+        .worker(env!("CARGO_BIN_EXE_thinjit-worker"))
+        .timeout(limit);
+    safety_host::register(
+        EngineBuilder::new()
+            .summary(summary())
+            .isolate_codegen(isolation)
+            .target_check(target_check),
+    )
+    .build()
+    .unwrap()
+}
+
+/// An intrinsic of a feature the check's table does not cover (`f16c`), called from a baseline x86-64
+/// function: instruction selection ends the process ("Cannot select") in-process.
+const CHECK_GAP: &str = r#"
+declare <8 x i16> @llvm.x86.vcvtps2ph.128(<4 x float>, i32)
+define i64 @main() "target-cpu"="x86-64" "target-features"="+sse2" {
+  %r = call <8 x i16> @llvm.x86.vcvtps2ph.128(<4 x float> zeroinitializer, i32 0)
+  %e = extractelement <8 x i16> %r, i32 0
+  %i = zext i16 %e to i64
+  ret i64 %i
+}
+"#;
+
+/// Isolated compilation: scripts run as in-process (helpers imported and inlined, one instance of their
+/// globals), code generation diagnostics are `Codegen` errors, an LLVM abort in the worker is a
+/// `CompileAborted` error naming LLVM's reason, and the host carries on with a fresh worker.
+#[test]
+fn isolated_compilation_turns_llvm_aborts_into_typed_errors() {
+    let engine = isolated(Duration::from_secs(60), true);
+    assert_usable(&engine, "start");
+    let seed = crate::common::SEED_SCRIPT;
+    let script = engine.add_script("seed", seed.as_bytes()).unwrap();
+    let report = script.report().unwrap();
+    assert!(!report.import.unwrap().imported_functions().is_empty());
+    let wrapped = script
+        .lookup::<extern "C" fn(*mut libc::c_void, *mut libc::c_void) -> *mut libc::c_void>(
+            "f_WRAPPED",
+        )
+        .unwrap();
+    let get = engine
+        .lookup::<extern "C" fn(*mut libc::c_void) -> i32>("WrappedValueGetInt")
+        .unwrap();
+    // SAFETY: signatures as declared by the seed script and the helper.
+    assert_eq!(
+        unsafe { get.call(wrapped.call(std::ptr::null_mut(), std::ptr::null_mut())) },
+        23333
+    );
+
+    match engine.add_script("gap", CHECK_GAP.as_bytes()).map(|_| ()) {
+        Err(Error::CompileAborted { script, message }) => {
+            assert_eq!(script, "gap");
+            assert!(message.contains("Cannot select"), "{message}");
+            assert!(message.contains("SIGABRT"), "{message}");
+        }
+        other => panic!("expected CompileAborted, got {other:?}"),
+    }
+    assert_usable(&engine, "an aborted compile");
+
+    let no_sse = "define double @d(double %x) noinline \"target-features\"=\"-sse,-sse2\" {\n  %y = fadd double %x, 1.0\n  ret double %y\n}\ndefine i64 @main() {\n  %r = call double @d(double 2.0)\n  %i = fptosi double %r to i64\n  ret i64 %i\n}\n";
+    match engine.add_script("no-sse", no_sse.as_bytes()).map(|_| ()) {
+        Err(Error::Codegen {
+            script,
+            function,
+            message,
+        }) => {
+            assert_eq!(script, "no-sse");
+            assert_eq!(function.as_deref(), Some("d"));
+            assert!(
+                message.contains("SSE register return with SSE disabled"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Codegen, got {other:?}"),
+    }
+    assert_usable(&engine, "a codegen error");
+    script.remove().unwrap();
+}
+
+/// Isolated compilation: a script that hangs code generation (the cyclic debug type of case 8, with the
+/// target check turned off so that it reaches LLVM) is a `Timeout` error after the limit, and the killed
+/// worker is replaced.
+#[test]
+fn isolated_compilation_times_out_a_hanging_codegen() {
+    let limit = Duration::from_secs(3);
+    let engine = isolated(limit, false);
+    let start = std::time::Instant::now();
+    match engine
+        .add_script("debug-cycle", DEBUG_CYCLE.as_bytes())
+        .map(|_| ())
+    {
+        Err(Error::Timeout { script, limit: l }) => {
+            assert_eq!(script, "debug-cycle");
+            assert_eq!(l, limit);
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_usable(&engine, "a timeout");
+    // Lazy engines compile inside ORC: isolation is refused there.
+    let lazy = EngineBuilder::new()
+        .lazy(true)
+        .isolate_codegen(
+            thinjit::jit::Isolation::new().worker(env!("CARGO_BIN_EXE_thinjit-worker")),
+        )
+        .build();
+    assert!(matches!(lazy, Err(Error::Config { .. })));
 }

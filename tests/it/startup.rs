@@ -218,7 +218,7 @@ fn runtime_object_is_deterministic_versioned_and_a_damaged_one_falls_back() {
         bytes,
         "same inputs, same bytes"
     );
-    assert_eq!(FORMAT_VERSION, 2);
+    assert_eq!(FORMAT_VERSION, 3);
     let without = build(None);
     assert!(without.runtime_object().is_none());
     assert_ne!(without.identity(), with_object().identity());

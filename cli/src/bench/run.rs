@@ -74,8 +74,11 @@ pub fn peak_rss_kib() -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn jit_error(message: String) -> Error {
-    Error::Jit { message }
+fn jit_error(source: thinjit::OrcFailure) -> Error {
+    Error::Jit {
+        context: "benchmark runtime".into(),
+        source,
+    }
 }
 
 /// The C and C++ runtime libraries JIT'd helpers may call into.
@@ -208,9 +211,12 @@ impl Runtime {
         self.jit
             .run_structors(std::slice::from_ref(&driver.name))
             .map_err(jit_error)?;
-        LAST_RESULT.with(|r| r.get()).ok_or_else(|| Error::Jit {
-            message: format!("driver `{}` returned no result", driver.name),
-        })
+        LAST_RESULT
+            .with(|r| r.get())
+            .ok_or_else(|| Error::InvalidEntry {
+                symbol: driver.name.clone(),
+                reason: "the benchmark driver returned no result".into(),
+            })
     }
 
     fn call(&mut self, entry: &JitEntry, n: i64) -> Result<i64> {
@@ -273,9 +279,9 @@ pub struct JitEntry(String);
 /// Checks that `entry` is defined in `ir` as `i64 @entry(i64 ...)`, the signature the drivers call it with.
 pub fn check_entry_signature(ir: &str, entry: &str) -> Result<()> {
     let needle = format!("@{entry}(");
-    let bad = |why: &str| Error::Symbol {
+    let bad = |why: &str| Error::InvalidEntry {
         symbol: entry.to_owned(),
-        message: format!("benchmark entry must be defined as `i64 @{entry}(i64)`: {why}"),
+        reason: format!("benchmark entry must be defined as `i64 @{entry}(i64)`: {why}"),
     };
     let line = ir
         .lines()

@@ -1,7 +1,8 @@
 //! `precompute-summary`: builds a thinjit summary (index + shards + promoted library) from helper inputs.
 //!
 //! ```text
-//! precompute-summary helpers/ extra.bc -o helpers.thinjit [--clang-arg=-I...] [-j N] [-q]
+//! precompute-summary helpers/ extra.bc -o helpers.thinjit [-I DIR] [-D NAME=V] [--std c11] [-j N] [-q]
+//! precompute-summary --compile-commands build/compile_commands.json -o helpers.thinjit
 //! precompute-summary --per-input helpers/ -o parts/        # one partial summary per input
 //! precompute-summary merge parts/*.thinjit-part -o helpers.thinjit
 //! precompute-summary helpers/ -o helpers.thinjit --object [--target-triple T --target-cpu C --target-features F]
@@ -15,6 +16,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use thinjit::summary::inputs::InputReport;
 use thinjit::summary::{BuildOptions, ObjectTarget, Stage, Summary};
 
 #[path = "thinjit/errors.rs"]
@@ -26,7 +28,9 @@ mod errors;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Inputs: .bc, .ll, .c, .cpp files and directories of them.
+    /// Inputs: .bc, .ll, .c, .cpp files and directories of them. A directory is walked recursively; tests,
+    /// examples, hidden files, names listed in a `.thinjitignore` and sources defining `main` are skipped (and
+    /// listed); a `compile_flags.txt` beside the sources gives their flags.
     inputs: Vec<PathBuf>,
     #[command(flatten)]
     build: BuildArgs,
@@ -40,9 +44,44 @@ struct BuildArgs {
     /// Output file (a directory with --per-input).
     #[arg(short, long, global = true)]
     output: Option<PathBuf>,
-    /// Extra argument for clang when compiling C/C++ inputs (repeatable).
-    #[arg(long = "clang-arg", value_name = "ARG", allow_hyphen_values = true)]
+    /// A compile_commands.json (CMake, Meson, Bear): every C/C++ entry is compiled with its own flags
+    /// (repeatable).
+    #[arg(long = "compile-commands", value_name = "FILE", global = true)]
+    compile_commands: Vec<PathBuf>,
+    /// Include directory for every C/C++ source (repeatable).
+    #[arg(short = 'I', value_name = "DIR", global = true)]
+    include_dirs: Vec<PathBuf>,
+    /// Macro definition `NAME` or `NAME=VALUE` for every C/C++ source (repeatable).
+    #[arg(short = 'D', value_name = "NAME[=VALUE]", global = true)]
+    defines: Vec<String>,
+    /// Language standard: a C one (`c11`, `gnu17`) applies to C sources, a C++ one (`c++17`) to C++ sources
+    /// (repeatable: `--std c11 --std c++17`).
+    #[arg(long = "std", value_name = "STD", global = true)]
+    stds: Vec<String>,
+    /// Extra argument for clang on every C/C++ source (repeatable).
+    #[arg(
+        long = "clang-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        global = true
+    )]
     clang_args: Vec<String>,
+    /// Extra argument for clang on C sources only (repeatable).
+    #[arg(
+        long = "c-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        global = true
+    )]
+    c_args: Vec<String>,
+    /// Extra argument for clang on C++ sources only (repeatable).
+    #[arg(
+        long = "cxx-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        global = true
+    )]
+    cxx_args: Vec<String>,
     /// Worker threads (default: one per core).
     #[arg(short, long, global = true)]
     jobs: Option<usize>,
@@ -94,7 +133,7 @@ fn progress_bar(quiet: bool) -> ProgressBar {
     bar
 }
 
-fn options(args: &BuildArgs, bar: &ProgressBar) -> BuildOptions {
+fn options(args: &BuildArgs, bar: &ProgressBar) -> Result<BuildOptions> {
     let bar = bar.clone();
     let object = args.object.then(|| {
         let host = ObjectTarget::host();
@@ -104,9 +143,39 @@ fn options(args: &BuildArgs, bar: &ProgressBar) -> BuildOptions {
             features: args.target_features.clone().unwrap_or(host.features),
         }
     });
-    BuildOptions {
+    let mut clang_args: Vec<String> = args
+        .include_dirs
+        .iter()
+        .map(|d| format!("-I{}", d.display()))
+        .collect();
+    clang_args.extend(args.defines.iter().map(|d| format!("-D{d}")));
+    clang_args.extend(args.clang_args.iter().cloned());
+    let mut c_args: Vec<String> = Vec::new();
+    let mut cxx_args: Vec<String> = Vec::new();
+    for std in &args.stds {
+        let std = std.trim_start_matches("-std=");
+        let language = if std.contains("++") {
+            &mut cxx_args
+        } else if std.starts_with('c') || std.starts_with("gnu") || std.starts_with("iso9899") {
+            &mut c_args
+        } else {
+            anyhow::bail!(
+                "--std {std}: not a C (`c11`, `gnu17`) or C++ (`c++17`, `gnu++20`) standard"
+            );
+        };
+        if language.iter().any(|a| a.starts_with("-std=")) {
+            anyhow::bail!("--std {std}: a standard for that language was already given");
+        }
+        language.push(format!("-std={std}"));
+    }
+    c_args.extend(args.c_args.iter().cloned());
+    cxx_args.extend(args.cxx_args.iter().cloned());
+    Ok(BuildOptions {
         object,
-        clang_args: args.clang_args.clone(),
+        clang_args,
+        c_args,
+        cxx_args,
+        compile_commands: args.compile_commands.clone(),
         jobs: args.jobs,
         progress: Some(Arc::new(move |p| {
             bar.set_message(match p.stage {
@@ -118,7 +187,44 @@ fn options(args: &BuildArgs, bar: &ProgressBar) -> BuildOptions {
             bar.set_length(p.total as u64);
             bar.set_position(p.done as u64);
         })),
+    })
+}
+
+/// Prints which inputs were picked (and where their flags came from) and which were skipped, and why.
+fn print_inputs(report: &InputReport) {
+    const SHOWN: usize = 12;
+    let names: Vec<String> = report
+        .picked
+        .iter()
+        .take(SHOWN)
+        .map(|p| match &p.flags_from {
+            Some(f) => format!("{} (flags: {})", p.path.display(), f.display()),
+            None => p.path.display().to_string(),
+        })
+        .collect();
+    let more = report.picked.len().saturating_sub(SHOWN);
+    println!(
+        "picked {} input{}: {}{}",
+        report.picked.len(),
+        if report.picked.len() == 1 { "" } else { "s" },
+        names.join(", "),
+        if more > 0 {
+            format!(", and {more} more")
+        } else {
+            String::new()
+        }
+    );
+    for s in &report.skipped {
+        println!("skipped {}: {}", s.path.display(), s.reason);
     }
+}
+
+/// Fails when nothing in the summary can be imported (a summary that inlines nothing is a build mistake).
+fn check_importable(summary: &Summary) -> Result<()> {
+    if let Some(cause) = summary.index().nothing_importable() {
+        anyhow::bail!("{cause}");
+    }
+    Ok(())
 }
 
 fn output(args: &BuildArgs) -> Result<&Path> {
@@ -130,7 +236,7 @@ fn output(args: &BuildArgs) -> Result<&Path> {
 fn run(cli: Cli) -> Result<()> {
     let start = Instant::now();
     let bar = progress_bar(cli.build.quiet);
-    let opts = options(&cli.build, &bar);
+    let opts = options(&cli.build, &bar)?;
     let out = output(&cli.build)?;
     match &cli.command {
         Some(Command::Merge { partials }) => {
@@ -140,13 +246,17 @@ fn run(cli: Cli) -> Result<()> {
                 .collect::<thinjit::Result<Vec<_>>>()?;
             let summary = Summary::merge(&loaded, &opts)?;
             bar.finish_and_clear();
+            check_importable(&summary)?;
             summary
                 .write(out)
                 .with_context(|| format!("writing {}", out.display()))?;
             report(&summary, out, start);
         }
         None if cli.per_input => {
-            anyhow::ensure!(!cli.inputs.is_empty(), "no inputs given");
+            anyhow::ensure!(
+                !cli.inputs.is_empty() || !cli.build.compile_commands.is_empty(),
+                "no inputs given (files, directories or --compile-commands)"
+            );
             anyhow::ensure!(
                 !cli.build.object,
                 "--object compiles a whole library: give it to `merge` (or to a one-shot build), not --per-input"
@@ -168,9 +278,14 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         None => {
-            anyhow::ensure!(!cli.inputs.is_empty(), "no inputs given");
-            let summary = Summary::build(&cli.inputs, &opts)?;
+            anyhow::ensure!(
+                !cli.inputs.is_empty() || !cli.build.compile_commands.is_empty(),
+                "no inputs given (files, directories or --compile-commands)"
+            );
+            let (summary, inputs) = Summary::build_reported(&cli.inputs, &opts)?;
             bar.finish_and_clear();
+            print_inputs(&inputs);
+            check_importable(&summary)?;
             summary
                 .write(out)
                 .with_context(|| format!("writing {}", out.display()))?;

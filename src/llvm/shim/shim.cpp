@@ -3,7 +3,10 @@
 
 #include "llvm-c/Core.h"
 #include "llvm-c/LLJIT.h"
+#include "llvm/ExecutionEngine/Orc/Core.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/ExecutionEngine/Orc/Shared/OrcError.h"
+#include "llvm-c/Error.h"
 #include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/Analysis/BlockFrequencyInfo.h"
 #include "llvm/Analysis/BranchProbabilityInfo.h"
@@ -21,6 +24,7 @@
 #include "llvm/Transforms/Utils/ValueMapper.h"
 
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -200,6 +204,65 @@ size_t thinjit_call_profile_hotness(LLVMValueRef fn, int *out, size_t cap) {
       ++n;
     }
   return n;
+}
+
+// Kinds of ORC error thinjit tells apart; mirrored by `OrcErrorKind` in src/llvm/orc.rs.
+enum class ThinjitOrcErrorKind : int {
+  Other = 0,
+  SymbolsNotFound = 1,
+  SymbolsCouldNotBeRemoved = 2,
+  DuplicateDefinition = 3,
+  FailedToMaterialize = 4,
+  MissingSymbolDefinitions = 5,
+  UnexpectedSymbolDefinitions = 6,
+  ResourceTrackerDefunct = 7,
+};
+
+typedef void (*ThinjitOrcErrorVisitor)(void *ctx, ThinjitOrcErrorKind kind, const char *message,
+                                       const char *const *symbols, size_t count);
+
+// Gap: llvm-c turns an ORC error into text only (LLVMGetErrorMessage), so which symbols were missing, clashing
+// or failed could only be recovered by parsing English. Consumes `err` (null is success: nothing is visited)
+// and calls `visit` once per error it holds (an ErrorList holds several), with its kind, its message and the
+// symbol names it carries (FailedToMaterialize: every JITDylib's failed symbols). The strings are valid only
+// during the call.
+void thinjit_visit_orc_error(LLVMErrorRef err, ThinjitOrcErrorVisitor visit, void *ctx) {
+  if (err == nullptr) return;
+  auto report = [&](ThinjitOrcErrorKind kind, const ErrorInfoBase &info, std::vector<std::string> names) {
+    std::string message = info.message();
+    std::vector<const char *> ptrs;
+    ptrs.reserve(names.size());
+    for (const std::string &n : names) ptrs.push_back(n.c_str());
+    visit(ctx, kind, message.c_str(), ptrs.data(), ptrs.size());
+  };
+  auto names = [](const auto &symbols) {
+    std::vector<std::string> out;
+    for (const orc::SymbolStringPtr &s : symbols) out.emplace_back((*s).str());
+    return out;
+  };
+  handleAllErrors(
+      unwrap(err),
+      [&](const orc::SymbolsNotFound &e) { report(ThinjitOrcErrorKind::SymbolsNotFound, e, names(e.getSymbols())); },
+      [&](const orc::SymbolsCouldNotBeRemoved &e) {
+        report(ThinjitOrcErrorKind::SymbolsCouldNotBeRemoved, e, names(e.getSymbols()));
+      },
+      [&](const orc::DuplicateDefinition &e) {
+        report(ThinjitOrcErrorKind::DuplicateDefinition, e, {e.getSymbolName()});
+      },
+      [&](const orc::FailedToMaterialize &e) {
+        std::vector<std::string> out;
+        for (const auto &[dylib, symbols] : e.getSymbols())
+          for (const orc::SymbolStringPtr &s : symbols) out.emplace_back((*s).str());
+        report(ThinjitOrcErrorKind::FailedToMaterialize, e, std::move(out));
+      },
+      [&](const orc::MissingSymbolDefinitions &e) {
+        report(ThinjitOrcErrorKind::MissingSymbolDefinitions, e, names(e.getSymbols()));
+      },
+      [&](const orc::UnexpectedSymbolDefinitions &e) {
+        report(ThinjitOrcErrorKind::UnexpectedSymbolDefinitions, e, names(e.getSymbols()));
+      },
+      [&](const orc::ResourceTrackerDefunct &e) { report(ThinjitOrcErrorKind::ResourceTrackerDefunct, e, {}); },
+      [&](const ErrorInfoBase &e) { report(ThinjitOrcErrorKind::Other, e, {}); });
 }
 
 }  // extern "C"

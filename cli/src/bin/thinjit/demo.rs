@@ -21,7 +21,7 @@ use super::run::{self, Mode};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The summary of the bundled helpers (built here when missing or unreadable).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/thinjit-demo/helpers.thinjit"))]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../summaries/helpers.thinjit"))]
     summary: PathBuf,
     /// The directory of example scripts.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/scripts"))]
@@ -121,6 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.lazy,
             ImportConfig::default(),
             &args.startup,
+            &run::HostArgs::default(),
         )?;
         println!(
             "engine ready in {:.2} ms (initializers run: {:?})",

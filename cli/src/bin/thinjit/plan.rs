@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use thinjit::import::{import, optimize, ImportConfig, OptLevel, RuntimeMode};
+use thinjit::import::{import, optimize, ImportConfig, InlineOutcome, OptLevel, RuntimeMode};
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
 use thinjit::summary::Summary;
 
@@ -98,9 +98,11 @@ fn save(dir: Option<&Path>, stem: &str, stage: &str, module: &Module<'_>) -> any
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config();
     config.validate()?;
-    let summary = Summary::load(&args.summary)?;
+    let summary = Summary::load(&args.summary)
+        .with_context(|| format!("loading the summary {}", args.summary.display()))?;
     let ctx = Context::new();
-    let mut module = Module::parse_file(&ctx, &args.script)?;
+    let mut module = Module::parse_file(&ctx, &args.script)
+        .with_context(|| format!("reading the script {}", args.script.display()))?;
     let stem = args
         .script
         .file_stem()
@@ -111,18 +113,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     save(temps, &stem, "0-before", &module)?;
     let report = import(&mut module, &summary, &config)
-        .with_context(|| format!("importing into {}", args.script.display()))?;
+        .with_context(|| format!("importing into the script {}", args.script.display()))?;
     save(temps, &stem, "1-imported", &module)?;
-    if temps.is_some() {
-        let tm = TargetMachine::host(CodeGenOpt::Default)?;
-        optimize(&mut module, &tm, OptLevel::O3)?;
-        save(temps, &stem, "2-o3", &module)?;
-    }
+    let tm = TargetMachine::host(CodeGenOpt::Default)?;
+    optimize(&mut module, &tm, OptLevel::O3)
+        .with_context(|| format!("optimizing the script {}", args.script.display()))?;
+    save(temps, &stem, "2-o3", &module)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         writeln!(out, "{report}")?;
+        writeln!(out, "{}", InlineOutcome::of(&module, &report))?;
     }
     Ok(())
 }

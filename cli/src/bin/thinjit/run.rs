@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use thinjit::cache::CacheOutcome;
-use thinjit::import::{ImportConfig, RuntimeMode};
+use thinjit::import::{ImportConfig, ImportReport, InlineOutcome, RuntimeMode};
 use thinjit::jit::{Engine, EngineBuilder, ScriptReport, Strategy};
+use thinjit::llvm::{Context, Module};
 use thinjit::summary::Summary;
 
 use super::host::{self, Ret};
@@ -56,6 +57,8 @@ pub struct Args {
     /// The native helper library (host-native mode).
     #[arg(long, value_name = "PATH", default_value = env!("THINJIT_HELPERS_SO"))]
     shared_library: PathBuf,
+    #[command(flatten)]
+    host: HostArgs,
     /// Import and optimize inside ORC's IR transform, at the first lookup.
     #[arg(long)]
     lazy: bool,
@@ -72,6 +75,19 @@ pub struct Args {
     startup: StartupArgs,
 }
 
+/// Where a user runtime's host callbacks come from (both modes): shared libraries and, opt-in, this process.
+#[derive(Debug, Default, clap::Args)]
+pub struct HostArgs {
+    /// A shared library defining host callbacks the runtime calls (repeatable; searched in order, after the
+    /// built-in `thinjit_host_*` callbacks).
+    #[arg(long = "host-library", value_name = "PATH")]
+    pub host_libraries: Vec<PathBuf>,
+    /// Also resolve host callbacks from this process's own symbols (and libraries it loaded, e.g. with
+    /// LD_PRELOAD).
+    #[arg(long)]
+    pub process_symbols: bool,
+}
+
 /// Start-up and caching options shared by `run` and `demo`.
 #[derive(Debug, clap::Args)]
 pub struct StartupArgs {
@@ -84,6 +100,13 @@ pub struct StartupArgs {
     /// Compile the library bitcode at start-up even when the summary has a usable runtime object.
     #[arg(long)]
     pub no_runtime_object: bool,
+    /// Optimize and compile scripts in a `thinjit-worker` helper process: an LLVM crash, abort or hang is an
+    /// error, not the end of this process.
+    #[arg(long)]
+    pub isolate: bool,
+    /// Time limit per script with --isolate, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub isolate_timeout: f64,
 }
 
 /// Prints how the engine started.
@@ -120,7 +143,8 @@ pub fn print_cache(report: &ScriptReport) {
     }
 }
 
-/// Builds an engine for `mode` over `summary`.
+/// Builds an engine for `mode` over `summary`; `host` adds where the runtime's host callbacks come from.
+#[allow(clippy::too_many_arguments)]
 pub fn engine(
     summary: Arc<Summary>,
     mode: Mode,
@@ -129,6 +153,7 @@ pub fn engine(
     lazy: bool,
     config: ImportConfig,
     startup: &StartupArgs,
+    host: &HostArgs,
 ) -> anyhow::Result<Engine> {
     let mut builder = EngineBuilder::new()
         .summary(summary)
@@ -142,11 +167,31 @@ pub fn engine(
         let bytes = startup.cache_size.saturating_mul(1 << 20);
         builder = builder.cache_dir(dir, bytes, bytes);
     }
+    if startup.isolate {
+        let limit = std::time::Duration::try_from_secs_f64(startup.isolate_timeout)
+            .map_err(|e| anyhow::anyhow!("--isolate-timeout {}: {e}", startup.isolate_timeout))?;
+        builder = builder.isolate_codegen(thinjit::jit::Isolation::new().timeout(limit));
+    }
+    for library in &host.host_libraries {
+        // An absolute path: the dynamic loader searches its library path for a name without a slash.
+        let path = std::fs::canonicalize(library)
+            .with_context(|| format!("host library {}", library.display()))?;
+        builder = builder.shared_library(path);
+    }
+    builder = builder.process_symbols(host.process_symbols);
     builder = match mode {
         Mode::JitResident => host::register(builder),
         Mode::HostNative => builder.shared_library(shared_library),
     };
-    Ok(builder.build()?)
+    builder.build().map_err(|e| {
+        let hint = matches!(e, thinjit::Error::RuntimeUnresolvedSymbols { .. });
+        anyhow::Error::new(e).context(if hint {
+            "starting the engine (a host callback the summary's runtime calls may need --host-library PATH or \
+             --process-symbols)"
+        } else {
+            "starting the engine"
+        })
+    })
 }
 
 /// Prints stage times.
@@ -168,7 +213,10 @@ pub fn print_times(report: &ScriptReport, engine_ms: Option<f64>) {
 
 /// Runs `thinjit run`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let summary = Arc::new(Summary::load(&args.summary)?);
+    let summary = Arc::new(
+        Summary::load(&args.summary)
+            .with_context(|| format!("loading the summary {}", args.summary.display()))?,
+    );
     let config = ImportConfig {
         import_instr_limit: args.import_instr_limit,
         ..ImportConfig::default()
@@ -182,19 +230,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.lazy,
         config,
         &args.startup,
+        &args.host,
     )?;
     print_startup(&engine);
     let engine_ms = start.elapsed().as_secs_f64() * 1e3;
     let handle = engine
         .add_script_file(&args.script)
-        .with_context(|| format!("adding {}", args.script.display()))?;
-    let result = host::call_entry(&engine, &args.entry, args.ret)?;
+        .with_context(|| format!("adding the script {}", args.script.display()))?;
+    let result = host::call_entry(&engine, &args.entry, args.ret).with_context(|| {
+        format!(
+            "calling `{}` of the script {}",
+            args.entry,
+            args.script.display()
+        )
+    })?;
     println!("{}: {result}", args.entry);
     let report = handle
         .report()
         .context("the script was not materialized (is the entry defined by it?)")?;
     match &report.import {
-        Some(import) => println!("{import}"),
+        Some(import) => {
+            println!("{import}");
+            if let Some(ir) = &report.optimized_ir {
+                println!("{}", inline_outcome(ir, import)?);
+            }
+        }
         None => println!("no import report (strategy {})", report.strategy),
     }
     print_cache(&report);
@@ -211,4 +271,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print_times(&report, Some(engine_ms));
     }
     Ok(())
+}
+
+/// What O3 made of the import, read from the optimized script's IR.
+pub fn inline_outcome(optimized_ir: &str, import: &ImportReport) -> anyhow::Result<InlineOutcome> {
+    let ctx = Context::new();
+    let module = Module::parse_ir(&ctx, optimized_ir.as_bytes(), "optimized script")?;
+    Ok(InlineOutcome::of(&module, import))
 }
