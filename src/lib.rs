@@ -17,3 +17,16 @@ pub mod jit;
 pub mod summary;
 
 pub use error::{Error, OrcError, OrcErrorKind, OrcFailure, Result};
+
+/// The path of a summary built by `thinjit-build` in the crate's `build.rs` (`Build::compile(name)`), as a
+/// `&'static str`: `env!("THINJIT_SUMMARY_<name>")`, set by the build script with `cargo:rustc-env`.
+///
+/// ```ignore
+/// let summary = thinjit::summary::Summary::load(thinjit::summary_path!("runtime").as_ref())?;
+/// ```
+#[macro_export]
+macro_rules! summary_path {
+    ($name:literal) => {
+        env!(concat!("THINJIT_SUMMARY_", $name))
+    };
+}

@@ -141,7 +141,9 @@ impl Context {
         }
     }
 
-    pub(crate) fn as_raw(&self) -> LLVMContextRef {
+    /// The underlying `LLVMContextRef`, for interop with other LLVM users; it stays owned by this `Context` (or its
+    /// lender).
+    pub fn as_raw(&self) -> LLVMContextRef {
         self.raw.as_ptr()
     }
 

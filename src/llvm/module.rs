@@ -24,6 +24,9 @@ pub(crate) fn is_bitcode(bytes: &[u8]) -> bool {
 pub struct Module<'ctx> {
     raw: NonNull<llvm_sys::LLVMModule>,
     ctx: &'ctx Context,
+    /// `false` for a module lent by its owner ([`Module::borrow_raw`]): dropping it never disposes it, even
+    /// after `std::mem::swap` / `std::mem::replace` moved it out of its [`BorrowedModule`].
+    owned: bool,
     _marker: PhantomData<&'ctx Context>,
 }
 
@@ -45,12 +48,19 @@ impl<'ctx> Module<'ctx> {
         Module {
             raw: NonNull::new(raw).expect("null module"),
             ctx,
+            owned: true,
             _marker: PhantomData,
         }
     }
 
-    pub(crate) fn as_raw(&self) -> LLVMModuleRef {
+    /// The underlying `LLVMModuleRef`, for interop with other LLVM users; it stays owned by this `Module`.
+    pub fn as_raw(&self) -> LLVMModuleRef {
         self.raw.as_ptr()
+    }
+
+    /// Whether thinjit owns this module (`false` for [`Module::borrow_raw`]).
+    pub(crate) fn is_owned(&self) -> bool {
+        self.owned
     }
 
     /// Borrows a module owned elsewhere (by an llvm-sys caller, an inkwell `Module`, or a C++ host) so that
@@ -94,15 +104,16 @@ impl<'ctx> Module<'ctx> {
             "Module::borrow_raw: the module belongs to another LLVMContext than `ctx`"
         );
         BorrowedModule {
-            module: std::mem::ManuallyDrop::new(Module {
+            module: Module {
                 raw,
                 ctx,
+                owned: false,
                 _marker: PhantomData,
-            }),
+            },
         }
     }
 
-    /// Gives up ownership (for LLVM calls that consume the module).
+    /// Gives up ownership (for LLVM calls that consume the module); callers check [`Module::is_owned`].
     pub(crate) fn into_raw(self) -> LLVMModuleRef {
         let raw = self.raw.as_ptr();
         std::mem::forget(self);
@@ -309,6 +320,14 @@ impl<'ctx> Module<'ctx> {
     /// Links `other` into this module (LLVM's `Linker::linkModules` with default flags); `other` is consumed.
     pub fn link_in(&mut self, other: Module<'ctx>) -> Result<()> {
         let what = format!("`{}` into `{}`", other.name(), self.name());
+        if !other.owned {
+            return Err(Error::Link {
+                what,
+                message:
+                    "the source module is borrowed (Module::borrow_raw); linking would destroy it"
+                        .into(),
+            });
+        }
         // SAFETY: both modules are live and in the same context; LLVMLinkModules2 destroys the source module
         // whatever the outcome; errors are reported to the context's diagnostic handler.
         let failed = unsafe { llvm_sys::linker::LLVMLinkModules2(self.as_raw(), other.into_raw()) };
@@ -517,8 +536,10 @@ impl<'ctx> Module<'ctx> {
 
 impl Drop for Module<'_> {
     fn drop(&mut self) {
-        // SAFETY: we own the module.
-        unsafe { c::LLVMDisposeModule(self.raw.as_ptr()) }
+        if self.owned {
+            // SAFETY: we own the module.
+            unsafe { c::LLVMDisposeModule(self.raw.as_ptr()) }
+        }
     }
 }
 
@@ -533,7 +554,7 @@ impl std::fmt::Debug for Module<'_> {
 /// A module borrowed from its owner with [`Module::borrow_raw`]: dereferences to [`Module`], and dropping it
 /// leaves the module alive with its owner.
 pub struct BorrowedModule<'c> {
-    module: std::mem::ManuallyDrop<Module<'c>>,
+    module: Module<'c>,
 }
 
 impl<'c> std::ops::Deref for BorrowedModule<'c> {

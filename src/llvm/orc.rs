@@ -376,6 +376,11 @@ impl LlJit {
         let tsc = module.context().thread_safe_raw().ok_or_else(|| {
             OrcFailure::other("a module in a borrowed context cannot be added to the JIT")
         })?;
+        if !module.is_owned() {
+            return Err(OrcFailure::other(
+                "a borrowed module (Module::borrow_raw) cannot be handed to the JIT",
+            ));
+        }
         let raw = module.into_raw();
         // SAFETY: `raw` is a module we own in the TSC's context; the TSM takes it over and holds its own
         // reference on the TSC. LLVMOrcLLJITAddLLVMIRModule(WithRT) takes the TSM even when it fails.

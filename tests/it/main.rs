@@ -4,10 +4,12 @@
 mod common;
 mod bench_harness;
 mod build_inputs;
+mod capi;
 mod conformance;
 mod engine;
 mod failed_adds;
 mod helpers;
+mod host_crate;
 mod import;
 mod interop;
 mod llvm_layer;

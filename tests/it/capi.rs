@@ -1,0 +1,461 @@
+//! The C API (`capi/`, `thinjit.h`): the header compiles as C99 and C++17 with warnings as errors, a C file
+//! calling every function links against the shared and the static library, the C and C++ examples build and
+//! run, and bad input from C comes back as error values.
+//!
+//! The C programs are compiled here with LLVM 19's clang against `llvm-config` and `libthinjit_capi`, which
+//! cargo builds before this binary (thinjit-cli dev-depends on thinjit-capi; the `.so` and `.a` land in
+//! this executable's directory).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use thinjit::summary::{BuildOptions, ObjectTarget, Summary};
+
+use crate::common::{fixture, helper_bitcode, helper_shared_library, llvm_tool};
+
+fn repo_root() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).to_path_buf()
+}
+
+/// The directory holding `libthinjit_capi.so` / `.a`: next to this test executable (`target/<profile>/deps`)
+/// or one level up (`target/<profile>`, after `cargo build -p thinjit-capi`).
+fn capi_lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("executable directory").to_path_buf();
+    for dir in [
+        deps.clone(),
+        deps.parent().map(Path::to_path_buf).unwrap_or_default(),
+    ] {
+        if dir.join("libthinjit_capi.so").exists() {
+            return dir;
+        }
+    }
+    panic!(
+        "libthinjit_capi.so not found next to {} (cargo builds it as a dev-dependency of thinjit-cli)",
+        exe.display()
+    );
+}
+
+fn llvm_config(args: &[&str]) -> Vec<String> {
+    let out = Command::new(llvm_tool("llvm-config"))
+        .args(args)
+        .output()
+        .expect("llvm-config");
+    assert!(out.status.success(), "llvm-config {args:?} failed");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// How a C/C++ program links thinjit.
+#[derive(Clone, Copy, PartialEq)]
+enum Link {
+    Shared,
+    Static,
+}
+
+/// Compiles and links `sources` into `out` with clang (C) or clang++ (C++), warnings as errors.
+fn build_program(sources: &[PathBuf], out: &Path, cxx: bool, link: Link) {
+    let lib = capi_lib_dir();
+    let mut cmd = Command::new(llvm_tool(if cxx { "clang++" } else { "clang" }));
+    // LLVM's headers as system headers: they do not build warning-free under -Wextra themselves.
+    let flags = llvm_config(&[if cxx { "--cxxflags" } else { "--cflags" }]);
+    for flag in flags {
+        match flag.strip_prefix("-I") {
+            Some(dir) => cmd.arg("-isystem").arg(dir),
+            None => cmd.arg(flag),
+        };
+    }
+    cmd.arg(if cxx { "-std=c++17" } else { "-std=c99" });
+    cmd.args(["-Wall", "-Wextra", "-Werror", "-g"])
+        .arg("-I")
+        .arg(repo_root().join("capi/include"))
+        .args(sources)
+        .arg("-o")
+        .arg(out);
+    match link {
+        Link::Shared => {
+            cmd.arg(format!("-L{}", lib.display()))
+                .arg("-lthinjit_capi")
+                .arg(format!("-Wl,-rpath,{}", lib.display()));
+        }
+        Link::Static => {
+            // The Rust staticlib carries thinjit, the C++ shim and Rust's std; LLVM stays the shared one.
+            cmd.arg(lib.join("libthinjit_capi.a")).args([
+                "-lstdc++",
+                "-lpthread",
+                "-ldl",
+                "-lm",
+                "-lgcc_s",
+                "-lutil",
+                "-lrt",
+            ]);
+        }
+    }
+    cmd.args(llvm_config(&["--ldflags", "--libs"]));
+    let llvm_lib = llvm_config(&["--libdir"]).remove(0);
+    cmd.arg(format!("-Wl,-rpath,{llvm_lib}"));
+    let output = cmd.output().expect("run clang");
+    assert!(
+        output.status.success(),
+        "compiling {sources:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs a built program; returns stdout. Fails the test on a non-zero exit (or a signal: an abort).
+fn run(program: &Path, args: &[&Path]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .expect("run program");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        program.display(),
+        output.status
+    );
+    for forbidden in [
+        "Unexpected definitions",
+        "Missing definitions",
+        "LLVM fatal error",
+    ] {
+        assert!(
+            !stdout.contains(forbidden) && !stderr.contains(forbidden),
+            "{forbidden}:\n{stdout}\n{stderr}"
+        );
+    }
+    stdout
+}
+
+/// The bundled helpers' summary, with the runtime object for this host.
+fn helpers_summary() -> Arc<Summary> {
+    static S: OnceLock<Arc<Summary>> = OnceLock::new();
+    S.get_or_init(|| {
+        let options = BuildOptions {
+            object: Some(ObjectTarget::host()),
+            ..BuildOptions::default()
+        };
+        Arc::new(Summary::build(&helper_bitcode(), &options).expect("build the helpers' summary"))
+    })
+    .clone()
+}
+
+/// Writes the helpers' summary into `dir` and returns its path.
+fn write_summary(dir: &Path) -> PathBuf {
+    let path = dir.join("helpers.thinjit");
+    helpers_summary().write(&path).unwrap();
+    path
+}
+
+/// The value of the first `key: value` line.
+fn field<'a>(stdout: &'a str, key: &str) -> &'a str {
+    let prefix = format!("{key}: ");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no `{key}` line in:\n{stdout}"))
+}
+
+/// The functions `thinjit.h` declares.
+fn header_functions() -> Vec<String> {
+    let header = std::fs::read_to_string(repo_root().join("capi/include/thinjit.h")).unwrap();
+    let mut names = Vec::new();
+    let mut rest = header.as_str();
+    while let Some(at) = rest.find("thinjit_") {
+        let word: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + word.len()..];
+        if rest.starts_with('(') {
+            names.push(word);
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn header_compiles_as_c99_and_cpp17_with_warnings_as_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("h.c");
+    std::fs::write(&c, "#include \"thinjit.h\"\nint main(void) { return 0; }\n").unwrap();
+    let cpp = dir.path().join("h.cpp");
+    std::fs::write(
+        &cpp,
+        "#include \"thinjit.h\"\n#include <type_traits>\n\
+         static_assert(std::is_pointer<thinjitSummaryRef>::value, \"opaque handle\");\n\
+         int main() { return thinjit_error_kind(nullptr) == THINJIT_ERROR_INVALID_ARGUMENT ? 0 : 1; }\n",
+    )
+    .unwrap();
+    for (source, cxx) in [(&c, false), (&cpp, true)] {
+        let mut cmd = Command::new(llvm_tool(if cxx { "clang++" } else { "clang" }));
+        cmd.args(["-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .arg(if cxx { "-std=c++17" } else { "-std=c99" })
+            .arg("-I")
+            .arg(repo_root().join("capi/include"))
+            .arg(format!("-I{}", llvm_config(&["--includedir"])[0]))
+            .arg(source);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} does not compile:\n{}",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_c_file_calling_every_function_links_shared_and_static() {
+    let source = fixture("capi/every_function.c");
+    let text = std::fs::read_to_string(&source).unwrap();
+    let functions = header_functions();
+    assert!(functions.len() >= 30, "{functions:?}");
+    for f in &functions {
+        assert!(
+            text.contains(&format!("{f}(")),
+            "every_function.c does not call `{f}`"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for link in [Link::Shared, Link::Static] {
+        let exe = dir.path().join(if link == Link::Shared {
+            "every_shared"
+        } else {
+            "every_static"
+        });
+        build_program(std::slice::from_ref(&source), &exe, false, link);
+        let stdout = run(&exe, &[]);
+        assert_eq!(field(&stdout, "failures"), "0", "{stdout}");
+        let checked: usize = field(&stdout, "checked").parse().unwrap();
+        assert!(checked >= functions.len(), "{stdout}");
+    }
+}
+
+#[test]
+fn c_eager_example_imports_inlines_and_runs_the_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = write_summary(dir.path());
+    let exe = dir.path().join("c-eager");
+    build_program(
+        &[repo_root().join("examples/c-eager/main.c")],
+        &exe,
+        false,
+        Link::Shared,
+    );
+    let so = helper_shared_library();
+    let stdout = run(&exe, &[&summary, &so]);
+    // The call to the helper was inlined into f_WRAPPED by the import-aware O3.
+    assert_eq!(field(&stdout, "calls_after_o3"), "0", "{stdout}");
+    assert_eq!(
+        field(&stdout, "CreateWrappedValueFromInt"),
+        "imported",
+        "{stdout}"
+    );
+    assert_eq!(field(&stdout, "f_WRAPPED"), "tag 1 value 23333", "{stdout}");
+    // Two modules and the host see one counter: the helpers' native instance.
+    assert_eq!(
+        field(&stdout, "counter"),
+        "a=1 b=2 get=2 shared=2",
+        "{stdout}"
+    );
+    assert!(stdout.contains("import report for `seed`"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("done"), "{stdout}");
+}
+
+#[test]
+fn cpp_example_eager_imports_inlines_and_runs_the_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = write_summary(dir.path());
+    let exe = dir.path().join("cpp-orc");
+    build_program(
+        &[repo_root().join("examples/cpp-orc/main.cpp")],
+        &exe,
+        true,
+        Link::Shared,
+    );
+    let so = helper_shared_library();
+    let stdout = run(&exe, &[&summary, Path::new("eager"), &so]);
+    assert_eq!(field(&stdout, "calls_after_o3"), "0", "{stdout}");
+    assert_eq!(
+        field(&stdout, "CreateWrappedValueFromInt"),
+        "imported",
+        "{stdout}"
+    );
+    assert_eq!(field(&stdout, "f_WRAPPED"), "tag 1 value 23333", "{stdout}");
+    assert_eq!(
+        field(&stdout, "counter"),
+        "a=1 b=2 get=2 shared=2",
+        "{stdout}"
+    );
+    assert!(stdout.contains("import report for `seed`"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("done"), "{stdout}");
+}
+
+/// A summary of one helper built for aarch64.
+fn other_target_summary(dir: &Path) -> PathBuf {
+    let ll = dir.join("arm_helper.ll");
+    std::fs::write(
+        &ll,
+        "target datalayout = \"e-m:e-i8:8:32-i16:16:32-i64:64-i128:128-n32:64-S128-Fn32\"\n\
+         target triple = \"aarch64-unknown-linux-gnu\"\n\
+         define ptr @CreateWrappedValueFromInt(i32 %v) {\n  ret ptr null\n}\n",
+    )
+    .unwrap();
+    let summary = Summary::build(&[ll], &BuildOptions::default()).unwrap();
+    assert_eq!(summary.header().target_triple, "aarch64-unknown-linux-gnu");
+    let path = dir.join("arm.thinjit");
+    summary.write(&path).unwrap();
+    path
+}
+
+#[test]
+fn bad_input_from_c_is_an_error_value_and_leaves_the_module_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_summary(dir.path());
+    let other = other_target_summary(dir.path());
+    let damaged = dir.path().join("damaged.thinjit");
+    let mut bytes = std::fs::read(&good).unwrap();
+    bytes[40] ^= 0x5a;
+    std::fs::write(&damaged, &bytes).unwrap();
+
+    let exe = dir.path().join("bad_input");
+    build_program(&[fixture("capi/bad_input.c")], &exe, false, Link::Shared);
+    let stdout = run(&exe, &[&good, &other, &damaged]);
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    let cases: Vec<(&str, i32, bool, &str)> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("case: "))
+        .map(|l| {
+            let (name, rest) = l.split_once(" kind=").unwrap();
+            let (kind, rest) = rest.split_once(" unchanged=").unwrap();
+            let (unchanged, message) = rest.split_once(" message=").unwrap();
+            (name, kind.parse().unwrap(), unchanged == "1", message)
+        })
+        .collect();
+    const INVALID: i32 = 1;
+    const VERIFY: i32 = 4;
+    const SUMMARY: i32 = 8;
+    const SYMBOL: i32 = 10;
+    const CONFIG: i32 = 12;
+    const IO: i32 = 2;
+    let expected = [
+        ("null_module", INVALID, "`module` is NULL"),
+        ("null_summary", INVALID, "`summary` is NULL"),
+        ("foreign_handle", INVALID, "not a live thinjitSummaryRef"),
+        ("disposed_summary", INVALID, "already disposed"),
+        ("damaged_summary", SUMMARY, "damaged.thinjit"),
+        ("truncated_summary", SUMMARY, "half"),
+        ("missing_summary", IO, "/nonexistent/helpers.thinjit"),
+        ("module_does_not_verify", VERIFY, "Basic Block"),
+        ("optimize_does_not_verify", VERIFY, "does not verify"),
+        ("module_defines_helper", SYMBOL, "CreateWrappedValueFromInt"),
+        ("summary_for_other_target", SUMMARY, "aarch64"),
+        ("module_for_other_target", SUMMARY, "aarch64"),
+        ("unknown_knob", CONFIG, "import-instr-limt"),
+        ("bad_knob_value", CONFIG, "import-hot-multiplier"),
+        ("bad_opt_level", INVALID, "thinjitOptLevel"),
+        ("wrong_handle_kind", INVALID, "not a thinjitSummaryRef"),
+        ("good_import", 0, "(no error)"),
+    ];
+    assert_eq!(cases.len(), expected.len(), "{stdout}");
+    for ((name, kind, unchanged, message), (want_name, want_kind, want_text)) in
+        cases.iter().zip(expected)
+    {
+        assert_eq!(*name, want_name, "{stdout}");
+        assert_eq!(*kind, want_kind, "{name}: {message}");
+        assert!(*unchanged, "{name} changed the module");
+        assert!(
+            message.contains(want_text),
+            "{name}: `{message}` lacks `{want_text}`"
+        );
+    }
+}
+
+/// The C API's import is the Rust API's: the same report for the same module, and the module afterwards
+/// is the same text.
+#[test]
+fn c_api_import_is_the_rust_import() {
+    use thinjit::llvm::{Context, Module};
+    let summary = helpers_summary();
+    let ctx = Context::new();
+    let mut rust_module =
+        Module::parse_ir(&ctx, crate::common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
+    rust_module.set_triple(&thinjit::llvm::host_triple());
+    let c_module = rust_module.clone_module();
+    let rust_report = thinjit::import::import(
+        &mut rust_module,
+        &*summary,
+        &thinjit::import::ImportConfig::default(),
+    )
+    .unwrap();
+
+    let bytes = summary.to_bytes();
+    let mut handle = std::ptr::null_mut();
+    let mut report = std::ptr::null_mut();
+    // SAFETY: valid buffers and out-pointers; the module is live in `ctx`, used by nothing else meanwhile.
+    unsafe {
+        let err = thinjit_capi::thinjit_summary_load_from_memory(
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            c"helpers".as_ptr(),
+            &mut handle,
+        );
+        assert!(err.is_null());
+        let err = thinjit_capi::thinjit_import(
+            c_module.as_raw(),
+            handle,
+            std::ptr::null_mut(),
+            &mut report,
+        );
+        assert!(err.is_null());
+        let c_report = (*report).report();
+        assert_eq!(c_report.entries, rust_report.entries);
+        assert_eq!(c_report.totals, rust_report.totals);
+        assert_eq!(c_report.stamped, rust_report.stamped);
+        thinjit_capi::thinjit_report_dispose(report);
+        thinjit_capi::thinjit_summary_dispose(handle);
+    }
+    assert_eq!(c_module.print(), rust_module.print());
+}
+
+/// `Module::borrow_raw` works on a module owned elsewhere without disposing it, and `Context::borrow_raw`
+/// puts the owner's diagnostic handler back.
+#[test]
+fn borrowed_modules_stay_the_owners() {
+    use thinjit::llvm::{Context, Module};
+    let owner = Context::new();
+    let owned = Module::parse_ir(&owner, b"define i32 @f() {\n ret i32 1\n}\n", "owned").unwrap();
+    let raw = owned.as_raw();
+    // SAFETY: the context and module are live and used by nothing else while borrowed.
+    unsafe {
+        {
+            let ctx = Context::borrow_raw(owner.as_raw());
+            let mut borrowed = Module::borrow_raw(&ctx, raw);
+            borrowed.set_triple(&thinjit::llvm::host_triple());
+            // Moving the borrowed module out and dropping it must not dispose the owner's module.
+            let mut other = Module::new(&ctx, "other");
+            std::mem::swap(&mut *borrowed, &mut other);
+            drop(other);
+            drop(std::mem::replace(
+                &mut *borrowed,
+                Module::new(&ctx, "again"),
+            ));
+        }
+    }
+    assert_eq!(owned.triple(), thinjit::llvm::host_triple());
+    assert!(owned.function("f").is_some());
+    // The owner's recording handler is back: without it LLVM would end the process on this bitcode.
+    let mut bad = b"BC\xC0\xDE".to_vec();
+    bad.extend_from_slice(&[0x35, 0x14, 0, 0, 5, 0, 0, 0, 0x62, 0x0c, 0x30, 0x24]);
+    let err = Module::parse_bitcode(&owner, &bad, "garbage.bc").unwrap_err();
+    assert!(err.to_string().contains("garbage.bc"), "{err}");
+}
