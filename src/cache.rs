@@ -12,7 +12,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -192,17 +191,8 @@ impl ScriptCache {
         let (Some(dir), Some(path)) = (self.dir.as_ref(), self.entry_path(&key)) else {
             return Ok(());
         };
-        let tmp = dir.join(format!(".{}.{}.tmp", key.hex(), unique_suffix()));
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&encode_entry(bytes))?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(crate::Error::io(&path, e));
-        }
+        crate::atomic_file::write_atomically(&path, &encode_entry(bytes))
+            .map_err(|e| crate::Error::io(&path, e))?;
         self.evict_disk(dir);
         Ok(())
     }
@@ -290,21 +280,6 @@ impl ScriptCache {
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out
     }
-}
-
-fn unique_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        nanos
-    )
 }
 
 /// `magic | payload length (u64 LE) | SHA-256(payload) | payload`.

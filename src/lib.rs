@@ -1,11 +1,12 @@
 //! thinjit: ThinLTO-style cross-module inlining of a precompiled C/C++ runtime library into LLVM ORCv2 JIT code.
 //!
 //! The flow reads from the module names: [`llvm`] (safe LLVM 19 layer) → [`summary`] (build-time index and
-//! shards) → [`import`] (plan, import, explain) → [`jit`] (ORC engine).
+//! shards) → [`import`] (plan, import, explain) → [`optimize`] → [`jit`] (ORC engine).
 
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+mod atomic_file;
 mod error;
 #[allow(unsafe_code)]
 pub mod llvm;
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod check;
 pub mod import;
 pub mod jit;
+pub mod optimize;
 pub mod summary;
 
 pub use error::{Error, OrcError, OrcErrorKind, OrcFailure, Result};

@@ -24,8 +24,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use llvm_sys::prelude::LLVMModuleRef;
-use thinjit::import::{ImportConfig, ImportReport, OptLevel};
+use thinjit::import::{ImportConfig, ImportReport};
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use thinjit::optimize::OptLevel;
 use thinjit::summary::Summary;
 
 use boundary::{
@@ -474,7 +475,7 @@ pub(crate) unsafe fn optimize_raw(module: LLVMModuleRef, level: OptLevel) -> Res
             machines.insert(triple.clone(), tm);
         }
         let tm = &machines[&triple];
-        thinjit::import::optimize(&mut m, tm, level)?;
+        thinjit::optimize::optimize(&mut m, tm, level)?;
         Ok(())
     })
 }

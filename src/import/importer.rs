@@ -20,7 +20,7 @@ use std::time::Instant;
 use super::config::{ImportConfig, RuntimeMode};
 use super::plan::{plan, ImportPlan, ScriptSymbols};
 use super::report::{Decision, ImportReport, Reason, SymbolKind};
-use crate::llvm::{Linkage, Module, PassOptions, TargetMachine};
+use crate::llvm::{Linkage, Module};
 use crate::summary::{FunctionSummary, Hotness, SummaryIndex};
 use crate::{Error, Result};
 
@@ -55,30 +55,6 @@ impl ShardSource for crate::summary::Summary {
 
     fn check_target(&self, triple: &str, data_layout: &str) -> Result<()> {
         crate::summary::Summary::check_target(self, triple, data_layout)
-    }
-}
-
-/// Optimization level of [`optimize`].
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub enum OptLevel {
-    O0,
-    O1,
-    O2,
-    #[default]
-    O3,
-}
-
-impl OptLevel {
-    /// The new-pass-manager pipeline, e.g. `default<O3>`.
-    pub fn pipeline(self) -> &'static str {
-        match self {
-            OptLevel::O0 => "default<O0>",
-            OptLevel::O1 => "default<O1>",
-            OptLevel::O2 => "default<O2>",
-            OptLevel::O3 => "default<O3>",
-        }
     }
 }
 
@@ -148,7 +124,6 @@ pub fn import<S: ShardSource + ?Sized>(
     config: &ImportConfig,
 ) -> Result<ImportReport> {
     config.validate()?;
-    let module_name = module.name();
     let t = Instant::now();
     module.verify()?;
     let script_triple = module.triple();
@@ -158,6 +133,47 @@ pub fn import<S: ShardSource + ?Sized>(
     let verify_time = t.elapsed();
 
     let t = Instant::now();
+    let planned = plan_verified(module, summary, config)?;
+    let plan_time = t.elapsed();
+
+    let mut report = execute(module, summary, &planned, config)?;
+    report.times.verify += verify_time;
+    report.times.plan = plan_time;
+    Ok(report)
+}
+
+/// The import plan for a module the caller has verified (the engine's plan stage): the script's symbols,
+/// helper-name clashes refused ([`Error::DuplicateDefinition`]), then [`plan`].
+pub fn plan_for<S: ShardSource + ?Sized>(
+    module: &Module<'_>,
+    summary: &S,
+    config: &ImportConfig,
+) -> Result<ImportPlan> {
+    config.validate()?;
+    let script_triple = module.triple();
+    if !script_triple.is_empty() {
+        summary.check_target(&script_triple, &module.data_layout())?;
+    }
+    plan_verified(module, summary, config)
+}
+
+/// Performs `planned` (from [`plan_for`]) on `module`: parse the planned shards, link, stamp, verify (the
+/// shards are a second input: the result is verified once, here). The engine's import stage.
+pub(crate) fn import_planned<S: ShardSource + ?Sized>(
+    module: &mut Module<'_>,
+    summary: &S,
+    planned: &ImportPlan,
+    config: &ImportConfig,
+) -> Result<ImportReport> {
+    execute(module, summary, planned, config)
+}
+
+fn plan_verified<S: ShardSource + ?Sized>(
+    module: &Module<'_>,
+    summary: &S,
+    config: &ImportConfig,
+) -> Result<ImportPlan> {
+    let module_name = module.name();
     let symbols = script_symbols(module);
     if let Some(name) = symbols.clashes(summary.index()).into_iter().next() {
         return Err(Error::DuplicateDefinition {
@@ -169,13 +185,7 @@ pub fn import<S: ShardSource + ?Sized>(
             source: None,
         });
     }
-    let planned = plan(summary.index(), &symbols, config);
-    let plan_time = t.elapsed();
-
-    let mut report = execute(module, summary, &planned, config)?;
-    report.times.verify += verify_time;
-    report.times.plan = plan_time;
-    Ok(report)
+    Ok(plan(summary.index(), &symbols, config))
 }
 
 /// Performs an already computed plan (parse, link, stamp, verify) and reports.
@@ -241,18 +251,13 @@ fn execute<S: ShardSource + ?Sized>(
         }
         // Initializers, destructors and `used` lists belong to the runtime's one copy: a script that linked
         // them would run helper constructors again or keep imported bodies alive.
-        let special: Vec<_> = shard
-            .globals()
-            .filter(|g| {
-                matches!(
-                    g.name().as_str(),
-                    "llvm.global_ctors" | "llvm.global_dtors" | "llvm.used" | "llvm.compiler.used"
-                )
-            })
-            .collect();
-        for g in special {
-            g.erase();
-        }
+        let mut shard = shard;
+        shard.erase_appending_arrays(&[
+            "llvm.global_ctors",
+            "llvm.global_dtors",
+            "llvm.used",
+            "llvm.compiler.used",
+        ]);
         for v in shard.globals() {
             if v.is_declaration() || v.name().starts_with("llvm.") {
                 continue;
@@ -432,43 +437,6 @@ fn inline_blocker(
         }
     }
     None
-}
-
-/// The pipeline [`optimize`] runs: `default<On>`, or, when helper bodies were imported
-/// (`available_externally` definitions are present) and `level` inlines (O1 and up), the inliner first, then
-/// `elim-avail-extern` and `globaldce`, then `default<On>` on what is left.
-///
-/// `default<On>` alone runs the whole function-simplification pipeline on every function before its callers
-/// inline it — imported bodies included, although clang already optimized them and
-/// `EliminateAvailableExternallyPass` throws them away at the end. Inlining them first and dropping them
-/// before the main pipeline gives the same inlining with a fraction of the work (a script importing 57 helpers
-/// from a 10k-function synthetic library: 60 ms → 21 ms for O3 plus codegen, the same calls inlined).
-pub fn pipeline_for(module: &Module<'_>, level: OptLevel) -> String {
-    let imported = module
-        .functions()
-        .any(|f| !f.is_declaration() && f.linkage() == crate::llvm::Linkage::AvailableExternally);
-    if imported && level != OptLevel::O0 {
-        format!(
-            "cgscc(inline),elim-avail-extern,globaldce,{}",
-            level.pipeline()
-        )
-    } else {
-        level.pipeline().to_owned()
-    }
-}
-
-/// Runs [`pipeline_for`] on `module` for `tm` (setting the module's triple and data layout from `tm` when it
-/// has none). Imported bodies that were not inlined are dropped and their calls go to the runtime's one copy.
-pub fn optimize(module: &mut Module<'_>, tm: &TargetMachine, level: OptLevel) -> Result<()> {
-    if module.triple().is_empty() {
-        module.set_triple(tm.triple());
-    }
-    if module.data_layout().is_empty() {
-        module.set_data_layout(&tm.data_layout());
-    }
-    let pipeline = pipeline_for(module, level);
-    module.run_passes(&pipeline, Some(tm), &PassOptions::default())?;
-    module.verify()
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ pub mod plan;
 pub mod report;
 
 pub use config::{ImportConfig, RuntimeMode};
-pub use importer::{import, optimize, pipeline_for, script_symbols, OptLevel, ShardSource};
+pub(crate) use importer::import_planned;
+pub use importer::{import, plan_for, script_symbols, ShardSource};
 pub use inlining::{called_functions, InlineOutcome, RemainingCall};
 pub use llvm_importer::{import_with_llvm, LlvmImport};
 pub use plan::{plan, ImportPlan, PlannedFunction, PlannedVariable, ScriptSymbols};

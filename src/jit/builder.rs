@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::Engine;
 use crate::cache::ScriptCache;
-use crate::import::{ImportConfig, OptLevel, RuntimeMode};
+use crate::import::{ImportConfig, RuntimeMode};
+use crate::optimize::OptLevel;
 use crate::summary::Summary;
 use crate::Result;
 
@@ -81,6 +82,7 @@ pub struct EngineBuilder {
     pub(crate) strategy: Strategy,
     pub(crate) lazy: bool,
     pub(crate) keep_optimized_ir: bool,
+    pub(crate) save_temps: Option<PathBuf>,
     pub(crate) runtime_object: bool,
     pub(crate) cache: Option<Arc<ScriptCache>>,
     pub(crate) cache_dir: Option<(PathBuf, u64, u64)>,
@@ -129,6 +131,7 @@ impl EngineBuilder {
             strategy: Strategy::Summary,
             lazy: false,
             keep_optimized_ir: false,
+            save_temps: None,
             runtime_object: true,
             cache: None,
             cache_dir: None,
@@ -211,6 +214,16 @@ impl EngineBuilder {
     /// Keeps each script's optimized IR in its [`super::ScriptReport`] (for tests and `--save-temps`).
     pub fn keep_optimized_ir(mut self, keep: bool) -> Self {
         self.keep_optimized_ir = keep;
+        self
+    }
+
+    /// Writes what each stage of every script produced into `dir` (created when the engine is built), one file
+    /// per stage named `<script>.<NN>-<stage>.<ext>` ([`Stage::temp_file_name`](super::Stage::temp_file_name)):
+    /// bitcode after parse, verify, plan, import and optimize, the object after codegen, the linked symbols'
+    /// addresses after link (rustc's `-C save-temps`). The files are listed in
+    /// [`ScriptReport::temps`](super::ScriptReport::temps).
+    pub fn save_temps(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.save_temps = Some(dir.into());
         self
     }
 

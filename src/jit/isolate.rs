@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::import::{self, OptLevel};
 use crate::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use crate::optimize::{self, OptLevel};
 use crate::summary::ObjectTarget;
 use crate::{Error, Result};
 
@@ -220,7 +220,7 @@ fn compile(request: &Request, machine: &mut Option<TargetMachine>) -> Response {
     let result = (|| {
         let mut module = Module::parse_bitcode(&ctx, &request.bitcode, &request.name)?;
         let start = Instant::now();
-        import::optimize(&mut module, tm, request.opt)?;
+        optimize::optimize(&mut module, tm, request.opt)?;
         let optimize_nanos = start.elapsed().as_nanos() as u64;
         let optimized_ir = request.keep_ir.then(|| module.print());
         let defined = module.defined_symbols().into_iter().collect();

@@ -17,9 +17,15 @@
 //! [`Engine::startup_report`] says which, why, and how long each stage took. With a cache
 //! ([`EngineBuilder::cache`], [`EngineBuilder::cache_dir`]) a script compiled before is added from its object.
 //!
-//! Scripts run verify → import → optimize → materialize, each under its own ORC resource tracker, either
-//! eagerly in [`Engine::add_script`] (unresolved symbols surface there) or lazily inside ORC's IR transform on
-//! the thread that first looks a symbol up ([`EngineBuilder::lazy`]).
+//! Scripts run through the named, timed stages of one pipeline ([`Stage`]: parse → verify → plan → import →
+//! optimize → codegen → link), each under its own ORC resource tracker, either eagerly in
+//! [`Engine::add_script`] (unresolved symbols surface there) or lazily inside ORC's IR transform on the thread
+//! that first looks a symbol up ([`EngineBuilder::lazy`]); [`EngineBuilder::save_temps`] writes each stage's
+//! output. Hosts keep scripts as borrowed [`ScriptHandle`]s or owned [`Script`]s.
+//!
+//! The files follow the structure: `builder` (what an engine is made from), `startup` (building it: the JIT,
+//! symbol sources, the helper runtime), `pipeline` (the per-script stages), `runtime` (structors, `atexit`,
+//! dso handles), `cache` (compiled scripts), `engine` (the registry, lookups, removal, handles).
 //!
 //! ```
 //! use thinjit::jit::EngineBuilder;
@@ -49,14 +55,18 @@
 //! ```
 
 mod builder;
+mod cache;
 mod checks;
 mod engine;
 pub mod isolate;
+mod pipeline;
+mod runtime;
 mod startup;
 
-pub use crate::import::OptLevel;
 pub use crate::llvm::orc::JitFunction;
+pub use crate::optimize::OptLevel;
 pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
-pub use engine::{Engine, ScriptHandle, ScriptReport, ScriptTimes};
+pub use engine::{Engine, Script, ScriptHandle};
 pub use isolate::Isolation;
+pub use pipeline::{ScriptReport, ScriptTimes, Stage};
 pub use startup::{RuntimeSource, StartupReport, StartupTimes};

@@ -8,10 +8,24 @@
 
 use std::time::Duration;
 
-use bincode::Options;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::import::ImportReport;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::builder::{EngineBuilder, Strategy};
+use super::cache::script_key_salt;
+use super::engine::{jit_error, Core};
+use super::pipeline::Pipeline;
+use crate::cache::ScriptCache;
+use crate::import::RuntimeMode;
+use crate::llvm::orc::LlJit;
+use crate::llvm::resident::{self, AtExitRegistry, Structors};
+use crate::llvm::{Context, Module};
+use crate::summary::{ObjectTarget, RuntimeObject};
+use crate::{Error, Result};
 
 /// Where the JIT-resident helper runtime came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -63,36 +77,328 @@ pub struct StartupReport {
     pub times: StartupTimes,
 }
 
-/// One cache entry: a compiled script and what loading it needs.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct CachedScript {
-    /// Symbols the object defines (checked against the helper runtime's before adding).
-    pub defined: Vec<String>,
-    /// Static constructors, in run order.
-    pub ctors: Vec<String>,
-    /// Static destructors, in run order.
-    pub dtors: Vec<String>,
-    /// The exported dso handle to write the script's registry key into, if the script uses one.
-    pub dso_handle: Option<String>,
-    /// The import report of the compile that produced the object.
-    pub import: Option<ImportReport>,
-    /// The relocatable object.
-    pub object: Vec<u8>,
-}
+impl Core {
+    /// Builds an engine from `builder` (see [`EngineBuilder::build`]).
+    pub(super) fn new(builder: EngineBuilder) -> Result<Self> {
+        builder.import_config.validate()?;
+        if builder.lazy && builder.strategy == Strategy::FullLinkInternalize {
+            return Err(Error::Config {
+                message: "the full-link-internalize strategy brings the helpers' static constructors into every \
+                          script, which only eager mode can run: use lazy(false)"
+                    .into(),
+            });
+        }
+        let started = Instant::now();
+        let cache = match (&builder.cache, &builder.cache_dir) {
+            (Some(cache), _) => Some(Arc::clone(cache)),
+            (None, Some((dir, memory, disk))) => {
+                Some(Arc::new(ScriptCache::on_disk(dir, *memory, *disk)?))
+            }
+            (None, None) => None,
+        };
+        if cache.is_some() && builder.lazy {
+            return Err(Error::Config {
+                message: "the compiled-script cache stores objects made eagerly: use lazy(false)"
+                    .into(),
+            });
+        }
+        let mode = builder.import_config.mode;
+        let mut jit = LlJit::new_host().map_err(jit_error("creating the LLJIT"))?;
 
-fn options(limit: u64) -> impl Options + Copy {
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_limit(limit)
-}
+        // Resolution order for names no module defines: host symbols (absolute, below), the shared libraries
+        // in the order given, the process (opt-in), then the C/C++ runtime libraries.
+        for library in &builder.shared_libraries {
+            jit.add_shared_library(library)
+                .map_err(jit_error(format!("shared library {}", library.display())))?;
+        }
+        if builder.process_symbols {
+            jit.add_process_symbols()
+                .map_err(jit_error("adding the process's symbols"))?;
+        }
+        for library in &builder.runtime_libraries {
+            jit.add_shared_library(library)
+                .map_err(jit_error(format!("runtime library {}", library.display())))?;
+        }
+        let host: Vec<(&str, u64)> = builder
+            .host_symbols
+            .iter()
+            .map(|(n, a)| (n.as_str(), *a))
+            .collect();
+        jit.define_absolute(&host)
+            .map_err(jit_error("defining the host symbols"))?;
 
-impl CachedScript {
-    pub fn encode(&self) -> Vec<u8> {
-        options(u64::MAX).serialize(self).unwrap_or_default()
+        // Engine runtime support: the atexit registry and its dso handle, the personality cell.
+        jit.define_absolute(&[
+            (resident::CXA_ATEXIT, AtExitRegistry::cxa_atexit_address()),
+            (resident::ATEXIT_IMPL, AtExitRegistry::atexit_impl_address()),
+        ])
+        .map_err(jit_error("defining the atexit registry's entry points"))?;
+        let atexit = AtExitRegistry::new();
+        for (name, ir) in [
+            ("thinjit.support", resident::support_ir(atexit.key())),
+            (
+                "thinjit.personality",
+                resident::PERSONALITY_PIN_IR.to_owned(),
+            ),
+        ] {
+            let ctx = Context::new();
+            let module = Module::parse_ir(&ctx, ir.as_bytes(), name)?;
+            jit.add_module(module, None)
+                .map_err(jit_error(format!("adding {name}")))?;
+        }
+        jit.lookup(resident::DSO_HANDLE)
+            .map_err(jit_error("materializing the engine's dso handle"))?;
+
+        if let Some(summary) = &builder.summary {
+            summary.check_target(&jit.triple(), &jit.data_layout())?;
+        }
+        // Whole-library strategies link the library bitcode into every script.
+        let library: Option<Arc<Vec<u8>>> = match (builder.strategy, &builder.helper_library) {
+            (Strategy::None | Strategy::Summary, _) => None,
+            (_, Some((_, bytes))) => Some(Arc::new(bytes.clone())),
+            (_, None) => match &builder.summary {
+                Some(summary) => Some(Arc::new(summary.library_bitcode()?.to_vec())),
+                None => None,
+            },
+        };
+        let target = ObjectTarget {
+            triple: jit.triple(),
+            cpu: crate::llvm::host_cpu_name(),
+            features: crate::llvm::host_cpu_features(),
+        };
+        let cache_salt = match &cache {
+            Some(_) => script_key_salt(&builder, &target),
+            None => Vec::new(),
+        };
+        if let Some(dir) = &builder.save_temps {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let pipeline = Arc::new(Pipeline {
+            strategy: builder.strategy,
+            opt_level: builder.opt_level,
+            import_config: builder.import_config.clone(),
+            keep_optimized_ir: builder.keep_optimized_ir,
+            save_temps: builder.save_temps.clone(),
+            summary: builder.summary.clone(),
+            library,
+            machines: Mutex::new(Vec::new()),
+            pending: Mutex::new(HashMap::new()),
+            transform_failures: Mutex::new(Vec::new()),
+            materializing: Mutex::new(HashMap::new()),
+            isolation: match &builder.isolation {
+                Some(isolation) if builder.lazy => {
+                    return Err(Error::Config {
+                        message: format!(
+                            "isolated compilation ({isolation:?}) compiles eagerly: use lazy(false)"
+                        ),
+                    })
+                }
+                Some(isolation) => Some(super::isolate::Pool::start(isolation)?),
+                None => None,
+            },
+            target_check: builder.target_check,
+        });
+        if builder.lazy {
+            let for_transform = Arc::clone(&pipeline);
+            jit.set_ir_transform(Box::new(move |m: &mut Module<'_>| {
+                for_transform.transform(m)
+            }));
+        }
+
+        let mut engine = Core {
+            jit,
+            pipeline,
+            mode,
+            lazy: builder.lazy,
+            helper_symbols: BTreeSet::new(),
+            structors: Structors::default(),
+            atexit,
+            scripts: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            removals: AtomicU64::new(0),
+            compile_lock: Mutex::new(()),
+            startup: StartupReport::default(),
+            target,
+            cache,
+            cache_salt,
+        };
+        // Compile the support modules now, while no other thread can be compiling.
+        let _ = engine
+            .jit
+            .lookup("DW.ref.__gxx_personality_v0")
+            .map_err(|_| engine.jit.take_reported_errors());
+        engine.startup.times.jit = started.elapsed();
+        match mode {
+            RuntimeMode::JitResident => engine.start_resident(&builder)?,
+            RuntimeMode::HostNative => {
+                // The native runtime defines the summary's functions and variables under their source names.
+                if let Some(summary) = &builder.summary {
+                    let index = summary.index();
+                    let names = index
+                        .functions
+                        .iter()
+                        .filter(|f| f.original_name.is_none() && !f.linkage.is_local())
+                        .map(|f| f.name.clone())
+                        .chain(
+                            index
+                                .variables
+                                .iter()
+                                .filter(|v| v.original_name.is_none() && !v.linkage.is_local())
+                                .map(|v| v.name.clone()),
+                        );
+                    engine.helper_symbols.extend(names);
+                }
+            }
+        }
+        engine.startup.times.total = started.elapsed();
+        Ok(engine)
     }
 
-    /// `None` for bytes that do not decode (an entry of another thinjit version): a miss.
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        options(bytes.len() as u64).deserialize(bytes).ok()
+    /// JIT-resident mode: adds the helper runtime once — the summary's precompiled object when it suits the
+    /// JIT, else the library bitcode (with a notice saying why) — and runs its static constructors.
+    fn start_resident(&mut self, builder: &EngineBuilder) -> Result<()> {
+        let mut notice = None;
+        if let (None, Some(summary)) = (&builder.helper_library, &builder.summary) {
+            let name = summary.path().display().to_string();
+            match (builder.runtime_object, summary.runtime_object()) {
+                (false, _) => {
+                    notice = Some("precompiled runtime object not used (disabled by the host)".into())
+                }
+                (true, None) => {
+                    notice = Some(format!(
+                        "{name} has no precompiled runtime object (precompute-summary --object): the library \
+                         bitcode was compiled at start-up"
+                    ))
+                }
+                (true, Some(object)) => {
+                    let start = Instant::now();
+                    let checked = object
+                        .target
+                        .check_runs_on(&self.target)
+                        .and_then(|()| match summary.runtime_object_bytes() {
+                            Ok(bytes) => Ok(bytes.unwrap_or_default()),
+                            Err(e) => Err(e.to_string()),
+                        });
+                    self.startup.times.load = start.elapsed();
+                    match checked {
+                        Ok(bytes) => {
+                            self.add_resident_object(&name, bytes, object)?;
+                            self.startup.runtime = RuntimeSource::Object;
+                            return Ok(());
+                        }
+                        Err(why) => {
+                            notice = Some(format!(
+                                "precompiled runtime object of {name} (for {}) not used: {why}; the library \
+                                 bitcode was compiled at start-up",
+                                object.target
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        let library = match (&builder.helper_library, &builder.summary) {
+            (Some((name, bytes)), _) => Some((name.clone(), &bytes[..])),
+            (None, Some(summary)) => Some((
+                summary.path().display().to_string(),
+                summary.library_bitcode()?,
+            )),
+            (None, None) => None,
+        };
+        if let Some((name, bytes)) = library {
+            self.add_resident_library(&name, bytes)?;
+            self.startup.runtime = RuntimeSource::Bitcode;
+            self.startup.notice = notice;
+        }
+        Ok(())
+    }
+
+    /// Adds the precompiled runtime object once and runs its static constructors.
+    fn add_resident_object(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+        object: &RuntimeObject,
+    ) -> Result<()> {
+        let start = Instant::now();
+        self.jit
+            .add_object_file(bytes, &format!("{name} (runtime object)"), None)
+            .map_err(|f| {
+                self.script_error(name, format!("adding the runtime object of {name}"), f)
+            })?;
+        self.helper_symbols.extend(object.defined.iter().cloned());
+        if let Some(first) = object.defined.first() {
+            self.jit.lookup(first).map_err(|f| {
+                runtime_error(self.script_error(
+                    name,
+                    format!("linking the runtime object of {name}"),
+                    f,
+                ))
+            })?;
+        }
+        self.startup.times.materialize = start.elapsed();
+        self.startup.runtime_bytes = bytes.len();
+        let structors = Structors::new(object.ctors.clone(), object.dtors.clone());
+        self.run_resident_ctors(name, structors)
+    }
+
+    /// Runs the runtime's constructors (timed) and keeps its destructors for the drop.
+    fn run_resident_ctors(&mut self, name: &str, structors: Structors) -> Result<()> {
+        let start = Instant::now();
+        self.jit.run_structors(structors.ctors()).map_err(|f| {
+            self.script_error(
+                name,
+                format!("running the static constructors of {name}"),
+                f,
+            )
+        })?;
+        self.startup.times.initializers = start.elapsed();
+        self.structors.extend(structors);
+        Ok(())
+    }
+
+    /// Adds the helper library once and runs its static constructors in priority order.
+    fn add_resident_library(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let start = Instant::now();
+        let ctx = Context::new();
+        let mut module = Module::parse(&ctx, bytes, name)?;
+        module.verify()?;
+        self.check_target(&module, name)?;
+        let structors = resident::prepare_resident_library(&mut module);
+        let defined = module.defined_symbols();
+        let first = defined.iter().next().cloned();
+        self.helper_symbols.extend(defined);
+        self.startup.times.load = start.elapsed();
+        let start = Instant::now();
+        self.jit
+            .add_module(module, None)
+            .map_err(|f| self.script_error(name, format!("adding {name}"), f))?;
+        drop(ctx);
+        // Compile the library now (single-threaded); unresolved references surface here.
+        if let Some(first) = first {
+            self.jit.lookup(&first).map_err(|f| {
+                runtime_error(self.script_error(name, format!("compiling {name}"), f))
+            })?;
+        }
+        self.startup.times.materialize = start.elapsed();
+        self.startup.runtime_bytes = bytes.len();
+        self.run_resident_ctors(name, structors)
+    }
+}
+
+/// Names the JIT-resident runtime library as the summary's, not as a script, when it references symbols nothing
+/// defines.
+fn runtime_error(error: Error) -> Error {
+    match error {
+        Error::UnresolvedSymbols {
+            script,
+            symbols,
+            source,
+        } => Error::RuntimeUnresolvedSymbols {
+            summary: script,
+            symbols,
+            source,
+        },
+        other => other,
     }
 }

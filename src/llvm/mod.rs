@@ -36,11 +36,14 @@ pub use context::Context;
 pub(crate) use module::is_bitcode;
 pub use module::{BorrowedModule, Module};
 pub use passes::PassOptions;
-pub use target::{host_cpu_features, host_cpu_name, host_triple, CodeGenOpt, TargetMachine};
+pub use target::{
+    host_cpu_features, host_cpu_name, host_triple, normalize_triple, same_target, CodeGenOpt,
+    TargetMachine,
+};
 pub use thinlto::{bitcode_has_summary, LlvmImportOptions};
 pub use value::{
-    Attribute, BasicBlock, Function, GlobalVariable, Instruction, Linkage, Opcode, Value,
-    Visibility,
+    Attribute, BasicBlock, Function, GlobalValue, GlobalVariable, Instruction, Linkage, Opcode,
+    Value, Visibility,
 };
 
 use std::sync::Once;

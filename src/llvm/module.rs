@@ -11,7 +11,7 @@ use llvm_sys::core as c;
 use llvm_sys::prelude::{LLVMModuleRef, LLVMValueRef};
 
 use super::message::{borrowed_cstr, borrowed_str, cstring, LlvmMessage};
-use super::value::{Function, GlobalVariable, Value};
+use super::value::{Function, GlobalValue, GlobalVariable};
 use super::{Context, MemoryBuffer};
 use crate::{Error, Result};
 
@@ -410,7 +410,7 @@ impl<'ctx> Module<'ctx> {
     }
 
     /// Every global alias, in module order, as plain values.
-    pub fn aliases(&self) -> impl Iterator<Item = Value<'ctx>> + '_ {
+    pub fn aliases(&self) -> impl Iterator<Item = GlobalValue<'ctx>> + '_ {
         // SAFETY: the module is live for the iterator's lifetime and the list holds its aliases.
         unsafe {
             value_list(
@@ -418,8 +418,23 @@ impl<'ctx> Module<'ctx> {
                 c::LLVMGetNextGlobalAlias,
             )
         }
-        // SAFETY: every value in the alias list is a value of this module.
-        .map(|a| unsafe { Value::from_raw(a) })
+        // SAFETY: every value in the alias list is a global value of this module.
+        .map(|a| unsafe { GlobalValue::from_raw(a) })
+    }
+
+    /// Erases LLVM's special appending arrays named in `names` (`llvm.global_ctors`, `llvm.used`, …) from a
+    /// module the crate holds the only handles to (a shard it just parsed). Nothing in IR can use these arrays
+    /// (LangRef: they are read by the code generator only), so erasing them frees nothing still used.
+    pub(crate) fn erase_appending_arrays(&mut self, names: &[&str]) {
+        for name in names {
+            if let Some(g) = self.global(name) {
+                if g.name().starts_with("llvm.") && g.linkage() == super::Linkage::Appending {
+                    // SAFETY: `g` is the only handle (taken just now, dropped here); an `llvm.` appending array
+                    // has no uses in IR.
+                    unsafe { g.erase() };
+                }
+            }
+        }
     }
 
     /// The function named `name`, if any.

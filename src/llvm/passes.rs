@@ -25,6 +25,18 @@ impl Module<'_> {
         options: &PassOptions,
     ) -> Result<()> {
         self.verify()?;
+        self.run_passes_verified(pipeline, tm, options)
+    }
+
+    /// [`Module::run_passes`] without verifying first: for a module the crate verified and has since changed
+    /// only with LLVM passes and thinjit's own well-formed edits (the engine's pipeline verifies once per trust
+    /// boundary). Not public: invalid IR reaching the pass pipeline may abort the process.
+    pub(crate) fn run_passes_verified(
+        &mut self,
+        pipeline: &str,
+        tm: Option<&TargetMachine>,
+        options: &PassOptions,
+    ) -> Result<()> {
         let _stale = self.context().take_diagnostic_errors();
         let err = |message: String| Error::Passes {
             pipeline: pipeline.to_owned(),

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use super::message::cstring;
 use super::orc::LlJit;
-use super::{Linkage, Module, Value, Visibility};
+use super::{Function, Linkage, Module, Value, Visibility};
 
 /// Name the dso handle global gets in the JIT.
 pub const DSO_HANDLE: &str = "__thinjit_dso_handle";
@@ -92,7 +92,7 @@ impl Structors {
 }
 
 /// Reads `(priority, function)` entries of an `llvm.global_ctors`-style array.
-fn structor_entries<'ctx>(array: Value<'ctx>) -> Vec<(u64, Value<'ctx>)> {
+fn structor_entries<'ctx>(array: Value<'ctx>) -> Vec<(u64, Function<'ctx>)> {
     let mut out = Vec::new();
     for entry in array.operands() {
         let mut ops = entry.operands();
@@ -102,7 +102,7 @@ fn structor_entries<'ctx>(array: Value<'ctx>) -> Vec<(u64, Value<'ctx>)> {
         let Some(priority) = priority.const_int_value() else {
             continue;
         };
-        if function.as_function().is_some() {
+        if let Some(function) = function.as_function() {
             out.push((priority, function));
         }
     }
@@ -145,7 +145,9 @@ impl Module<'_> {
             } else {
                 entries.sort_by_key(|(p, _)| *p);
             }
-            global.erase();
+            // SAFETY: the array's only handle is `global`, dropped here; nothing uses an appending
+            // `llvm.global_*` array (the entries keep their functions alive; the functions do not refer back).
+            unsafe { global.erase() };
             for (_, function) in entries {
                 if function.linkage().is_local() {
                     function.set_name(&rename(&function.name(), renamed));
@@ -169,7 +171,8 @@ impl Module<'_> {
     pub fn drop_structors(&mut self) {
         for array_name in ["llvm.global_ctors", "llvm.global_dtors"] {
             if let Some(global) = self.global(array_name) {
-                global.erase();
+                // SAFETY: as in `take_structors_with`: the only handle, and nothing uses the array.
+                unsafe { global.erase() };
             }
         }
     }

@@ -142,6 +142,13 @@ impl TargetMachine {
     /// LLVM's message: the object LLVM produced anyway is dropped.
     pub fn emit_object(&self, module: &Module<'_>) -> Result<Vec<u8>> {
         module.verify()?;
+        self.emit_object_verified(module)
+    }
+
+    /// [`TargetMachine::emit_object`] without verifying first, for a module the crate verified (see
+    /// [`Module::run_passes_verified`]). Not public: invalid IR reaching code generation may abort the process.
+    /// Error diagnostics are errors, as for [`TargetMachine::emit_object`].
+    pub(crate) fn emit_object_verified(&self, module: &Module<'_>) -> Result<Vec<u8>> {
         let ctx = module.context();
         let _stale = ctx.take_diagnostic_errors();
         module.tag_inline_asm();
@@ -160,6 +167,7 @@ impl TargetMachine {
         result
     }
 
+    /// Code generation alone: LLVM's own result, diagnostics not looked at.
     fn emit_unchecked(&self, module: &Module<'_>) -> Result<Vec<u8>> {
         let mut msg = std::ptr::null_mut();
         let mut buf = std::ptr::null_mut();
@@ -200,4 +208,30 @@ impl std::fmt::Debug for TargetMachine {
             .field("cpu", &self.cpu)
             .finish()
     }
+}
+
+/// LLVM's normal form of a target triple (`x86_64-linux-gnu` → `x86_64-unknown-linux-gnu`).
+pub fn normalize_triple(triple: &str) -> String {
+    let Ok(c) = std::ffi::CString::new(triple) else {
+        return triple.to_owned();
+    };
+    // SAFETY: a valid C string; the result is a message we own.
+    unsafe { LlvmMessage::take(tm::LLVMNormalizeTargetTriple(c.as_ptr())) }
+}
+
+/// Whether two triples name the same target: after LLVM's normalization, architecture, OS and environment
+/// agree (the vendor may differ: `x86_64-pc-linux-gnu`, `x86_64-unknown-linux-gnu` and `x86_64-linux-gnu` are
+/// one target). The one triple matcher of thinjit (summaries, runtime objects, scripts).
+pub fn same_target(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let (a, b) = (normalize_triple(a), normalize_triple(b));
+    let parts = |t: &str| -> (String, Vec<String>) {
+        let mut it = t.split('-').map(str::to_owned);
+        let arch = it.next().unwrap_or_default();
+        let _vendor = it.next();
+        (arch, it.collect())
+    };
+    parts(&a) == parts(&b)
 }

@@ -143,55 +143,13 @@ impl<'ctx> Value<'ctx> {
         unsafe { c::LLVMSetValueName2(self.raw, name.as_ptr() as *const _, name.len()) }
     }
 
-    /// Linkage (meaningful for global values only).
-    pub fn linkage(self) -> Linkage {
-        // SAFETY: only called on global values by the typed wrappers and alias iteration.
-        Linkage::from_raw(unsafe { c::LLVMGetLinkage(self.raw) })
-    }
-
-    /// Sets the linkage of a global value.
-    pub fn set_linkage(self, linkage: Linkage) {
-        // SAFETY: global value.
-        unsafe { c::LLVMSetLinkage(self.raw, linkage.to_raw()) }
-    }
-
-    /// Visibility of a global value.
-    pub fn visibility(self) -> Visibility {
-        // SAFETY: global value.
-        match unsafe { c::LLVMGetVisibility(self.raw) } {
-            LLVMVisibility::LLVMDefaultVisibility => Visibility::Default,
-            LLVMVisibility::LLVMHiddenVisibility => Visibility::Hidden,
-            LLVMVisibility::LLVMProtectedVisibility => Visibility::Protected,
-        }
-    }
-
-    /// Sets the visibility of a global value.
-    pub fn set_visibility(self, v: Visibility) {
-        let raw = match v {
-            Visibility::Default => LLVMVisibility::LLVMDefaultVisibility,
-            Visibility::Hidden => LLVMVisibility::LLVMHiddenVisibility,
-            Visibility::Protected => LLVMVisibility::LLVMProtectedVisibility,
-        };
-        // SAFETY: global value.
-        unsafe { c::LLVMSetVisibility(self.raw, raw) }
-    }
-
-    /// `dso_local` on a global value (the C API has no accessor: see the shim).
-    pub fn is_dso_local(self) -> bool {
-        // SAFETY: global value (the typed wrappers and alias iteration only hand out global values here).
-        unsafe { super::shim::thinjit_is_dso_local(self.raw) != 0 }
-    }
-
-    /// Sets or clears `dso_local` on a global value.
-    pub fn set_dso_local(self, dso_local: bool) {
-        // SAFETY: global value.
-        unsafe { super::shim::thinjit_set_dso_local(self.raw, dso_local as libc::c_int) }
-    }
-
-    /// `true` for a global value without a body or initializer.
-    pub fn is_declaration(self) -> bool {
-        // SAFETY: global value.
-        unsafe { c::LLVMIsDeclaration(self.raw) != 0 }
+    /// This value as a global value (function, variable, alias, ifunc), if it is one: what carries linkage,
+    /// visibility and `dso_local`.
+    pub fn as_global_value(self) -> Option<GlobalValue<'ctx>> {
+        // SAFETY: LLVMIsAGlobalValue accepts any value.
+        let g = unsafe { c::LLVMIsAGlobalValue(self.raw) };
+        // SAFETY: a global value of the same module.
+        (!g.is_null()).then(|| unsafe { GlobalValue::from_raw(g) })
     }
 
     /// This value as a function, if it is one.
@@ -293,13 +251,96 @@ impl std::fmt::Debug for Value<'_> {
     }
 }
 
-/// A function in a module.
+/// A global value: a function, global variable, alias or ifunc. Linkage, visibility and `dso_local` exist only
+/// here (setting them on an instruction would be undefined behaviour in LLVM).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Function<'ctx>(Value<'ctx>);
+pub struct GlobalValue<'ctx>(Value<'ctx>);
 
-impl<'ctx> std::ops::Deref for Function<'ctx> {
+impl<'ctx> std::ops::Deref for GlobalValue<'ctx> {
     type Target = Value<'ctx>;
     fn deref(&self) -> &Value<'ctx> {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for GlobalValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GlobalValue({})", self.name())
+    }
+}
+
+impl<'ctx> GlobalValue<'ctx> {
+    /// # Safety
+    /// `raw` must be a global value whose module outlives the handle.
+    pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
+        // SAFETY: forwarded.
+        GlobalValue(unsafe { Value::from_raw(raw) })
+    }
+
+    /// The underlying value.
+    pub fn as_value(self) -> Value<'ctx> {
+        self.0
+    }
+
+    /// Linkage.
+    pub fn linkage(self) -> Linkage {
+        // SAFETY: a global value (the type guarantees it).
+        Linkage::from_raw(unsafe { c::LLVMGetLinkage(self.as_raw()) })
+    }
+
+    /// Sets the linkage.
+    pub fn set_linkage(self, linkage: Linkage) {
+        // SAFETY: a global value (the type guarantees it).
+        unsafe { c::LLVMSetLinkage(self.as_raw(), linkage.to_raw()) }
+    }
+
+    /// Visibility.
+    pub fn visibility(self) -> Visibility {
+        // SAFETY: a global value (the type guarantees it).
+        match unsafe { c::LLVMGetVisibility(self.as_raw()) } {
+            LLVMVisibility::LLVMDefaultVisibility => Visibility::Default,
+            LLVMVisibility::LLVMHiddenVisibility => Visibility::Hidden,
+            LLVMVisibility::LLVMProtectedVisibility => Visibility::Protected,
+        }
+    }
+
+    /// Sets the visibility.
+    pub fn set_visibility(self, v: Visibility) {
+        let raw = match v {
+            Visibility::Default => LLVMVisibility::LLVMDefaultVisibility,
+            Visibility::Hidden => LLVMVisibility::LLVMHiddenVisibility,
+            Visibility::Protected => LLVMVisibility::LLVMProtectedVisibility,
+        };
+        // SAFETY: a global value (the type guarantees it).
+        unsafe { c::LLVMSetVisibility(self.as_raw(), raw) }
+    }
+
+    /// `dso_local` (the C API has no accessor: see the shim).
+    pub fn is_dso_local(self) -> bool {
+        // SAFETY: a global value (the type guarantees it).
+        unsafe { super::shim::thinjit_is_dso_local(self.as_raw()) != 0 }
+    }
+
+    /// Sets or clears `dso_local`.
+    pub fn set_dso_local(self, dso_local: bool) {
+        // SAFETY: a global value (the type guarantees it).
+        unsafe { super::shim::thinjit_set_dso_local(self.as_raw(), dso_local as libc::c_int) }
+    }
+
+    /// `true` without a body or initializer.
+    pub fn is_declaration(self) -> bool {
+        // SAFETY: a global value (the type guarantees it).
+        unsafe { c::LLVMIsDeclaration(self.as_raw()) != 0 }
+    }
+}
+
+/// A function in a module.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Function<'ctx>(GlobalValue<'ctx>);
+
+impl<'ctx> std::ops::Deref for Function<'ctx> {
+    type Target = GlobalValue<'ctx>;
+    fn deref(&self) -> &GlobalValue<'ctx> {
         &self.0
     }
 }
@@ -315,12 +356,12 @@ impl<'ctx> Function<'ctx> {
     /// `raw` must be a function whose module outlives the handle.
     pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
         // SAFETY: forwarded.
-        Function(unsafe { Value::from_raw(raw) })
+        Function(unsafe { GlobalValue::from_raw(raw) })
     }
 
     /// The underlying value.
     pub fn as_value(self) -> Value<'ctx> {
-        self.0
+        self.0 .0
     }
 
     /// `true` if the function takes variable arguments.
@@ -485,20 +526,25 @@ impl<'ctx> Function<'ctx> {
         }
     }
 
-    /// Removes the function from its module. The handle must not be used afterwards.
-    pub fn erase(self) {
-        // SAFETY: live function; the caller drops the handle.
+    /// Removes the function from its module and frees it.
+    ///
+    /// # Safety
+    /// Handles are `Copy`: no copy of this handle, and no handle to anything inside the function (its blocks,
+    /// instructions, arguments), may be used afterwards, and nothing may still use the function (a call, a
+    /// reference in a constant): LLVM frees it whatever its uses.
+    pub unsafe fn erase(self) {
+        // SAFETY: forwarded to the caller.
         unsafe { c::LLVMDeleteFunction(self.as_raw()) }
     }
 }
 
 /// A global variable in a module.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct GlobalVariable<'ctx>(Value<'ctx>);
+pub struct GlobalVariable<'ctx>(GlobalValue<'ctx>);
 
 impl<'ctx> std::ops::Deref for GlobalVariable<'ctx> {
-    type Target = Value<'ctx>;
-    fn deref(&self) -> &Value<'ctx> {
+    type Target = GlobalValue<'ctx>;
+    fn deref(&self) -> &GlobalValue<'ctx> {
         &self.0
     }
 }
@@ -514,12 +560,12 @@ impl<'ctx> GlobalVariable<'ctx> {
     /// `raw` must be a global variable whose module outlives the handle.
     pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
         // SAFETY: forwarded.
-        GlobalVariable(unsafe { Value::from_raw(raw) })
+        GlobalVariable(unsafe { GlobalValue::from_raw(raw) })
     }
 
     /// The underlying value.
     pub fn as_value(self) -> Value<'ctx> {
-        self.0
+        self.0 .0
     }
 
     /// `true` for a `constant` global.
@@ -548,9 +594,13 @@ impl<'ctx> GlobalVariable<'ctx> {
         unsafe { c::LLVMSetInitializer(self.as_raw(), std::ptr::null_mut()) }
     }
 
-    /// Removes the global from its module. The handle must not be used afterwards.
-    pub fn erase(self) {
-        // SAFETY: live global; the caller drops the handle.
+    /// Removes the global from its module and frees it.
+    ///
+    /// # Safety
+    /// Handles are `Copy`: no copy of this handle may be used afterwards, and nothing may still use the global
+    /// (LLVM frees it whatever its uses).
+    pub unsafe fn erase(self) {
+        // SAFETY: forwarded to the caller.
         unsafe { c::LLVMDeleteGlobal(self.as_raw()) }
     }
 }

@@ -95,7 +95,9 @@ impl<'ctx> FunctionWalk<'_, 'ctx> {
         if g.is_thread_local() {
             self.reasons.push(NotEligible::ThreadLocal);
         }
-        if g.linkage().is_local() {
+        if g.as_global_value()
+            .is_some_and(|gv| gv.linkage().is_local())
+        {
             self.reasons
                 .push(NotEligible::UnpromotableReference(name.clone()));
         }

@@ -323,8 +323,8 @@ fn promote_module(module: &Module<'_>, hash: &str) -> PromotionRecord {
     let mut origins = Vec::new();
     let values: Vec<_> = module
         .functions()
-        .map(|f| f.as_value())
-        .chain(module.globals().map(|g| g.as_value()))
+        .map(|f| *f)
+        .chain(module.globals().map(|g| *g))
         .chain(module.aliases())
         .collect();
     for v in values {

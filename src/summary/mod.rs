@@ -21,9 +21,7 @@ mod file;
 pub mod inputs;
 mod types;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use file::{
@@ -252,41 +250,9 @@ impl Summary {
     /// mix; a failed write removes its temporary file and leaves `path` as it was. Temporary files left by a
     /// writer that was killed (its process no longer exists) are removed first.
     pub fn write(&self, path: &Path) -> Result<()> {
-        static WRITES: AtomicU64 = AtomicU64::new(0);
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "summary".into());
-        let prefix = format!(".{file_name}.tmp-");
-        remove_stale_temporaries(&dir, &prefix);
-        let tmp = dir.join(format!(
-            "{prefix}{}-{}",
-            std::process::id(),
-            WRITES.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
-            f.write_all(self.storage.bytes())?;
-            f.sync_all()?;
-            drop(f);
-            std::fs::rename(&tmp, path)
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(Error::io(path, e));
-        }
-        // Make the rename itself durable; a file system that cannot sync a directory still renamed atomically.
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        use crate::atomic_file::{parent_dir, temporary_prefix, write_atomically};
+        remove_stale_temporaries(&parent_dir(path), &temporary_prefix(path));
+        write_atomically(path, self.storage.bytes()).map_err(|e| Error::io(path, e))
     }
 
     /// The file's bytes (deterministic: equal inputs give equal bytes).
@@ -411,11 +377,7 @@ fn remove_stale_temporaries(dir: &Path, prefix: &str) {
     }
 }
 
+/// Triples match when they name the same target ([`crate::llvm::same_target`]).
 pub(crate) fn triples_match(a: &str, b: &str) -> bool {
-    if a == b {
-        return true;
-    }
-    let pa: Vec<&str> = a.split('-').collect();
-    let pb: Vec<&str> = b.split('-').collect();
-    pa.len() == pb.len() && pa.len() >= 3 && pa[0] == pb[0] && pa[2..] == pb[2..]
+    crate::llvm::same_target(a, b)
 }

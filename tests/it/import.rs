@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use thinjit::import::{
-    import, optimize, plan, script_symbols, Decision, ImportConfig, OptLevel, Reason, RuntimeMode,
-    ShardSource,
+    import, plan, script_symbols, Decision, ImportConfig, Reason, RuntimeMode, ShardSource,
 };
 use thinjit::llvm::{CodeGenOpt, Context, Linkage, Module, TargetMachine};
+use thinjit::optimize::{optimize, OptLevel};
 use thinjit::summary::{BuildOptions, FunctionSummary, NotEligible, Summary, SummaryIndex};
 use thinjit::Error;
 
@@ -618,9 +618,17 @@ fn thinjit_plan_cli_prints_the_report_and_saves_temps() {
     assert!(table.contains("CreateWrappedValueFromInt"), "{table}");
     assert!(table.contains("imported"), "{table}");
     assert!(table.contains("times:"), "{table}");
-    let before = std::fs::read_to_string(temps.join("seed.0-before.ll")).unwrap();
-    let imported = std::fs::read_to_string(temps.join("seed.1-imported.ll")).unwrap();
-    let o3 = std::fs::read_to_string(temps.join("seed.2-o3.ll")).unwrap();
+    // The engine's save-temps names: `<script>.<NN>-<stage>.bc`.
+    let stage = |file: &str| {
+        let ctx = Context::new();
+        let bytes = std::fs::read(temps.join(file)).unwrap();
+        let m = Module::parse(&ctx, &bytes, file).unwrap();
+        m.verify().unwrap();
+        m.print()
+    };
+    let before = stage("seed.ll.00-parse.bc");
+    let imported = stage("seed.ll.03-import.bc");
+    let o3 = stage("seed.ll.04-optimize.bc");
     assert!(before.contains("declare ptr @CreateWrappedValueFromInt"));
     assert!(imported.contains("define available_externally ptr @CreateWrappedValueFromInt"));
     assert!(!o3.contains("call ptr @CreateWrappedValueFromInt"), "{o3}");
@@ -790,7 +798,7 @@ define ptr @CreateWrappedValueFromInt(i32 %v) {
 
 #[test]
 fn imported_modules_are_inlined_before_the_main_pipeline() {
-    use thinjit::import::pipeline_for;
+    use thinjit::optimize::pipeline_for;
     let summary = helpers();
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed.ll").unwrap();

@@ -14,6 +14,7 @@ mod import;
 mod interop;
 mod llvm_layer;
 mod orc;
+mod pipeline;
 mod robustness;
 mod script_safety;
 mod startup;

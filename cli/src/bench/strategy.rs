@@ -134,7 +134,7 @@ pub struct CompiledScript<'ctx> {
     pub module: Module<'ctx>,
     /// Plan + import (summary), or parse + prepare + link of the whole library (full link).
     pub import_time: Duration,
-    /// O3 (`import::optimize`).
+    /// O3 (`optimize::optimize`).
     pub optimize_time: Duration,
     /// Helper functions linked into the script before O3 (definitions of any linkage).
     pub linked_functions: usize,
@@ -205,11 +205,11 @@ pub fn import_script<'ctx>(
     })
 }
 
-/// Runs O3 ([`thinjit::import::optimize`], the same pipeline for every strategy) on an imported script; returns
+/// Runs O3 ([`thinjit::optimize::optimize`], the same pipeline for every strategy) on an imported script; returns
 /// how long it took.
 pub fn optimize_script(module: &mut Module<'_>, tm: &TargetMachine) -> Result<Duration> {
     let t = Instant::now();
-    thinjit::import::optimize(module, tm, thinjit::import::OptLevel::O3)?;
+    thinjit::optimize::optimize(module, tm, thinjit::optimize::OptLevel::O3)?;
     Ok(t.elapsed())
 }
 
@@ -261,6 +261,7 @@ fn stamp_target(ctx: &Context, module: &Module<'_>, own: &BTreeSet<String>, lib:
 
 /// `full-link`: every non-local definition of the library becomes `available_externally` (the runtime's copy
 /// is the real one); constructor and `used` lists are dropped (the engine runs the runtime's initializers).
+#[allow(unsafe_code)] // `GlobalVariable::erase` is `unsafe`: see the SAFETY line.
 fn make_available_externally(library: &Module<'_>) {
     for f in library.functions() {
         if !f.is_declaration() && !f.linkage().is_local() {
@@ -286,7 +287,9 @@ fn make_available_externally(library: &Module<'_>) {
         }
     }
     for g in erase {
-        g.erase();
+        // SAFETY: `library` was parsed by this function and no other handle to these arrays exists; LLVM's
+        // `llvm.*` appending arrays have no uses in IR.
+        unsafe { g.erase() };
     }
 }
 

@@ -122,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ImportConfig::default(),
             &args.startup,
             &run::HostArgs::default(),
+            None,
         )?;
         println!(
             "engine ready in {:.2} ms (initializers run: {:?})",

@@ -6,8 +6,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use thinjit::import::{import, optimize, ImportConfig, InlineOutcome, OptLevel, RuntimeMode};
+use thinjit::import::{import, ImportConfig, InlineOutcome, RuntimeMode};
+use thinjit::jit::Stage;
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use thinjit::optimize::{optimize, OptLevel};
 use thinjit::summary::Summary;
 
 /// Arguments of `thinjit plan`. Option names are LLVM's FunctionImporter options.
@@ -21,7 +23,8 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// Write `<stem>.0-before.ll`, `<stem>.1-imported.ll` and `<stem>.2-o3.ll` into DIR.
+    /// Write each stage's module into DIR, named as the engine's save-temps names them:
+    /// `<script>.00-parse.bc`, `<script>.03-import.bc`, `<script>.04-optimize.bc`.
     #[arg(long, value_name = "DIR")]
     save_temps: Option<PathBuf>,
     /// Only import callees with at most N instructions.
@@ -85,10 +88,10 @@ impl Args {
     }
 }
 
-fn save(dir: Option<&Path>, stem: &str, stage: &str, module: &Module<'_>) -> anyhow::Result<()> {
+fn save(dir: Option<&Path>, script: &str, stage: Stage, module: &Module<'_>) -> anyhow::Result<()> {
     if let Some(dir) = dir {
-        let path = dir.join(format!("{stem}.{stage}.ll"));
-        std::fs::write(&path, module.print())
+        let path = dir.join(stage.temp_file_name(script));
+        std::fs::write(&path, module.write_bitcode())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
@@ -103,22 +106,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let ctx = Context::new();
     let mut module = Module::parse_file(&ctx, &args.script)
         .with_context(|| format!("reading the script {}", args.script.display()))?;
-    let stem = args
-        .script
-        .file_stem()
-        .map_or_else(|| "script".to_owned(), |s| s.to_string_lossy().into_owned());
+    let stem = args.script.display().to_string();
     let temps = args.save_temps.as_deref();
     if let Some(dir) = temps {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    save(temps, &stem, "0-before", &module)?;
+    save(temps, &stem, Stage::Parse, &module)?;
     let report = import(&mut module, &summary, &config)
         .with_context(|| format!("importing into the script {}", args.script.display()))?;
-    save(temps, &stem, "1-imported", &module)?;
+    save(temps, &stem, Stage::Import, &module)?;
     let tm = TargetMachine::host(CodeGenOpt::Default)?;
     optimize(&mut module, &tm, OptLevel::O3)
         .with_context(|| format!("optimizing the script {}", args.script.display()))?;
-    save(temps, &stem, "2-o3", &module)?;
+    save(temps, &stem, Stage::Optimize, &module)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use thinjit::cache::CacheOutcome;
 use thinjit::import::{ImportConfig, ImportReport, InlineOutcome, RuntimeMode};
-use thinjit::jit::{Engine, EngineBuilder, ScriptReport, Strategy};
+use thinjit::jit::{Engine, EngineBuilder, ScriptReport, Stage, Strategy};
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::Summary;
 
@@ -68,7 +68,8 @@ pub struct Args {
     /// Print per-stage times.
     #[arg(long)]
     time: bool,
-    /// Write the optimized script module to DIR/<stem>.opt.ll.
+    /// Write what each pipeline stage produced into DIR: `<script>.<NN>-<stage>.bc` after parse, verify,
+    /// plan, import and optimize, `.o` after codegen, `.txt` (symbol addresses) after link.
     #[arg(long, value_name = "DIR")]
     save_temps: Option<PathBuf>,
     #[command(flatten)]
@@ -154,6 +155,7 @@ pub fn engine(
     config: ImportConfig,
     startup: &StartupArgs,
     host: &HostArgs,
+    save_temps: Option<&std::path::Path>,
 ) -> anyhow::Result<Engine> {
     let mut builder = EngineBuilder::new()
         .summary(summary)
@@ -163,6 +165,9 @@ pub fn engine(
         .lazy(lazy)
         .keep_optimized_ir(true)
         .runtime_object(!startup.no_runtime_object);
+    if let Some(dir) = save_temps {
+        builder = builder.save_temps(dir);
+    }
     if let Some(dir) = &startup.cache_dir {
         let bytes = startup.cache_size.saturating_mul(1 << 20);
         builder = builder.cache_dir(dir, bytes, bytes);
@@ -201,12 +206,13 @@ pub fn print_times(report: &ScriptReport, engine_ms: Option<f64>) {
     if let Some(engine_ms) = engine_ms {
         println!("engine: built in {engine_ms:.2} ms");
     }
+    let stages: Vec<String> = Stage::ALL
+        .iter()
+        .map(|s| format!("{s} {:.2} ms", ms(t.get(*s))))
+        .collect();
     println!(
-        "times: parse {:.2} ms, import {:.2} ms, optimize {:.2} ms, materialize {:.2} ms (total {:.2} ms)",
-        ms(t.parse),
-        ms(t.import),
-        ms(t.optimize),
-        ms(t.materialize),
+        "times: {} (total {:.2} ms)",
+        stages.join(", "),
         ms(t.total())
     );
 }
@@ -231,6 +237,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config,
         &args.startup,
         &args.host,
+        args.save_temps.as_deref(),
     )?;
     print_startup(&engine);
     let engine_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -258,14 +265,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => println!("no import report (strategy {})", report.strategy),
     }
     print_cache(&report);
-    if let (Some(dir), Some(ir)) = (&args.save_temps, &report.optimized_ir) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let stem = args
-            .script
-            .file_stem()
-            .map_or_else(|| "script".into(), |s| s.to_string_lossy().into_owned());
-        let path = dir.join(format!("{stem}.opt.ll"));
-        std::fs::write(&path, ir).with_context(|| format!("writing {}", path.display()))?;
+    for path in &report.temps {
+        println!("save-temps: {}", path.display());
     }
     if args.time {
         print_times(&report, Some(engine_ms));
