@@ -249,6 +249,16 @@ impl<'p> Run<'p> {
 
     /// With save-temps, writes `module` as `stage`'s file.
     fn save_module(&mut self, stage: Stage, module: &Module<'_>) -> Result<()> {
+        if self.pipeline.save_temps.is_none() {
+            return Ok(());
+        }
+        // LLVM's bitcode writer recurses on nested types: a module nested past the limit is not written (the
+        // verify stage refuses it).
+        let nesting = module.nesting();
+        let limit = crate::llvm::facts::MAX_NESTING;
+        if nesting.types > limit || nesting.constants > limit {
+            return Ok(());
+        }
         self.save(stage, &module.write_bitcode())
     }
 
