@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::tier::TieringConfig;
 use super::Engine;
 use crate::cache::ScriptCache;
 use crate::import::{ImportConfig, RuntimeMode};
@@ -88,6 +89,7 @@ pub struct EngineBuilder {
     pub(crate) cache_dir: Option<(PathBuf, u64, u64)>,
     pub(crate) isolation: Option<super::Isolation>,
     pub(crate) target_check: bool,
+    pub(crate) tiering: Option<TieringConfig>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -137,6 +139,7 @@ impl EngineBuilder {
             cache_dir: None,
             isolation: None,
             target_check: true,
+            tiering: None,
         }
     }
 
@@ -270,6 +273,15 @@ impl EngineBuilder {
     /// it off lets scripts the check would refuse reach LLVM: only for testing isolated compilation.
     pub fn target_check(mut self, enabled: bool) -> Self {
         self.target_check = enabled;
+        self
+    }
+
+    /// Tiered compilation: scripts start without import, with a cheap pipeline, behind redirectable stubs
+    /// that count their calls; a script whose entry reaches `config.threshold_calls` calls is recompiled in the
+    /// background with summary import guided by its own call-site counts, and its stubs are switched (see
+    /// [`super::tier`]). Eager mode only, no cache; strategy `summary` (or `none`).
+    pub fn tiering(mut self, config: TieringConfig) -> Self {
+        self.tiering = Some(config);
         self
     }
 

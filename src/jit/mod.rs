@@ -57,16 +57,20 @@
 mod builder;
 mod cache;
 mod checks;
+mod contexts;
 mod engine;
 pub mod isolate;
 mod pipeline;
 mod runtime;
 mod startup;
+pub mod tier;
 
 pub use crate::llvm::orc::JitFunction;
 pub use crate::optimize::OptLevel;
 pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
+pub use contexts::{ContextReuse, SCRIPTS_PER_CONTEXT};
 pub use engine::{Engine, Script, ScriptHandle};
 pub use isolate::Isolation;
 pub use pipeline::{ScriptReport, ScriptTimes, Stage};
 pub use startup::{RuntimeSource, StartupReport, StartupTimes};
+pub use tier::{Tier, TierReport, TierZeroOpt, TieringConfig};

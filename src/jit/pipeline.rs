@@ -297,11 +297,13 @@ pub(super) struct Pipeline {
     pub isolation: Option<super::isolate::Pool>,
     /// Whether scripts go through the pre-codegen target check.
     pub target_check: bool,
+    /// Contexts eager scripts are compiled in, reused a bounded number of times (parsed shards are copied).
+    pub contexts: super::contexts::ContextPool,
 }
 
 impl Pipeline {
     /// Runs `f` with a host target machine from the pool (made on first use; one per concurrent user).
-    fn with_machine<T>(&self, f: impl FnOnce(&TargetMachine) -> Result<T>) -> Result<T> {
+    pub(super) fn with_machine<T>(&self, f: impl FnOnce(&TargetMachine) -> Result<T>) -> Result<T> {
         // A pool of interchangeable machines: a poisoned lock leaves it consistent.
         let pooled = self
             .machines
@@ -530,7 +532,7 @@ impl Pipeline {
 impl Core {
     /// Adds a script: parse → verify → plan → import → optimize → codegen → link (eager), or parse → verify
     /// now and the rest when ORC materializes it (lazy). A failed add leaves nothing of the script in the JIT.
-    pub(super) fn add_script(&self, name: &str, source: &[u8]) -> Result<Registered> {
+    pub(super) fn add_script_untiered(&self, name: &str, source: &[u8]) -> Result<Registered> {
         let cached = match &self.cache {
             Some(cache) => {
                 let key = self.script_key(source);
@@ -546,8 +548,18 @@ impl Core {
         let tag = cached.as_ref().map(|(_, key)| key.hex()[..16].to_owned());
         let pipeline = &*self.pipeline;
         let mut run = pipeline.run(name);
-        let ctx = Context::new();
-        let mut module = run.stage(Stage::Parse, || Module::parse(&ctx, source, name))?;
+        // Eager scripts are compiled in a pooled context (their modules are gone before it is given back);
+        // a lazy script's context goes to ORC with the module.
+        let pooled = (!self.lazy).then(|| pipeline.contexts.take());
+        let fresh;
+        let ctx: &Context = match &pooled {
+            Some(p) => &p.ctx,
+            None => {
+                fresh = Context::new();
+                &fresh
+            }
+        };
+        let mut module = run.stage(Stage::Parse, || Module::parse(ctx, source, name))?;
         run.save_module(Stage::Parse, &module)?;
         let defined: BTreeSet<String> = run.stage(Stage::Verify, || {
             module.verify()?;
@@ -633,7 +645,9 @@ impl Core {
         };
         run.save(Stage::Codegen, &object)?;
         drop(module);
-        drop(ctx);
+        if let Some(p) = pooled {
+            pipeline.contexts.give_back(p);
+        }
         let after = defined.iter().cloned().collect::<Vec<_>>();
         // JITLink (thread-safe), the dso key, the static constructors.
         let dso_handle = prepared.exported_dso_handle();

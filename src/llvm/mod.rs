@@ -21,6 +21,7 @@ mod buffer;
 mod comdat;
 mod context;
 pub mod facts;
+mod instrument;
 mod message;
 mod module;
 pub mod orc;
@@ -32,7 +33,8 @@ mod thinlto;
 mod value;
 
 pub use buffer::MemoryBuffer;
-pub use context::Context;
+pub use context::{Context, ModuleCacheStats};
+pub use instrument::{EntryCounter, ForwardTo};
 pub(crate) use module::is_bitcode;
 pub use module::{BorrowedModule, Module};
 pub use passes::PassOptions;
