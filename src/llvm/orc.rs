@@ -710,6 +710,8 @@ impl LlJit {
                 owned: false,
                 errors: Box::default(),
                 transform: Mutex::new(None),
+                // The caller's LLJIT compiles with the caller's compiler: no failures are reported here.
+                codegen: Box::default(),
             }),
         })
     }
