@@ -607,7 +607,7 @@ impl Core {
             let defined = module.defined_symbols();
             self.refuse_helper_redefinition(name, defined.iter())?;
             let check = pipeline.target_check;
-            super::checks::script(&module, name, &self.target, &self.helper_symbols, check)?;
+            super::checks::script(module, name, &self.target, &self.helper_symbols, check)?;
             Ok(defined)
         })?;
         run.save_module(Stage::Verify, module)?;
