@@ -48,7 +48,8 @@ pub struct Args {
     /// The entry's return type (`auto`: `*_WRAPPED` returns a boxed value, anything else an i64).
     #[arg(long, value_enum, default_value_t = Ret::Auto)]
     ret: Ret,
-    /// How helper bodies get into the script: none, summary, full-link or full-link-internalize.
+    /// How helper bodies get into the script: none, summary, llvm-importer (LLVM's own importer), full-link or
+    /// full-link-internalize.
     #[arg(long, default_value = "summary")]
     strategy: Strategy,
     /// Where the helper runtime lives.
