@@ -7,6 +7,10 @@
 //! promotions and their background compile time. Then the cost of the stubs: ns per call of a trivial
 //! function called directly (untiered), through a tier-0 stub (counting thunk) and through a tier-1 stub.
 //!
+//! Two workloads (`THINJIT_TIERING_WORKLOAD`, default `helpers,zlib`): the bundled helpers, and zlib (libz-sys's
+//! sources compiled with clang-19 by `thinjit_cli::bench::reallib`, summary cached under
+//! `target/thinjit-bench/cache`).
+//!
 //! `cargo bench --bench tiering` (release). Knobs: `THINJIT_TIERING_COLD` scripts run once or twice (default
 //! 300), `THINJIT_TIERING_HOT_CALLS` calls of each of the 3 hot scripts (default 1,000,000),
 //! `THINJIT_TIERING_REPS` repetitions (default 3; medians are printed), `THINJIT_TIERING_MODES` (default
@@ -19,6 +23,7 @@ use std::time::{Duration, Instant};
 use thinjit::jit::{Engine, EngineBuilder, JitFunction, Strategy, TierZeroOpt, TieringConfig};
 use thinjit::summary::{BuildOptions, Summary};
 use thinjit_cli::bench::workload::{self, bundled};
+use thinjit_cli::bench::{self as harness, reallib};
 
 extern "C" fn host_alloc(size: usize) -> *mut libc::c_void {
     // SAFETY: plain malloc.
@@ -59,22 +64,46 @@ struct Query {
     expected: i64,
 }
 
-/// A bundled script as a template: (name, IR, reference result).
-type Template = (&'static str, &'static str, fn(i64) -> i64);
+/// A script as a template: (name, IR, reference result, `n` when it runs as a cold query).
+type Template = (&'static str, &'static str, fn(i64) -> i64, i64);
 
 /// The bundled scripts.
 fn templates() -> Vec<Template> {
     vec![
-        ("seed", bundled::SEED, workload::expected_seed),
-        ("arith", bundled::ARITH, workload::expected_arith),
-        ("strings", bundled::STRINGS, workload::expected_strings),
-        ("tables", bundled::TABLES, workload::expected_tables),
-        ("mix", bundled::MIX, workload::expected_mix),
+        ("seed", bundled::SEED, workload::expected_seed, 200),
+        ("arith", bundled::ARITH, workload::expected_arith, 200),
+        ("strings", bundled::STRINGS, workload::expected_strings, 200),
+        ("tables", bundled::TABLES, workload::expected_tables, 200),
+        ("mix", bundled::MIX, workload::expected_mix, 200),
         (
             "accessors",
             bundled::ACCESSORS,
             workload::expected_accessors,
+            200,
         ),
+    ]
+}
+
+/// The zlib scripts of `reallib`: `checksum` (crc32 + adler32 over 16 bytes per iteration; n = 200 when
+/// cold) and `roundtrip` (compress + uncompress 1 KiB per iteration; n = 1 when cold, so that zlib's own
+/// deflate time does not drown the compile times the modes differ in).
+fn zlib_templates() -> Vec<Template> {
+    let ir = |name: &str| -> &'static str {
+        reallib::zlib_scripts(1.0)
+            .into_iter()
+            .find(|s| s.name == name)
+            .expect("zlib script")
+            .ir
+            .leak()
+    };
+    vec![
+        (
+            "checksum",
+            ir("zlib-checksum"),
+            reallib::expected_zlib_checksum,
+            200,
+        ),
+        ("roundtrip", ir("zlib-roundtrip"), |n| n.max(1), 1),
     ]
 }
 
@@ -109,27 +138,22 @@ fn expected_filter(n: i64) -> i64 {
     (0..n.max(1)).map(|i| (i & 63) * (i & 63)).sum()
 }
 
-/// `cold` queries run once or twice with a short input, and 3 hot ones (`accessors`, `tables` and a filter,
-/// none of which allocates per element) run `hot_calls` times each, placed early, in the middle and late in
-/// the day.
-fn day(cold: usize, hot_calls: usize) -> Vec<Query> {
-    let t = templates();
-    let make =
-        |i: usize, (kind, ir, expected): (&str, &str, fn(i64) -> i64), n: i64, calls: usize| {
-            let entry = format!("q{i}_{kind}");
-            Query {
-                name: entry.clone(),
-                ir: ir
-                    .replace("@bench_main", &format!("@{entry}"))
-                    .replace("@f_", &format!("@q{i}_f_")),
-                entry,
-                n,
-                calls,
-                expected: expected(n),
-            }
-        };
-    let filter: Template = ("filter", FILTER, expected_filter);
-    let hot = [t[5], t[3], filter];
+/// `cold` queries (cycling through `t`) run once or twice with a short input, and the 3 `hot` ones run
+/// `hot_calls` times each with n = 16, placed early, in the middle and late in the day.
+fn day(t: &[Template], hot: [Template; 3], cold: usize, hot_calls: usize) -> Vec<Query> {
+    let make = |i: usize, (kind, ir, expected, _): Template, n: i64, calls: usize| {
+        let entry = format!("q{i}_{kind}");
+        Query {
+            name: entry.clone(),
+            ir: ir
+                .replace("@bench_main", &format!("@{entry}"))
+                .replace("@f_", &format!("@q{i}_f_")),
+            entry,
+            n,
+            calls,
+            expected: expected(n),
+        }
+    };
     let mut queries = Vec::new();
     let mut h = 0;
     for i in 0..cold {
@@ -137,7 +161,8 @@ fn day(cold: usize, hot_calls: usize) -> Vec<Query> {
             queries.push(make(10_000 + h, hot[h], 16, hot_calls));
             h += 1;
         }
-        queries.push(make(i, t[i % t.len()], 200, 1 + i % 2));
+        let cold_template = t[i % t.len()];
+        queries.push(make(i, cold_template, cold_template.3, 1 + i % 2));
     }
     while h < hot.len() {
         queries.push(make(10_000 + h, hot[h], 16, hot_calls));
@@ -272,6 +297,8 @@ fn main() {
         .split(',')
         .map(str::to_owned)
         .collect();
+    let workloads =
+        std::env::var("THINJIT_TIERING_WORKLOAD").unwrap_or_else(|_| "helpers,zlib".into());
     let summary = Arc::new(
         Summary::build(
             &thinjit_cli::bundled::bitcode_files(),
@@ -279,18 +306,68 @@ fn main() {
         )
         .expect("bundled summary"),
     );
-    let queries = day(cold, hot_calls);
+    for name in workloads.split(',') {
+        let (lib_summary, queries, described) = match name {
+            "helpers" => {
+                let t = templates();
+                let filter: Template = ("filter", FILTER, expected_filter, 200);
+                let hot = [t[5], t[3], filter];
+                (
+                    Arc::clone(&summary),
+                    day(&t, hot, cold, hot_calls),
+                    "bundled helpers; cold n = 200; hot: accessors, tables, filter",
+                )
+            }
+            "zlib" => {
+                let cache = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                    .join("target/thinjit-bench/cache");
+                let w =
+                    harness::workload_by_name("zlib", 1.0, &harness::workspace_manifest(), &cache)
+                        .expect("zlib workload (libz-sys sources, clang-19)");
+                let lib = harness::prepare_library(&w, &cache).expect("zlib summary");
+                let t = zlib_templates();
+                (
+                    lib.summary,
+                    day(&t, [t[0]; 3], cold, hot_calls),
+                    "zlib (libz-sys); cold: checksum n = 200, roundtrip n = 1; hot: 3 × checksum",
+                )
+            }
+            other => panic!("unknown workload {other} (helpers, zlib)"),
+        };
+        day_table(
+            &lib_summary,
+            &queries,
+            &modes,
+            reps,
+            cold,
+            hot_calls,
+            described,
+        );
+    }
+    stub_cost(&summary);
+}
+
+/// Runs the day `reps` times per mode and prints one table row per mode.
+fn day_table(
+    summary: &Arc<Summary>,
+    queries: &[Query],
+    modes: &[String],
+    reps: usize,
+    cold: usize,
+    hot_calls: usize,
+    described: &str,
+) {
     println!(
-        "## A query engine's day: {cold} scripts run once or twice (n = 200), 3 run {hot_calls} times (n = 16); \
-         bundled helpers, {reps} repetitions (medians)\n"
+        "## A query engine's day: {cold} scripts run once or twice, 3 run {hot_calls} times (n = 16); \
+         {described}; {reps} repetitions (medians)\n"
     );
     println!("| mode | total ms | first result µs: median | p90 | max | add_script ms (sum) | promoted | tier-1 compile ms (background) |");
     println!("|---|---|---|---|---|---|---|---|");
-    for mode in &modes {
+    for mode in modes {
         let mut results = Vec::new();
         for _ in 0..reps {
-            let engine = builder(&summary, mode).build().expect("engine");
-            results.push(run_day(&engine, &queries));
+            let engine = builder(summary, mode).build().expect("engine");
+            results.push(run_day(&engine, queries));
         }
         let mut firsts: Vec<Duration> = results.iter().flat_map(|r| r.first.clone()).collect();
         firsts.sort();
@@ -306,19 +383,22 @@ fn main() {
         );
     }
 
+    println!();
+}
+
+/// The cost of the stubs on a trivial function (bundled summary).
+fn stub_cost(summary: &Arc<Summary>) {
     let calls = env_or("THINJIT_TIERING_STUB_CALLS", 20_000_000) as u64;
-    println!(
-        "\n## Stub cost: `inc(x) = x + 1`, {calls} calls per run, best of 5 interleaved runs\n"
-    );
-    let direct = builder(&summary, "summary").build().unwrap();
-    let tier0 = with_host(EngineBuilder::new().summary(Arc::clone(&summary)))
+    println!("## Stub cost: `inc(x) = x + 1`, {calls} calls per run, best of 5 interleaved runs\n");
+    let direct = builder(summary, "summary").build().unwrap();
+    let tier0 = with_host(EngineBuilder::new().summary(Arc::clone(summary)))
         .tiering(TieringConfig {
             threshold_calls: u64::MAX,
             ..TieringConfig::default()
         })
         .build()
         .unwrap();
-    let tier1 = builder(&summary, "tiered").build().unwrap();
+    let tier1 = builder(summary, "tiered").build().unwrap();
     let scripts = [
         (
             "direct (untiered, O3)",
