@@ -48,8 +48,8 @@ pub fn summary_path(cache_dir: &Path, library: &str) -> PathBuf {
     cache_dir.join(format!("{library}.summary"))
 }
 
-/// Builds the summary of `workload`'s library (or loads it from `cache_dir` when it is newer than every input)
-/// and wraps it for measurement.
+/// Builds the summary of `workload`'s library (or loads it from `cache_dir` when it is newer than every input
+/// and readable by this thinjit) and wraps it for measurement.
 pub fn prepare_library(workload: &Workload, cache_dir: &Path) -> Result<PreparedLibrary> {
     std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
     let inputs = library_inputs(workload, cache_dir)?;
@@ -63,12 +63,19 @@ pub fn prepare_library(workload: &Workload, cache_dir: &Path) -> Result<Prepared
                     .is_ok_and(|t| t <= built)
             })
         });
-    let summary = if fresh {
-        Summary::load(&path)?
+    // A cached summary this thinjit cannot read (an older format) is rebuilt like a stale one.
+    let cached = if fresh {
+        Summary::load(&path).ok()
     } else {
-        let summary = Summary::build(&inputs, &BuildOptions::default())?;
-        summary.write(&path)?;
-        summary
+        None
+    };
+    let summary = match cached {
+        Some(summary) => summary,
+        None => {
+            let summary = Summary::build(&inputs, &BuildOptions::default())?;
+            summary.write(&path)?;
+            summary
+        }
     };
     let mut lib = PreparedLibrary::new(&workload.library, summary)?;
     let object = runtime_object_path(cache_dir, &workload.library);
