@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use super::builder::EngineBuilder;
 use super::pipeline::{Pipeline, ReportSlot, ScriptReport};
+use super::resident::ResidentRuntime;
 use super::startup::StartupReport;
 use super::tier::{TierReport, Tiering};
 use crate::cache::ScriptCache;
 use crate::import::RuntimeMode;
 use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
-use crate::llvm::resident::{AtExitRegistry, Structors};
+use crate::llvm::resident::AtExitRegistry;
 use crate::llvm::Module;
 use crate::summary::ObjectTarget;
 use crate::{Error, OrcErrorKind, OrcFailure, Result};
@@ -53,9 +54,9 @@ pub(super) struct Core {
     pub lazy: bool,
     /// Symbols the helper runtime defines; a script may not define them again.
     pub helper_symbols: BTreeSet<String>,
-    /// Static constructors and destructors of the JIT-resident library.
-    pub structors: Structors,
-    pub atexit: AtExitRegistry,
+    /// The engine's atexit registry and dso handle and, in JIT-resident mode, the helper runtime (its
+    /// structors run once; its destructors at drop).
+    pub resident: ResidentRuntime,
     pub scripts: Mutex<HashMap<u64, Loaded>>,
     pub next_id: AtomicU64,
     /// Scripts removed so far (dead symbol names are freed every 64).
@@ -362,9 +363,7 @@ impl Drop for Core {
             self.run_script_destructors(script);
         }
         drop(scripts);
-        self.atexit.run();
-        let _ = self.jit.run_structors(self.structors.dtors());
-        self.atexit.run();
+        self.resident.shutdown();
         self.pipeline
             .pending
             .lock()
@@ -437,7 +436,7 @@ impl Engine {
 
     /// The static constructors run for the JIT-resident helper library, in the order they ran.
     pub fn initializers(&self) -> &[String] {
-        self.core.structors.ctors()
+        self.core.resident.initializers()
     }
 
     /// Symbols the helper runtime defines (JIT-resident library definitions).
@@ -464,6 +463,57 @@ impl Engine {
     /// script's own context (as bitcode), so the caller's context stays the caller's.
     pub fn add_script_module(&self, module: &Module<'_>) -> Result<ScriptHandle<'_>> {
         self.add_script(&module.name(), &module.write_bitcode())
+    }
+
+    /// Adds a script module that lives in a context the caller owns: an llvm-sys or C++ caller's context
+    /// borrowed with [`Context::borrow_raw`](crate::llvm::Context::borrow_raw) and
+    /// [`Module::borrow_raw`], an inkwell module ([`Engine::add_inkwell_module`], feature `inkwell`), or a
+    /// thinjit [`Context`](crate::llvm::Context). The module is compiled where it lives, with no copy through
+    /// text or bitcode: the import pass links helper bodies into it (into its context), O3 and code generation
+    /// run on it on this thread, and the object goes to ORC under the script's own tracker. The module is left
+    /// changed (imported, optimized, structors taken out): drop it afterwards.
+    ///
+    /// Eager engines only (a lazy engine hands the module itself to ORC, which needs it in a context of its
+    /// own: [`Engine::add_script_module`] copies it there), and never from the compiled-script cache (its key is
+    /// the script's bytes, which this path never makes). See docs/interop.md.
+    ///
+    /// ```
+    /// use thinjit::jit::EngineBuilder;
+    /// use thinjit::llvm::{Context, Module};
+    /// let engine = EngineBuilder::new().build().unwrap();
+    /// let ctx = Context::new();
+    /// let mut module = Module::parse_ir(&ctx, b"define i32 @seven() { ret i32 7 }", "seven").unwrap();
+    /// let script = engine.add_script_module_in_place(&mut module).unwrap();
+    /// let seven = script.lookup::<extern "C" fn() -> i32>("seven").unwrap();
+    /// assert_eq!(unsafe { seven.call() }, 7);
+    /// ```
+    pub fn add_script_module_in_place(&self, module: &mut Module<'_>) -> Result<ScriptHandle<'_>> {
+        self.core
+            .add_module_in_place(module)
+            .map(|r| self.handle(r))
+    }
+
+    /// Adds an inkwell module (feature `inkwell`), compiled where it lives in the caller's inkwell context with
+    /// no text or bitcode copy; see [`Engine::add_script_module_in_place`]. The module is consumed.
+    ///
+    /// ```
+    /// let engine = thinjit::jit::EngineBuilder::new().build().unwrap();
+    /// let ink = inkwell::context::Context::create();
+    /// let module = ink.create_module("seven");
+    /// let f = module.add_function("seven", ink.i32_type().fn_type(&[], false), None);
+    /// let builder = ink.create_builder();
+    /// builder.position_at_end(ink.append_basic_block(f, "entry"));
+    /// builder.build_return(Some(&ink.i32_type().const_int(7, false))).unwrap();
+    /// let script = engine.add_inkwell_module(module).unwrap();
+    /// let seven = script.lookup::<extern "C" fn() -> i32>("seven").unwrap();
+    /// assert_eq!(unsafe { seven.call() }, 7);
+    /// ```
+    #[cfg(feature = "inkwell")]
+    pub fn add_inkwell_module(
+        &self,
+        module: inkwell::module::Module<'_>,
+    ) -> Result<ScriptHandle<'_>> {
+        crate::llvm::inkwell::with_module(&module, |m| self.add_script_module_in_place(m))
     }
 
     /// Adds a script (textual IR or bitcode, named `name` in errors and reports) in its own LLVM context and
