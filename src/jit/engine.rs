@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use super::builder::EngineBuilder;
 use super::pipeline::{Pipeline, ReportSlot, ScriptReport};
+use super::runtime::Structors;
 use super::startup::StartupReport;
 use crate::cache::ScriptCache;
 use crate::import::RuntimeMode;
 use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
-use crate::llvm::resident::{AtExitRegistry, Structors};
+use crate::llvm::resident::AtExitRegistry;
 use crate::llvm::Module;
 use crate::summary::ObjectTarget;
 use crate::{Error, OrcErrorKind, OrcFailure, Result};

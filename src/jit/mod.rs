@@ -58,7 +58,7 @@ mod builder;
 mod cache;
 mod engine;
 mod pipeline;
-mod runtime;
+pub(crate) mod runtime;
 mod startup;
 
 pub use crate::llvm::orc::JitFunction;

@@ -24,7 +24,7 @@ mod message;
 mod module;
 pub mod orc;
 mod passes;
-pub mod resident;
+pub(crate) mod resident;
 mod shim;
 mod target;
 mod thinlto;
