@@ -133,9 +133,36 @@ pub fn import<S: ShardSource + ?Sized>(
     let verify_time = t.elapsed();
 
     let t = Instant::now();
-    let planned = plan_verified(module, summary, config)?;
+    let planned = plan_verified(module, summary, config, &BTreeMap::new())?;
     let plan_time = t.elapsed();
 
+    let mut report = execute(module, summary, &planned, config)?;
+    report.times.verify += verify_time;
+    report.times.plan = plan_time;
+    Ok(report)
+}
+
+/// [`import`] with the hotness of the script's call edges taken from a profile of the script itself:
+/// `hotness[callee]` replaces what the module's call-site attributes say about the edges to `callee` (LLVM's
+/// importer does the same with a PGO profile: hot and critical edges get the hot and critical multipliers,
+/// cold ones the cold multiplier). Used by tiered compilation, where tier 0 counted the calls.
+pub fn import_profiled<S: ShardSource + ?Sized>(
+    module: &mut Module<'_>,
+    summary: &S,
+    config: &ImportConfig,
+    hotness: &BTreeMap<String, Hotness>,
+) -> Result<ImportReport> {
+    config.validate()?;
+    let t = Instant::now();
+    module.verify()?;
+    let script_triple = module.triple();
+    if !script_triple.is_empty() {
+        summary.check_target(&script_triple, &module.data_layout())?;
+    }
+    let verify_time = t.elapsed();
+    let t = Instant::now();
+    let planned = plan_verified(module, summary, config, hotness)?;
+    let plan_time = t.elapsed();
     let mut report = execute(module, summary, &planned, config)?;
     report.times.verify += verify_time;
     report.times.plan = plan_time;
@@ -154,7 +181,7 @@ pub fn plan_for<S: ShardSource + ?Sized>(
     if !script_triple.is_empty() {
         summary.check_target(&script_triple, &module.data_layout())?;
     }
-    plan_verified(module, summary, config)
+    plan_verified(module, summary, config, &BTreeMap::new())
 }
 
 /// Performs `planned` (from [`plan_for`]) on `module`: parse the planned shards, link, stamp, verify (the
@@ -172,9 +199,15 @@ fn plan_verified<S: ShardSource + ?Sized>(
     module: &Module<'_>,
     summary: &S,
     config: &ImportConfig,
+    hotness: &BTreeMap<String, Hotness>,
 ) -> Result<ImportPlan> {
     let module_name = module.name();
-    let symbols = script_symbols(module);
+    let mut symbols = script_symbols(module);
+    for (callee, h) in hotness {
+        if let Some(slot) = symbols.declared.get_mut(callee) {
+            *slot = *h;
+        }
+    }
     if let Some(name) = symbols.clashes(summary.index()).into_iter().next() {
         return Err(Error::DuplicateDefinition {
             symbol: name,

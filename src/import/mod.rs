@@ -16,7 +16,7 @@ pub mod report;
 
 pub use config::{ImportConfig, RuntimeMode};
 pub(crate) use importer::import_planned;
-pub use importer::{import, plan_for, script_symbols, ShardSource};
+pub use importer::{import, import_profiled, plan_for, script_symbols, ShardSource};
 pub use inlining::{called_functions, InlineOutcome, RemainingCall};
 pub use llvm_importer::{import_with_llvm, LlvmImport};
 pub use plan::{plan, ImportPlan, PlannedFunction, PlannedVariable, ScriptSymbols};

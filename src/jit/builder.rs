@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::tier::TieringConfig;
 use super::Engine;
 use crate::cache::ScriptCache;
 use crate::import::{ImportConfig, RuntimeMode};
@@ -86,6 +87,7 @@ pub struct EngineBuilder {
     pub(crate) runtime_object: bool,
     pub(crate) cache: Option<Arc<ScriptCache>>,
     pub(crate) cache_dir: Option<(PathBuf, u64, u64)>,
+    pub(crate) tiering: Option<TieringConfig>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -133,6 +135,7 @@ impl EngineBuilder {
             runtime_object: true,
             cache: None,
             cache_dir: None,
+            tiering: None,
         }
     }
 
@@ -249,6 +252,15 @@ impl EngineBuilder {
         disk_limit: u64,
     ) -> Self {
         self.cache_dir = Some((dir.into(), memory_limit, disk_limit));
+        self
+    }
+
+    /// Tiered compilation: scripts start without import, with a cheap pipeline, behind redirectable stubs
+    /// that count their calls; a script whose entry reaches `config.threshold_calls` calls is recompiled in the
+    /// background with summary import guided by its own call-site counts, and its stubs are switched (see
+    /// [`super::tier`]). Eager mode only, no cache; strategy `summary` (or `none`).
+    pub fn tiering(mut self, config: TieringConfig) -> Self {
+        self.tiering = Some(config);
         self
     }
 

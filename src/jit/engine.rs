@@ -8,11 +8,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::builder::EngineBuilder;
 use super::pipeline::{Pipeline, ReportSlot, ScriptReport};
 use super::runtime::Structors;
 use super::startup::StartupReport;
+use super::tier::{TierReport, Tiering};
 use crate::cache::ScriptCache;
 use crate::import::RuntimeMode;
 use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
@@ -36,7 +38,7 @@ pub(super) struct Loaded {
 
 /// A script the registry now holds.
 pub(super) struct Registered {
-    id: u64,
+    pub id: u64,
     name: String,
     report: ReportSlot,
 }
@@ -44,8 +46,10 @@ pub(super) struct Registered {
 /// Everything an engine is, shared by the [`Engine`] and the [`Script`]s made from it: the JIT lives as long
 /// as the last of them.
 pub(super) struct Core {
-    pub jit: LlJit,
+    pub jit: Arc<LlJit>,
     pub pipeline: Arc<Pipeline>,
+    /// Tiered compilation ([`EngineBuilder::tiering`](super::EngineBuilder::tiering)).
+    pub tiering: Option<Tiering>,
     pub mode: RuntimeMode,
     pub lazy: bool,
     /// Symbols the helper runtime defines; a script may not define them again.
@@ -186,6 +190,11 @@ impl Core {
         match script {
             Some(script) => {
                 self.run_script_destructors(&script);
+                // Tier 1 goes first (a promotion in flight no longer installs), then tier 0 below.
+                let tier1 = match &self.tiering {
+                    Some(tiering) => tiering.remove(id),
+                    None => Ok(()),
+                };
                 let removed = script
                     .tracker
                     .remove()
@@ -194,7 +203,7 @@ impl Core {
                 if self.removals.fetch_add(1, Ordering::Relaxed) % 64 == 63 {
                     self.jit.clear_dead_symbol_names();
                 }
-                removed
+                tier1.and(removed)
             }
             None => Ok(()),
         }
@@ -336,6 +345,10 @@ impl Drop for Loading<'_> {
 
 impl Drop for Core {
     fn drop(&mut self) {
+        // No promotion may install while the engine goes away.
+        if let Some(tiering) = &self.tiering {
+            tiering.shutdown();
+        }
         // Destructors first, while every piece of JIT'd code is still loaded: the scripts' (newest first), then
         // handlers registered through the engine's dso handle (last first) and the library's
         // `llvm.global_dtors`.
@@ -534,6 +547,17 @@ impl<'e> ScriptHandle<'e> {
             .map(|address| JitFunction::new(address, self))
     }
 
+    /// With tiering: which tier runs, the profile, and what promotion changed (`None` without tiering).
+    pub fn tier_report(&self) -> Option<TierReport> {
+        self.engine.core.tiering.as_ref()?.report(self.id)
+    }
+
+    /// With tiering: waits until the script's promotion finished (the stubs switched, or tier 1 failed and
+    /// tier 0 keeps running) or `timeout` passed, and returns the report then. `None` without tiering.
+    pub fn wait_for_promotion(&self, timeout: Duration) -> Option<TierReport> {
+        self.engine.core.tiering.as_ref()?.wait(self.id, timeout)
+    }
+
     /// Unloads the script.
     pub fn remove(self) -> Result<()> {
         self.engine.core.remove_id(self.id, &self.name)
@@ -624,6 +648,20 @@ impl Script {
             .core
             .lookup_address(name)
             .map(|address| JitFunction::new(address, self))
+    }
+
+    /// With tiering: which tier runs (see [`ScriptHandle::tier_report`]).
+    pub fn tier_report(&self) -> Option<TierReport> {
+        self.inner.core.tiering.as_ref()?.report(self.inner.id)
+    }
+
+    /// With tiering: waits for the promotion (see [`ScriptHandle::wait_for_promotion`]).
+    pub fn wait_for_promotion(&self, timeout: Duration) -> Option<TierReport> {
+        self.inner
+            .core
+            .tiering
+            .as_ref()?
+            .wait(self.inner.id, timeout)
     }
 
     /// Unloads the script now if this is the last clone (and reports a failure to remove it); otherwise only

@@ -60,6 +60,7 @@ mod engine;
 mod pipeline;
 pub(crate) mod runtime;
 mod startup;
+pub mod tier;
 
 pub use crate::llvm::orc::JitFunction;
 pub use crate::optimize::OptLevel;
@@ -67,3 +68,4 @@ pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
 pub use engine::{Engine, Script, ScriptHandle};
 pub use pipeline::{ScriptReport, ScriptTimes, Stage};
 pub use startup::{RuntimeSource, StartupReport, StartupTimes};
+pub use tier::{Tier, TierReport, TierZeroOpt, TieringConfig};

@@ -284,7 +284,7 @@ pub(super) struct Pipeline {
 
 impl Pipeline {
     /// Runs `f` with a host target machine from the pool (made on first use; one per concurrent user).
-    fn with_machine<T>(&self, f: impl FnOnce(&TargetMachine) -> Result<T>) -> Result<T> {
+    pub(super) fn with_machine<T>(&self, f: impl FnOnce(&TargetMachine) -> Result<T>) -> Result<T> {
         // A pool of interchangeable machines: a poisoned lock leaves it consistent.
         let pooled = self
             .machines
@@ -506,7 +506,7 @@ impl Pipeline {
 impl Core {
     /// Adds a script: parse → verify → plan → import → optimize → codegen → link (eager), or parse → verify
     /// now and the rest when ORC materializes it (lazy). A failed add leaves nothing of the script in the JIT.
-    pub(super) fn add_script(&self, name: &str, source: &[u8]) -> Result<Registered> {
+    pub(super) fn add_script_untiered(&self, name: &str, source: &[u8]) -> Result<Registered> {
         let cached = match &self.cache {
             Some(cache) => {
                 let key = self.script_key(source);

@@ -20,6 +20,7 @@ use super::cache::script_key_salt;
 use super::engine::{jit_error, Core};
 use super::pipeline::Pipeline;
 use super::runtime::{self as resident, Structors};
+use super::tier::Tiering;
 use crate::cache::ScriptCache;
 use crate::import::RuntimeMode;
 use crate::llvm::orc::LlJit;
@@ -97,6 +98,13 @@ impl Core {
             }
             (None, None) => None,
         };
+        if builder.tiering.is_some() && (builder.lazy || cache.is_some()) {
+            return Err(Error::Config {
+                message: "tiering compiles scripts eagerly, twice, and does not cache them: use lazy(false) \
+                          and no cache"
+                    .into(),
+            });
+        }
         if cache.is_some() && builder.lazy {
             return Err(Error::Config {
                 message: "the compiled-script cache stores objects made eagerly: use lazy(false)"
@@ -193,9 +201,20 @@ impl Core {
             }));
         }
 
+        let jit = Arc::new(jit);
+        let tiering = match &builder.tiering {
+            Some(config) => Some(Tiering::start(
+                config.clone(),
+                Arc::clone(&jit),
+                Arc::clone(&pipeline),
+                builder.strategy,
+            )?),
+            None => None,
+        };
         let mut engine = Core {
             jit,
             pipeline,
+            tiering,
             mode,
             lazy: builder.lazy,
             helper_symbols: BTreeSet::new(),

@@ -29,6 +29,7 @@
 mod buffer;
 mod comdat;
 mod context;
+mod instrument;
 mod message;
 mod module;
 pub mod orc;
@@ -41,6 +42,7 @@ mod value;
 
 pub use buffer::MemoryBuffer;
 pub use context::Context;
+pub use instrument::{EntryCounter, ForwardTo};
 pub(crate) use module::is_bitcode;
 pub use module::{BorrowedModule, Module};
 pub use passes::PassOptions;

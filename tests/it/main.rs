@@ -18,3 +18,4 @@ mod pipeline;
 mod robustness;
 mod startup;
 mod summary;
+mod tiering;

@@ -1,0 +1,294 @@
+//! Tiered compilation (issue 16): a query engine's day — many scripts run once or twice, a few run millions
+//! of times — under `none` (no import, O3), `summary` (import + O3 up front) and `tiered` (tier 0 at once,
+//! tier 1 with the script's own profile in the background).
+//!
+//! Per mode: total wall time (compile + run, every script in order), time to first result per script
+//! (add_script + lookup + first call: median, p90, max), the time spent in `add_script`, and for tiered the
+//! promotions and their background compile time. Then the cost of the stubs: ns per call of a trivial
+//! function called directly (untiered), through a tier-0 stub (counting thunk) and through a tier-1 stub.
+//!
+//! `cargo bench --bench tiering` (release). Knobs: `THINJIT_TIERING_COLD` scripts run once or twice (default
+//! 300), `THINJIT_TIERING_HOT_CALLS` calls of each of the 3 hot scripts (default 1,000,000),
+//! `THINJIT_TIERING_REPS` repetitions (default 3; medians are printed), `THINJIT_TIERING_MODES` (default
+//! `none,summary,tiered`; also `tiered-light`, `tiered-o1` for the other tier-0 pipelines).
+//! The figures in `docs/tiering.md` come from here.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thinjit::jit::{Engine, EngineBuilder, Strategy, TierZeroOpt, TieringConfig};
+use thinjit::summary::{BuildOptions, Summary};
+use thinjit_cli::bench::workload::{self, bundled};
+
+extern "C" fn host_alloc(size: usize) -> *mut libc::c_void {
+    // SAFETY: plain malloc.
+    unsafe { libc::malloc(size.max(1)) }
+}
+
+extern "C" fn host_free(p: *mut libc::c_void) {
+    // SAFETY: `p` came from `host_alloc` (or is null).
+    unsafe { libc::free(p) }
+}
+
+extern "C" fn host_log(_msg: *const libc::c_char) {}
+
+extern "C" fn host_event(_code: i32) {}
+
+fn with_host(builder: EngineBuilder) -> EngineBuilder {
+    builder
+        .host_symbol("thinjit_host_alloc", host_alloc as *const () as u64)
+        .host_symbol("thinjit_host_free", host_free as *const () as u64)
+        .host_symbol("thinjit_host_log", host_log as *const () as u64)
+        .host_symbol("thinjit_host_event", host_event as *const () as u64)
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// One query of the day: a script, how often it runs, its argument and result.
+struct Query {
+    name: String,
+    ir: String,
+    entry: String,
+    n: i64,
+    calls: usize,
+    expected: i64,
+}
+
+/// A bundled script as a template: (name, IR, reference result).
+type Template = (&'static str, &'static str, fn(i64) -> i64);
+
+/// The bundled scripts.
+fn templates() -> Vec<Template> {
+    vec![
+        ("seed", bundled::SEED, workload::expected_seed),
+        ("arith", bundled::ARITH, workload::expected_arith),
+        ("strings", bundled::STRINGS, workload::expected_strings),
+        ("tables", bundled::TABLES, workload::expected_tables),
+        ("mix", bundled::MIX, workload::expected_mix),
+        (
+            "accessors",
+            bundled::ACCESSORS,
+            workload::expected_accessors,
+        ),
+    ]
+}
+
+/// `cold` queries run once or twice with a short input, and 3 hot ones (accessors, arith, mix) run
+/// `hot_calls` times each, placed early, in the middle and late in the day.
+fn day(cold: usize, hot_calls: usize) -> Vec<Query> {
+    let t = templates();
+    let make =
+        |i: usize, (kind, ir, expected): (&str, &str, fn(i64) -> i64), n: i64, calls: usize| {
+            let entry = format!("q{i}_{kind}");
+            Query {
+                name: entry.clone(),
+                ir: ir
+                    .replace("@bench_main", &format!("@{entry}"))
+                    .replace("@f_", &format!("@q{i}_f_")),
+                entry,
+                n,
+                calls,
+                expected: expected(n),
+            }
+        };
+    let hot = [t[5], t[1], t[4]];
+    let mut queries = Vec::new();
+    let mut h = 0;
+    for i in 0..cold {
+        if h < hot.len() && i == (h * 2 + 1) * cold / 6 {
+            queries.push(make(10_000 + h, hot[h], 16, hot_calls));
+            h += 1;
+        }
+        queries.push(make(i, t[i % t.len()], 200, 1 + i % 2));
+    }
+    while h < hot.len() {
+        queries.push(make(10_000 + h, hot[h], 16, hot_calls));
+        h += 1;
+    }
+    queries
+}
+
+#[derive(Default)]
+struct DayResult {
+    total: Duration,
+    first: Vec<Duration>,
+    add: Duration,
+    promotions: usize,
+    tier1_compile: Duration,
+}
+
+fn run_day(engine: &Engine, queries: &[Query]) -> DayResult {
+    let mut result = DayResult::default();
+    let mut handles = Vec::with_capacity(queries.len());
+    let start = Instant::now();
+    for q in queries {
+        let t = Instant::now();
+        let script = engine
+            .add_script(&q.name, q.ir.as_bytes())
+            .expect("add_script");
+        result.add += t.elapsed();
+        let f = script
+            .lookup::<extern "C" fn(i64) -> i64>(&q.entry)
+            .expect("lookup");
+        // SAFETY: every bench script's entry is `i64 (i64)`.
+        let r = unsafe { f.call(q.n) };
+        result.first.push(t.elapsed());
+        assert_eq!(r, q.expected, "{}", q.name);
+        for _ in 1..q.calls {
+            // SAFETY: as above.
+            let r = unsafe { f.call(q.n) };
+            assert_eq!(r, q.expected, "{}", q.name);
+        }
+        handles.push(script);
+    }
+    result.total = start.elapsed();
+    for h in &handles {
+        if let Some(report) = h.tier_report() {
+            if let Some(p) = report.promotion {
+                result.promotions += 1;
+                result.tier1_compile += p.times.total();
+            }
+        }
+    }
+    result
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    percentile(&v, 0.5)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1e6)
+}
+
+fn builder(summary: &Arc<Summary>, mode: &str) -> EngineBuilder {
+    let base = with_host(EngineBuilder::new().summary(Arc::clone(summary)));
+    let tiered = |tier0| {
+        base.clone().tiering(TieringConfig {
+            tier0,
+            ..TieringConfig::default()
+        })
+    };
+    match mode {
+        "none" => base.strategy(Strategy::None),
+        "summary" => base.strategy(Strategy::Summary),
+        "tiered" => tiered(TierZeroOpt::O0),
+        "tiered-light" => tiered(TierZeroOpt::Light),
+        "tiered-o1" => tiered(TierZeroOpt::O1),
+        other => panic!("unknown mode {other}"),
+    }
+}
+
+/// ns per call of `inc(x) = x + 1` called `calls` times.
+fn per_call(engine: &Engine, name: &str, calls: u64, promote: bool) -> f64 {
+    let ir = format!("define i64 @{name}(i64 %x) {{\n %y = add i64 %x, 1\n ret i64 %y\n}}\n");
+    let script = engine.add_script(name, ir.as_bytes()).unwrap();
+    let f = script.lookup::<extern "C" fn(i64) -> i64>(name).unwrap();
+    // Warm up (and, tiered, cross the threshold; wait for the switch when asked).
+    let mut x = 0;
+    for _ in 0..2000 {
+        // SAFETY: `i64 (i64)`.
+        x = unsafe { f.call(x) };
+    }
+    if promote {
+        script.wait_for_promotion(Duration::from_secs(60));
+    }
+    let start = Instant::now();
+    for _ in 0..calls {
+        // SAFETY: as above.
+        x = unsafe { f.call(std::hint::black_box(x)) };
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(x, 2000 + calls as i64);
+    elapsed.as_secs_f64() * 1e9 / calls as f64
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let cold = env_or("THINJIT_TIERING_COLD", 300);
+    let hot_calls = env_or("THINJIT_TIERING_HOT_CALLS", 1_000_000);
+    let reps = env_or("THINJIT_TIERING_REPS", 3).max(1);
+    let modes: Vec<String> = std::env::var("THINJIT_TIERING_MODES")
+        .unwrap_or_else(|_| "none,summary,tiered".into())
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let summary = Arc::new(
+        Summary::build(
+            &thinjit_cli::bundled::bitcode_files(),
+            &BuildOptions::default(),
+        )
+        .expect("bundled summary"),
+    );
+    let queries = day(cold, hot_calls);
+    println!(
+        "## A query engine's day: {cold} scripts run once or twice (n = 200), 3 run {hot_calls} times (n = 16); \
+         bundled helpers, {reps} repetitions (medians)\n"
+    );
+    println!("| mode | total ms | first result µs: median | p90 | max | add_script ms (sum) | promoted | tier-1 compile ms (background) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for mode in &modes {
+        let mut results = Vec::new();
+        for _ in 0..reps {
+            let engine = builder(&summary, mode).build().expect("engine");
+            results.push(run_day(&engine, &queries));
+        }
+        let mut firsts: Vec<Duration> = results.iter().flat_map(|r| r.first.clone()).collect();
+        firsts.sort();
+        println!(
+            "| {mode} | {} | {} | {} | {} | {} | {} | {} |",
+            ms(median(results.iter().map(|r| r.total).collect())),
+            us(percentile(&firsts, 0.5)),
+            us(percentile(&firsts, 0.9)),
+            us(*firsts.last().unwrap_or(&Duration::ZERO)),
+            ms(median(results.iter().map(|r| r.add).collect())),
+            results[0].promotions,
+            ms(median(results.iter().map(|r| r.tier1_compile).collect())),
+        );
+    }
+
+    let calls = env_or("THINJIT_TIERING_STUB_CALLS", 20_000_000) as u64;
+    println!("\n## Stub cost: `inc(x) = x + 1`, {calls} calls\n");
+    println!("| path | ns per call |");
+    println!("|---|---|");
+    let none = builder(&summary, "summary").build().unwrap();
+    println!(
+        "| direct (untiered, O3) | {:.2} |",
+        per_call(&none, "inc_direct", calls, false)
+    );
+    let tier0 = with_host(EngineBuilder::new().summary(Arc::clone(&summary)))
+        .tiering(TieringConfig {
+            threshold_calls: u64::MAX,
+            ..TieringConfig::default()
+        })
+        .build()
+        .unwrap();
+    println!(
+        "| tier-0 stub + counting thunk (O0 body) | {:.2} |",
+        per_call(&tier0, "inc_tier0", calls, false)
+    );
+    let tier1 = builder(&summary, "tiered").build().unwrap();
+    println!(
+        "| tier-1 stub (after the switch) | {:.2} |",
+        per_call(&tier1, "inc_tier1", calls, true)
+    );
+}
