@@ -56,6 +56,32 @@ fn generate_library(n: usize) -> String {
     s
 }
 
+/// A library of `n` functions `lib_<i>` where every even function (12 instructions) calls the next odd one
+/// (150 instructions, over the evolved threshold of 70): a root `lib_<k>` (k even) imports exactly itself, so a
+/// script calling `r` roots imports `r` functions whatever the library size.
+fn generate_flat_library(n: usize) -> String {
+    let mut s = String::with_capacity(n * 1000);
+    s.push_str("target datalayout = \"e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-i128:128-f80:128-n8:16:32:64-S128\"\n");
+    s.push_str("target triple = \"x86_64-pc-linux-gnu\"\n\n");
+    for i in 0..n {
+        let next = (i + 1) % n;
+        let size = if i % 2 == 0 { 12 } else { 150 };
+        writeln!(s, "define i32 @lib_{i}(i32 %x) {{").unwrap();
+        if i % 2 == 0 {
+            writeln!(s, "  %c = call i32 @lib_{next}(i32 %x)").unwrap();
+        } else {
+            writeln!(s, "  %c = add i32 %x, 1").unwrap();
+        }
+        let mut v = "%c".to_owned();
+        for k in 0..size - 2 {
+            writeln!(s, "  %a{k} = add i32 {v}, {}", k + i).unwrap();
+            v = format!("%a{k}");
+        }
+        writeln!(s, "  ret i32 {v}\n}}\n").unwrap();
+    }
+    s
+}
+
 /// A script calling `roots` helpers spread over the library.
 fn generate_script(n: usize, roots: usize) -> String {
     let mut s = String::new();
@@ -139,6 +165,111 @@ fn measure(kind: &str, n: usize, library: String, script: &str, iters: usize, di
     );
 }
 
+/// Per-imported-function cost: scripts importing 1, 10 and 40 functions from a `flat` library of `n`
+/// functions; prints (parse + link) ÷ imported and the whole import ÷ imported (medians).
+fn per_function(n: usize, iters: usize, dir: &Path) {
+    let lib = dir.join(format!("flat_{n}.ll"));
+    std::fs::write(&lib, generate_flat_library(n)).expect("write library");
+    let built = Summary::build(&[lib], &BuildOptions::default()).expect("build summary");
+    let file = dir.join(format!("flat_{n}.thinjit"));
+    built.write(&file).expect("write summary");
+    drop(built);
+    let summary = Summary::load(&file).expect("load summary");
+    let config = ImportConfig::default();
+    for roots in [1usize, 10, 40] {
+        let script = generate_script(n, roots);
+        let mut parse_link = Vec::with_capacity(iters);
+        let mut whole = Vec::with_capacity(iters);
+        let mut parse = Vec::with_capacity(iters);
+        let mut link = Vec::with_capacity(iters);
+        let mut imported = 0;
+        for _ in 0..iters {
+            let ctx = Context::new();
+            let mut m = Module::parse_ir(&ctx, script.as_bytes(), "script").expect("parse script");
+            let t = Instant::now();
+            let report = import(&mut m, &summary, &config).expect("import");
+            whole.push(t.elapsed());
+            imported = report.totals.imported_functions;
+            parse.push(report.times.parse_shards);
+            link.push(report.times.link);
+            parse_link.push(report.times.parse_shards + report.times.link);
+        }
+        assert_eq!(imported, roots, "each root imports exactly itself");
+        // The same scripts in one context reused across scripts, with its module cache (the engine's eager
+        // path): shards are parsed on first use and copied after that.
+        let mut parse_reused = Vec::with_capacity(iters);
+        let mut parse_link_reused = Vec::with_capacity(iters);
+        let reused = Context::new();
+        reused.enable_module_cache();
+        for _ in 0..iters {
+            let mut m =
+                Module::parse_ir(&reused, script.as_bytes(), "script").expect("parse script");
+            let report = import(&mut m, &summary, &config).expect("import");
+            parse_reused.push(report.times.parse_shards);
+            parse_link_reused.push(report.times.parse_shards + report.times.link);
+        }
+        assert_eq!(reused.module_cache_stats().misses, roots as u64);
+        // Link stage alone, side by side: one `Linker` per shard (LLVMLinkModules2) against one for all.
+        let planned: Vec<String> = {
+            let ctx = Context::new();
+            let m = Module::parse_ir(&ctx, script.as_bytes(), "script").expect("parse script");
+            plan(summary.index(), &script_symbols(&m), &config)
+                .functions
+                .into_iter()
+                .map(|f| f.name)
+                .collect()
+        };
+        let mut each = Vec::with_capacity(iters);
+        let mut all = Vec::with_capacity(iters);
+        for i in 0..iters * 2 {
+            let ctx = Context::new();
+            let mut m = Module::parse_ir(&ctx, script.as_bytes(), "script").expect("parse script");
+            let shards: Vec<Module<'_>> = planned
+                .iter()
+                .map(|name| {
+                    let f = summary.index().function(name).expect("planned function");
+                    Module::parse_bitcode(&ctx, summary.shard(f).expect("shard"), name)
+                        .expect("parse")
+                })
+                .collect();
+            let t = Instant::now();
+            if i % 2 == 0 {
+                for shard in shards {
+                    m.link_in(shard).expect("link");
+                }
+                each.push(t.elapsed());
+            } else {
+                m.link_in_all(shards).expect("link");
+                all.push(t.elapsed());
+            }
+        }
+        each.sort();
+        all.sort();
+        for v in [
+            &mut parse_link,
+            &mut whole,
+            &mut parse,
+            &mut link,
+            &mut parse_reused,
+            &mut parse_link_reused,
+        ] {
+            v.sort();
+        }
+        let per = |v: &[Duration]| us(percentile(v, 0.5) / imported as u32);
+        println!(
+            "| {n} | {imported} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            per(&parse),
+            per(&link),
+            per(&parse_link),
+            per(&whole),
+            per(&each),
+            per(&all),
+            per(&parse_reused),
+            per(&parse_link_reused),
+        );
+    }
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::var("THINJIT_BENCH_SIZES")
         .ok()
@@ -149,6 +280,24 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
     let dir = tempfile::TempDir::new().expect("temp dir");
+    if std::env::var_os("THINJIT_BENCH_SKIP_PER_FUNCTION").is_none() {
+        let per_sizes: Vec<usize> = std::env::var("THINJIT_BENCH_PER_FUNCTION_SIZES")
+            .ok()
+            .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![1_000, 100_000]);
+        println!("Per imported function (medians, µs; goal: parse + link ≤ 25 µs, flat in library size)\n");
+        println!(
+            "| library functions | imported | parse | link | parse + link | whole import | link: a Linker per shard | link: one Linker | parse, reused context | parse + link, reused context |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for &n in &per_sizes {
+            per_function(n, iters, dir.path());
+        }
+        println!();
+    }
+    if std::env::var_os("THINJIT_BENCH_ONLY_PER_FUNCTION").is_some() {
+        return;
+    }
     println!(
         "| library | functions | summary build (s) | summary load (ms) | imported | plan median (µs) | import median (µs) | import p90 (µs) | verify / plan / parse / link / stamp medians (µs) |"
     );

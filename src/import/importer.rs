@@ -258,7 +258,8 @@ fn execute<S: ShardSource + ?Sized>(
         };
         let t = Instant::now();
         let bytes = summary.shard(f)?;
-        let shard = Module::parse_bitcode(ctx, bytes, &format!("shard of `{}`", f.name))?;
+        // A context reused across scripts keeps parsed shards and hands out copies.
+        let shard = Module::parse_bitcode_cached(ctx, bytes, &format!("shard of `{}`", f.name))?;
         for g in shard.functions() {
             if g.is_declaration() {
                 continue;
@@ -311,9 +312,7 @@ fn execute<S: ShardSource + ?Sized>(
     }
     // Every shard parsed: only now is the script modified.
     let t = Instant::now();
-    for shard in shards {
-        module.link_in(shard)?;
-    }
+    module.link_in_all(shards)?;
     link_time += t.elapsed();
 
     // Host-native local copies: resolved by name across shards during linking; now private to the script.

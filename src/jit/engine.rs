@@ -421,6 +421,11 @@ impl Engine {
         self.core.cache.as_deref()
     }
 
+    /// How eagerly compiled scripts reused LLVM contexts and the helper shards parsed in them.
+    pub fn context_reuse(&self) -> super::ContextReuse {
+        self.core.pipeline.contexts.stats()
+    }
+
     /// Where the helper runtime lives for this engine.
     pub fn runtime_mode(&self) -> RuntimeMode {
         self.core.mode

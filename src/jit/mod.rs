@@ -56,6 +56,7 @@
 
 mod builder;
 mod cache;
+mod contexts;
 mod engine;
 mod pipeline;
 pub(crate) mod runtime;
@@ -65,6 +66,7 @@ pub mod tier;
 pub use crate::llvm::orc::JitFunction;
 pub use crate::optimize::OptLevel;
 pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
+pub use contexts::{ContextReuse, SCRIPTS_PER_CONTEXT};
 pub use engine::{Engine, Script, ScriptHandle};
 pub use pipeline::{ScriptReport, ScriptTimes, Stage};
 pub use startup::{RuntimeSource, StartupReport, StartupTimes};

@@ -280,6 +280,8 @@ pub(super) struct Pipeline {
     /// Typed errors of lazy scripts whose stages failed inside ORC's IR transform (ORC only carries text): the
     /// lookup that made ORC materialize the script returns them.
     pub transform_failures: Mutex<Vec<Error>>,
+    /// Contexts eager scripts are compiled in, reused a bounded number of times (parsed shards are copied).
+    pub contexts: super::contexts::ContextPool,
 }
 
 impl Pipeline {
@@ -522,8 +524,18 @@ impl Core {
         let tag = cached.as_ref().map(|(_, key)| key.hex()[..16].to_owned());
         let pipeline = &*self.pipeline;
         let mut run = pipeline.run(name);
-        let ctx = Context::new();
-        let mut module = run.stage(Stage::Parse, || Module::parse(&ctx, source, name))?;
+        // Eager scripts are compiled in a pooled context (their modules are gone before it is given back);
+        // a lazy script's context goes to ORC with the module.
+        let pooled = (!self.lazy).then(|| pipeline.contexts.take());
+        let fresh;
+        let ctx: &Context = match &pooled {
+            Some(p) => &p.ctx,
+            None => {
+                fresh = Context::new();
+                &fresh
+            }
+        };
+        let mut module = run.stage(Stage::Parse, || Module::parse(ctx, source, name))?;
         run.save_module(Stage::Parse, &module)?;
         let defined: BTreeSet<String> = run.stage(Stage::Verify, || {
             module.verify()?;
@@ -595,7 +607,9 @@ impl Core {
         })?;
         run.save(Stage::Codegen, &object)?;
         drop(module);
-        drop(ctx);
+        if let Some(p) = pooled {
+            pipeline.contexts.give_back(p);
+        }
         let after = defined.iter().cloned().collect::<Vec<_>>();
         // JITLink (thread-safe), the dso key, the static constructors.
         let dso_handle = prepared.exported_dso_handle();

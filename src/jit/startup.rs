@@ -193,6 +193,7 @@ impl Core {
             machines: Mutex::new(Vec::new()),
             pending: Mutex::new(HashMap::new()),
             transform_failures: Mutex::new(Vec::new()),
+            contexts: Default::default(),
         });
         if builder.lazy {
             let for_transform = Arc::clone(&pipeline);

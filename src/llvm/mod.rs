@@ -41,7 +41,7 @@ mod thinlto;
 mod value;
 
 pub use buffer::MemoryBuffer;
-pub use context::Context;
+pub use context::{Context, ModuleCacheStats};
 pub use instrument::{EntryCounter, ForwardTo};
 pub(crate) use module::is_bitcode;
 pub use module::{BorrowedModule, Module};

@@ -182,6 +182,25 @@ impl<'ctx> Module<'ctx> {
         Self::parse_bitcode_buffer(ctx, &MemoryBuffer::from_bytes(bytes, name), name)
     }
 
+    /// Like [`parse_bitcode`](Self::parse_bitcode), but when `ctx` has its module cache enabled
+    /// ([`Context::enable_module_cache`]) the first parse of these bytes is kept and later ones return a copy
+    /// of it instead of reading the bitcode again. Without the cache, exactly `parse_bitcode`.
+    pub fn parse_bitcode_cached(ctx: &'ctx Context, bytes: &[u8], name: &str) -> Result<Self> {
+        if !ctx.module_cache_enabled() {
+            return Self::parse_bitcode(ctx, bytes, name);
+        }
+        if let Some(held) = ctx.cached_module(bytes) {
+            // SAFETY: `held` is a live module of `ctx` (disposed only with the context) that nobody modifies;
+            // the clone is a new module we own, in the same context.
+            return Ok(unsafe { Self::from_raw(ctx, c::LLVMCloneModule(held.as_ptr())) });
+        }
+        let module = Self::parse_bitcode(ctx, bytes, name)?;
+        let copy = module.clone_module();
+        let raw = NonNull::new(module.into_raw()).expect("null module");
+        ctx.keep_module(bytes, raw);
+        Ok(copy)
+    }
+
     /// Parses bitcode eagerly from a buffer; the buffer is not retained by the module.
     pub fn parse_bitcode_buffer(
         ctx: &'ctx Context,
@@ -304,6 +323,31 @@ impl<'ctx> Module<'ctx> {
         if failed != 0 {
             return Err(Error::Link {
                 what,
+                message: join_messages("the linker reported an error", &diagnostics),
+            });
+        }
+        Ok(())
+    }
+
+    /// Links every module of `others` into this one, in order, with one LLVM `Linker` (cheaper than one
+    /// [`link_in`](Self::link_in) per module: each call would rebuild the linker's view of this module's types).
+    /// All of `others` are consumed; on failure the error names the module that failed, and the ones after it
+    /// are not linked.
+    pub fn link_in_all(&mut self, others: Vec<Module<'ctx>>) -> Result<()> {
+        if others.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = others.iter().map(|m| m.name()).collect();
+        let mut raw: Vec<LLVMModuleRef> = others.into_iter().map(Module::into_raw).collect();
+        // SAFETY: every module is live, owned by us and in this module's context; the shim takes ownership of
+        // all of them whatever the outcome; errors are reported to the context's diagnostic handler.
+        let linked = unsafe {
+            crate::llvm::shim::thinjit_link_modules(self.as_raw(), raw.as_mut_ptr(), raw.len())
+        };
+        let diagnostics = self.ctx.take_diagnostics();
+        if linked < names.len() {
+            return Err(Error::Link {
+                what: format!("`{}` into `{}`", names[linked], self.name()),
                 message: join_messages("the linker reported an error", &diagnostics),
             });
         }

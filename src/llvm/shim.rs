@@ -25,6 +25,11 @@ extern "C" {
         function: LLVMValueRef,
         name: *const libc::c_char,
     ) -> LLVMModuleRef;
+    pub(crate) fn thinjit_link_modules(
+        dst: LLVMModuleRef,
+        srcs: *mut LLVMModuleRef,
+        n: libc::size_t,
+    ) -> libc::size_t;
     pub(crate) fn thinjit_materialize(gv: LLVMValueRef) -> *mut libc::c_char;
     pub(crate) fn thinjit_visit_orc_error(
         err: llvm_sys::error::LLVMErrorRef,

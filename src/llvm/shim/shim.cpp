@@ -20,6 +20,7 @@
 #include "llvm/IR/GlobalValue.h"
 #include "llvm/IR/GlobalVariable.h"
 #include "llvm/IR/Module.h"
+#include "llvm/Linker/Linker.h"
 #include "llvm/Transforms/Utils/Cloning.h"
 #include "llvm/Transforms/Utils/ValueMapper.h"
 
@@ -163,7 +164,25 @@ LLVMModuleRef thinjit_extract_function(LLVMModuleRef src, LLVMValueRef fn, const
   for (auto &[copy, original] : withConstants.pending)
     copy->setInitializer(
         MapValue(original->getInitializer(), vmap, RF_None, nullptr, &declarationsOnly));
+  // CloneFunctionInto creates `!llvm.dbg.cu` even when there is no debug info. An empty one makes every later
+  // read of the shard run StripDebugInfo over the module and emit an "invalid debug info version" warning.
+  if (NamedMDNode *cus = dst->getNamedMetadata("llvm.dbg.cu"))
+    if (cus->getNumOperands() == 0) dst->eraseNamedMetadata(cus);
   return wrap(dst.release());
+}
+
+// Gap: LLVMLinkModules2 builds a new Linker (and its IRMover, which walks every type of the destination) per
+// call, so linking n shards one by one costs O(n * destination). Links `srcs[0..n)` into `dst` with one Linker.
+// Takes ownership of every source module whatever the outcome. Returns n on success, else the index of the
+// source that failed (its error went to the context's diagnostic handler; later sources are not linked).
+size_t thinjit_link_modules(LLVMModuleRef dst, LLVMModuleRef *srcs, size_t n) {
+  std::vector<std::unique_ptr<Module>> owned;
+  owned.reserve(n);
+  for (size_t i = 0; i < n; ++i) owned.emplace_back(unwrap(srcs[i]));
+  Linker linker(*unwrap(dst));
+  for (size_t i = 0; i < n; ++i)
+    if (linker.linkInModule(std::move(owned[i]))) return i;
+  return n;
 }
 
 // Gap: llvm-c cannot materialize one function of a lazily loaded module. Reads `gv`'s body from the module's
