@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <llvm-c/Orc.h>
+#include <llvm-c/LLJIT.h>
 #include <llvm-c/Types.h>
 
 #ifdef __cplusplus
@@ -196,7 +198,8 @@ typedef enum { THINJIT_OPT_O0 = 0, THINJIT_OPT_O1 = 1, THINJIT_OPT_O2 = 2, THINJ
  * inliner first, then `elim-avail-extern` and `globaldce` (imported bodies that were not inlined are dropped;
  * their calls go to the runtime's one copy), then `default<On>`. Sets the module's triple and data layout to
  * the host's when it has none. `level` is a thinjitOptLevel. `report` (borrowed, may be NULL) records the
- * time taken. A module that does not verify is THINJIT_ERROR_VERIFY and is not touched.
+ * time taken and, per considered function, the calls to it left afterwards (`calls_after_optimize`). A module
+ * that does not verify is THINJIT_ERROR_VERIFY and is not touched.
  */
 thinjitErrorRef thinjit_optimize(LLVMModuleRef module, int level, thinjitReportRef report);
 
@@ -236,6 +239,8 @@ typedef struct {
     uint32_t depth;       /* call depth from the module: 1 for its own callees */
     int local_copy;       /* host-native: imported as a private copy of a static helper */
     const char *not_inlinable; /* imported but LLVM will refuse to inline it, and why; NULL otherwise */
+    int64_t calls_after_optimize; /* functions: calls to it left in the module after thinjit_optimize (0: all
+                                     inlined or dropped); -1 before optimization and for variables */
 } thinjitReportEntry;
 
 typedef struct {
@@ -277,11 +282,90 @@ thinjitErrorRef thinjit_report_totals(thinjitReportRef report, thinjitReportTota
 
 thinjitErrorRef thinjit_report_times(thinjitReportRef report, thinjitReportTimes *out);
 
-/** The report as JSON (the Rust API's serde form plus "optimize_ns"); *out owned by the caller. */
+/** The report as JSON (the Rust API's serde form plus "optimize_ns" and "calls_after_optimize"); *out owned
+ *  by the caller. */
 thinjitErrorRef thinjit_report_to_json(thinjitReportRef report, char **out);
 
 /** The report as a readable table; *out owned by the caller. */
 thinjitErrorRef thinjit_report_to_text(thinjitReportRef report, char **out);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * ORC plug-in for the caller's own LLJIT
+ *
+ * From C++: LLVMOrcLLJITRef is `reinterpret_cast<LLVMOrcLLJITRef>(J.get())` for a `std::unique_ptr<LLJIT> J`,
+ * and LLVMOrcJITDylibRef `reinterpret_cast<LLVMOrcJITDylibRef>(&J->getMainJITDylib())` (what LLVM's own
+ * `wrap` does in OrcV2CBindings.cpp).
+ * ------------------------------------------------------------------------------------------------------- */
+
+/** The JIT-resident helper runtime in one JITDylib of the caller's LLJIT. */
+typedef struct thinjitOpaqueResidentRuntime *thinjitResidentRuntimeRef;
+
+/** A host function or variable the helper runtime calls or reads (its host callbacks). */
+typedef struct {
+    const char *name; /* borrowed for the call */
+    uint64_t address;
+} thinjitHostSymbol;
+
+/**
+ * Adds the summary's helper runtime to `dylib` (NULL: the main JITDylib) of the caller's LLJIT `jit`
+ * (borrowed; it must outlive the runtime): defines `host_symbols` (an array of `host_symbol_count`, may be
+ * NULL when 0) and thinjit's atexit registry there, redirects the helper code's `__cxa_atexit` / `atexit` /
+ * `__dso_handle` to that registry, adds the precompiled runtime object when `use_object` is non-zero and the
+ * object suits the JIT (else compiles the library bitcode), links it, and runs the static constructors once.
+ * One runtime per JITDylib. The summary must match the JIT's target (else THINJIT_ERROR_SUMMARY); a helper
+ * reference nothing resolves is THINJIT_ERROR_SYMBOL. *out owns the runtime: dispose it (which runs the
+ * destructors) before disposing the LLJIT.
+ */
+thinjitErrorRef thinjit_resident_runtime_install(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef dylib,
+                                                 thinjitSummaryRef summary, const thinjitHostSymbol *host_symbols,
+                                                 size_t host_symbol_count, int use_object,
+                                                 thinjitResidentRuntimeRef *out);
+
+/** *out = 1 when the runtime came from the precompiled object, 2 when from the library bitcode. */
+thinjitErrorRef thinjit_resident_runtime_source(thinjitResidentRuntimeRef runtime, int *out);
+
+/** Number of static constructors the runtime ran (once each). */
+thinjitErrorRef thinjit_resident_runtime_initializer_count(thinjitResidentRuntimeRef runtime, size_t *out);
+
+/** *out = 1 when the runtime defines `name` (a module added later must not define it again). */
+thinjitErrorRef thinjit_resident_runtime_defines(thinjitResidentRuntimeRef runtime, const char *name, int *out);
+
+/**
+ * Runs the atexit handlers the helper code registered (last first), then the static destructors — once; later
+ * calls do nothing. `ran` (may be NULL) receives how many ran. The LLJIT must still be alive.
+ */
+thinjitErrorRef thinjit_resident_runtime_shutdown(thinjitResidentRuntimeRef runtime, size_t *ran);
+
+/** Shuts the runtime down if that has not happened, and frees the handle. Call before LLVMOrcDisposeLLJIT. */
+void thinjit_resident_runtime_dispose(thinjitResidentRuntimeRef runtime);
+
+/** thinjit's transform on the caller's LLJIT's IRTransformLayer. */
+typedef struct thinjitOpaqueIRTransform *thinjitIRTransformRef;
+
+/**
+ * Installs thinjit's transform on `jit`'s IRTransformLayer (LLVMOrcIRTransformLayerSetTransform; it replaces
+ * a transform set before): every module ORC materializes from now on is imported into (`summary`, `config`
+ * copied, NULL for the defaults) and optimized at `level` (a thinjitOptLevel) on the materializing thread,
+ * inside ORC, without changing what the module's MaterializationResponsibility covers. A module the import
+ * refuses fails to materialize (the lookup fails with the message). Modules thinjit's runtime adds pass
+ * through. Reports of each module are kept (thinjit_ir_transform_report). `jit` is borrowed and must outlive
+ * the transform handle: dispose the handle after LLVMOrcDisposeLLJIT.
+ */
+thinjitErrorRef thinjit_ir_transform_install(LLVMOrcLLJITRef jit, thinjitSummaryRef summary,
+                                             thinjitConfigRef config, int level, thinjitIRTransformRef *out);
+
+/** Number of modules the transform imported and optimized so far. */
+thinjitErrorRef thinjit_ir_transform_report_count(thinjitIRTransformRef transform, size_t *out);
+
+/** A copy of the report of the `index`-th module (in materialization order); *out owned by the caller. */
+thinjitErrorRef thinjit_ir_transform_report(thinjitIRTransformRef transform, size_t index,
+                                            thinjitReportRef *out);
+
+/** Number of modules the transform refused (their materialization failed). */
+thinjitErrorRef thinjit_ir_transform_failure_count(thinjitIRTransformRef transform, size_t *out);
+
+/** Frees the transform's state. Only after the LLJIT it was installed on has been disposed. NULL is ignored. */
+void thinjit_ir_transform_dispose(thinjitIRTransformRef transform);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -17,6 +17,8 @@ pub(crate) enum HandleKind {
     Summary,
     Config,
     Report,
+    Runtime,
+    Transform,
 }
 
 impl HandleKind {
@@ -26,6 +28,8 @@ impl HandleKind {
             HandleKind::Summary => "thinjitSummaryRef",
             HandleKind::Config => "thinjitConfigRef",
             HandleKind::Report => "thinjitReportRef",
+            HandleKind::Runtime => "thinjitResidentRuntimeRef",
+            HandleKind::Transform => "thinjitIRTransformRef",
         }
     }
 }

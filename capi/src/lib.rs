@@ -15,6 +15,7 @@
 
 mod boundary;
 mod config;
+mod orc;
 mod report;
 
 use std::cell::RefCell;
@@ -37,6 +38,7 @@ pub use boundary::{
     thinjit_error_dispose, thinjit_error_kind, thinjit_error_message, thinjit_string_dispose,
     ErrorHandle,
 };
+pub use orc::*;
 pub use report::*;
 
 /// What a `thinjitSummaryRef` points to. Shared (`Arc`) with the runtimes and transforms made from it, so
@@ -135,7 +137,7 @@ pub unsafe extern "C" fn thinjit_summary_dispose(summary: *mut SummaryHandle) {
 }
 
 /// The summary behind a handle.
-unsafe fn summary_arg<'a>(raw: *mut SummaryHandle) -> Result<&'a SummaryHandle, CError> {
+pub(crate) unsafe fn summary_arg<'a>(raw: *mut SummaryHandle) -> Result<&'a SummaryHandle, CError> {
     // SAFETY: forwarded (the table check).
     unsafe { get(raw, HandleKind::Summary, "summary") }
 }
@@ -243,7 +245,7 @@ pub unsafe extern "C" fn thinjit_config_dispose(config: *mut ConfigHandle) {
 }
 
 /// Runs `f` on the configuration behind a handle.
-unsafe fn with_config<R>(
+pub(crate) unsafe fn with_config<R>(
     raw: *mut ConfigHandle,
     f: impl FnOnce(&mut ImportConfig) -> Result<R, CError>,
 ) -> Result<R, CError> {
@@ -458,7 +460,13 @@ pub(crate) unsafe fn optimize_raw(module: LLVMModuleRef, level: OptLevel) -> Res
     let ctx = unsafe { Context::borrow_raw(llvm_sys::core::LLVMGetModuleContext(module)) };
     // SAFETY: as in `import_raw`.
     let mut m = unsafe { Module::borrow_raw(&ctx, module) };
-    // Verify first: `optimize` sets a missing triple and data layout before its own check.
+    optimize_module(&mut m, level)
+}
+
+/// `thinjit::import::optimize` with this thread's target machine for the module's triple (the host's when
+/// it has none). The module is verified first: `optimize` sets a missing triple and data layout before its
+/// own check, and a module that does not verify must come back untouched.
+pub(crate) fn optimize_module(m: &mut Module<'_>, level: OptLevel) -> Result<(), CError> {
     m.verify()?;
     let triple = match m.triple() {
         t if t.is_empty() => host_triple().to_owned(),
@@ -475,9 +483,22 @@ pub(crate) unsafe fn optimize_raw(module: LLVMModuleRef, level: OptLevel) -> Res
             machines.insert(triple.clone(), tm);
         }
         let tm = &machines[&triple];
-        thinjit::optimize::optimize(&mut m, tm, level)?;
+        thinjit::optimize::optimize(m, tm, level)?;
         Ok(())
     })
+}
+
+/// Calls left to each function in `m`, by callee name (what import + optimize did not inline).
+pub(crate) fn calls_by_callee(m: &Module<'_>) -> HashMap<String, u64> {
+    let mut calls = HashMap::new();
+    for f in m.functions() {
+        for inst in f.instructions() {
+            if let Some(callee) = inst.called_function() {
+                *calls.entry(callee.name()).or_insert(0) += 1;
+            }
+        }
+    }
+    calls
 }
 
 #[no_mangle]
@@ -498,7 +519,14 @@ pub unsafe extern "C" fn thinjit_optimize(
         // SAFETY: the module per the header.
         unsafe { optimize_raw(module, level) }?;
         if let Some(r) = report {
-            r.record_optimize(t.elapsed());
+            let elapsed = t.elapsed();
+            // SAFETY: as above; the module was just optimized and is still the caller's.
+            let calls = unsafe {
+                let ctx = Context::borrow_raw(llvm_sys::core::LLVMGetModuleContext(module));
+                let m = Module::borrow_raw(&ctx, module);
+                calls_by_callee(&m)
+            };
+            r.record_optimize(elapsed, &calls);
         }
         Ok(())
     })

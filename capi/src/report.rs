@@ -3,8 +3,10 @@
 //! In: the report an import produced (plus the optimize time `thinjit_optimize` records). Out: the entry,
 //! totals and times structs of `thinjit.h` (strings borrowed from the handle), JSON, and the readable table.
 
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use thinjit::import::{Decision, ImportReport, Reason, SymbolKind};
@@ -28,6 +30,7 @@ pub struct ThinjitReportEntry {
     pub depth: u32,
     pub local_copy: c_int,
     pub not_inlinable: *const c_char,
+    pub calls_after_optimize: i64,
 }
 
 /// `thinjitReportTotals`.
@@ -69,6 +72,8 @@ pub struct ReportHandle {
     module: CString,
     text: Vec<EntryText>,
     optimize_ns: AtomicU64,
+    /// Per entry: calls to it left in the module after `thinjit_optimize` (-1 until then).
+    calls_after: Mutex<Vec<i64>>,
 }
 
 fn cstring(s: &str) -> CString {
@@ -117,6 +122,7 @@ impl ReportHandle {
             .collect();
         ReportHandle {
             module: cstring(&report.module),
+            calls_after: Mutex::new(vec![-1; report.entries.len()]),
             report,
             text,
             optimize_ns: AtomicU64::new(0),
@@ -128,8 +134,32 @@ impl ReportHandle {
         &self.report
     }
 
-    pub(crate) fn record_optimize(&self, d: Duration) {
+    /// Records what `thinjit_optimize` took and the calls left to each considered function afterwards.
+    pub(crate) fn record_optimize(&self, d: Duration, calls: &HashMap<String, u64>) {
         self.optimize_ns.store(nanos(d), Ordering::Relaxed);
+        let mut after = self.calls_after.lock().unwrap_or_else(|e| e.into_inner());
+        for (slot, e) in after.iter_mut().zip(&self.report.entries) {
+            *slot = match e.kind {
+                SymbolKind::Function => calls.get(&e.name).copied().unwrap_or(0) as i64,
+                SymbolKind::Variable => -1,
+            };
+        }
+    }
+
+    /// A copy (a new handle's contents) of this report.
+    pub(crate) fn duplicate(&self) -> Self {
+        let copy = ReportHandle::new(self.report.clone());
+        copy.optimize_ns
+            .store(self.optimize_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+        *copy.calls_after.lock().unwrap_or_else(|e| e.into_inner()) = self.calls_after();
+        copy
+    }
+
+    fn calls_after(&self) -> Vec<i64> {
+        self.calls_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn entry(&self, i: usize) -> ThinjitReportEntry {
@@ -155,6 +185,7 @@ impl ReportHandle {
                 .not_inlinable
                 .as_ref()
                 .map_or(std::ptr::null(), |s| s.as_ptr()),
+            calls_after_optimize: self.calls_after().get(i).copied().unwrap_or(-1),
         }
     }
 
@@ -179,6 +210,15 @@ impl ReportHandle {
                 "optimize_ns".into(),
                 self.optimize_ns.load(Ordering::Relaxed).into(),
             );
+            let calls: serde_json::Map<String, serde_json::Value> = self
+                .report
+                .entries
+                .iter()
+                .zip(self.calls_after())
+                .filter(|(_, n)| *n >= 0)
+                .map(|(e, n)| (e.name.clone(), n.into()))
+                .collect();
+            map.insert("calls_after_optimize".into(), calls.into());
         }
         serde_json::to_string_pretty(&value).unwrap_or_default()
     }

@@ -2,13 +2,18 @@
 // own ThreadSafeContext per script, IR parsed in that context), that lets thinjit inline its C/C++ helper
 // runtime into the scripts.
 //
-//   cpp-orc SUMMARY eager HELPERS_SO    import + optimize each module with thinjit, then addIRModule
+//   cpp-orc SUMMARY eager [HELPERS_SO]   import + optimize each module with thinjit, then addIRModule
+//   cpp-orc SUMMARY orc   [HELPERS_SO]   install thinjit's transform on the IRTransformLayer, then
+//                                         addIRModule + lookup: import + optimize happen inside ORC
 //
-// The helpers are the bundled runtime: HELPERS_SO is its native shared library (host-native mode).
+// Without HELPERS_SO the helper runtime is JIT-resident: thinjit adds the summary's runtime (its precompiled
+// object) to this LLJIT's main JITDylib, runs its constructors once, and its destructors at dispose. With
+// HELPERS_SO the helpers are that native shared library (host-native mode).
 // Prints `key: value` lines and the import report (the test suite reads them).
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -74,6 +79,16 @@ struct WrappedValue {
 
 ExitOnError ExitOnErr;
 
+// The host callbacks the helper runtime calls (helpers/include/thinjit_host.h), as this program implements them.
+int32_t g_events[8];
+extern "C" void *host_alloc(size_t n) { return std::malloc(n); }
+extern "C" void host_free(void *p) { std::free(p); }
+extern "C" void host_log(const char *msg) { std::fprintf(stderr, "helper: %s\n", msg); }
+extern "C" void host_event(int32_t code) {
+    if (code >= 0 && code < 8)
+        g_events[code]++;
+}
+
 // thinjit errors are values: print the message and stop.
 void check(thinjitErrorRef err, const char *what) {
     if (err == nullptr)
@@ -123,59 +138,115 @@ void printReport(thinjitReportRef report) {
 } // namespace
 
 int main(int argc, char **argv) {
-    if (argc != 4 || std::strcmp(argv[2], "eager") != 0) {
-        std::fprintf(stderr, "usage: %s SUMMARY eager HELPERS_SO\n", argv[0]);
+    bool eager = argc >= 3 && std::strcmp(argv[2], "eager") == 0;
+    bool orc = argc >= 3 && std::strcmp(argv[2], "orc") == 0;
+    if ((argc != 3 && argc != 4) || !(eager || orc)) {
+        std::fprintf(stderr, "usage: %s SUMMARY (eager | orc) [HELPERS_SO]\n", argv[0]);
         return 2;
     }
+    const char *helpers_so = argc == 4 ? argv[3] : nullptr;
     InitializeNativeTarget();
     InitializeNativeTargetAsmPrinter();
 
     auto J = ExitOnErr(LLJITBuilder().create());
+    // LLVM's own C bindings convert this way (OrcV2CBindings.cpp).
+    auto *jit = reinterpret_cast<LLVMOrcLLJITRef>(J.get());
     thinjitSummaryRef summary = nullptr;
     check(thinjit_summary_load(argv[1], &summary), "summary_load");
     thinjitConfigRef config = nullptr;
     check(thinjit_config_create(&config), "config_create");
 
-    // Host-native: the helpers run from their shared library; thinjit imports bodies for inlining.
-    check(thinjit_config_set(config, "runtime-mode", "host-native"), "config_set");
-    J->getMainJITDylib().addGenerator(
-        ExitOnErr(DynamicLibrarySearchGenerator::Load(argv[3], J->getDataLayout().getGlobalPrefix())));
+    thinjitResidentRuntimeRef runtime = nullptr;
+    if (helpers_so != nullptr) {
+        // Host-native: the helpers run from their shared library; thinjit imports bodies for inlining.
+        check(thinjit_config_set(config, "runtime-mode", "host-native"), "config_set");
+        J->getMainJITDylib().addGenerator(
+            ExitOnErr(DynamicLibrarySearchGenerator::Load(helpers_so, J->getDataLayout().getGlobalPrefix())));
+    } else {
+        // JIT-resident: the helper runtime once in this LLJIT, constructors run now.
+        thinjitHostSymbol host[] = {
+            {"thinjit_host_alloc", reinterpret_cast<uint64_t>(&host_alloc)},
+            {"thinjit_host_free", reinterpret_cast<uint64_t>(&host_free)},
+            {"thinjit_host_log", reinterpret_cast<uint64_t>(&host_log)},
+            {"thinjit_host_event", reinterpret_cast<uint64_t>(&host_event)},
+        };
+        check(thinjit_resident_runtime_install(jit, nullptr, summary, host, 4, 1, &runtime), "runtime_install");
+        int source = 0;
+        check(thinjit_resident_runtime_source(runtime, &source), "runtime_source");
+        std::printf("runtime: %s\n", source == 1 ? "object" : "bitcode");
+    }
 
-    // Eager: import + optimize each module in its own context, then hand it to ORC as usual.
+    thinjitIRTransformRef transform = nullptr;
+    if (orc)
+        check(thinjit_ir_transform_install(jit, summary, config, THINJIT_OPT_O3, &transform), "transform_install");
+
     thinjitReportRef report = nullptr;
     for (const auto &script : {std::pair{kSeedIR, "seed"}, std::pair{kSecondIR, "second"}}) {
         const char *name = script.second;
         ThreadSafeModule tsm = parseScript(script.first, name);
-        tsm.withModuleDo([&](Module &m) {
+        if (eager) {
+            // Eager: import + optimize in the module's own context, then hand it to ORC as usual.
+            tsm.withModuleDo([&](Module &m) {
+                thinjitReportRef r = nullptr;
+                check(thinjit_import(wrap(&m), summary, config, &r), "import");
+                check(thinjit_optimize(wrap(&m), THINJIT_OPT_O3, r), "optimize");
+                if (std::strcmp(name, "seed") == 0) {
+                    std::printf("calls_after_o3: %d\n", countCalls(m, "f_WRAPPED", "CreateWrappedValueFromInt"));
+                    report = r;
+                } else {
+                    thinjit_report_dispose(r);
+                }
+            });
+        }
+        ExitOnErr(J->addIRModule(std::move(tsm)));
+    }
+
+    auto f = ExitOnErr(J->lookup("f_WRAPPED")).toPtr<WrappedValue *(void *, void *)>();
+    WrappedValue *v = f(nullptr, nullptr);
+    auto bump_a = ExitOnErr(J->lookup("bump_a")).toPtr<int64_t()>();
+    auto bump_b = ExitOnErr(J->lookup("bump_b")).toPtr<int64_t()>();
+    if (orc) {
+        // Inside ORC: the transform's reports, one per materialized module.
+        size_t count = 0;
+        check(thinjit_ir_transform_report_count(transform, &count), "report_count");
+        std::printf("transform_reports: %zu\n", count);
+        for (size_t i = 0; i < count; i++) {
             thinjitReportRef r = nullptr;
-            check(thinjit_import(wrap(&m), summary, config, &r), "import");
-            check(thinjit_optimize(wrap(&m), THINJIT_OPT_O3, r), "optimize");
-            if (std::strcmp(name, "seed") == 0) {
-                std::printf("calls_after_o3: %d\n", countCalls(m, "f_WRAPPED", "CreateWrappedValueFromInt"));
+            check(thinjit_ir_transform_report(transform, i, &r), "transform_report");
+            const char *module = nullptr;
+            check(thinjit_report_module(r, &module), "report_module");
+            if (std::strcmp(module, "seed") == 0 && report == nullptr) {
                 report = r;
             } else {
                 thinjit_report_dispose(r);
             }
-        });
-        ExitOnErr(J->addIRModule(std::move(tsm)));
+        }
+        thinjitReportEntry entry;
+        int found = 0;
+        check(thinjit_report_find(report, "CreateWrappedValueFromInt", &entry, &found), "report_find");
+        std::printf("calls_after_o3: %lld\n", found ? static_cast<long long>(entry.calls_after_optimize) : -1LL);
     }
     printReport(report);
     thinjit_report_dispose(report);
 
-    auto f = ExitOnErr(J->lookup("f_WRAPPED")).toPtr<WrappedValue *(void *, void *)>();
-    WrappedValue *v = f(nullptr, nullptr);
     std::printf("f_WRAPPED: tag %d value %d\n", v->tag, v->as.i);
-    auto bump_a = ExitOnErr(J->lookup("bump_a")).toPtr<int64_t()>();
-    auto bump_b = ExitOnErr(J->lookup("bump_b")).toPtr<int64_t()>();
     auto get = ExitOnErr(J->lookup("rt_counter_get")).toPtr<int64_t()>();
     int64_t a = bump_a(), b = bump_b();
     auto *shared = ExitOnErr(J->lookup("rt_shared_counter")).toPtr<int64_t *>();
     std::printf("counter: a=%" PRId64 " b=%" PRId64 " get=%" PRId64 " shared=%" PRId64 "\n", a, b, get(),
                 *shared);
 
+    if (runtime != nullptr) {
+        auto ctor_runs = ExitOnErr(J->lookup("rt_intern_ctor_runs")).toPtr<int32_t()>();
+        std::printf("intern_ctor_runs: %d\n", ctor_runs());
+        std::printf("events_before_dispose: ctor=%d dtor=%d\n", g_events[1], g_events[2]);
+        thinjit_resident_runtime_dispose(runtime); // destructors run here, while the JIT still holds the code
+        std::printf("events_after_dispose: ctor=%d dtor=%d\n", g_events[1], g_events[2]);
+    }
     thinjit_config_dispose(config);
     thinjit_summary_dispose(summary);
     J.reset();
+    thinjit_ir_transform_dispose(transform); // after the LLJIT it was installed on
     std::printf("done\n");
     return 0;
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::builder::EngineBuilder;
 use super::pipeline::{Pipeline, ReportSlot, ScriptReport};
-use super::runtime::Structors;
+use super::resident::ResidentRuntime;
 use super::startup::StartupReport;
 use super::tier::{TierReport, Tiering};
 use crate::cache::ScriptCache;
@@ -54,9 +54,9 @@ pub(super) struct Core {
     pub lazy: bool,
     /// Symbols the helper runtime defines; a script may not define them again.
     pub helper_symbols: BTreeSet<String>,
-    /// Static constructors and destructors of the JIT-resident library.
-    pub structors: Structors,
-    pub atexit: AtExitRegistry,
+    /// The engine's atexit registry and dso handle and, in JIT-resident mode, the helper runtime (its
+    /// structors run once; its destructors at drop).
+    pub resident: ResidentRuntime,
     pub scripts: Mutex<HashMap<u64, Loaded>>,
     pub next_id: AtomicU64,
     /// Scripts removed so far (dead symbol names are freed every 64).
@@ -363,9 +363,7 @@ impl Drop for Core {
             self.run_script_destructors(script);
         }
         drop(scripts);
-        self.atexit.run();
-        let _ = self.jit.run_structors(self.structors.dtors());
-        self.atexit.run();
+        self.resident.shutdown();
         self.pipeline
             .pending
             .lock()
@@ -438,7 +436,7 @@ impl Engine {
 
     /// The static constructors run for the JIT-resident helper library, in the order they ran.
     pub fn initializers(&self) -> &[String] {
-        self.core.structors.ctors()
+        self.core.resident.initializers()
     }
 
     /// Symbols the helper runtime defines (JIT-resident library definitions).

@@ -19,14 +19,14 @@ use super::builder::{EngineBuilder, Strategy};
 use super::cache::script_key_salt;
 use super::engine::{jit_error, Core};
 use super::pipeline::Pipeline;
-use super::runtime::{self as resident, Structors};
+use super::resident::ResidentRuntime;
+use super::runtime;
 use super::tier::Tiering;
 use crate::cache::ScriptCache;
 use crate::import::RuntimeMode;
 use crate::llvm::orc::LlJit;
-use crate::llvm::resident::AtExitRegistry;
 use crate::llvm::{Context, Module};
-use crate::summary::{ObjectTarget, RuntimeObject};
+use crate::summary::ObjectTarget;
 use crate::{Error, Result};
 
 /// Where the JIT-resident helper runtime came from.
@@ -136,27 +136,17 @@ impl Core {
         jit.define_absolute(&host)
             .map_err(jit_error("defining the host symbols"))?;
 
-        // Engine runtime support: the atexit registry and its dso handle, the personality cell.
-        jit.define_absolute(&[
-            (resident::CXA_ATEXIT, AtExitRegistry::cxa_atexit_address()),
-            (resident::ATEXIT_IMPL, AtExitRegistry::atexit_impl_address()),
-        ])
-        .map_err(jit_error("defining the atexit registry's entry points"))?;
-        let atexit = AtExitRegistry::new();
-        for (name, ir) in [
-            ("thinjit.support", resident::support_ir(atexit.key())),
-            (
-                "thinjit.personality",
-                resident::PERSONALITY_PIN_IR.to_owned(),
-            ),
-        ] {
+        // Engine runtime support in the main JITDylib: the atexit registry, its dso handle and the `atexit`
+        // wrapper (a [`ResidentRuntime`] without helper code yet; JIT-resident mode adds the helpers to it
+        // below), then the personality cell.
+        let resident = ResidentRuntime::new(&jit, jit.main_jitdylib(), &[])?;
+        {
+            let name = "thinjit.personality";
             let ctx = Context::new();
-            let module = Module::parse_ir(&ctx, ir.as_bytes(), name)?;
+            let module = Module::parse_ir(&ctx, runtime::PERSONALITY_PIN_IR.as_bytes(), name)?;
             jit.add_module(module, None)
                 .map_err(jit_error(format!("adding {name}")))?;
         }
-        jit.lookup(resident::DSO_HANDLE)
-            .map_err(jit_error("materializing the engine's dso handle"))?;
 
         if let Some(summary) = &builder.summary {
             summary.check_target(&jit.triple(), &jit.data_layout())?;
@@ -219,8 +209,7 @@ impl Core {
             mode,
             lazy: builder.lazy,
             helper_symbols: BTreeSet::new(),
-            structors: Structors::default(),
-            atexit,
+            resident,
             scripts: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             removals: AtomicU64::new(0),
@@ -263,150 +252,26 @@ impl Core {
     }
 
     /// JIT-resident mode: adds the helper runtime once — the summary's precompiled object when it suits the
-    /// JIT, else the library bitcode (with a notice saying why) — and runs its static constructors.
+    /// JIT, else the library bitcode (with a notice saying why) — and runs its static constructors
+    /// ([`ResidentRuntime`], the same code a C/C++ host's LLJIT gets through the C API).
     fn start_resident(&mut self, builder: &EngineBuilder) -> Result<()> {
-        let mut notice = None;
-        if let (None, Some(summary)) = (&builder.helper_library, &builder.summary) {
-            let name = summary.path().display().to_string();
-            match (builder.runtime_object, summary.runtime_object()) {
-                (false, _) => {
-                    notice = Some("precompiled runtime object not used (disabled by the host)".into())
-                }
-                (true, None) => {
-                    notice = Some(format!(
-                        "{name} has no precompiled runtime object (precompute-summary --object): the library \
-                         bitcode was compiled at start-up"
-                    ))
-                }
-                (true, Some(object)) => {
-                    let start = Instant::now();
-                    let checked = object
-                        .target
-                        .check_runs_on(&self.target)
-                        .and_then(|()| match summary.runtime_object_bytes() {
-                            Ok(bytes) => Ok(bytes.unwrap_or_default()),
-                            Err(e) => Err(e.to_string()),
-                        });
-                    self.startup.times.load = start.elapsed();
-                    match checked {
-                        Ok(bytes) => {
-                            self.add_resident_object(&name, bytes, object)?;
-                            self.startup.runtime = RuntimeSource::Object;
-                            return Ok(());
-                        }
-                        Err(why) => {
-                            notice = Some(format!(
-                                "precompiled runtime object of {name} (for {}) not used: {why}; the library \
-                                 bitcode was compiled at start-up",
-                                object.target
-                            ))
-                        }
-                    }
-                }
+        match (&builder.helper_library, &builder.summary) {
+            (Some((name, bytes)), _) => self.resident.add_library(name, bytes)?,
+            (None, Some(summary)) => {
+                self.resident
+                    .add_from_summary(summary, builder.runtime_object, &self.target)?
             }
+            (None, None) => return Ok(()),
         }
-        let library = match (&builder.helper_library, &builder.summary) {
-            (Some((name, bytes)), _) => Some((name.clone(), &bytes[..])),
-            (None, Some(summary)) => Some((
-                summary.path().display().to_string(),
-                summary.library_bitcode()?,
-            )),
-            (None, None) => None,
-        };
-        if let Some((name, bytes)) = library {
-            self.add_resident_library(&name, bytes)?;
-            self.startup.runtime = RuntimeSource::Bitcode;
-            self.startup.notice = notice;
-        }
+        let report = self.resident.report();
+        self.startup.runtime = report.source;
+        self.startup.notice = report.notice.clone();
+        self.startup.runtime_bytes = report.bytes;
+        self.startup.times.load = report.load;
+        self.startup.times.materialize = report.materialize;
+        self.startup.times.initializers = report.initializers;
+        self.helper_symbols
+            .extend(self.resident.helper_symbols().iter().cloned());
         Ok(())
-    }
-
-    /// Adds the precompiled runtime object once and runs its static constructors.
-    fn add_resident_object(
-        &mut self,
-        name: &str,
-        bytes: &[u8],
-        object: &RuntimeObject,
-    ) -> Result<()> {
-        let start = Instant::now();
-        self.jit
-            .add_object_file(bytes, &format!("{name} (runtime object)"), None)
-            .map_err(|f| {
-                self.script_error(name, format!("adding the runtime object of {name}"), f)
-            })?;
-        self.helper_symbols.extend(object.defined.iter().cloned());
-        if let Some(first) = object.defined.first() {
-            self.jit.lookup(first).map_err(|f| {
-                runtime_error(self.script_error(
-                    name,
-                    format!("linking the runtime object of {name}"),
-                    f,
-                ))
-            })?;
-        }
-        self.startup.times.materialize = start.elapsed();
-        self.startup.runtime_bytes = bytes.len();
-        let structors = Structors::new(object.ctors.clone(), object.dtors.clone());
-        self.run_resident_ctors(name, structors)
-    }
-
-    /// Runs the runtime's constructors (timed) and keeps its destructors for the drop.
-    fn run_resident_ctors(&mut self, name: &str, structors: Structors) -> Result<()> {
-        let start = Instant::now();
-        self.jit.run_structors(structors.ctors()).map_err(|f| {
-            self.script_error(
-                name,
-                format!("running the static constructors of {name}"),
-                f,
-            )
-        })?;
-        self.startup.times.initializers = start.elapsed();
-        self.structors.extend(structors);
-        Ok(())
-    }
-
-    /// Adds the helper library once and runs its static constructors in priority order.
-    fn add_resident_library(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
-        let start = Instant::now();
-        let ctx = Context::new();
-        let mut module = Module::parse(&ctx, bytes, name)?;
-        module.verify()?;
-        self.check_target(&module, name)?;
-        let structors = resident::prepare_resident_library(&mut module);
-        let defined = module.defined_symbols();
-        let first = defined.iter().next().cloned();
-        self.helper_symbols.extend(defined);
-        self.startup.times.load = start.elapsed();
-        let start = Instant::now();
-        self.jit
-            .add_module(module, None)
-            .map_err(|f| self.script_error(name, format!("adding {name}"), f))?;
-        drop(ctx);
-        // Compile the library now (single-threaded); unresolved references surface here.
-        if let Some(first) = first {
-            self.jit.lookup(&first).map_err(|f| {
-                runtime_error(self.script_error(name, format!("compiling {name}"), f))
-            })?;
-        }
-        self.startup.times.materialize = start.elapsed();
-        self.startup.runtime_bytes = bytes.len();
-        self.run_resident_ctors(name, structors)
-    }
-}
-
-/// Names the JIT-resident runtime library as the summary's, not as a script, when it references symbols nothing
-/// defines.
-fn runtime_error(error: Error) -> Error {
-    match error {
-        Error::UnresolvedSymbols {
-            script,
-            symbols,
-            source,
-        } => Error::RuntimeUnresolvedSymbols {
-            summary: script,
-            symbols,
-            source,
-        },
-        other => other,
     }
 }

@@ -128,6 +128,8 @@ extern "C" fn report_error(ctx: *mut libc::c_void, err: LLVMErrorRef) {
 /// The LLJIT and the Rust state its callbacks point into.
 struct JitInner {
     raw: NonNull<lj::LLVMOrcOpaqueLLJIT>,
+    /// `false` for an LLJIT lent by a C or C++ caller ([`LlJit::borrow_raw`]): never disposed by thinjit.
+    owned: bool,
     errors: Box<ErrorSink>,
     /// The transform's closure, double-boxed so its address is thin and stable.
     transform: Mutex<Option<Box<Box<IrTransform>>>>,
@@ -143,8 +145,10 @@ impl Drop for JitInner {
     fn drop(&mut self) {
         // SAFETY: no tracker refers to the JIT any more (they hold an `Arc<JitInner>`); disposing tears down the
         // session, which stops calling the transform and the reporter before `transform`/`errors` drop.
-        unsafe {
-            let _ = consume_error(lj::LLVMOrcDisposeLLJIT(self.raw.as_ptr()));
+        if self.owned {
+            unsafe {
+                let _ = consume_error(lj::LLVMOrcDisposeLLJIT(self.raw.as_ptr()));
+            }
         }
     }
 }
@@ -206,6 +210,7 @@ impl LlJit {
             NonNull::new(raw).ok_or_else(|| OrcFailure::other("LLVM returned a null LLJIT"))?;
         let inner = Arc::new(JitInner {
             raw,
+            owned: true,
             errors: Box::default(),
             transform: Mutex::new(None),
         });
@@ -591,5 +596,216 @@ impl Module<'_> {
     /// A key identifying this module while ORC owns it (its address, stable for the module's lifetime).
     pub(crate) fn identity(&self) -> usize {
         self.as_raw() as usize
+    }
+}
+
+/// A JITDylib of an [`LlJit`]: where definitions go and where lookups search. Valid as long as its LLJIT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JitDylib {
+    raw: NonNull<orc::LLVMOrcOpaqueJITDylib>,
+}
+
+// SAFETY: a JITDylib is owned by its execution session; its operations take the session lock.
+unsafe impl Send for JitDylib {}
+// SAFETY: as above.
+unsafe impl Sync for JitDylib {}
+
+impl JitDylib {
+    /// Wraps a JITDylib handle of a caller's LLJIT.
+    ///
+    /// # Safety
+    /// `raw` must be a live `LLVMOrcJITDylibRef` of the LLJIT it is used with, alive as long as that LLJIT.
+    pub unsafe fn from_raw(raw: orc::LLVMOrcJITDylibRef) -> Option<Self> {
+        NonNull::new(raw).map(|raw| JitDylib { raw })
+    }
+
+    /// The underlying `LLVMOrcJITDylibRef`.
+    pub fn as_raw(&self) -> orc::LLVMOrcJITDylibRef {
+        self.raw.as_ptr()
+    }
+}
+
+impl Clone for LlJit {
+    /// Another handle on the same LLJIT (it is disposed when the last owned handle goes).
+    fn clone(&self) -> Self {
+        LlJit {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// The result an asynchronous session lookup hands to its callback.
+type LookupResult = Result<u64, Vec<OrcError>>;
+
+extern "C" fn lookup_done(
+    err: LLVMErrorRef,
+    result: orc::LLVMOrcCSymbolMapPairs,
+    count: libc::size_t,
+    ctx: *mut libc::c_void,
+) {
+    // SAFETY: `ctx` is the `Sender` `lookup_in` keeps alive until it has received; `result` holds `count`
+    // pairs on success (owned by ORC, read only here); `err` is ours.
+    unsafe {
+        let outcome = match consume_error(err) {
+            Err(errors) => Err(errors),
+            Ok(()) if count >= 1 && !result.is_null() => Ok((*result).Sym.Address),
+            Ok(()) => Err(vec![OrcError {
+                kind: OrcErrorKind::Other,
+                symbols: Vec::new(),
+                message: "the lookup returned no address".into(),
+            }]),
+        };
+        let sender = &*(ctx as *const std::sync::mpsc::Sender<LookupResult>);
+        let _ = sender.send(outcome);
+    }
+}
+
+impl LlJit {
+    /// A handle on a caller's LLJIT (an `llvm::orc::LLJIT` of a C or C++ host, as `LLVMOrcLLJITRef`). thinjit
+    /// never disposes it and installs no error reporter on its session (errors ORC reports asynchronously go
+    /// to the caller's reporter; the calls that fail still return theirs).
+    ///
+    /// # Safety
+    /// `raw` must be a live LLJIT that outlives every handle made from it (and everything those handles
+    /// installed in it, such as an IR transform).
+    pub unsafe fn borrow_raw(raw: lj::LLVMOrcLLJITRef) -> Option<Self> {
+        super::initialize();
+        let raw = NonNull::new(raw)?;
+        Some(LlJit {
+            inner: Arc::new(JitInner {
+                raw,
+                owned: false,
+                errors: Box::default(),
+                transform: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The underlying `LLVMOrcLLJITRef` (still owned by this handle's owner).
+    pub fn as_raw(&self) -> lj::LLVMOrcLLJITRef {
+        self.raw()
+    }
+
+    /// The main JITDylib.
+    pub fn main_jitdylib(&self) -> JitDylib {
+        JitDylib {
+            raw: NonNull::new(self.main_dylib()).expect("LLJIT without a main JITDylib"),
+        }
+    }
+
+    /// Defines absolute symbols (`name` → `address`) in `dylib`. Fails on a duplicate definition.
+    pub fn define_absolute_in(
+        &self,
+        dylib: JitDylib,
+        symbols: &[(&str, u64)],
+    ) -> Result<(), OrcFailure> {
+        if symbols.is_empty() {
+            return Ok(());
+        }
+        let mut pairs = Vec::with_capacity(symbols.len());
+        for (name, address) in symbols {
+            let cname = cstring(name).map_err(name_failure)?;
+            // SAFETY: the LLJIT is live; the entry is retained for us and handed to LLVMOrcAbsoluteSymbols.
+            let entry = unsafe { lj::LLVMOrcLLJITMangleAndIntern(self.raw(), cname.as_ptr()) };
+            pairs.push(orc::LLVMOrcCSymbolMapPair {
+                Name: entry,
+                Sym: orc::LLVMJITEvaluatedSymbol {
+                    Address: *address,
+                    Flags: orc::LLVMJITSymbolFlags {
+                        GenericFlags:
+                            orc::LLVMJITSymbolGenericFlags::LLVMJITSymbolGenericFlagsExported as u8
+                                | orc::LLVMJITSymbolGenericFlags::LLVMJITSymbolGenericFlagsCallable
+                                    as u8,
+                        TargetFlags: 0,
+                    },
+                },
+            });
+        }
+        // SAFETY: LLVMOrcAbsoluteSymbols takes the retained names; JITDylibDefine takes the unit on success,
+        // on failure we dispose it.
+        unsafe {
+            let mu = orc::LLVMOrcAbsoluteSymbols(pairs.as_mut_ptr(), pairs.len());
+            let err = orc::LLVMOrcJITDylibDefine(dylib.as_raw(), mu);
+            if !err.is_null() {
+                orc::LLVMOrcDisposeMaterializationUnit(mu);
+            }
+            orc_result(&self.inner, err)
+        }
+    }
+
+    /// Adds `module` to `dylib` (compiled when first looked up). The module is consumed even on error.
+    pub fn add_module_in(&self, dylib: JitDylib, module: Module<'_>) -> Result<(), OrcFailure> {
+        let tsc = module.context().thread_safe_raw().ok_or_else(|| {
+            OrcFailure::other("a module in a borrowed context cannot be added to the JIT")
+        })?;
+        if !module.is_owned() {
+            return Err(OrcFailure::other(
+                "a borrowed module (Module::borrow_raw) cannot be handed to the JIT",
+            ));
+        }
+        let raw = module.into_raw();
+        // SAFETY: `raw` is a module we own in the TSC's context; the TSM takes it and a reference on the TSC;
+        // LLVMOrcLLJITAddLLVMIRModule takes the TSM even when it fails.
+        let err = unsafe {
+            let tsm = orc::LLVMOrcCreateNewThreadSafeModule(raw, tsc);
+            lj::LLVMOrcLLJITAddLLVMIRModule(self.raw(), dylib.as_raw(), tsm)
+        };
+        orc_result(&self.inner, err)
+    }
+
+    /// Adds a relocatable object file to `dylib`.
+    pub fn add_object_file_in(
+        &self,
+        dylib: JitDylib,
+        object: &[u8],
+        name: &str,
+    ) -> Result<(), OrcFailure> {
+        let buffer = MemoryBuffer::from_bytes(object, name);
+        // SAFETY: the call takes ownership of the buffer whatever the outcome.
+        let err =
+            unsafe { lj::LLVMOrcLLJITAddObjectFile(self.raw(), dylib.as_raw(), buffer.into_raw()) };
+        orc_result(&self.inner, err)
+    }
+
+    /// Looks `name` up in `dylib` alone (all its symbols, exported or not), materializing what it needs, and
+    /// returns its address.
+    pub fn lookup_in(&self, dylib: JitDylib, name: &str) -> Result<u64, OrcFailure> {
+        let cname = cstring(name).map_err(name_failure)?;
+        let (sender, receiver) = std::sync::mpsc::channel::<LookupResult>();
+        // SAFETY: the session is live; the search order and lookup set are read during the call; the name is
+        // retained for the lookup, which takes it over; `sender` outlives the callback (we wait for it below).
+        unsafe {
+            let es = lj::LLVMOrcLLJITGetExecutionSession(self.raw());
+            let entry = lj::LLVMOrcLLJITMangleAndIntern(self.raw(), cname.as_ptr());
+            let mut order = [orc::LLVMOrcCJITDylibSearchOrderElement {
+                JD: dylib.as_raw(),
+                JDLookupFlags:
+                    orc::LLVMOrcJITDylibLookupFlags::LLVMOrcJITDylibLookupFlagsMatchAllSymbols,
+            }];
+            let mut symbols = [orc::LLVMOrcCLookupSetElement {
+                Name: entry,
+                LookupFlags: orc::LLVMOrcSymbolLookupFlags::LLVMOrcSymbolLookupFlagsRequiredSymbol,
+            }];
+            orc::LLVMOrcExecutionSessionLookup(
+                es,
+                orc::LLVMOrcLookupKind::LLVMOrcLookupKindStatic,
+                order.as_mut_ptr(),
+                order.len(),
+                symbols.as_mut_ptr(),
+                symbols.len(),
+                lookup_done,
+                &sender as *const std::sync::mpsc::Sender<LookupResult> as *mut libc::c_void,
+            );
+        }
+        match receiver.recv() {
+            Ok(Ok(address)) => Ok(address),
+            Ok(Err(errors)) => Err(OrcFailure {
+                errors,
+                reported: self.inner.errors.take(),
+            }),
+            Err(_) => Err(OrcFailure::other(format!(
+                "the lookup of `{name}` never completed"
+            ))),
+        }
     }
 }

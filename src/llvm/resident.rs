@@ -114,6 +114,26 @@ impl LlJit {
         Ok(())
     }
 
+    /// [`LlJit::run_structors`] with the names looked up in `dylib`.
+    ///
+    /// Crate-private, with the same contract as [`LlJit::run_structors`].
+    pub(crate) fn run_structors_in(
+        &self,
+        dylib: super::orc::JitDylib,
+        names: &[String],
+    ) -> Result<(), crate::OrcFailure> {
+        for name in names {
+            let address = self.lookup_in(dylib, name)?;
+            // SAFETY: as in `run_structors`: `void()` functions from `llvm.global_ctors` / `llvm.global_dtors`,
+            // at an address from a successful lookup in this live JIT.
+            unsafe {
+                let f: extern "C" fn() = std::mem::transmute(address as usize);
+                f();
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `names` (functions taken from `llvm.global_ctors` / `llvm.global_dtors`) in order, looking each one
     /// up first. Stops at the first lookup error.
     ///

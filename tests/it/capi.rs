@@ -271,33 +271,95 @@ fn c_eager_example_imports_inlines_and_runs_the_seed() {
     assert!(stdout.trim_end().ends_with("done"), "{stdout}");
 }
 
-#[test]
-fn cpp_example_eager_imports_inlines_and_runs_the_seed() {
-    let dir = tempfile::tempdir().unwrap();
-    let summary = write_summary(dir.path());
-    let exe = dir.path().join("cpp-orc");
+/// Checks what every run of the C++ example prints: the seed's result, the call inlined, one counter.
+fn check_cpp_run(stdout: &str) {
+    assert_eq!(field(stdout, "calls_after_o3"), "0", "{stdout}");
+    assert_eq!(
+        field(stdout, "CreateWrappedValueFromInt"),
+        "imported",
+        "{stdout}"
+    );
+    assert_eq!(field(stdout, "f_WRAPPED"), "tag 1 value 23333", "{stdout}");
+    // Two modules added to the caller's LLJIT and the host see one counter.
+    assert_eq!(
+        field(stdout, "counter"),
+        "a=1 b=2 get=2 shared=2",
+        "{stdout}"
+    );
+    assert!(stdout.contains("import report for `seed`"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("done"), "{stdout}");
+}
+
+/// Checks the JIT-resident runtime's invariants: constructor once, destructor once at dispose.
+fn check_resident(stdout: &str, source: &str) {
+    assert_eq!(field(stdout, "runtime"), source, "{stdout}");
+    assert_eq!(field(stdout, "intern_ctor_runs"), "1", "{stdout}");
+    assert_eq!(
+        field(stdout, "events_before_dispose"),
+        "ctor=1 dtor=0",
+        "{stdout}"
+    );
+    assert_eq!(
+        field(stdout, "events_after_dispose"),
+        "ctor=1 dtor=1",
+        "{stdout}"
+    );
+}
+
+fn build_cpp_example(dir: &Path) -> PathBuf {
+    let exe = dir.join("cpp-orc");
     build_program(
         &[repo_root().join("examples/cpp-orc/main.cpp")],
         &exe,
         true,
         Link::Shared,
     );
+    exe
+}
+
+#[test]
+fn cpp_example_eager_with_the_resident_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = write_summary(dir.path());
+    let exe = build_cpp_example(dir.path());
+    let stdout = run(&exe, &[&summary, Path::new("eager")]);
+    check_cpp_run(&stdout);
+    check_resident(&stdout, "object");
+}
+
+#[test]
+fn cpp_example_inside_orc_imports_in_the_transform() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = write_summary(dir.path());
+    let exe = build_cpp_example(dir.path());
+    let stdout = run(&exe, &[&summary, Path::new("orc")]);
+    check_cpp_run(&stdout);
+    check_resident(&stdout, "object");
+    // One report per script module the transform materialized; the runtime's own modules passed through.
+    assert_eq!(field(&stdout, "transform_reports"), "2", "{stdout}");
+
+    // The same from a summary without a precompiled object: the library bitcode is compiled in the caller's
+    // LLJIT, with the same invariants.
+    let bare = dir.path().join("bare.thinjit");
+    Summary::build(&helper_bitcode(), &BuildOptions::default())
+        .unwrap()
+        .write(&bare)
+        .unwrap();
+    let stdout = run(&exe, &[&bare, Path::new("orc")]);
+    check_cpp_run(&stdout);
+    check_resident(&stdout, "bitcode");
+}
+
+#[test]
+fn cpp_example_host_native_both_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = write_summary(dir.path());
+    let exe = build_cpp_example(dir.path());
     let so = helper_shared_library();
-    let stdout = run(&exe, &[&summary, Path::new("eager"), &so]);
-    assert_eq!(field(&stdout, "calls_after_o3"), "0", "{stdout}");
-    assert_eq!(
-        field(&stdout, "CreateWrappedValueFromInt"),
-        "imported",
-        "{stdout}"
-    );
-    assert_eq!(field(&stdout, "f_WRAPPED"), "tag 1 value 23333", "{stdout}");
-    assert_eq!(
-        field(&stdout, "counter"),
-        "a=1 b=2 get=2 shared=2",
-        "{stdout}"
-    );
-    assert!(stdout.contains("import report for `seed`"), "{stdout}");
-    assert!(stdout.trim_end().ends_with("done"), "{stdout}");
+    for variant in ["eager", "orc"] {
+        let stdout = run(&exe, &[&summary, Path::new(variant), &so]);
+        check_cpp_run(&stdout);
+    }
 }
 
 /// A summary of one helper built for aarch64.
@@ -458,4 +520,190 @@ fn borrowed_modules_stay_the_owners() {
     bad.extend_from_slice(&[0x35, 0x14, 0, 0, 5, 0, 0, 0, 0x62, 0x0c, 0x30, 0x24]);
     let err = Module::parse_bitcode(&owner, &bad, "garbage.bc").unwrap_err();
     assert!(err.to_string().contains("garbage.bc"), "{err}");
+}
+
+host_callbacks!(resident_host);
+
+/// The library API under the C plug-in: `ResidentRuntime` in a JITDylib of an LLJIT thinjit does not own
+/// (here an LLJIT of thinjit's, borrowed through its raw handle as a C host's would be):
+/// constructor once, helpers callable, destructor once at shutdown, a second runtime in the same JITDylib
+/// refused.
+#[test]
+fn resident_runtime_installs_into_a_borrowed_lljit() {
+    use thinjit::jit::{ResidentRuntime, RuntimeSource};
+    use thinjit::llvm::orc::LlJit;
+    let summary = helpers_summary();
+    let owner = LlJit::new_host().unwrap();
+    // What a C++ `LLJITBuilder` JIT has by default: the process's symbols (libc, libstdc++).
+    owner.add_process_symbols().unwrap();
+    // SAFETY: `owner` outlives `jit` and everything installed through it.
+    let jit = unsafe { LlJit::borrow_raw(owner.as_raw()) }.unwrap();
+    let host = [
+        (
+            "thinjit_host_alloc",
+            resident_host::alloc as *const () as u64,
+        ),
+        ("thinjit_host_free", resident_host::free as *const () as u64),
+        ("thinjit_host_log", resident_host::log as *const () as u64),
+        (
+            "thinjit_host_event",
+            resident_host::event as *const () as u64,
+        ),
+    ];
+    let mut runtime =
+        ResidentRuntime::install(&jit, jit.main_jitdylib(), &summary, &host, true).unwrap();
+    assert_eq!(runtime.report().source, RuntimeSource::Object);
+    assert_eq!(resident_host::events(1), 1);
+    assert!(runtime
+        .helper_symbols()
+        .contains("CreateWrappedValueFromInt"));
+    let runs = owner.lookup("rt_intern_ctor_runs").unwrap();
+    // SAFETY: `rt_intern_ctor_runs` is `int32_t (void)` in the runtime just installed.
+    let runs: extern "C" fn() -> i32 = unsafe { std::mem::transmute(runs as usize) };
+    assert_eq!(runs(), 1);
+
+    let again = ResidentRuntime::install(&jit, jit.main_jitdylib(), &summary, &host, true);
+    assert!(again.is_err(), "a second runtime in one JITDylib");
+
+    assert_eq!(resident_host::events(2), 0);
+    assert!(runtime.shutdown() >= 1);
+    assert_eq!(resident_host::events(2), 1, "destructor once");
+    assert_eq!(runtime.shutdown(), 0);
+    drop(runtime);
+    assert_eq!(resident_host::events(2), 1);
+    drop(jit);
+    // The borrowed handle never disposed the LLJIT: its owner still looks symbols up.
+    assert!(owner.lookup("CreateWrappedValueFromInt").is_ok());
+}
+
+host_callbacks!(transform_host);
+
+/// The transform inside ORC, driven through the C functions on an LLJIT the caller owns: a module that does
+/// not verify fails its own materialization (the lookup returns the error, the process lives on, the failure
+/// is counted), and the next module is imported, inlined and runs.
+#[test]
+fn transform_refusal_is_a_lookup_error_not_an_abort() {
+    use thinjit::llvm::orc::LlJit;
+    use thinjit::llvm::{Context, Module};
+    let summary = helpers_summary();
+    let bytes = summary.to_bytes();
+    let jit = LlJit::new_host().unwrap();
+    jit.add_process_symbols().unwrap();
+    let host = [
+        (
+            c"thinjit_host_alloc",
+            transform_host::alloc as *const () as u64,
+        ),
+        (
+            c"thinjit_host_free",
+            transform_host::free as *const () as u64,
+        ),
+        (c"thinjit_host_log", transform_host::log as *const () as u64),
+        (
+            c"thinjit_host_event",
+            transform_host::event as *const () as u64,
+        ),
+    ]
+    .map(|(name, address)| thinjit_capi::ThinjitHostSymbol {
+        name: name.as_ptr(),
+        address,
+    });
+    let (mut s, mut runtime, mut transform) = (
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    );
+    // SAFETY: valid buffers, handles and out-pointers; `jit` outlives the runtime (disposed below) and the
+    // transform (disposed after `jit`).
+    unsafe {
+        let err = thinjit_capi::thinjit_summary_load_from_memory(
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            c"helpers".as_ptr(),
+            &mut s,
+        );
+        assert!(err.is_null());
+        let err = thinjit_capi::thinjit_resident_runtime_install(
+            jit.as_raw(),
+            std::ptr::null_mut(),
+            s,
+            host.as_ptr(),
+            host.len(),
+            1,
+            &mut runtime,
+        );
+        assert!(
+            err.is_null(),
+            "{:?}",
+            std::ffi::CStr::from_ptr(thinjit_capi::thinjit_error_message(err))
+        );
+        let err = thinjit_capi::thinjit_ir_transform_install(
+            jit.as_raw(),
+            s,
+            std::ptr::null_mut(),
+            3,
+            &mut transform,
+        );
+        assert!(err.is_null());
+    }
+    let bad = Context::new();
+    let module = Module::parse_ir(
+        &bad,
+        b"define i32 @bad() {\nentry:\n  ret i32 %y\nb:\n  %y = add i32 1, 1\n  ret i32 %y\n}\n",
+        "bad",
+    )
+    .unwrap();
+    jit.add_module(module, None).unwrap();
+    let failure = jit.lookup("bad").unwrap_err();
+    let text = format!("{failure:?} {:?}", jit.take_reported_errors());
+    assert!(
+        text.contains("does not verify") || text.contains("dominate"),
+        "{text}"
+    );
+
+    let good = Context::new();
+    let module = Module::parse_ir(&good, crate::common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
+    jit.add_module(module, None).unwrap();
+    let f = jit.lookup("f_WRAPPED").unwrap();
+    // SAFETY: `f_WRAPPED` is `ptr (ptr, ptr)` and returns a boxed int: `{ i32 tag, i32 pad, i32 value }`.
+    let value = unsafe {
+        let f: extern "C" fn(*mut u8, *mut u8) -> *const i32 = std::mem::transmute(f as usize);
+        let boxed = f(std::ptr::null_mut(), std::ptr::null_mut());
+        (*boxed, *boxed.add(2))
+    };
+    assert_eq!(value, (1, 23333));
+
+    let (mut failures, mut reports) = (0usize, 0usize);
+    let mut report = std::ptr::null_mut();
+    let mut entry = std::mem::MaybeUninit::<thinjit_capi::ThinjitReportEntry>::uninit();
+    let mut found = 0;
+    // SAFETY: live handles; valid out-pointers.
+    unsafe {
+        assert!(
+            thinjit_capi::thinjit_ir_transform_failure_count(transform, &mut failures).is_null()
+        );
+        assert!(thinjit_capi::thinjit_ir_transform_report_count(transform, &mut reports).is_null());
+        assert!(thinjit_capi::thinjit_ir_transform_report(transform, 0, &mut report).is_null());
+        assert!(thinjit_capi::thinjit_report_find(
+            report,
+            c"CreateWrappedValueFromInt".as_ptr(),
+            entry.as_mut_ptr(),
+            &mut found
+        )
+        .is_null());
+        assert_eq!(found, 1);
+        let entry = entry.assume_init();
+        assert_eq!(entry.imported, 1);
+        assert_eq!(entry.calls_after_optimize, 0, "inlined inside ORC");
+        thinjit_capi::thinjit_report_dispose(report);
+        thinjit_capi::thinjit_resident_runtime_dispose(runtime);
+    }
+    assert_eq!((failures, reports), (1, 1));
+    assert_eq!(transform_host::events(2), 1, "destructor at dispose");
+    drop(jit);
+    // SAFETY: the LLJIT it was installed on is gone.
+    unsafe {
+        thinjit_capi::thinjit_ir_transform_dispose(transform);
+        thinjit_capi::thinjit_summary_dispose(s);
+    }
 }
