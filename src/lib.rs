@@ -19,6 +19,11 @@ pub mod summary;
 
 pub use error::{Error, OrcError, OrcErrorKind, OrcFailure, Result};
 
+/// The README's Rust snippets, compiled and run as doc tests (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctests {}
+
 /// The path of a summary built by `thinjit-build` in the crate's `build.rs` (`Build::compile(name)`), as a
 /// `&'static str`: `env!("THINJIT_SUMMARY_<name>")`, set by the build script with `cargo:rustc-env`.
 ///

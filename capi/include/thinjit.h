@@ -312,9 +312,10 @@ typedef struct {
  * NULL when 0) and thinjit's atexit registry there, redirects the helper code's `__cxa_atexit` / `atexit` /
  * `__dso_handle` to that registry, adds the precompiled runtime object when `use_object` is non-zero and the
  * object suits the JIT (else compiles the library bitcode), links it, and runs the static constructors once.
- * One runtime per JITDylib. The summary must match the JIT's target (else THINJIT_ERROR_SUMMARY); a helper
- * reference nothing resolves is THINJIT_ERROR_SYMBOL. *out owns the runtime: dispose it (which runs the
- * destructors) before disposing the LLJIT.
+ * One runtime per JITDylib. The summary must match the JIT's target (else THINJIT_ERROR_SUMMARY). A helper
+ * reference nothing resolves fails the install (THINJIT_ERROR_SYMBOL, or THINJIT_ERROR_JIT "Failed to
+ * materialize" when ORC sent the missing names to the LLJIT's own error reporter, as LLVM's default one logs
+ * them). *out owns the runtime: dispose it (which runs the destructors) before disposing the LLJIT.
  */
 thinjitErrorRef thinjit_resident_runtime_install(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef dylib,
                                                  thinjitSummaryRef summary, const thinjitHostSymbol *host_symbols,

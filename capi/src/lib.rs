@@ -415,11 +415,13 @@ pub unsafe extern "C" fn thinjit_import(
         // SAFETY: checked handles; the module per the header.
         unsafe {
             let s = summary_arg(summary)?;
-            let result = if config.is_null() {
-                import_raw(module, &s.summary, &ImportConfig::default())?
+            // A copy, so concurrent imports with one config do not wait for each other.
+            let config = if config.is_null() {
+                ImportConfig::default()
             } else {
-                with_config(config, |c| import_raw(module, &s.summary, c))?
+                with_config(config, |c| Ok(c.clone()))?
             };
+            let result = import_raw(module, &s.summary, &config)?;
             if !report.is_null() {
                 report.write(register(ReportHandle::new(result), HandleKind::Report));
             }

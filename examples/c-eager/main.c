@@ -3,6 +3,7 @@
  * them (the eager variant). Plain C99, LLVM-C and thinjit.h only.
  *
  *   c-eager SUMMARY HELPERS_SO      host-native: the helpers are the native shared library HELPERS_SO
+ *   c-eager SUMMARY --resident      JIT-resident: thinjit adds the summary's helper runtime to this LLJIT
  *
  * It parses the seed's script in its own context, imports + optimizes it with thinjit, adds it to its LLJIT,
  * calls f_WRAPPED, and prints what happened as `key: value` lines (the test suite reads them).
@@ -54,6 +55,16 @@ typedef struct {
         const char *s;
     } as;
 } WrappedValue;
+
+/* The host callbacks the helper runtime calls (helpers/include/thinjit_host.h), as this program implements them. */
+static int events[8];
+static void *host_alloc(size_t n) { return malloc(n); }
+static void host_free(void *p) { free(p); }
+static void host_log(const char *msg) { fprintf(stderr, "helper: %s\n", msg); }
+static void host_event(int32_t code) {
+    if (code >= 0 && code < 8)
+        events[code]++;
+}
 
 static void die_thinjit(const char *what, thinjitErrorRef err) {
     fprintf(stderr, "error: %s: %s\n", what, thinjit_error_message(err));
@@ -131,9 +142,10 @@ static LLVMOrcExecutorAddress lookup(LLVMOrcLLJITRef jit, const char *name) {
 
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s SUMMARY HELPERS_SO\n", argv[0]);
+        fprintf(stderr, "usage: %s SUMMARY (HELPERS_SO | --resident)\n", argv[0]);
         return 2;
     }
+    int resident = strcmp(argv[2], "--resident") == 0;
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
 
@@ -151,15 +163,28 @@ int main(int argc, char **argv) {
     if ((err = thinjit_config_create(&config)))
         die_thinjit("thinjit_config_create", err);
 
-    /* Host-native: the helpers run from their native shared library; thinjit imports bodies to inline. */
-    if ((err = thinjit_config_set(config, "runtime-mode", "host-native")))
-        die_thinjit("thinjit_config_set", err);
-    LLVMOrcDefinitionGeneratorRef gen = NULL;
-    lerr = LLVMOrcCreateDynamicLibrarySearchGeneratorForPath(&gen, argv[2], LLVMOrcLLJITGetGlobalPrefix(jit),
-                                                             NULL, NULL);
-    if (lerr)
-        die_llvm("loading the helpers' shared library", lerr);
-    LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(jit), gen);
+    thinjitResidentRuntimeRef runtime = NULL;
+    if (resident) {
+        /* JIT-resident: the helper runtime once in this LLJIT's main JITDylib; its constructors run now. */
+        thinjitHostSymbol host[] = {
+            {"thinjit_host_alloc", (uint64_t)(uintptr_t)&host_alloc},
+            {"thinjit_host_free", (uint64_t)(uintptr_t)&host_free},
+            {"thinjit_host_log", (uint64_t)(uintptr_t)&host_log},
+            {"thinjit_host_event", (uint64_t)(uintptr_t)&host_event},
+        };
+        if ((err = thinjit_resident_runtime_install(jit, NULL, summary, host, 4, 1, &runtime)))
+            die_thinjit("thinjit_resident_runtime_install", err);
+    } else {
+        /* Host-native: the helpers run from their native shared library; thinjit imports bodies to inline. */
+        if ((err = thinjit_config_set(config, "runtime-mode", "host-native")))
+            die_thinjit("thinjit_config_set", err);
+        LLVMOrcDefinitionGeneratorRef gen = NULL;
+        lerr = LLVMOrcCreateDynamicLibrarySearchGeneratorForPath(&gen, argv[2], LLVMOrcLLJITGetGlobalPrefix(jit),
+                                                                 NULL, NULL);
+        if (lerr)
+            die_llvm("loading the helpers' shared library", lerr);
+        LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(jit), gen);
+    }
 
     /* Each script in its own context (ORC's ThreadSafeContext), as ORC recommends. */
     LLVMOrcThreadSafeContextRef tsc_a = LLVMOrcCreateNewThreadSafeContext();
@@ -198,6 +223,11 @@ int main(int argc, char **argv) {
     printf("counter: a=%lld b=%lld get=%lld shared=%lld\n", (long long)a, (long long)b,
            (long long)counter_get(), (long long)*shared);
 
+    if (runtime != NULL) {
+        printf("events_before_dispose: ctor=%d dtor=%d\n", events[1], events[2]);
+        thinjit_resident_runtime_dispose(runtime); /* destructors, while the LLJIT still holds their code */
+        printf("events_after_dispose: ctor=%d dtor=%d\n", events[1], events[2]);
+    }
     thinjit_report_dispose(report);
     thinjit_report_dispose(report_b);
     thinjit_config_dispose(config);

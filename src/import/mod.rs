@@ -21,3 +21,14 @@ pub use inlining::{called_functions, InlineOutcome, RemainingCall};
 pub use llvm_importer::{import_with_llvm, LlvmImport};
 pub use plan::{plan, ImportPlan, PlannedFunction, PlannedVariable, ScriptSymbols};
 pub use report::{Considered, Decision, ImportReport, Reason, StageTimes, SymbolKind, Totals};
+
+/// Runs the import pass on an inkwell module in place (feature `inkwell`): helper bodies are linked into it, in
+/// its own inkwell context, with no text or bitcode copy; see [`import`].
+#[cfg(feature = "inkwell")]
+pub fn import_inkwell<S: ShardSource + ?Sized>(
+    module: &inkwell::module::Module<'_>,
+    summary: &S,
+    config: &ImportConfig,
+) -> crate::Result<ImportReport> {
+    crate::llvm::inkwell::with_module(module, |m| import(m, summary, config))
+}

@@ -465,6 +465,57 @@ impl Engine {
         self.add_script(&module.name(), &module.write_bitcode())
     }
 
+    /// Adds a script module that lives in a context the caller owns: an llvm-sys or C++ caller's context
+    /// borrowed with [`Context::borrow_raw`](crate::llvm::Context::borrow_raw) and
+    /// [`Module::borrow_raw`], an inkwell module ([`Engine::add_inkwell_module`], feature `inkwell`), or a
+    /// thinjit [`Context`](crate::llvm::Context). The module is compiled where it lives, with no copy through
+    /// text or bitcode: the import pass links helper bodies into it (into its context), O3 and code generation
+    /// run on it on this thread, and the object goes to ORC under the script's own tracker. The module is left
+    /// changed (imported, optimized, structors taken out): drop it afterwards.
+    ///
+    /// Eager engines only (a lazy engine hands the module itself to ORC, which needs it in a context of its
+    /// own: [`Engine::add_script_module`] copies it there), and never from the compiled-script cache (its key is
+    /// the script's bytes, which this path never makes). See docs/interop.md.
+    ///
+    /// ```
+    /// use thinjit::jit::EngineBuilder;
+    /// use thinjit::llvm::{Context, Module};
+    /// let engine = EngineBuilder::new().build().unwrap();
+    /// let ctx = Context::new();
+    /// let mut module = Module::parse_ir(&ctx, b"define i32 @seven() { ret i32 7 }", "seven").unwrap();
+    /// let script = engine.add_script_module_in_place(&mut module).unwrap();
+    /// let seven = script.lookup::<extern "C" fn() -> i32>("seven").unwrap();
+    /// assert_eq!(unsafe { seven.call() }, 7);
+    /// ```
+    pub fn add_script_module_in_place(&self, module: &mut Module<'_>) -> Result<ScriptHandle<'_>> {
+        self.core
+            .add_module_in_place(module)
+            .map(|r| self.handle(r))
+    }
+
+    /// Adds an inkwell module (feature `inkwell`), compiled where it lives in the caller's inkwell context with
+    /// no text or bitcode copy; see [`Engine::add_script_module_in_place`]. The module is consumed.
+    ///
+    /// ```
+    /// let engine = thinjit::jit::EngineBuilder::new().build().unwrap();
+    /// let ink = inkwell::context::Context::create();
+    /// let module = ink.create_module("seven");
+    /// let f = module.add_function("seven", ink.i32_type().fn_type(&[], false), None);
+    /// let builder = ink.create_builder();
+    /// builder.position_at_end(ink.append_basic_block(f, "entry"));
+    /// builder.build_return(Some(&ink.i32_type().const_int(7, false))).unwrap();
+    /// let script = engine.add_inkwell_module(module).unwrap();
+    /// let seven = script.lookup::<extern "C" fn() -> i32>("seven").unwrap();
+    /// assert_eq!(unsafe { seven.call() }, 7);
+    /// ```
+    #[cfg(feature = "inkwell")]
+    pub fn add_inkwell_module(
+        &self,
+        module: inkwell::module::Module<'_>,
+    ) -> Result<ScriptHandle<'_>> {
+        crate::llvm::inkwell::with_module(&module, |m| self.add_script_module_in_place(m))
+    }
+
     /// Adds a script (textual IR or bitcode, named `name` in errors and reports) in its own LLVM context and
     /// under its own resource tracker, through the pipeline's stages ([`super::Stage`]): all of them now
     /// (eager), or parse and verify now and the rest when ORC materializes it (lazy). A failed add leaves

@@ -29,7 +29,7 @@ use super::builder::Strategy;
 use super::cache::CachedScript;
 use super::engine::{Core, Loading, Registered};
 use super::runtime;
-use crate::cache::CacheOutcome;
+use crate::cache::{CacheKey, CacheOutcome, ScriptCache};
 use crate::import::{self, ImportConfig, ImportPlan, ImportReport};
 use crate::llvm::{CodeGenOpt, Context, Linkage, Module, TargetMachine};
 use crate::optimize::OptLevel;
@@ -249,6 +249,10 @@ impl<'p> Run<'p> {
 
     /// With save-temps, writes `module` as `stage`'s file.
     fn save_module(&mut self, stage: Stage, module: &Module<'_>) -> Result<()> {
+        // Write the module only when it is kept: bitcode of every stage of every script costs time.
+        if self.pipeline.save_temps.is_none() {
+            return Ok(());
+        }
         self.save(stage, &module.write_bitcode())
     }
 
@@ -535,11 +539,45 @@ impl Core {
                 &fresh
             }
         };
-        let mut module = run.stage(Stage::Parse, || Module::parse(ctx, source, name))?;
-        run.save_module(Stage::Parse, &module)?;
+        let module = run.stage(Stage::Parse, || Module::parse(ctx, source, name))?;
+        let registered = self.add_module(name, ScriptModule::Owned(module), run, cached, tag)?;
+        if let Some(p) = pooled {
+            pipeline.contexts.give_back(p);
+        }
+        Ok(registered)
+    }
+
+    /// Adds a script module of the caller's context, compiled where it lives (eager engines only; never
+    /// cached): see [`super::Engine::add_script_module_in_place`].
+    pub(super) fn add_module_in_place(&self, module: &mut Module<'_>) -> Result<Registered> {
+        let name = module.name();
+        if self.lazy {
+            return Err(Error::Config {
+                message: format!(
+                    "script `{name}`: a lazy engine hands modules to ORC in a context of their own; add a module \
+                     of the caller's context eagerly (lazy(false)) or copy it with add_script_module"
+                ),
+            });
+        }
+        let run = self.pipeline.run(&name);
+        self.add_module(&name, ScriptModule::InPlace(module), run, None, None)
+    }
+
+    /// The stages after parsing, on a module the engine parsed or one of the caller's context.
+    fn add_module(
+        &self,
+        name: &str,
+        mut script: ScriptModule<'_, '_>,
+        mut run: Run<'_>,
+        cached: Option<(Arc<ScriptCache>, CacheKey)>,
+        tag: Option<String>,
+    ) -> Result<Registered> {
+        let pipeline = &*self.pipeline;
+        let module = script.module();
+        run.save_module(Stage::Parse, module)?;
         let defined: BTreeSet<String> = run.stage(Stage::Verify, || {
             module.verify()?;
-            self.check_target(&module, name)?;
+            self.check_target(module, name)?;
             if module.triple().is_empty() {
                 module.set_triple(&self.jit.triple());
             }
@@ -550,13 +588,13 @@ impl Core {
             self.refuse_helper_redefinition(name, defined.iter())?;
             Ok(defined)
         })?;
-        run.save_module(Stage::Verify, &module)?;
+        run.save_module(Stage::Verify, module)?;
 
         let mut loading = Loading::new(self, name);
         let mut prepared = runtime::ScriptRuntime::new(tag.clone(), loading.key());
         if self.lazy {
             run.stage(Stage::Import, || {
-                prepared.prepare(&mut module);
+                prepared.prepare(module);
                 Ok(())
             })?;
             let slot: ReportSlot = Arc::default();
@@ -579,8 +617,15 @@ impl Core {
                     },
                 );
             loading.pending = Some(key);
+            let ScriptModule::Owned(owned) = script else {
+                return Err(Error::Config {
+                    message: format!(
+                        "script `{name}`: a lazy engine needs the script in a context of its own"
+                    ),
+                });
+            };
             self.jit
-                .add_module(module, loading.tracker.as_ref())
+                .add_module(owned, loading.tracker.as_ref())
                 .map_err(|f| self.script_error(name, format!("adding script `{name}`"), f))?;
             self.run_script_ctors(name, &prepared.structors)?;
             return loading.commit(
@@ -592,24 +637,21 @@ impl Core {
 
         // Runtime preparation is part of the import stage: structors out, atexit redirected, own dso handle.
         run.stage(Stage::Import, || {
-            prepared.prepare(&mut module);
+            prepared.prepare(module);
             Ok(())
         })?;
-        let (import, optimized_ir) = pipeline.plan_import_optimize(&mut run, &mut module)?;
+        let (import, optimized_ir) = pipeline.plan_import_optimize(&mut run, module)?;
         run.stage(Stage::Import, || {
             // Strategies that link whole libraries bring their static constructors along.
-            prepared.prepare_linked(&mut module);
+            prepared.prepare_linked(module);
             Ok(())
         })?;
         // Code generation on this thread with a pooled target machine.
         let object = run.stage(Stage::Codegen, || {
-            pipeline.with_machine(|tm| tm.emit_object_verified(&module))
+            pipeline.with_machine(|tm| tm.emit_object_verified(module))
         })?;
         run.save(Stage::Codegen, &object)?;
-        drop(module);
-        if let Some(p) = pooled {
-            pipeline.contexts.give_back(p);
-        }
+        drop(script);
         let after = defined.iter().cloned().collect::<Vec<_>>();
         // JITLink (thread-safe), the dso key, the static constructors.
         let dso_handle = prepared.exported_dso_handle();
@@ -676,5 +718,21 @@ pub(super) fn cached_times(link: Duration) -> ScriptTimes {
     ScriptTimes {
         link,
         ..ScriptTimes::default()
+    }
+}
+
+/// A script module on its way through the pipeline: parsed by the engine into a context of its own, or the
+/// caller's, compiled where it lives.
+enum ScriptModule<'m, 'c> {
+    Owned(Module<'c>),
+    InPlace(&'m mut Module<'c>),
+}
+
+impl<'c> ScriptModule<'_, 'c> {
+    fn module(&mut self) -> &mut Module<'c> {
+        match self {
+            ScriptModule::Owned(m) => m,
+            ScriptModule::InPlace(m) => m,
+        }
     }
 }

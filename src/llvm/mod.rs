@@ -29,6 +29,8 @@
 mod buffer;
 mod comdat;
 mod context;
+#[cfg(feature = "inkwell")]
+pub mod inkwell;
 mod instrument;
 mod message;
 mod module;
@@ -44,7 +46,7 @@ pub use buffer::MemoryBuffer;
 pub use context::{Context, ModuleCacheStats};
 pub use instrument::{EntryCounter, ForwardTo};
 pub(crate) use module::is_bitcode;
-pub use module::{BorrowedModule, Module};
+pub use module::{modules_serialized_on_this_thread, BorrowedModule, Module};
 pub use passes::PassOptions;
 pub use target::{
     host_cpu_features, host_cpu_name, host_triple, normalize_triple, same_target, CodeGenOpt,

@@ -20,6 +20,21 @@ pub(crate) fn is_bitcode(bytes: &[u8]) -> bool {
     bytes.starts_with(b"BC\xC0\xDE") || bytes.starts_with(&[0xDE, 0xC0, 0x17, 0x0B])
 }
 
+thread_local! {
+    /// Modules this thread wrote as bitcode or text ([`Module::write_bitcode`], [`Module::print`]).
+    static SERIALIZED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many modules this thread has written as bitcode or text so far: for checking that a path (such as
+/// [`crate::jit::Engine::add_script_module_in_place`]) never round-trips a module through serialization.
+pub fn modules_serialized_on_this_thread() -> u64 {
+    SERIALIZED.with(|c| c.get())
+}
+
+fn count_serialization() {
+    SERIALIZED.with(|c| c.set(c.get() + 1));
+}
+
 /// An LLVM module owned by Rust, living in a [`Context`].
 pub struct Module<'ctx> {
     raw: NonNull<llvm_sys::LLVMModule>,
@@ -282,12 +297,14 @@ impl<'ctx> Module<'ctx> {
 
     /// The module as textual IR.
     pub fn print(&self) -> String {
+        count_serialization();
         // SAFETY: the module is live; the returned string is ours to free.
         unsafe { LlvmMessage::take(c::LLVMPrintModuleToString(self.as_raw())) }
     }
 
     /// The module as bitcode.
     pub fn write_bitcode(&self) -> Vec<u8> {
+        count_serialization();
         // SAFETY: the module is live; the returned buffer is ours.
         let buffer =
             unsafe { MemoryBuffer::from_raw(LLVMWriteBitcodeToMemoryBuffer(self.as_raw())) };

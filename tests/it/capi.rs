@@ -269,6 +269,26 @@ fn c_eager_example_imports_inlines_and_runs_the_seed() {
     );
     assert!(stdout.contains("import report for `seed`"), "{stdout}");
     assert!(stdout.trim_end().ends_with("done"), "{stdout}");
+
+    // JIT-resident: the summary's runtime in the C program's own LLJIT, through the plug-in.
+    let stdout = run(&exe, &[&summary, Path::new("--resident")]);
+    assert_eq!(field(&stdout, "calls_after_o3"), "0", "{stdout}");
+    assert_eq!(field(&stdout, "f_WRAPPED"), "tag 1 value 23333", "{stdout}");
+    assert_eq!(
+        field(&stdout, "counter"),
+        "a=1 b=2 get=2 shared=2",
+        "{stdout}"
+    );
+    assert_eq!(
+        field(&stdout, "events_before_dispose"),
+        "ctor=1 dtor=0",
+        "{stdout}"
+    );
+    assert_eq!(
+        field(&stdout, "events_after_dispose"),
+        "ctor=1 dtor=1",
+        "{stdout}"
+    );
 }
 
 /// Checks what every run of the C++ example prints: the seed's result, the call inlined, one counter.

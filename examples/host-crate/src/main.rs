@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use thinjit::import::{called_functions, RuntimeMode};
-use thinjit::jit::{Engine, EngineBuilder, ScriptHandle};
+use thinjit::jit::{Engine, EngineBuilder, Script};
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::Summary;
 
@@ -34,18 +34,19 @@ fn script(n: u32) -> String {
     )
 }
 
-/// The host's JIT: the engine and the scripts it added, kept together.
-struct HostJit<'e> {
-    engine: &'e Engine,
-    scripts: Vec<ScriptHandle<'e>>,
+/// The host's JIT: the engine and the scripts it added, owned together in one struct (a `Script` keeps what it
+/// needs of the engine alive, so the struct borrows nothing).
+struct HostJit {
+    engine: Engine,
+    scripts: Vec<Script>,
 }
 
-impl<'e> HostJit<'e> {
+impl HostJit {
     fn add(&mut self, n: u32) -> thinjit::Result<()> {
-        let handle = self
+        let script = self
             .engine
-            .add_script(&format!("script{n}"), script(n).as_bytes())?;
-        self.scripts.push(handle);
+            .add_owned_script(&format!("script{n}"), script(n).as_bytes())?;
+        self.scripts.push(script);
         Ok(())
     }
 
@@ -83,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("runtime: {}", engine.startup_report().runtime);
 
     let mut jit = HostJit {
-        engine: &engine,
+        engine,
         scripts: Vec::new(),
     };
     jit.add(0)?;
@@ -101,6 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // The host sees the same counter: through the runtime's accessor and through the global's address.
+    let engine = &jit.engine;
     let get = engine.lookup::<extern "C" fn() -> i64>("hostrt_counter_get")?;
     // SAFETY: `int64_t hostrt_counter_get(void)`.
     let via_helper = unsafe { get.call() };
