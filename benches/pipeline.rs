@@ -17,10 +17,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use thinjit::import::{self, ImportConfig};
+use thinjit::jit::Strategy;
 use thinjit::llvm::{CodeGenOpt, Context, Linkage, Module, PassOptions, TargetMachine};
 use thinjit::optimize::{optimize, OptLevel};
 use thinjit::summary::Summary;
-use thinjit_cli::bench::{self, PreparedLibrary, Runtime, Workload};
+use thinjit_cli::bench::{self, PreparedLibrary, StrategySpec, Workload};
 
 fn cache() -> std::path::PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("target/thinjit-bench/cache")
@@ -153,13 +154,20 @@ fn compile<'c>(
 }
 
 /// Run time of each variant's code (median of 5 calls of `bench_main(iterations)`), checked against the
-/// script's expected result.
+/// script's expected result. Each variant's object (its own code generation) is added to one engine holding the
+/// helper runtime once.
 fn run_times(
     lib: &PreparedLibrary,
     script: &thinjit_cli::bench::workload::Script,
     machines: &[TargetMachine],
 ) -> Vec<Duration> {
-    let mut rt = Runtime::new(lib).expect("runtime");
+    let engine = bench::engine_builder(
+        lib,
+        StrategySpec::new(Strategy::None),
+        &bench::Host::bundled(),
+    )
+    .build()
+    .expect("engine");
     let mut out = Vec::new();
     let mut first: Option<i64> = None;
     for (k, v) in VARIANTS.iter().enumerate() {
@@ -183,12 +191,18 @@ fn run_times(
         {
             g.set_linkage(Linkage::Internal);
         }
-        let (jit_entry, _) = rt.add_script(m, &entry).expect("add script");
-        let driver = rt.driver(&jit_entry, script.iterations).expect("driver");
+        let object = machines[k].emit_object(&m).expect("codegen");
+        let handle = engine
+            .add_object(&format!("{}.v{k}", script.name), &object)
+            .expect("add object");
+        let f = handle
+            .lookup::<extern "C" fn(i64) -> i64>(&entry)
+            .expect("entry");
         let mut times = Vec::new();
         for _ in 0..5 {
             let t = Instant::now();
-            let r = rt.run(&driver).expect("run");
+            // SAFETY: every bundled script's entry is `i64 bench_main(i64)`; `handle` keeps the code loaded.
+            let r = unsafe { f.call(script.iterations) };
             times.push(t.elapsed());
             match (script.expected, first) {
                 (Some(e), _) => assert_eq!(r, e, "{}: variant `{}`", script.name, v.name),
@@ -231,7 +245,7 @@ fn run_workload(workload: &Workload, lib: &PreparedLibrary, iters: usize) {
                     t_pre = t.elapsed();
                 }
                 if v.import {
-                    import::import(&mut m, summary, &config).expect("import");
+                    import::import(&mut m, &**summary, &config).expect("import");
                 }
                 let t_import = start.elapsed() - t_pre;
                 let t = Cpu::now();

@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of each stage of thinjit's per-script path, with inputs prepared outside the
-//! timed region: load summary, plan, import, O3, materialize. On the bundled helpers (script `arith`) and a
+//! timed region: load summary, plan, import, O3 (the library's own stage functions), and the whole
+//! `Engine::add_script` as the strategies harness measures it. On the bundled helpers (script `arith`) and a
 //! synthetic 10k-function library (a script calling 3 helpers). `cargo bench --bench stages`.
 //!
 //! Summaries are built once into `target/thinjit-bench/cache` (shared with `benches/strategies.rs`).
@@ -10,8 +11,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use thinjit::import::{self, ImportConfig};
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use thinjit::optimize::{self, OptLevel};
 use thinjit::summary::Summary;
-use thinjit_cli::bench::{self, PreparedLibrary, Runtime, Strategy, Workload};
+use thinjit_cli::bench::{self, Host, PreparedLibrary, StrategySpec, Workload};
 
 fn cache() -> std::path::PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("target/thinjit-bench/cache")
@@ -25,10 +27,7 @@ fn prepare(name: &str) -> (Workload, PreparedLibrary) {
 }
 
 fn stages(c: &mut Criterion) {
-    let tm = TargetMachine::host(CodeGenOpt::Default).expect("target machine");
-    let strategy = Strategy::Summary {
-        import_instr_limit: 100,
-    };
+    let tm = TargetMachine::host(CodeGenOpt::Aggressive).expect("target machine");
     for name in ["helpers", "synth-10k"] {
         let (workload, lib) = prepare(name);
         let script = if name == "helpers" {
@@ -62,7 +61,7 @@ fn stages(c: &mut Criterion) {
                     let mut m =
                         Module::parse_ir(&ctx, script.ir.as_bytes(), &script.name).expect("parse");
                     let t = Instant::now();
-                    import::import(&mut m, &lib.summary, &config).expect("import");
+                    import::import(&mut m, &*lib.summary, &config).expect("import");
                     total += t.elapsed();
                 }
                 total
@@ -74,35 +73,31 @@ fn stages(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let ctx = Context::new();
-                    let mut imported =
-                        bench::import_script(&ctx, &script.name, &script.ir, strategy, &lib, &tm)
-                            .expect("import");
-                    total += bench::optimize_script(&mut imported.module, &tm).expect("O3");
+                    let mut m =
+                        Module::parse_ir(&ctx, script.ir.as_bytes(), &script.name).expect("parse");
+                    import::import(&mut m, &*lib.summary, &config).expect("import");
+                    let t = Instant::now();
+                    optimize::optimize(&mut m, &tm, OptLevel::O3).expect("O3");
+                    total += t.elapsed();
                 }
                 total
             })
         });
 
-        let mut rt = Runtime::new(&lib).expect("runtime");
-        let mut k = 0usize;
-        group.bench_function("materialize", |b| {
+        // The whole per-script pipeline as the strategies harness measures it: add, then remove.
+        let engine = bench::engine_builder(&lib, StrategySpec::summary(100), &Host::bundled())
+            .build()
+            .expect("engine");
+        group.bench_function("Engine::add_script", |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    k += 1;
-                    // A fresh name per copy: every copy stays loaded in the one JIT.
-                    let ir = script
-                        .ir
-                        .replace("@bench_main(", &format!("@bench_main.m{k}("))
-                        .replace("@script_main(", &format!("@script_main.m{k}("));
-                    let ctx = Context::new();
-                    let compiled =
-                        bench::compile_script(&ctx, &script.name, &ir, strategy, &lib, &tm)
-                            .expect("compile");
-                    let (_, elapsed) = rt
-                        .add_script(compiled.module, &format!("bench_main.m{k}"))
-                        .expect("materialize");
-                    total += elapsed;
+                    let t = Instant::now();
+                    let handle = engine
+                        .add_script(&script.name, script.ir.as_bytes())
+                        .expect("add_script");
+                    total += t.elapsed();
+                    handle.remove().expect("remove");
                 }
                 total
             })

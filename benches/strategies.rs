@@ -1,39 +1,44 @@
 //! `cargo bench --bench strategies [-- --quick] [--libraries a,b] [--strategies x,y] [--scale F]
-//! [--repetitions N] [--compile-repetitions N] [--in-process] [--out DIR]`: every import strategy side by side on the bundled helpers, synthetic libraries
-//! and real C libraries. Each library × strategy runs in its own child process (clean peak RSS). Writes
-//! `report.md`, `report.csv`, `compile-latency.svg` and `report.json` to `target/thinjit-bench/` and prints
-//! the markdown to stdout; progress goes to stderr.
+//! [--repetitions N] [--compile-repetitions N] [--in-process] [--out DIR]`: every engine strategy side by side —
+//! none, the full links, thinjit's summary at three limits and LLVM's own importer — on the bundled helpers,
+//! synthetic libraries and real C libraries, each measured through `jit::Engine`. Each library × strategy runs
+//! in its own child process (clean peak RSS). Writes `report.md`, `report.csv`, `compile-latency.svg` and
+//! `report.json` to `target/thinjit-bench/` and prints the markdown to stdout; progress goes to stderr. Unknown
+//! libraries or strategies are errors (exit code 1) before anything runs. `--render report.json` writes the tables
+//! of an earlier run again, measuring nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
-use thinjit_cli::bench::{self, BenchReport, MeasureOptions, Strategy, StrategyOutcome};
+use thinjit_cli::bench::{self, BenchReport, Host, MeasureOptions, StrategyOutcome, StrategySpec};
 
 #[derive(Clone)]
 struct Args {
     quick: bool,
     libraries: Vec<String>,
-    strategies: Vec<Strategy>,
+    strategies: Vec<StrategySpec>,
     scale: f64,
     repetitions: usize,
     compile_repetitions: usize,
     isolate: bool,
     out: PathBuf,
     child: Option<(String, String)>,
+    render: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
         quick: false,
         libraries: Vec::new(),
-        strategies: Strategy::all(),
+        strategies: StrategySpec::all(),
         scale: 1.0,
         repetitions: 3,
         compile_repetitions: 3,
         isolate: true,
         out: Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("target/thinjit-bench"),
         child: None,
+        render: None,
     };
     let mut scale = None;
     let mut it = std::env::args().skip(1);
@@ -50,7 +55,7 @@ fn parse_args() -> Result<Args> {
             "--strategies" => {
                 args.strategies = value("--strategies")?
                     .split(',')
-                    .map(|s| Strategy::parse(s).with_context(|| format!("unknown strategy `{s}`")))
+                    .map(|s| StrategySpec::parse(s).map_err(anyhow::Error::msg))
                     .collect::<Result<_>>()?
             }
             "--scale" => scale = Some(value("--scale")?.parse()?),
@@ -59,13 +64,17 @@ fn parse_args() -> Result<Args> {
                 args.compile_repetitions = value("--compile-repetitions")?.parse()?
             }
             "--in-process" => args.isolate = false,
+            "--render" => args.render = Some(PathBuf::from(value("--render")?)),
             "--out" => args.out = PathBuf::from(value("--out")?),
             "--child" => {
                 let lib = value("--child")?;
                 let strategy = value("--child")?;
                 args.child = Some((lib, strategy));
             }
-            // cargo bench passes `--bench`; libtest-style filters are ignored.
+            // cargo bench passes `--bench`.
+            "--bench" => {}
+            other if other.starts_with('-') => bail!("unknown option `{other}`"),
+            // libtest-style filters are ignored.
             _ => {}
         }
     }
@@ -76,6 +85,9 @@ fn parse_args() -> Result<Args> {
             bench::ALL_LIBRARIES
         };
         args.libraries = list.iter().map(|s| s.to_string()).collect();
+    }
+    for lib in &args.libraries {
+        bench::check_library_name(lib).map_err(anyhow::Error::msg)?;
     }
     args.scale = scale.unwrap_or(if args.quick { 0.05 } else { 1.0 });
     if args.quick {
@@ -91,12 +103,20 @@ fn main() -> Result<()> {
     if let Some((lib, strategy)) = &args.child {
         return child(&args, &cache, lib, strategy);
     }
+    if let Some(json) = &args.render {
+        // Renders the tables of an earlier run again (report.json) into --out, measuring nothing.
+        let report: BenchReport = serde_json::from_slice(&std::fs::read(json)?)
+            .with_context(|| format!("{} is not a strategies report", json.display()))?;
+        return write_report(&args, &report);
+    }
     let mut report = BenchReport {
         date: bench::utc_now(),
         machine: bench::machine_description(),
         llvm: thinjit::llvm::llvm_version(),
-        mode: if args.quick { "quick" } else { "full" }.into(),
+        mode: if args.quick { "quick mode" } else { "full run" }.into(),
+        graded: true,
         outcomes: Vec::new(),
+        differences: Vec::new(),
     };
     for lib in &args.libraries {
         eprintln!(
@@ -133,8 +153,10 @@ fn main() -> Result<()> {
             let t = std::time::Instant::now();
             // A whole-library link of a big library costs seconds per compile: time it once.
             let mut args_for = args.clone();
-            if matches!(s, Strategy::FullLink | Strategy::FullLinkInternalize)
-                && prepared.functions >= 1000
+            if matches!(
+                s.strategy,
+                thinjit::jit::Strategy::FullLink | thinjit::jit::Strategy::FullLinkInternalize
+            ) && prepared.functions >= 1000
             {
                 args_for.compile_repetitions = 1;
             }
@@ -149,7 +171,13 @@ fn main() -> Result<()> {
                     ..StrategyOutcome::default()
                 })
             } else {
-                bench::measure(&prepared, &workload.scripts, *s, &options(args))
+                bench::measure(
+                    &prepared,
+                    &workload.scripts,
+                    *s,
+                    &Host::bundled(),
+                    &options(args),
+                )
             };
             eprintln!(
                 "[strategies] {lib} / {}: mean compile {} ms, {:.1} s{}",
@@ -165,8 +193,14 @@ fn main() -> Result<()> {
             );
             report.outcomes.push(outcome);
         }
+        bench::add_differences(&mut report, &prepared, &workload.scripts);
     }
     report.fill_expected_from_none();
+    write_report(&args, &report)
+}
+
+/// Writes report.md, report.csv, report.json and compile-latency.svg to `--out` and prints the markdown and CSV.
+fn write_report(args: &Args, report: &BenchReport) -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let md = report.markdown();
     std::fs::write(args.out.join("report.md"), &md)?;
@@ -174,7 +208,7 @@ fn main() -> Result<()> {
     std::fs::write(args.out.join("compile-latency.svg"), report.svg())?;
     std::fs::write(
         args.out.join("report.json"),
-        serde_json::to_string_pretty(&report)?,
+        serde_json::to_string_pretty(report)?,
     )?;
     println!("{md}");
     println!("CSV:\n{}", report.csv());
@@ -190,11 +224,13 @@ fn options(args: &Args) -> MeasureOptions {
         repetitions: args.repetitions,
         compile_repetitions: args.compile_repetitions,
         semantic_checks: true,
+        keep_ir: false,
+        save_temps: None,
     }
 }
 
 /// Runs one library × strategy in a child process of this binary and reads its JSON outcome.
-fn run_child(args: &Args, lib: &str, strategy: Strategy) -> Result<StrategyOutcome> {
+fn run_child(args: &Args, lib: &str, strategy: StrategySpec) -> Result<StrategyOutcome> {
     let exe = std::env::current_exe()?;
     let out = Command::new(exe)
         .args(["--child", lib, &strategy.label()])
@@ -226,13 +262,18 @@ fn run_child(args: &Args, lib: &str, strategy: Strategy) -> Result<StrategyOutco
 }
 
 fn child(args: &Args, cache: &Path, lib: &str, strategy: &str) -> Result<()> {
-    let strategy =
-        Strategy::parse(strategy).with_context(|| format!("unknown strategy {strategy}"))?;
+    let strategy = StrategySpec::parse(strategy).map_err(anyhow::Error::msg)?;
     let workload = bench::workload_by_name(lib, args.scale, &bench::workspace_manifest(), cache)?;
     let t = std::time::Instant::now();
     let prepared = bench::load_prepared(lib, cache)?;
     let load = t.elapsed();
-    let mut outcome = bench::measure(&prepared, &workload.scripts, strategy, &options(args));
+    let mut outcome = bench::measure(
+        &prepared,
+        &workload.scripts,
+        strategy,
+        &Host::bundled(),
+        &options(args),
+    );
     outcome.setup_ms += load.as_secs_f64() * 1e3;
     println!("{}", serde_json::to_string(&outcome)?);
     Ok(())

@@ -10,14 +10,15 @@
 //! The steps are `llvm-lto -thinlto-action=import`'s (see [`Module::import_with_llvm`]). What differs from
 //! thinjit's importer on purpose is LLVM's behaviour, not this module's: LLVM copies mutable variables without
 //! references as `available_externally`, imports `optnone` functions under `force_import_all`, and reads the
-//! whole library summary for every script.
+//! whole library summary for every script. Under `force_import_all`, LLVM's `ComputeCrossModuleImport` writes a
+//! line to stderr for each callee it refuses ("Error importing module: ...") — LLVM's own output, not thinjit's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::importer::stamp_targets;
 use super::{Considered, Decision, ImportConfig, ImportReport, SymbolKind};
-use crate::llvm::{LlvmImportOptions, Module};
+use crate::llvm::{LlvmImportOptions, LlvmImportTimes, Module};
 use crate::{Error, Result};
 
 /// What LLVM's importer brought into a script.
@@ -32,6 +33,9 @@ pub struct LlvmImport {
     pub stamped: Vec<String>,
     /// Summary, thin link, import lists and import, all in LLVM.
     pub time: Duration,
+    /// The same, step by step.
+    #[serde(skip)]
+    pub steps: LlvmImportTimes,
 }
 
 /// Runs LLVM's importer on `module` with `library` (bitcode with a ThinLTO summary). `preserve_library`: see
@@ -45,9 +49,20 @@ pub fn import_with_llvm(
     config: &ImportConfig,
     preserve_library: bool,
 ) -> Result<LlvmImport> {
+    module.verify()?;
+    import_with_llvm_verified(module, library, config, preserve_library)
+}
+
+/// [`import_with_llvm`] for a module the engine's pipeline has verified (no second verification before; the result
+/// is verified, as thinjit's importer verifies its own).
+pub(crate) fn import_with_llvm_verified(
+    module: &mut Module<'_>,
+    library: &[u8],
+    config: &ImportConfig,
+    preserve_library: bool,
+) -> Result<LlvmImport> {
     config.validate()?;
     let module_name = module.name();
-    module.verify()?;
     let defined_before: BTreeSet<String> = module
         .functions()
         .filter(|f| !f.is_declaration())
@@ -75,7 +90,7 @@ pub fn import_with_llvm(
         preserve_library,
     };
     let t = Instant::now();
-    module
+    let steps = module
         .import_with_llvm(library, &options)
         .map_err(|message| Error::Import {
             module: module_name.clone(),
@@ -85,6 +100,7 @@ pub fn import_with_llvm(
 
     let mut out = LlvmImport {
         time,
+        steps,
         ..LlvmImport::default()
     };
     let mut targets: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
@@ -117,7 +133,8 @@ pub fn import_with_llvm(
 
 impl LlvmImport {
     /// The import as an [`ImportReport`]: one `Imported` entry per function and variable LLVM brought in (sizes
-    /// unknown: LLVM keeps them in its own summary), LLVM's time as the link stage.
+    /// unknown: LLVM keeps them in its own summary); LLVM's summary, thin link and import lists as the plan
+    /// stage, its `importFunctions` as the link stage.
     pub fn to_report(&self, module: &str) -> ImportReport {
         let entry = |name: &String, kind| Considered {
             name: name.clone(),
@@ -140,7 +157,9 @@ impl LlvmImport {
             )
             .collect();
         let mut report = ImportReport::new(module, entries);
-        report.times.link = self.time;
+        report.times.plan =
+            self.steps.script_summary + self.steps.thin_link + self.steps.import_lists;
+        report.times.link = self.steps.import;
         report.stamped = self.stamped.clone();
         report
     }

@@ -18,6 +18,7 @@ pub use config::{ImportConfig, RuntimeMode};
 pub(crate) use importer::import_planned;
 pub use importer::{import, import_profiled, plan_for, script_symbols, ShardSource};
 pub use inlining::{called_functions, InlineOutcome, RemainingCall};
+pub(crate) use llvm_importer::import_with_llvm_verified;
 pub use llvm_importer::{import_with_llvm, LlvmImport};
 pub use plan::{plan, ImportPlan, PlannedFunction, PlannedVariable, ScriptSymbols};
 pub use report::{Considered, Decision, ImportReport, Reason, StageTimes, SymbolKind, Totals};

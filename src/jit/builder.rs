@@ -26,6 +26,11 @@ pub enum Strategy {
     /// helpers' static initializers again: it breaks "one instance" and "initializers once" (kept to measure
     /// and to show that breakage).
     FullLinkInternalize,
+    /// LLVM's own summary-based `FunctionImporter`, run in-process the way `llvm-lto -thinlto-action=import`
+    /// runs it ([`import_with_llvm`](crate::import::import_with_llvm)) on the library bitcode with its ThinLTO
+    /// summary, at the import configuration's thresholds: the reference thinjit's importer is measured against.
+    /// JIT-resident mode only (LLVM's imports refer to the promoted names only the resident library defines).
+    LlvmImporter,
 }
 
 impl std::str::FromStr for Strategy {
@@ -37,8 +42,10 @@ impl std::str::FromStr for Strategy {
             "summary" => Ok(Strategy::Summary),
             "full-link" => Ok(Strategy::FullLink),
             "full-link-internalize" => Ok(Strategy::FullLinkInternalize),
+            "llvm-importer" => Ok(Strategy::LlvmImporter),
             other => Err(format!(
-                "unknown strategy `{other}` (expected none, summary, full-link or full-link-internalize)"
+                "unknown strategy `{other}` (expected none, summary, full-link, full-link-internalize or \
+                 llvm-importer)"
             )),
         }
     }
@@ -51,6 +58,7 @@ impl std::fmt::Display for Strategy {
             Strategy::Summary => "summary",
             Strategy::FullLink => "full-link",
             Strategy::FullLinkInternalize => "full-link-internalize",
+            Strategy::LlvmImporter => "llvm-importer",
         })
     }
 }

@@ -350,6 +350,16 @@ impl Pipeline {
                 self.full_link_internalize(module)?;
                 None
             }
+            (Strategy::LlvmImporter, _, _) => {
+                let library = self.library.as_deref().ok_or_else(|| Error::Config {
+                    message: "the llvm-importer strategy needs a summary or a helper library"
+                        .into(),
+                })?;
+                let name = module.name();
+                let imported =
+                    import::import_with_llvm_verified(module, library, &self.import_config, true)?;
+                Some(imported.to_report(&name))
+            }
             _ => None,
         };
         Ok(report)

@@ -81,8 +81,26 @@ pub struct StartupReport {
 
 impl Core {
     /// Builds an engine from `builder` (see [`EngineBuilder::build`]).
-    pub(super) fn new(builder: EngineBuilder) -> Result<Self> {
+    pub(super) fn new(mut builder: EngineBuilder) -> Result<Self> {
         builder.import_config.validate()?;
+        if builder.strategy == Strategy::LlvmImporter {
+            if builder.import_config.mode != RuntimeMode::JitResident {
+                return Err(Error::Config {
+                    message: "the llvm-importer strategy imports under the resident library's promoted names: \
+                              it needs the JIT-resident runtime mode"
+                        .into(),
+                });
+            }
+            // LLVM's importer (like ThinLTO) needs the library's ThinLTO summary, and the library promoted so the
+            // locals an import refers to are exported under the names the import uses: a helper library given
+            // without a summary is promoted and summarized here, and that library is the one made resident.
+            if let Some((name, bytes)) = &builder.helper_library {
+                if crate::llvm::bitcode_has_summary(bytes) != Some(true) {
+                    let promoted = crate::summary::promote_library_with_summary(name, bytes)?;
+                    builder.helper_library = Some((name.clone(), promoted));
+                }
+            }
+        }
         if builder.lazy && builder.strategy == Strategy::FullLinkInternalize {
             return Err(Error::Config {
                 message: "the full-link-internalize strategy brings the helpers' static constructors into every \

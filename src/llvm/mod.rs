@@ -52,7 +52,7 @@ pub use target::{
     host_cpu_features, host_cpu_name, host_triple, normalize_triple, same_target, CodeGenOpt,
     TargetMachine,
 };
-pub use thinlto::{bitcode_has_summary, LlvmImportOptions};
+pub use thinlto::{bitcode_has_summary, LlvmImportOptions, LlvmImportTimes};
 pub use value::{
     Attribute, BasicBlock, Function, GlobalValue, GlobalVariable, Instruction, Linkage, Opcode,
     Value, Visibility,

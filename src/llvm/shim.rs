@@ -69,5 +69,6 @@ extern "C" {
         library: *const libc::c_char,
         library_len: libc::size_t,
         options: *const ThinjitLlvmImportOptions,
+        seconds: *mut f64,
     ) -> *mut libc::c_char;
 }

@@ -4,6 +4,8 @@
 //! In: a module, or a script module and the helper library's bitcode with its ThinLTO summary. Out: bitcode with a
 //! summary, or the script with LLVM's imports linked in (`available_externally`).
 
+use std::time::Duration;
+
 use super::message::LlvmMessage;
 use super::shim;
 use super::{MemoryBuffer, Module};
@@ -25,6 +27,19 @@ pub struct LlvmImportOptions {
     /// variable that only code outside this script writes). `false`: only the script's definitions, like
     /// `llvm-lto -exported-symbol=<each>`.
     pub preserve_library: bool,
+}
+
+/// Where LLVM's importer spent its time on one script.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LlvmImportTimes {
+    /// The script's summary (`buildModuleSummaryIndex`) and writing it with the script to memory.
+    pub script_summary: Duration,
+    /// The combined index: reading the library's summary and the script's.
+    pub thin_link: Duration,
+    /// Dead symbols and constant propagation, then `ComputeCrossModuleImport`.
+    pub import_lists: Duration,
+    /// `FunctionImporter::importFunctions`: loading the library lazily, materializing and linking the imports.
+    pub import: Duration,
 }
 
 /// Whether `bitcode` carries a ThinLTO module summary; `None` when it is not readable bitcode.
@@ -52,12 +67,13 @@ impl Module<'_> {
     /// Imports into this module what LLVM's own `FunctionImporter` imports from `library` (bitcode with a ThinLTO
     /// summary): the module's summary, a combined index of both, dead-symbol and constant propagation,
     /// `ComputeCrossModuleImport`, then `FunctionImporter::importFunctions` loading the library lazily into this
-    /// module's context. The module should be verified. Errors carry LLVM's message.
+    /// module's context. The module should be verified. Returns the time of each step; errors carry LLVM's
+    /// message.
     pub fn import_with_llvm(
         &mut self,
         library: &[u8],
         options: &LlvmImportOptions,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<LlvmImportTimes, String> {
         let raw_options = shim::ThinjitLlvmImportOptions {
             import_instr_limit: options.import_instr_limit,
             import_instr_evolution_factor: options.import_instr_evolution_factor,
@@ -68,19 +84,30 @@ impl Module<'_> {
             force_import_all: options.force_import_all as libc::c_int,
             preserve_library: options.preserve_library as libc::c_int,
         };
-        // SAFETY: the module is live and borrowed mutably; `library` and `raw_options` outlive the call (the shim
-        // keeps no reference to either afterwards); the result is null or a message from LLVMCreateMessage.
+        let mut seconds = [0f64; 4];
+        // SAFETY: the module is live and borrowed mutably; `library`, `raw_options` and `seconds` (4 entries, as
+        // the shim writes) outlive the call and the shim keeps no reference to them; the result is null or a
+        // message from LLVMCreateMessage.
         let msg = unsafe {
             shim::thinjit_llvm_import(
                 self.as_raw(),
                 library.as_ptr().cast(),
                 library.len(),
                 &raw_options,
+                seconds.as_mut_ptr(),
             )
         };
         // SAFETY: as above; LlvmMessage frees it with LLVMDisposeMessage.
         match unsafe { LlvmMessage::from_raw(msg) } {
-            None => Ok(()),
+            None => {
+                let d = |s: f64| Duration::from_secs_f64(s.max(0.0));
+                Ok(LlvmImportTimes {
+                    script_summary: d(seconds[0]),
+                    thin_link: d(seconds[1]),
+                    import_lists: d(seconds[2]),
+                    import: d(seconds[3]),
+                })
+            }
             Some(m) => Err(m.to_string()),
         }
     }

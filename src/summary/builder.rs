@@ -327,8 +327,9 @@ fn promote_module(module: &Module<'_>, hash: &str) -> PromotionRecord {
         .chain(module.globals().map(|g| *g))
         .chain(module.aliases())
         .collect();
+    let mut anonymous = 0usize;
     for v in values {
-        let vname = v.name();
+        let mut vname = v.name();
         if vname.starts_with("llvm.") {
             continue;
         }
@@ -340,8 +341,15 @@ fn promote_module(module: &Module<'_>, hash: &str) -> PromotionRecord {
         match linkage {
             Linkage::External => strong.push(vname),
             Linkage::Internal | Linkage::Private => {
-                if vname.is_empty() || pinned.contains(&vname) {
+                if pinned.contains(&vname) {
                     continue;
+                }
+                if vname.is_empty() {
+                    // An unnamed local (`@0`) gets a name so it can be promoted like the others (LLVM's ThinLTO
+                    // names them too, NameAnonGlobalPass, before it promotes).
+                    vname = format!("thinjit.anon.{anonymous}");
+                    anonymous += 1;
+                    v.set_name(&vname);
                 }
                 let new_name = format!("{vname}.llvm.{hash}");
                 v.set_name(&new_name);
@@ -357,6 +365,22 @@ fn promote_module(module: &Module<'_>, hash: &str) -> PromotionRecord {
         }
     }
     PromotionRecord { strong, origins }
+}
+
+/// Promotes a helper library given as a whole (bitcode or IR named `name`) the way the build step promotes its
+/// inputs, so that what LLVM's importer copies out of it refers to names the resident library exports. Returns the
+/// promoted module's bitcode with its ThinLTO summary.
+pub(crate) fn promote_library_with_summary(name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
+    let ctx = Context::new();
+    let mut module = Module::parse(&ctx, bytes, name)?;
+    verify_input(&module, name)?;
+    let info = InputInfo {
+        name: name.to_owned(),
+        sha256: sha256_hex(bytes),
+    };
+    promote_module(&module, &promotion_hash(&info));
+    module.verify()?;
+    Ok(module.write_bitcode_with_summary())
 }
 
 /// Promotes one input in its own context and hands it back as bitcode.

@@ -17,6 +17,7 @@
 
 mod analyze;
 mod builder;
+pub(crate) use builder::promote_library_with_summary;
 mod file;
 pub mod inputs;
 mod types;

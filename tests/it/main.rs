@@ -14,6 +14,7 @@ mod host_crate;
 mod import;
 mod inlining;
 mod interop;
+mod llvm_importer;
 mod llvm_layer;
 mod orc;
 mod pipeline;

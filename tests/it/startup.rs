@@ -223,13 +223,17 @@ fn runtime_object_is_deterministic_versioned_and_a_damaged_one_falls_back() {
     assert!(without.runtime_object().is_none());
     assert_ne!(without.identity(), with_object().identity());
 
-    // A file of the previous format (version 1: no runtime object) is refused by version.
-    let mut old = bytes.clone();
-    old[8..12].copy_from_slice(&1u32.to_le_bytes());
-    let err = Summary::from_bytes(old, "old.thinjit")
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("format version 1"), "{err}");
+    // Files of the previous formats (1: no runtime object; 2: a library without its ThinLTO summary) are refused
+    // by version, with a request to rebuild.
+    for version in [1u32, 2] {
+        let mut old = bytes.clone();
+        old[8..12].copy_from_slice(&version.to_le_bytes());
+        let err = Summary::from_bytes(old, "old.thinjit")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("format version {version}")), "{err}");
+        assert!(err.contains("rebuild"), "{err}");
+    }
 
     // The object is the last blob of the file: damage one of its bytes.
     let len = with_object().runtime_object().unwrap().object.len as usize;

@@ -1,26 +1,29 @@
-//! The strategies benchmark: import strategies side by side on small, huge and real helper libraries.
+//! The strategies benchmark: import strategies side by side on small, huge and real helper libraries — or on a
+//! JIT author's own runtime and scripts (`thinjit bench`).
 //!
-//! In: [`Workload`]s — the bundled helpers with five scripts, synthetic libraries of 1k–100k functions, and
-//! real C libraries (zlib, SQLite) compiled from crates.io sources — and a list of [`Strategy`]s. Out: a
-//! [`BenchReport`] (markdown, CSV, SVG) with per-script import / O3 / materialize times, object sizes, hot-loop
-//! run times, peak RSS and the semantic checks of every strategy.
+//! In: [`Workload`]s — the bundled helpers with six scripts, synthetic libraries of 1k–100k functions, real C
+//! libraries (zlib, SQLite) compiled from crates.io sources, or a user's summary and scripts — and a list of
+//! [`StrategySpec`]s, each an engine strategy. Out: a [`BenchReport`] (markdown, CSV, JSON, SVG) with per-script
+//! stage times (min and median), object sizes, run times, peak RSS, what each importer imported, thinjit ÷
+//! LLVM's importer, and the semantic checks of every strategy.
 //!
-//! The flow: [`prepare_library`] builds (or loads from `cache_dir`) the library's summary, then
-//! [`measure`] compiles each script with one strategy into a fresh LLJIT holding the helper runtime once,
-//! runs it, and checks the runtime's globals and initializers. `benches/strategies.rs` runs every strategy in
-//! its own child process for clean peak-RSS numbers and writes the report; `tests/it/bench_harness.rs` runs a
-//! small configuration.
+//! The flow: [`prepare_library`] builds (or loads from `cache_dir`) the library's summary with its runtime object,
+//! then [`measure`] builds a [`thinjit::jit::Engine`] with [`engine_builder`] — the same `EngineBuilder` a user
+//! writes — adds each script to it several times, runs its entry, and checks the runtime's globals and
+//! initializers. `benches/strategies.rs` and `thinjit bench` run every strategy in its own child process for
+//! clean peak-RSS numbers; `tests/it/bench_harness.rs` runs small configurations.
 //!
 //! ```no_run
-//! use thinjit_cli::bench::{self, MeasureOptions, Strategy};
+//! use thinjit_cli::bench::{self, Host, MeasureOptions, StrategySpec};
 //! let cache = std::path::Path::new("target/thinjit-bench/cache");
 //! let workload = bench::workload::helpers_workload(0.1);
 //! let lib = bench::prepare_library(&workload, cache).unwrap();
-//! let outcome = bench::measure(&lib, &workload.scripts, Strategy::parse("summary@100").unwrap(),
-//!                              &MeasureOptions::default());
+//! let outcome = bench::measure(&lib, &workload.scripts, StrategySpec::parse("summary@100").unwrap(),
+//!                              &Host::bundled(), &MeasureOptions::default());
 //! assert!(outcome.all_correct());
 //! ```
 
+pub mod diff;
 pub mod reallib;
 pub mod report;
 mod run;
@@ -28,28 +31,62 @@ pub mod strategy;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-pub use report::{BenchReport, Check, Row, StrategyOutcome, Target, Verdict};
+pub use diff::{import_differences, ImportDifference};
+pub use report::{BenchReport, Check, Row, StageStat, StrategyOutcome, Target, Verdict};
 pub use run::{
-    check_entry_signature, host_event_count, measure, peak_rss_kib, Driver, JitEntry,
-    MeasureOptions, Runtime,
+    check_entry_signature, engine_builder, host_event_count, measure, peak_rss_kib, stage_times,
+    Host, MeasureOptions,
 };
-pub use strategy::{
-    compile_script, import_script, optimize_script, CompiledScript, ImportedScript,
-    PreparedLibrary, Strategy,
-};
+pub use strategy::StrategySpec;
 pub use workload::{LibrarySource, Script, Workload};
 
-use thinjit::summary::{BuildOptions, Summary};
+use thinjit::summary::{BuildOptions, ObjectTarget, Summary};
 use thinjit::{Error, Result};
+
+/// A helper library ready for measurement: its summary (index, shards, the promoted library with its ThinLTO
+/// summary, and a runtime object for this host).
+#[derive(Debug)]
+pub struct PreparedLibrary {
+    /// Library name (`helpers`, `zlib`, the summary file's stem for a user's library, ...).
+    pub name: String,
+    pub summary: Arc<Summary>,
+    /// Number of function definitions in the library (the x axis of the latency plot).
+    pub functions: usize,
+    /// Size of the promoted library bitcode in bytes.
+    pub bitcode_bytes: usize,
+}
+
+impl PreparedLibrary {
+    /// Wraps a summary.
+    pub fn new(name: &str, summary: Summary) -> Result<PreparedLibrary> {
+        let functions = summary
+            .index()
+            .functions
+            .iter()
+            .filter(|f| {
+                !f.not_eligible
+                    .contains(&thinjit::summary::NotEligible::Declaration)
+            })
+            .count();
+        let bitcode_bytes = summary.library_bitcode()?.len();
+        Ok(PreparedLibrary {
+            name: name.to_owned(),
+            summary: Arc::new(summary),
+            functions,
+            bitcode_bytes,
+        })
+    }
+}
 
 /// Where a library's summary is cached: `cache_dir/<library>.summary`.
 pub fn summary_path(cache_dir: &Path, library: &str) -> PathBuf {
     cache_dir.join(format!("{library}.summary"))
 }
 
-/// Builds the summary of `workload`'s library (or loads it from `cache_dir` when it is newer than every input)
-/// and wraps it for measurement.
+/// Builds the summary of `workload`'s library with a runtime object for this host (or loads it from
+/// `cache_dir` when it is newer than every input and of this thinjit's format) and wraps it for measurement.
 pub fn prepare_library(workload: &Workload, cache_dir: &Path) -> Result<PreparedLibrary> {
     std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
     let inputs = library_inputs(workload, cache_dir)?;
@@ -63,40 +100,30 @@ pub fn prepare_library(workload: &Workload, cache_dir: &Path) -> Result<Prepared
                     .is_ok_and(|t| t <= built)
             })
         });
-    let summary = if fresh {
-        Summary::load(&path)?
+    // A cached summary of another format version (an older thinjit) is rebuilt.
+    let cached = if fresh {
+        Summary::load(&path).ok()
     } else {
-        let summary = Summary::build(&inputs, &BuildOptions::default())?;
-        summary.write(&path)?;
-        summary
+        None
     };
-    let mut lib = PreparedLibrary::new(&workload.library, summary)?;
-    let object = runtime_object_path(cache_dir, &workload.library);
-    if !newer_than(&object, &path) {
-        run::write_runtime_object(&lib, &object)?;
-    }
-    lib.runtime_object = Some(object);
-    Ok(lib)
+    let summary = match cached {
+        Some(summary) => summary,
+        None => {
+            let options = BuildOptions {
+                object: Some(ObjectTarget::host()),
+                ..BuildOptions::default()
+            };
+            let summary = Summary::build(&inputs, &options)?;
+            summary.write(&path)?;
+            summary
+        }
+    };
+    PreparedLibrary::new(&workload.library, summary)
 }
 
 /// Loads a library [`prepare_library`] prepared in `cache_dir` (what a child process does).
 pub fn load_prepared(library: &str, cache_dir: &Path) -> Result<PreparedLibrary> {
-    let path = summary_path(cache_dir, library);
-    let mut lib = PreparedLibrary::new(library, Summary::load(&path)?)?;
-    let object = runtime_object_path(cache_dir, library);
-    lib.runtime_object = newer_than(&object, &path).then_some(object);
-    Ok(lib)
-}
-
-/// Where the native object of a library's resident runtime is cached.
-fn runtime_object_path(cache_dir: &Path, library: &str) -> PathBuf {
-    cache_dir.join(format!("{library}.runtime.o"))
-}
-
-/// `true` when `a` exists and was modified no earlier than `b`.
-fn newer_than(a: &Path, b: &Path) -> bool {
-    let time = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    matches!((time(a), time(b)), (Some(a), Some(b)) if a >= b)
+    PreparedLibrary::new(library, Summary::load(&summary_path(cache_dir, library))?)
 }
 
 /// The files the summary of `workload` is built from; synthetic libraries are written to `cache_dir` first.
@@ -129,6 +156,24 @@ pub const QUICK_LIBRARIES: &[&str] = &["helpers", "synth-1k", "zlib"];
 
 /// Seed of the synthetic libraries.
 pub const SYNTH_SEED: u64 = 7;
+
+/// Checks that `name` is a workload [`workload_by_name`] knows; the error lists what is accepted (a summary file
+/// is a user's library: `thinjit bench --summary`).
+pub fn check_library_name(name: &str) -> std::result::Result<(), String> {
+    if ["helpers", "zlib", "sqlite"].contains(&name)
+        || workload::parse_synthetic_name(name).is_some()
+    {
+        return Ok(());
+    }
+    let hint = if name.ends_with(".thinjit") || name.ends_with(".summary") || name.contains('/') {
+        " — to measure your own library, use `thinjit bench --summary FILE SCRIPT...`"
+    } else {
+        ""
+    };
+    Err(format!(
+        "unknown benchmark library `{name}` (helpers, zlib, sqlite, synth-<n> or synth-<n>k){hint}"
+    ))
+}
 
 /// The workload called `name` (`helpers`, `zlib`, `sqlite`, `synth-<n>[k]`) with `scale` × its default
 /// iteration counts. Real libraries are located through `workspace_manifest` and compiled into `cache_dir`.
@@ -200,4 +245,59 @@ pub fn utc_now() -> String {
         rem / 3600,
         (rem % 3600) / 60
     )
+}
+
+/// Adds to `report` the import-list differences between thinjit (`summary@100`) and LLVM's importer
+/// (`llvm-importer@100`) on each script of `lib`, when both were measured, with the reason for each.
+pub fn add_differences(report: &mut BenchReport, lib: &PreparedLibrary, scripts: &[Script]) {
+    let find = |strategy: &str| {
+        report
+            .outcomes
+            .iter()
+            .find(|o| o.library == lib.name && o.strategy == strategy)
+    };
+    let (Some(thinjit), Some(llvm)) = (find(report::THINJIT), find(report::LLVM_IMPORTER)) else {
+        return;
+    };
+    let config = thinjit::import::ImportConfig::default();
+    let mut found = Vec::new();
+    for script in scripts {
+        let row = |o: &StrategyOutcome| {
+            o.rows
+                .iter()
+                .find(|r| r.script == script.name && r.error.is_none())
+                .cloned()
+        };
+        let (Some(t), Some(l)) = (row(thinjit), row(llvm)) else {
+            continue;
+        };
+        let lists = |r: &Row| (r.imported_functions.clone(), r.imported_variables.clone());
+        let ((tf, tv), (lf, lv)) = (lists(&t), lists(&l));
+        match import_differences(
+            &lib.name,
+            &lib.summary,
+            &script.name,
+            &script.ir,
+            &config,
+            diff::ImportLists {
+                functions: &tf,
+                variables: &tv,
+            },
+            diff::ImportLists {
+                functions: &lf,
+                variables: &lv,
+            },
+        ) {
+            Ok(d) => found.extend(d),
+            Err(e) => found.push(ImportDifference {
+                library: lib.name.clone(),
+                script: script.name.clone(),
+                symbol: String::new(),
+                kind: String::new(),
+                imported_by: String::new(),
+                reason: format!("could not compare: {e}"),
+            }),
+        }
+    }
+    report.differences.extend(found);
 }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::workload::{adler32, crc32, LibrarySource, Script, Workload};
+use super::workload::{adler32, crc32, LibrarySource, Script, Workload, ENTRY};
 use thinjit::{Error, Result};
 
 /// A C library vendored by a crates.io `-sys` crate.
@@ -193,6 +193,8 @@ pub fn zlib_scripts(scale: f64) -> Vec<Script> {
             name: "zlib-checksum".into(),
             ir: ZLIB_CHECKSUM.into(),
             iterations: n_sum,
+            entry: ENTRY.into(),
+            args: vec![n_sum],
             expected: Some(expected_zlib_checksum(n_sum)),
             call_heavy: true,
         },
@@ -200,6 +202,8 @@ pub fn zlib_scripts(scale: f64) -> Vec<Script> {
             name: "zlib-roundtrip".into(),
             ir: ZLIB_ROUNDTRIP.into(),
             iterations: n_trip,
+            entry: ENTRY.into(),
+            args: vec![n_trip],
             expected: Some(n_trip),
             call_heavy: false,
         },
@@ -320,6 +324,8 @@ pub fn sqlite_scripts(scale: f64) -> Vec<Script> {
             name: "sqlite-strings".into(),
             ir: SQLITE_STRINGS.into(),
             iterations: n_str,
+            entry: ENTRY.into(),
+            args: vec![n_str],
             expected: Some(expected_sqlite_strings(n_str)),
             call_heavy: true,
         },
@@ -327,6 +333,8 @@ pub fn sqlite_scripts(scale: f64) -> Vec<Script> {
             name: "sqlite-query".into(),
             ir: SQLITE_QUERY.into(),
             iterations: n_query,
+            entry: ENTRY.into(),
+            args: vec![n_query],
             expected: Some(n_query * n_query),
             call_heavy: false,
         },

@@ -1,37 +1,42 @@
-//! Measuring one library × strategy: compile every script, JIT it into an LLJIT that holds the helper runtime
-//! once, run its hot loop, and check the helper runtime's semantics.
+//! Measuring one library × strategy: an [`Engine`] built with [`EngineBuilder`] — the code users run — compiles
+//! every script several times, runs its entry, and the helper runtime's semantics are checked.
 //!
-//! In: a [`PreparedLibrary`], its [`Script`]s, a [`Strategy`]. Out: a [`StrategyOutcome`] with per-script
-//! times, object sizes, run times and results, peak RSS, and the two semantic checks (one instance of each
-//! mutable helper global; initializers once).
+//! In: a [`PreparedLibrary`], its [`Script`]s, a [`StrategySpec`], the [`Host`] (the bundled helpers' callbacks,
+//! or a user's own host library). Out: a [`StrategyOutcome`] with per-script stage times (min and median over
+//! the compiles), object sizes, run times and results, what was imported, peak RSS, and the two semantic checks
+//! (one instance of each mutable helper global; initializers once).
 //!
-//! The helper runtime is JIT-resident: the summary's promoted library is added to the JIT once, its static
-//! constructors run once and its `atexit` handlers go to a registry run before the JIT is dropped. Host
-//! callbacks the bundled helpers expect (`thinjit_host_*`) are provided here; the constructor event is
-//! counted, which is how "initializers once" is observed from the host.
+//! Nothing here compiles, imports or links: every script goes through [`Engine::add_script`] (the engine's own
+//! per-script pipeline and stage timers), the runtime is the engine's JIT-resident runtime (the summary's
+//! precompiled object when it has one), and the entry is called through [`ScriptHandle::lookup`].
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::report::{Check, Row, StrategyOutcome, Verdict};
-use super::strategy::{compile_script, PreparedLibrary, Strategy};
-use super::workload::{Script, ENTRY};
-use thinjit::llvm::orc::{LlJit, ResourceTracker};
-use thinjit::llvm::resident::{
-    support_ir, AtExitRegistry, ATEXIT_IMPL, CXA_ATEXIT, PERSONALITY_PIN_IR,
-};
-use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
+use super::report::{Check, Row, StageStat, StrategyOutcome, Verdict};
+use super::strategy::StrategySpec;
+use super::workload::Script;
+use super::PreparedLibrary;
+use thinjit::jit::{Engine, EngineBuilder, OptLevel, ScriptHandle, ScriptReport, Stage, Strategy};
+use thinjit::llvm::{Context, Module};
 use thinjit::{Error, Result};
 
-/// How many times each script is compiled and its hot loop run (the fastest of each stage is reported), and
-/// whether to run the semantic checks.
+/// How many times each script is compiled and its entry run, and whether to run the semantic checks.
 #[derive(Clone, Debug)]
 pub struct MeasureOptions {
-    /// Timed runs of each script's hot loop.
+    /// Timed runs of each script's entry (the fastest is reported).
     pub repetitions: usize,
-    /// Times each script is compiled (from its IR, in a fresh context, added to the JIT under a new name).
+    /// Times each script is compiled (added to the engine, then removed before the next compile); every stage
+    /// is reported as the minimum and the median over them.
     pub compile_repetitions: usize,
+    /// One instance / initializers once (bundled helpers only: they need the bundled counter and intern table).
     pub semantic_checks: bool,
+    /// Keep each script's optimized IR in its row (what the engine compiled; for tests).
+    pub keep_ir: bool,
+    /// The engine's save-temps: every stage's output of every compile, in `<dir>/<strategy label>/`.
+    pub save_temps: Option<PathBuf>,
 }
 
 impl Default for MeasureOptions {
@@ -40,28 +45,69 @@ impl Default for MeasureOptions {
             repetitions: 3,
             compile_repetitions: 3,
             semantic_checks: true,
+            keep_ir: false,
+            save_temps: None,
+        }
+    }
+}
+
+/// What the engine's JIT'd code may call besides the helper runtime.
+#[derive(Clone, Debug, Default)]
+pub struct Host {
+    /// The bundled helpers' host callbacks (`thinjit_host_alloc`, `_free`, `_log`, `_event`), provided here.
+    pub bundled_callbacks: bool,
+    /// Shared libraries the engine resolves from (a user's own host callbacks, `--host-library`).
+    pub libraries: Vec<PathBuf>,
+}
+
+impl Host {
+    /// The host of the bundled workloads.
+    pub fn bundled() -> Host {
+        Host {
+            bundled_callbacks: true,
+            libraries: Vec::new(),
         }
     }
 }
 
 /// Event code the bundled intern table's constructor reports (`THINJIT_EVENT_INTERN_CTOR`).
 const EVENT_INTERN_CTOR: i32 = 1;
-static HOST_EVENTS: [AtomicI32; 8] = [const { AtomicI32::new(0) }; 8];
+
+thread_local! {
+    // Per thread: an engine runs its runtime's constructors, and a script's, on the thread that builds it or
+    // adds the script, so tests measuring in parallel do not see each other's events.
+    static HOST_EVENTS: [Cell<i32>; 8] = const { [const { Cell::new(0) }; 8] };
+}
 
 extern "C" fn host_event(code: i32) {
-    if let Some(c) = usize::try_from(code).ok().and_then(|i| HOST_EVENTS.get(i)) {
-        c.fetch_add(1, Ordering::SeqCst);
+    if let Ok(i) = usize::try_from(code) {
+        HOST_EVENTS.with(|e| {
+            if let Some(c) = e.get(i) {
+                c.set(c.get() + 1)
+            }
+        });
     }
 }
 
 extern "C" fn host_log(_message: *const libc::c_char) {}
 
-/// How many times the helper runtime reported event `code` to the host in this process.
+#[allow(unsafe_code)]
+extern "C" fn host_alloc(size: usize) -> *mut libc::c_void {
+    // SAFETY: plain malloc of at least one byte.
+    unsafe { libc::malloc(size.max(1)) }
+}
+
+#[allow(unsafe_code)]
+extern "C" fn host_free(p: *mut libc::c_void) {
+    // SAFETY: `p` came from `host_alloc` (or is null), as the bundled helpers' contract says.
+    unsafe { libc::free(p) }
+}
+
+/// How many times the helper runtime reported event `code` to the host on this thread.
 pub fn host_event_count(code: i32) -> i32 {
     usize::try_from(code)
         .ok()
-        .and_then(|i| HOST_EVENTS.get(i))
-        .map_or(0, |c| c.load(Ordering::SeqCst))
+        .map_or(0, |i| HOST_EVENTS.with(|e| e.get(i).map_or(0, Cell::get)))
 }
 
 /// Peak resident set size of this process so far (`VmHWM` in `/proc/self/status`), KiB.
@@ -74,389 +120,305 @@ pub fn peak_rss_kib() -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn jit_error(source: thinjit::OrcFailure) -> Error {
-    Error::Jit {
-        context: "benchmark runtime".into(),
-        source,
+/// The engine configuration the harness measures `spec` with: the library's summary (JIT-resident, its runtime
+/// object when it has one), O3, the host's symbols. A user's [`EngineBuilder`] with the same calls compiles the
+/// same code.
+pub fn engine_builder(lib: &PreparedLibrary, spec: StrategySpec, host: &Host) -> EngineBuilder {
+    let mut builder = EngineBuilder::new()
+        .summary(Arc::clone(&lib.summary))
+        .opt_level(OptLevel::O3);
+    if host.bundled_callbacks {
+        builder = builder
+            .host_symbol("thinjit_host_alloc", host_alloc as *const () as u64)
+            .host_symbol("thinjit_host_free", host_free as *const () as u64)
+            .host_symbol("thinjit_host_log", host_log as *const () as u64)
+            .host_symbol("thinjit_host_event", host_event as *const () as u64);
     }
-}
-
-/// The C and C++ runtime libraries JIT'd helpers may call into.
-const RUNTIME_LIBRARIES: &[&str] = &["libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1"];
-
-/// An LLJIT holding the helper runtime once (JIT-resident: promoted library added and compiled, static
-/// constructors run, `atexit` handlers redirected to a registry run on drop), and the scripts added to it.
-#[derive(Debug)]
-pub struct Runtime {
-    // Field order is drop order: scripts' code goes before the JIT itself.
-    trackers: Vec<ResourceTracker>,
-    atexit: AtExitRegistry,
-    dtors: Vec<String>,
-    jit: LlJit,
-}
-
-impl Runtime {
-    /// Creates the JIT and makes `lib`'s runtime resident in it.
-    pub fn new(lib: &PreparedLibrary) -> Result<Runtime> {
-        let jit = LlJit::new_host().map_err(jit_error)?;
-        jit.define_absolute(&[
-            (
-                "thinjit_host_alloc",
-                libc::malloc as *const () as usize as u64,
-            ),
-            ("thinjit_host_free", libc::free as *const () as usize as u64),
-            ("thinjit_host_log", host_log as *const () as usize as u64),
-            (
-                "thinjit_host_event",
-                host_event as *const () as usize as u64,
-            ),
-            (CXA_ATEXIT, AtExitRegistry::cxa_atexit_address()),
-            (ATEXIT_IMPL, AtExitRegistry::atexit_impl_address()),
-            (RESULT_CALLBACK, bench_result as *const () as usize as u64),
-        ])
-        .map_err(jit_error)?;
-        for lib in RUNTIME_LIBRARIES {
-            jit.add_shared_library(std::path::Path::new(lib))
-                .map_err(jit_error)?;
-        }
-        // One registry for the runtime and every script: all handlers run when the runtime is dropped, while
-        // the code they point to is still loaded.
-        let atexit = AtExitRegistry::new();
-        for (name, ir) in [
-            ("thinjit-support", support_ir(atexit.key())),
-            ("thinjit-personality", PERSONALITY_PIN_IR.to_owned()),
-        ] {
-            let ctx = Context::new();
-            let m = Module::parse_ir(&ctx, ir.as_bytes(), name)?;
-            jit.add_module(m, None).map_err(jit_error)?;
-        }
-
-        let ctx = Context::new();
-        let (library, structors) = runtime_module(&ctx, lib)?;
-        // Any external definition: looking it up compiles (or links) the whole library now, not in the first
-        // script's materialization.
-        let anchor = library
-            .functions()
-            .find(|f| !f.is_declaration() && !f.linkage().is_local())
-            .map(|f| f.name());
-        match &lib.runtime_object {
-            Some(path) => {
-                drop(library);
-                let object = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-                jit.add_object_file(&object, &lib.name, None)
-                    .map_err(jit_error)?;
-            }
-            None => jit.add_module(library, None).map_err(jit_error)?,
-        }
-        if let Some(anchor) = anchor {
-            jit.lookup(&anchor).map_err(jit_error)?;
-        }
-        jit.run_structors(structors.ctors()).map_err(jit_error)?;
-        Ok(Runtime {
-            trackers: Vec::new(),
-            atexit,
-            dtors: structors.dtors().to_vec(),
-            jit,
-        })
+    for library in &host.libraries {
+        builder = builder.shared_library(library);
     }
-
-    /// Adds an optimized script under its own tracker, materializes it by looking up `entry`, runs its static
-    /// constructors (only a script that carries private copies of helper state has any). Returns the entry
-    /// and how long adding + materializing took.
-    pub fn add_script(
-        &mut self,
-        mut module: Module<'_>,
-        entry: &str,
-    ) -> Result<(JitEntry, Duration)> {
-        let structors = module.take_structors();
-        module.redirect_atexit();
-        let tracker = self.jit.create_tracker();
-        let t = Instant::now();
-        self.jit
-            .add_module(module, Some(&tracker))
-            .map_err(jit_error)?;
-        self.jit.lookup(entry).map_err(jit_error)?;
-        let elapsed = t.elapsed();
-        self.trackers.push(tracker);
-        self.jit
-            .run_structors(structors.ctors())
-            .map_err(jit_error)?;
-        Ok((JitEntry(entry.to_owned()), elapsed))
-    }
-
-    /// Adds (and compiles) a driver that calls `entry(n)` and hands the result to the host: a `void()`
-    /// function the safe layer can call, so the harness needs no raw function pointers.
-    pub fn driver(&mut self, entry: &JitEntry, n: i64) -> Result<Driver> {
-        let name = format!("{}.drive.{n}", entry.0);
-        let ir = format!(
-            "declare i64 @\"{e}\"(i64)\ndeclare void @{RESULT_CALLBACK}(i64)\n\
-             define void @\"{name}\"() {{\n  %r = call i64 @\"{e}\"(i64 {n})\n  \
-             call void @{RESULT_CALLBACK}(i64 %r)\n  ret void\n}}\n",
-            e = entry.0
-        );
-        let ctx = Context::new();
-        let module = Module::parse_ir(&ctx, ir.as_bytes(), &name)?;
-        let tracker = self.jit.create_tracker();
-        self.jit
-            .add_module(module, Some(&tracker))
-            .map_err(jit_error)?;
-        self.jit.lookup(&name).map_err(jit_error)?;
-        self.trackers.push(tracker);
-        Ok(Driver { name })
-    }
-
-    /// Runs a driver: `entry(n)` on this thread. Returns what the entry returned.
-    pub fn run(&self, driver: &Driver) -> Result<i64> {
-        LAST_RESULT.with(|r| r.set(None));
-        self.jit
-            .run_structors(std::slice::from_ref(&driver.name))
-            .map_err(jit_error)?;
-        LAST_RESULT
-            .with(|r| r.get())
-            .ok_or_else(|| Error::InvalidEntry {
-                symbol: driver.name.clone(),
-                reason: "the benchmark driver returned no result".into(),
-            })
-    }
-
-    fn call(&mut self, entry: &JitEntry, n: i64) -> Result<i64> {
-        let driver = self.driver(entry, n)?;
-        self.run(&driver)
-    }
+    spec.configure(builder)
 }
 
-/// A compiled `void()` function calling a script's entry with a fixed argument ([`Runtime::driver`]).
-#[derive(Clone, Debug)]
-pub struct Driver {
-    name: String,
-}
-
-/// The host callback drivers hand a script's result to.
-const RESULT_CALLBACK: &str = "thinjit_bench_result";
-
-thread_local! {
-    static LAST_RESULT: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
-}
-
-extern "C" fn bench_result(value: i64) {
-    LAST_RESULT.with(|r| r.set(Some(value)));
-}
-
-/// The promoted helper library as the runtime holds it: static constructors and destructors taken out (the
-/// runtime runs them), `atexit` registrations redirected to the runtime's registry.
-fn runtime_module<'ctx>(
-    ctx: &'ctx Context,
-    lib: &PreparedLibrary,
-) -> Result<(Module<'ctx>, thinjit::llvm::resident::Structors)> {
-    let mut library = Module::parse_bitcode(ctx, lib.summary.library_bitcode()?, &lib.name)?;
-    let structors = library.take_structors();
-    library.redirect_atexit();
-    Ok((library, structors))
-}
-
-/// Compiles the runtime module of `lib` to a native object at `path` (for a JIT on this host), so that each
-/// benchmark process links it instead of compiling the whole library again.
-pub fn write_runtime_object(lib: &PreparedLibrary, path: &std::path::Path) -> Result<()> {
-    let ctx = Context::new();
-    let (library, _) = runtime_module(&ctx, lib)?;
-    let tm = TargetMachine::host(CodeGenOpt::Default)?;
-    let object = tm.emit_object(&library)?;
-    std::fs::write(path, object).map_err(|e| Error::io(path, e))
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        // atexit handlers (and the library's destructors) point into JIT'd code: run them while it is loaded.
-        self.atexit.run();
-        let _ = self.jit.run_structors(&self.dtors);
-    }
-}
-
-/// A script's entry, materialized in a [`Runtime`].
-#[derive(Clone, Debug)]
-pub struct JitEntry(String);
-
-/// Checks that `entry` is defined in `ir` as `i64 @entry(i64 ...)`, the signature the drivers call it with.
-pub fn check_entry_signature(ir: &str, entry: &str) -> Result<()> {
-    let needle = format!("@{entry}(");
+/// Checks that `ir` defines `entry` as `i64 @entry(i64, ...)` with `arity` parameters, the signature the harness
+/// calls it with. The error names the entry and what is wrong.
+pub fn check_entry_signature(ir: &str, entry: &str, arity: usize) -> Result<()> {
     let bad = |why: &str| Error::InvalidEntry {
         symbol: entry.to_owned(),
-        reason: format!("benchmark entry must be defined as `i64 @{entry}(i64)`: {why}"),
+        reason: format!(
+            "the benchmark entry must be defined as `i64 @{entry}({})`: {why}",
+            vec!["i64"; arity].join(", ")
+        ),
     };
-    let line = ir
+    let ctx = Context::new();
+    let module = Module::parse(&ctx, ir.as_bytes(), entry)?;
+    let f = module
+        .function(entry)
+        .filter(|f| !f.is_declaration())
+        .ok_or_else(|| bad("the script does not define it"))?;
+    // The printed definition line: `define [attrs] i64 @entry(i64 %0, ...)`.
+    let text = module.print();
+    let needle = format!("@{}(", f.name());
+    let line = text
         .lines()
-        .find(|l| l.trim_start().starts_with("define") && l.contains(&needle))
+        .find(|l| l.starts_with("define") && l.contains(&needle))
         .ok_or_else(|| bad("no definition"))?;
     let (head, rest) = line
         .split_once(&needle)
         .ok_or_else(|| bad("no definition"))?;
     if head.split_whitespace().last() != Some("i64") {
-        return Err(bad("return type is not i64"));
+        return Err(bad("its return type is not i64"));
     }
-    let params = rest.split(')').next().unwrap_or("");
-    let params: Vec<&str> = params.split(',').map(str::trim).collect();
-    if params.len() != 1 || params[0].split_whitespace().next() != Some("i64") {
-        return Err(bad("parameters are not (i64)"));
+    let params = rest.split(')').next().unwrap_or("").trim();
+    let params: Vec<&str> = if params.is_empty() {
+        Vec::new()
+    } else {
+        params.split(',').map(str::trim).collect()
+    };
+    if params.len() != arity {
+        return Err(bad(&format!(
+            "it takes {} parameter(s), {arity} argument(s) given",
+            params.len()
+        )));
+    }
+    if params
+        .iter()
+        .any(|p| p.split_whitespace().next() != Some("i64"))
+    {
+        return Err(bad("a parameter is not i64"));
     }
     Ok(())
 }
 
-/// Gives every external definition of `ir` a `.<suffix>` so several scripts (or two copies of one) can live in
-/// one JIT. Returns the new IR and the renamed entry.
-fn rename_definitions(ir: &str, suffix: &str) -> Result<(String, String)> {
-    let ctx = Context::new();
-    let module = Module::parse_ir(&ctx, ir.as_bytes(), suffix)?;
-    for f in module.functions() {
-        if !f.is_declaration() && !f.linkage().is_local() {
-            f.set_name(&format!("{}.{suffix}", f.name()));
-        }
-    }
-    Ok((module.print(), format!("{ENTRY}.{suffix}")))
-}
-
-struct Measured {
-    row: Row,
-    entry: JitEntry,
-}
-
-fn compile_and_add(
-    rt: &mut Runtime,
-    lib: &PreparedLibrary,
-    strategy: Strategy,
-    tm: &TargetMachine,
-    name: &str,
-    ir: &str,
-    suffix: &str,
-) -> Result<Measured> {
-    check_entry_signature(ir, ENTRY)?;
-    let (ir, entry) = rename_definitions(ir, suffix)?;
-    let ctx = Context::new();
-    // The module name is unique in the runtime (internalized copies are renamed after it).
-    let compiled = compile_script(&ctx, &format!("{name}.{suffix}"), &ir, strategy, lib, tm)?;
-    let object_bytes = tm.emit_object(&compiled.module)?.len();
-    let mut row = Row {
-        script: name.to_owned(),
-        import_ms: ms(compiled.import_time),
-        optimize_ms: ms(compiled.optimize_time),
-        linked_functions: compiled.linked_functions,
-        copied_functions: compiled.defined_functions_after,
-        object_bytes,
-        ..Row::default()
-    };
-    let (entry, materialize) = rt.add_script(compiled.module, &entry)?;
-    row.materialize_ms = ms(materialize);
-    Ok(Measured { row, entry })
-}
-
-/// Compiles `script` `compile_repetitions` times (keeping the fastest time of each stage), then runs the last
-/// copy's hot loop `repetitions` times (keeping the fastest run).
-fn measure_script(
-    rt: &mut Runtime,
-    lib: &PreparedLibrary,
-    strategy: Strategy,
-    tm: &TargetMachine,
-    script: &Script,
-    k: usize,
-    options: &MeasureOptions,
-) -> Row {
-    let mut best: Option<Row> = None;
-    let mut entry = None;
-    for rep in 0..options.compile_repetitions.max(1) {
-        let suffix = format!("s{k}r{rep}");
-        match compile_and_add(rt, lib, strategy, tm, &script.name, &script.ir, &suffix) {
-            Ok(m) => {
-                entry = Some(m.entry);
-                best = Some(match best {
-                    None => m.row,
-                    Some(b) => Row {
-                        import_ms: b.import_ms.min(m.row.import_ms),
-                        optimize_ms: b.optimize_ms.min(m.row.optimize_ms),
-                        materialize_ms: b.materialize_ms.min(m.row.materialize_ms),
-                        ..m.row
-                    },
-                });
-            }
-            Err(e) => {
-                return Row {
-                    script: script.name.clone(),
-                    error: Some(e.to_string()),
-                    ..Row::default()
-                }
-            }
-        }
-    }
-    let mut row = best.unwrap_or_default();
-    if let Some(entry) = entry {
-        let driver = match rt.driver(&entry, script.iterations) {
-            Ok(d) => d,
-            Err(e) => {
-                row.error = Some(e.to_string());
-                return row;
-            }
-        };
-        let mut fastest = f64::MAX;
-        for _ in 0..options.repetitions.max(1) {
+/// Calls `entry(args)` `repetitions` times; returns the last result and the fastest run in milliseconds.
+///
+/// The one place the harness calls JIT'd code (as a host program does; the library itself never does).
+#[allow(unsafe_code)]
+fn run_entry(
+    handle: &ScriptHandle<'_>,
+    entry: &str,
+    args: &[i64],
+    repetitions: usize,
+) -> Result<(i64, f64)> {
+    let mut fastest = f64::MAX;
+    let mut result = 0;
+    let mut time = |f: &mut dyn FnMut() -> i64| {
+        for _ in 0..repetitions.max(1) {
             let t = Instant::now();
-            let r = rt.run(&driver);
+            result = f();
             fastest = fastest.min(ms(t.elapsed()));
-            match r {
-                Ok(v) => row.result = Some(v),
-                Err(e) => {
-                    row.error = Some(e.to_string());
-                    return row;
-                }
-            }
         }
-        row.run_ms = Some(fastest);
+    };
+    type F0 = extern "C" fn() -> i64;
+    type F1 = extern "C" fn(i64) -> i64;
+    type F2 = extern "C" fn(i64, i64) -> i64;
+    type F3 = extern "C" fn(i64, i64, i64) -> i64;
+    type F4 = extern "C" fn(i64, i64, i64, i64) -> i64;
+    // SAFETY (every call below): `check_entry_signature` verified that the script defines `entry` as
+    // `i64 (i64 × args.len())`, the function type used; the handle keeps the script loaded during the calls.
+    match *args {
+        [] => {
+            let f = handle.lookup::<F0>(entry)?;
+            time(&mut || unsafe { f.call() })
+        }
+        [a] => {
+            let f = handle.lookup::<F1>(entry)?;
+            time(&mut || unsafe { f.call(a) })
+        }
+        [a, b] => {
+            let f = handle.lookup::<F2>(entry)?;
+            time(&mut || unsafe { f.call(a, b) })
+        }
+        [a, b, c] => {
+            let f = handle.lookup::<F3>(entry)?;
+            time(&mut || unsafe { f.call(a, b, c) })
+        }
+        [a, b, c, d] => {
+            let f = handle.lookup::<F4>(entry)?;
+            time(&mut || unsafe { f.call(a, b, c, d) })
+        }
+        _ => {
+            return Err(Error::Config {
+                message: format!(
+                    "the benchmark calls entries with at most 4 arguments, {} given",
+                    args.len()
+                ),
+            })
+        }
     }
-    row
+    Ok((result, fastest))
+}
+
+/// Calls a zero-argument `i64` function of the helper runtime (a host's own view of helper state).
+#[allow(unsafe_code)]
+fn call_runtime(engine: &Engine, name: &str) -> Result<i64> {
+    let f = engine.lookup::<extern "C" fn() -> i64>(name)?;
+    // SAFETY: only used with the bundled `rt_counter_get`, which is `int64_t rt_counter_get(void)`; the engine
+    // keeps the runtime loaded during the call.
+    Ok(unsafe { f.call() })
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Compiles, JITs and runs every script of `lib` with `strategy` in one fresh runtime, then runs the semantic
-/// checks. Failures of single scripts are recorded in their rows; a failure to set up the runtime is recorded
-/// in the outcome's `error`.
+/// A script's stage times as the engine measured them, by the engine's stage names, in pipeline order.
+pub fn stage_times(report: &ScriptReport) -> Vec<(&'static str, Duration)> {
+    Stage::ALL
+        .iter()
+        .map(|&stage| (stage.name(), report.times.get(stage)))
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Min and median of each stage, and of the whole compile, over the compiles of one script.
+fn stage_stats(reports: &[ScriptReport]) -> (Vec<StageStat>, f64, f64) {
+    let mut stages: Vec<StageStat> = Vec::new();
+    if let Some(first) = reports.first() {
+        for (i, (name, _)) in stage_times(first).into_iter().enumerate() {
+            let v: Vec<f64> = reports.iter().map(|r| ms(stage_times(r)[i].1)).collect();
+            stages.push(StageStat {
+                stage: name.to_owned(),
+                min_ms: v.iter().copied().fold(f64::MAX, f64::min),
+                median_ms: median(v),
+            });
+        }
+    }
+    let totals: Vec<f64> = reports.iter().map(|r| ms(r.times.total())).collect();
+    let min = totals.iter().copied().fold(f64::MAX, f64::min);
+    (stages, min, median(totals))
+}
+
+/// Compiles `script` `compile_repetitions` times in `engine` (each compile but the last removed again), then
+/// runs the last one's entry `repetitions` times.
+fn measure_script(
+    engine: &Engine,
+    spec: StrategySpec,
+    library_functions: usize,
+    script: &Script,
+    options: &MeasureOptions,
+) -> Row {
+    let mut row = Row {
+        script: script.name.clone(),
+        iterations: script.iterations,
+        expected: script.expected,
+        call_heavy: script.call_heavy,
+        ..Row::default()
+    };
+    if let Err(e) = check_entry_signature(&script.ir, &script.entry, script.args.len()) {
+        row.error = Some(e.to_string());
+        return row;
+    }
+    let n = options.compile_repetitions.max(1);
+    let mut reports = Vec::with_capacity(n);
+    let mut last = None;
+    for rep in 0..n {
+        let handle = match engine.add_script(&script.name, script.ir.as_bytes()) {
+            Ok(h) => h,
+            Err(e) => {
+                row.error = Some(e.to_string());
+                return row;
+            }
+        };
+        if let Some(report) = handle.report() {
+            reports.push(report);
+        }
+        if rep + 1 < n {
+            if let Err(e) = handle.remove() {
+                row.error = Some(e.to_string());
+                return row;
+            }
+        } else {
+            last = Some(handle);
+        }
+    }
+    let (stages, min, med) = stage_stats(&reports);
+    row.stages = stages;
+    row.compile_ms = min;
+    row.median_compile_ms = med;
+    if let Some(report) = reports.last() {
+        row.object_bytes = report.object_size.unwrap_or(0);
+        if let Some(import) = &report.import {
+            row.imported_functions = import
+                .imported_functions()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            row.imported_variables = import
+                .imported_variables()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+        }
+        row.linked_functions = match spec.strategy {
+            Strategy::FullLink | Strategy::FullLinkInternalize => library_functions,
+            _ => row.imported_functions.len(),
+        };
+        if options.keep_ir {
+            row.optimized_ir = report.optimized_ir.clone();
+        }
+    }
+    if let Some(handle) = last {
+        match run_entry(&handle, &script.entry, &script.args, options.repetitions) {
+            Ok((result, fastest)) => {
+                row.result = Some(result);
+                row.run_ms = Some(fastest);
+            }
+            Err(e) => row.error = Some(e.to_string()),
+        }
+        if let Err(e) = handle.remove() {
+            row.error.get_or_insert(e.to_string());
+        }
+    }
+    row
+}
+
+/// Builds the engine for `spec` and measures every script in it, then (bundled helpers) the semantic checks.
+/// Failures of single scripts are recorded in their rows; a failure to build the engine in the outcome's `error`.
 pub fn measure(
     lib: &PreparedLibrary,
     scripts: &[Script],
-    strategy: Strategy,
+    spec: StrategySpec,
+    host: &Host,
     options: &MeasureOptions,
 ) -> StrategyOutcome {
     let mut outcome = StrategyOutcome {
         library: lib.name.clone(),
         library_functions: lib.functions,
-        strategy: strategy.label(),
+        strategy: spec.label(),
         ..StrategyOutcome::default()
     };
     let ctor_events_before = host_event_count(EVENT_INTERN_CTOR);
     let t = Instant::now();
-    let tm = match TargetMachine::host(CodeGenOpt::Default) {
-        Ok(tm) => tm,
-        Err(e) => {
-            outcome.error = Some(e.to_string());
-            return outcome;
-        }
-    };
-    let mut rt = match Runtime::new(lib) {
-        Ok(rt) => rt,
+    let mut builder = engine_builder(lib, spec, host).keep_optimized_ir(options.keep_ir);
+    if let Some(dir) = &options.save_temps {
+        builder = builder.save_temps(dir.join(spec.label()));
+    }
+    let engine = match builder.build() {
+        Ok(engine) => engine,
         Err(e) => {
             outcome.error = Some(e.to_string());
             return outcome;
         }
     };
     outcome.setup_ms = ms(t.elapsed());
-
-    for (k, script) in scripts.iter().enumerate() {
-        let mut row = measure_script(&mut rt, lib, strategy, &tm, script, k, options);
-        row.iterations = script.iterations;
-        row.expected = script.expected;
-        row.call_heavy = script.call_heavy;
-        outcome.rows.push(row);
+    for script in scripts {
+        outcome.rows.push(measure_script(
+            &engine,
+            spec,
+            lib.functions,
+            script,
+            options,
+        ));
     }
-
     if options.semantic_checks
         && lib
             .summary
@@ -464,66 +426,52 @@ pub fn measure(
             .function("rt_counter_increment")
             .is_some()
     {
-        outcome.one_instance = check_one_instance(&mut rt, lib, strategy, &tm);
-        outcome.init_once = check_init_once(&mut rt, lib, strategy, &tm, ctor_events_before);
+        outcome.one_instance = check_one_instance(&engine);
+        outcome.init_once = check_init_once(&engine, ctor_events_before);
     }
-    drop(rt);
+    drop(engine);
     outcome.peak_rss_kib = peak_rss_kib();
     outcome
 }
 
-/// The host's view of the shared counter: `rt_counter_get` of the resident runtime, called from a tiny
-/// uninlined probe.
-const HOST_PROBE: &str = r#"
-declare i64 @rt_counter_get()
-define i64 @bench_main(i64 %n) {
-  %r = call i64 @rt_counter_get()
-  ret i64 %r
+/// Gives every external definition of `ir` a `.<suffix>` so several copies of one script live in one engine.
+/// Returns the new IR and the renamed entry.
+fn rename_definitions(ir: &str, entry: &str, suffix: &str) -> Result<(String, String)> {
+    let ctx = Context::new();
+    let module = Module::parse_ir(&ctx, ir.as_bytes(), suffix)?;
+    for f in module.functions() {
+        if !f.is_declaration() && !f.linkage().is_local() {
+            f.set_name(&format!("{}.{suffix}", f.name()));
+        }
+    }
+    Ok((module.print(), format!("{entry}.{suffix}")))
 }
-"#;
 
-fn run_once(
-    rt: &mut Runtime,
-    lib: &PreparedLibrary,
-    strategy: Strategy,
-    tm: &TargetMachine,
+/// Adds a renamed copy of a bundled check script and calls its `bench_main(n)`; the copy stays loaded.
+fn run_copy<'e>(
+    engine: &'e Engine,
     name: &str,
     ir: &str,
     n: i64,
+    keep: &mut Vec<ScriptHandle<'e>>,
 ) -> Result<i64> {
-    let measured = compile_and_add(rt, lib, strategy, tm, name, ir, name)?;
-    rt.call(&measured.entry, n)
+    let (ir, entry) = rename_definitions(ir, super::workload::ENTRY, name)?;
+    let handle = engine.add_script(name, ir.as_bytes())?;
+    let (result, _) = run_entry(&handle, &entry, &[n], 1)?;
+    keep.push(handle);
+    Ok(result)
 }
 
-/// Two copies of `counter.ll` bump `rt_shared_counter` 3 and 4 times; the host must see one counter at +7.
-fn check_one_instance(
-    rt: &mut Runtime,
-    lib: &PreparedLibrary,
-    strategy: Strategy,
-    tm: &TargetMachine,
-) -> Check {
+/// Two copies of `counter.ll` bump `rt_shared_counter` 3 and 4 times; the host (the runtime's own
+/// `rt_counter_get`) must see one counter at +7.
+fn check_one_instance(engine: &Engine) -> Check {
+    let mut keep = Vec::new();
     let result = (|| -> Result<Check> {
-        let base = run_once(rt, lib, Strategy::None, tm, "probe0", HOST_PROBE, 1)?;
-        let a = run_once(
-            rt,
-            lib,
-            strategy,
-            tm,
-            "counter_a",
-            super::workload::bundled::COUNTER,
-            3,
-        )?;
-        let b = run_once(
-            rt,
-            lib,
-            strategy,
-            tm,
-            "counter_b",
-            super::workload::bundled::COUNTER,
-            4,
-        )?;
-        let host = run_once(rt, lib, Strategy::None, tm, "probe1", HOST_PROBE, 1)?;
-        let (a, b, host) = (a - base, b - base, host - base);
+        let base = call_runtime(engine, "rt_counter_get")?;
+        let counter = super::workload::bundled::COUNTER;
+        let a = run_copy(engine, "counter_a", counter, 3, &mut keep)? - base;
+        let b = run_copy(engine, "counter_b", counter, 4, &mut keep)? - base;
+        let host = call_runtime(engine, "rt_counter_get")? - base;
         let detail =
             format!("script A saw {a}, script B saw {b}, host saw {host} (one counter: 3, 7, 7)");
         let verdict = if (a, b, host) == (3, 7, 7) {
@@ -533,6 +481,9 @@ fn check_one_instance(
         };
         Ok(Check { verdict, detail })
     })();
+    for h in keep {
+        let _ = h.remove();
+    }
     result.unwrap_or_else(|e| Check {
         verdict: Verdict::Broken,
         detail: format!("check failed: {e}"),
@@ -540,23 +491,16 @@ fn check_one_instance(
 }
 
 /// `initonce.ll` must see the intern table constructed exactly once and live; the host must have seen the
-/// constructor run exactly once in this runtime.
-fn check_init_once(
-    rt: &mut Runtime,
-    lib: &PreparedLibrary,
-    strategy: Strategy,
-    tm: &TargetMachine,
-    ctor_events_before: i32,
-) -> Check {
+/// constructor run exactly once since the engine was built.
+fn check_init_once(engine: &Engine, ctor_events_before: i32) -> Check {
+    let mut keep = Vec::new();
     let result = (|| -> Result<Check> {
-        let r = run_once(
-            rt,
-            lib,
-            strategy,
-            tm,
+        let r = run_copy(
+            engine,
             "initonce",
             super::workload::bundled::INITONCE,
             1,
+            &mut keep,
         )?;
         let runs = host_event_count(EVENT_INTERN_CTOR) - ctor_events_before;
         let (seen, live) = (r / 10, r % 10 == 1);
@@ -570,6 +514,9 @@ fn check_init_once(
         };
         Ok(Check { verdict, detail })
     })();
+    for h in keep {
+        let _ = h.remove();
+    }
     result.unwrap_or_else(|e| Check {
         verdict: Verdict::Broken,
         detail: format!("check failed: {e}"),

@@ -17,8 +17,12 @@ pub struct Script {
     pub name: String,
     /// Textual LLVM IR, as a front end would emit it.
     pub ir: String,
-    /// Hot-loop iterations passed to `bench_main`.
+    /// Hot-loop iterations (the bundled scripts' one argument; 0 for a user's script).
     pub iterations: i64,
+    /// The function the harness calls: `i64 entry(i64 × args.len())`.
+    pub entry: String,
+    /// Its arguments.
+    pub args: Vec<i64>,
     /// What `bench_main(iterations)` returns; `None` when only agreement with the `none` strategy is checked.
     pub expected: Option<i64>,
     /// A script whose run time is dominated by calls to small helpers (where inlining should pay off).
@@ -68,6 +72,8 @@ fn script(name: &str, ir: &str, iterations: i64, expected: i64, call_heavy: bool
         name: name.to_owned(),
         ir: ir.to_owned(),
         iterations,
+        entry: ENTRY.into(),
+        args: vec![iterations],
         expected: Some(expected),
         call_heavy,
     }
@@ -386,6 +392,8 @@ pub fn synthetic_workload(functions: usize, seed: u64, scale: f64) -> Workload {
                 crate::synth::generate_script(functions, k, seed + k as u64)
             ),
             iterations,
+            entry: ENTRY.into(),
+            args: vec![iterations],
             expected: None,
             call_heavy: false,
         })

@@ -6,6 +6,8 @@
 
 use clap::{Parser, Subcommand};
 
+#[path = "thinjit/bench.rs"]
+mod bench;
 #[path = "thinjit/demo.rs"]
 mod demo;
 #[path = "thinjit/errors.rs"]
@@ -36,6 +38,9 @@ enum Command {
     Plan(plan::Args),
     /// Add a script to an engine (import, O3, ORC), call its entry, print the result and the import report.
     Run(run::Args),
+    /// Measure every import strategy on your own runtime and scripts: compile times per stage (min and median),
+    /// run time of the entry, peak RSS, thinjit against LLVM's own importer.
+    Bench(bench::Args),
     /// Build the bundled helpers' summary if needed and run the example scripts in both runtime modes.
     Demo(demo::Args),
 }
@@ -46,6 +51,7 @@ fn main() {
         Command::Summary(cmd) => summary::run(cmd),
         Command::Plan(args) => plan::run(args),
         Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
     };
     // A closed pipe (`thinjit summary show … | head`) is not an error.

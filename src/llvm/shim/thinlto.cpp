@@ -21,6 +21,7 @@
 #include "llvm/Transforms/IPO/FunctionImport.h"
 #include "llvm/Transforms/Utils/ModuleUtils.h"
 
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -140,9 +141,19 @@ int thinjit_bitcode_has_summary(const char *data, size_t len) {
 // FunctionImporter::importFunctions with a loader that lazily loads the library bitcode in the script's context
 // (getLazyModule, metadata lazily, as an import source). Imported definitions arrive available_externally;
 // declarations of what stays in the runtime are not dso_local (JIT'd code may be far from it). The library bytes
-// must outlive the call. Returns null on success, else a message the caller frees with LLVMDisposeMessage.
+// must outlive the call. `seconds` receives the time of each step: [0] the script's summary, [1] the thin link,
+// [2] dead symbols and import lists, [3] the import. Returns null on success, else a message the caller frees with
+// LLVMDisposeMessage.
 char *thinjit_llvm_import(LLVMModuleRef script, const char *library, size_t library_len,
-                          const ThinjitLlvmImportOptions *options) {
+                          const ThinjitLlvmImportOptions *options, double *seconds) {
+  using clock = std::chrono::steady_clock;
+  auto started = clock::now();
+  auto lap = [&](int i) {
+    auto now = clock::now();
+    seconds[i] = std::chrono::duration<double>(now - started).count();
+    started = now;
+  };
+  for (int i = 0; i < 4; i++) seconds[i] = 0;
   Module &m = *unwrap(script);
   LLVMContext &ctx = m.getContext();
   std::string scriptPath = m.getModuleIdentifier();
@@ -156,6 +167,7 @@ char *thinjit_llvm_import(LLVMModuleRef script, const char *library, size_t libr
     raw_svector_ostream os(scriptBitcode);
     WriteBitcodeToFile(m, os, /*ShouldPreserveUseListOrder=*/false, &scriptIndex);
   }
+  lap(0);
 
   // The thin link: one combined index from the library's summary and the script's.
   Expected<std::vector<BitcodeModule>> libraryModules =
@@ -175,6 +187,7 @@ char *thinjit_llvm_import(LLVMModuleRef script, const char *library, size_t libr
     return message(std::move(err), "reading the helper library's summary");
   if (Error err = scriptModules->front().readSummary(combined, scriptPath))
     return message(std::move(err), "reading the script's summary");
+  lap(1);
 
   // Preserved symbols: the script's definitions and `llvm.used` (llvm-lto: -exported-symbol and
   // addUsedSymbolToPreservedGUID), and with `preserve_library` every external definition of the library.
@@ -220,6 +233,7 @@ char *thinjit_llvm_import(LLVMModuleRef script, const char *library, size_t libr
       return message(err);
     ComputeCrossModuleImport(combined, definedPerModule, isPrevailing, importLists, exportLists);
   }
+  lap(2);
   auto list = importLists.find(scriptPath);
   if (list == importLists.end()) return nullptr;
 
@@ -232,6 +246,7 @@ char *thinjit_llvm_import(LLVMModuleRef script, const char *library, size_t libr
   FunctionImporter importer(combined, loader, /*ClearDSOLocalOnDeclarations=*/true);
   Expected<bool> imported = importer.importFunctions(m, list->second);
   if (!imported) return message(imported.takeError(), "importing");
+  lap(3);
   return nullptr;
 }
 

@@ -228,22 +228,28 @@ fn compare_strategies() -> anyhow::Result<()> {
         repetitions: 2,
         compile_repetitions: 2,
         semantic_checks: true,
+        keep_ir: false,
+        save_temps: None,
     };
     let mut report = bench::BenchReport {
         date: bench::utc_now(),
         machine: bench::machine_description(),
         llvm: thinjit::llvm::llvm_version(),
         mode: "quick (thinjit demo)".into(),
+        graded: true,
         outcomes: Vec::new(),
+        differences: Vec::new(),
     };
-    for strategy in bench::Strategy::all() {
+    for strategy in bench::StrategySpec::all() {
         report.outcomes.push(bench::measure(
             &prepared,
             &workload.scripts,
             strategy,
+            &bench::Host::bundled(),
             &options,
         ));
     }
+    bench::add_differences(&mut report, &prepared, &workload.scripts);
     report.fill_expected_from_none();
     println!("{}", report.markdown());
     println!("(full run on every library: cargo bench --bench strategies; see the README for how to read it)");
