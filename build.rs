@@ -24,6 +24,7 @@ fn build_shim(llvm_config: &Path) {
     build
         .cpp(true)
         .file("src/llvm/shim/shim.cpp")
+        .file("src/llvm/shim/check.cpp")
         .file("src/llvm/shim/thinlto.cpp")
         .warnings(false);
     for flag in cxxflags.split_whitespace() {

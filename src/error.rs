@@ -193,6 +193,18 @@ pub enum Error {
     /// A configuration value is out of range or inconsistent.
     #[error("invalid configuration: {message}")]
     Config { message: String },
+
+    /// The JIT's target cannot compile the script (found by [`crate::check`] before code generation, where
+    /// LLVM would end the process, crash, hang or miscompile).
+    #[error("the target cannot compile `{script}`{}: {message}", function.as_deref().map(|f| format!(" (function `{f}`)")).unwrap_or_default())]
+    Unsupported {
+        /// The script.
+        script: String,
+        /// The function (or global) concerned, when there is one.
+        function: Option<String>,
+        /// What is unsupported, and the limit or target it exceeds.
+        message: String,
+    },
 }
 
 impl Error {

@@ -12,6 +12,7 @@ mod error;
 pub mod llvm;
 
 pub mod cache;
+pub mod check;
 pub mod import;
 pub mod jit;
 pub mod optimize;

@@ -59,7 +59,7 @@ static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
 #[no_mangle]
 pub extern "C" fn thinjit_version() -> *const c_char {
-    VERSION.as_ptr() as *const c_char
+    boundary::guard_value(c"".as_ptr(), || VERSION.as_ptr() as *const c_char)
 }
 
 #[no_mangle]

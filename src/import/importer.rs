@@ -391,6 +391,13 @@ pub(crate) fn stamp_targets(
         let Some(f) = module.function(name) else {
             continue;
         };
+        // A function built for another CPU keeps its own target: the helpers' features describe their CPU,
+        // and on another CPU they may not even include what the triple needs (64-bit mode).
+        if let (Some(own), Some(helpers)) = (f.string_attribute("target-cpu"), &cpu) {
+            if &own != helpers {
+                continue;
+            }
+        }
         let mut changed = false;
         if let Some(cpu) = &cpu {
             if f.string_attribute("target-cpu").is_none() {

@@ -95,6 +95,8 @@ pub struct EngineBuilder {
     pub(crate) runtime_object: bool,
     pub(crate) cache: Option<Arc<ScriptCache>>,
     pub(crate) cache_dir: Option<(PathBuf, u64, u64)>,
+    pub(crate) isolation: Option<super::Isolation>,
+    pub(crate) target_check: bool,
     pub(crate) tiering: Option<TieringConfig>,
 }
 
@@ -143,6 +145,8 @@ impl EngineBuilder {
             runtime_object: true,
             cache: None,
             cache_dir: None,
+            isolation: None,
+            target_check: true,
             tiering: None,
         }
     }
@@ -260,6 +264,23 @@ impl EngineBuilder {
         disk_limit: u64,
     ) -> Self {
         self.cache_dir = Some((dir.into(), memory_limit, disk_limit));
+        self
+    }
+
+    /// Optimizes and compiles scripts in helper processes ([`Isolation`](super::Isolation): the
+    /// `thinjit-worker` executable, how many, the time limit per script): an LLVM crash, abort or hang while
+    /// compiling a script is then an [`Error::CompileAborted`](crate::Error::CompileAborted) or
+    /// [`Error::Timeout`](crate::Error::Timeout), never the host's end. The engine links the returned object
+    /// itself. Eager mode only.
+    pub fn isolate_codegen(mut self, isolation: super::Isolation) -> Self {
+        self.isolation = Some(isolation);
+        self
+    }
+
+    /// Runs the pre-codegen target check ([`crate::check::module`]) on every script (default `true`). Turning
+    /// it off lets scripts the check would refuse reach LLVM: only for testing isolated compilation.
+    pub fn target_check(mut self, enabled: bool) -> Self {
+        self.target_check = enabled;
         self
     }
 

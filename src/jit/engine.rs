@@ -138,6 +138,21 @@ impl Core {
     }
 
     fn lookup_error(&self, name: &str, failure: OrcFailure) -> Error {
+        // A lazy script whose code generation failed: removed (nothing of it stays), an `Error::Codegen`.
+        let failures = self.jit.take_codegen_failures();
+        if let Some(error) = super::checks::codegen_failure(&failures) {
+            let ids: Vec<u64> = match self.pipeline.materializing.lock() {
+                Ok(m) => failures
+                    .iter()
+                    .filter_map(|f| m.get(&f.module).copied())
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            for (id, failure) in ids.into_iter().zip(&failures) {
+                let _ = self.remove_id(id, &failure.name);
+            }
+            return error;
+        }
         let transform_failure = std::mem::take(
             &mut *self
                 .pipeline
@@ -182,6 +197,9 @@ impl Core {
                 what: "lazy scripts",
             })?
             .retain(|_, pending| pending.id != id);
+        if let Ok(mut m) = self.pipeline.materializing.lock() {
+            m.retain(|_, script| *script != id);
+        }
         let script = self
             .scripts
             .lock()
@@ -240,6 +258,16 @@ impl Core {
         self.jit.lookup(name).map_err(|failure| {
             // The failed name stays in ORC's string pool until cleared: a host looking up many wrong names
             // (user input) would otherwise accumulate them.
+            self.jit.clear_dead_symbol_names();
+            self.lookup_error(name, failure)
+        })
+    }
+
+    /// The address of the function `name` (a variable is an [`Error::InvalidEntry`]), materializing what
+    /// defines it if needed.
+    fn lookup_function_address(&self, name: &str) -> Result<u64> {
+        let _compiling = self.compile_guard();
+        super::checks::function_address(&self.jit, name, |failure| {
             self.jit.clear_dead_symbol_names();
             self.lookup_error(name, failure)
         })
@@ -455,7 +483,7 @@ impl Engine {
 
     /// Reads and adds the script at `path` (textual IR or bitcode).
     pub fn add_script_file(&self, path: &Path) -> Result<ScriptHandle<'_>> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::check::read_regular_file(path)?;
         self.add_script(&path.display().to_string(), &bytes)
     }
 
@@ -533,7 +561,8 @@ impl Engine {
     /// The result borrows the engine, so it cannot outlive the JIT memory; for a script's own functions prefer
     /// [`ScriptHandle::lookup`], which also keeps the script from being removed meanwhile.
     pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'_, F>> {
-        self.lookup_address(name)
+        self.core
+            .lookup_function_address(name)
             .map(|address| JitFunction::new(address, self))
     }
 
@@ -597,7 +626,8 @@ impl<'e> ScriptHandle<'e> {
     /// the script cannot be removed while it is in use.
     pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'_, F>> {
         self.engine
-            .lookup_address(name)
+            .core
+            .lookup_function_address(name)
             .map(|address| JitFunction::new(address, self))
     }
 
@@ -700,7 +730,7 @@ impl Script {
     pub fn lookup<F>(&self, name: &str) -> Result<JitFunction<'_, F>> {
         self.inner
             .core
-            .lookup_address(name)
+            .lookup_function_address(name)
             .map(|address| JitFunction::new(address, self))
     }
 

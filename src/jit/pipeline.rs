@@ -249,8 +249,14 @@ impl<'p> Run<'p> {
 
     /// With save-temps, writes `module` as `stage`'s file.
     fn save_module(&mut self, stage: Stage, module: &Module<'_>) -> Result<()> {
-        // Write the module only when it is kept: bitcode of every stage of every script costs time.
         if self.pipeline.save_temps.is_none() {
+            return Ok(());
+        }
+        // LLVM's bitcode writer recurses on nested types: a module nested past the limit is not written (the
+        // verify stage refuses it).
+        let nesting = module.nesting();
+        let limit = crate::llvm::facts::MAX_NESTING;
+        if nesting.types > limit || nesting.constants > limit {
             return Ok(());
         }
         self.save(stage, &module.write_bitcode())
@@ -284,6 +290,13 @@ pub(super) struct Pipeline {
     /// Typed errors of lazy scripts whose stages failed inside ORC's IR transform (ORC only carries text): the
     /// lookup that made ORC materialize the script returns them.
     pub transform_failures: Mutex<Vec<Error>>,
+    /// Lazy scripts ORC has compiled (or is compiling), by module identity: a code generation failure names
+    /// the module, and the engine removes its script.
+    pub materializing: Mutex<HashMap<usize, u64>>,
+    /// Worker processes that optimize and compile scripts (isolated compilation), if enabled.
+    pub isolation: Option<super::isolate::Pool>,
+    /// Whether scripts go through the pre-codegen target check.
+    pub target_check: bool,
     /// Contexts eager scripts are compiled in, reused a bounded number of times (parsed shards are copied).
     pub contexts: super::contexts::ContextPool,
 }
@@ -367,6 +380,10 @@ impl Pipeline {
 
     /// The optimize stage.
     fn optimize(&self, module: &mut Module<'_>) -> Result<Option<String>> {
+        if self.isolation.is_some() {
+            // Isolated compilation: the worker optimizes, with code generation.
+            return Ok(None);
+        }
         let level = self.opt_level;
         self.with_machine(|tm| crate::optimize::optimize_verified(module, tm, level))?;
         Ok(self.keep_optimized_ir.then(|| module.print()))
@@ -495,6 +512,9 @@ impl Pipeline {
         let Some(pending) = pending else {
             return Ok(());
         };
+        if let Ok(mut m) = self.materializing.lock() {
+            m.insert(module.identity(), pending.id);
+        }
         let mut run = self.run(&pending.name);
         run.times = pending.times;
         run.temps = pending.temps;
@@ -596,6 +616,8 @@ impl Core {
             }
             let defined = module.defined_symbols();
             self.refuse_helper_redefinition(name, defined.iter())?;
+            let check = pipeline.target_check;
+            super::checks::script(module, name, &self.target, &self.helper_symbols, check)?;
             Ok(defined)
         })?;
         run.save_module(Stage::Verify, module)?;
@@ -650,16 +672,28 @@ impl Core {
             prepared.prepare(module);
             Ok(())
         })?;
-        let (import, optimized_ir) = pipeline.plan_import_optimize(&mut run, module)?;
+        let (import, mut optimized_ir) = pipeline.plan_import_optimize(&mut run, module)?;
         run.stage(Stage::Import, || {
             // Strategies that link whole libraries bring their static constructors along.
             prepared.prepare_linked(module);
             Ok(())
         })?;
         // Code generation on this thread with a pooled target machine.
-        let object = run.stage(Stage::Codegen, || {
-            pipeline.with_machine(|tm| tm.emit_object_verified(module))
-        })?;
+        let object = match &pipeline.isolation {
+            // Optimization and code generation in a worker process (the codegen stage's time includes both;
+            // the optimize stage's is the worker's own measure).
+            Some(pool) => {
+                let (level, keep) = (pipeline.opt_level, pipeline.keep_optimized_ir);
+                let compiled = run.stage(Stage::Codegen, || {
+                    pool.compile(module, name, &self.target, level, keep, &defined)
+                })?;
+                (run.times.optimize, optimized_ir) = (compiled.optimize, compiled.optimized_ir);
+                compiled.object
+            }
+            None => run.stage(Stage::Codegen, || {
+                pipeline.with_machine(|tm| tm.emit_object_verified(module))
+            })?,
+        };
         run.save(Stage::Codegen, &object)?;
         drop(script);
         let after = defined.iter().cloned().collect::<Vec<_>>();

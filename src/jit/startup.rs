@@ -201,6 +201,19 @@ impl Core {
             machines: Mutex::new(Vec::new()),
             pending: Mutex::new(HashMap::new()),
             transform_failures: Mutex::new(Vec::new()),
+            materializing: Mutex::new(HashMap::new()),
+            isolation: match &builder.isolation {
+                Some(isolation) if builder.lazy => {
+                    return Err(Error::Config {
+                        message: format!(
+                            "isolated compilation ({isolation:?}) compiles eagerly: use lazy(false)"
+                        ),
+                    })
+                }
+                Some(isolation) => Some(super::isolate::Pool::start(isolation)?),
+                None => None,
+            },
+            target_check: builder.target_check,
             contexts: Default::default(),
         });
         if builder.lazy {

@@ -42,6 +42,8 @@ impl MemoryBuffer {
 
     /// Reads (or maps) a whole file.
     pub fn from_file(path: &Path) -> Result<Self> {
+        // A FIFO or device would block or never end: refuse what is not a regular file.
+        crate::check::regular_file(path)?;
         let cpath = cstring(&path.to_string_lossy()).map_err(|message| Error::Io {
             path: path.to_owned(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, message),

@@ -12,25 +12,40 @@ use llvm_sys::{LLVMDiagnosticHandler, LLVMDiagnosticSeverity};
 
 use super::message::LlvmMessage;
 
+/// An error-severity diagnostic: LLVM's text and, when LLVM said, the function it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Diagnostic {
+    pub(crate) function: Option<String>,
+    pub(crate) message: String,
+}
+
 /// Diagnostics LLVM reported on a context, in order.
 #[derive(Default)]
 pub(crate) struct DiagnosticSink {
-    errors: Mutex<Vec<String>>,
+    errors: Mutex<Vec<Diagnostic>>,
+    /// The module being compiled (its inline-asm cookies name functions), or 0.
+    module: std::sync::atomic::AtomicUsize,
 }
 
 impl DiagnosticSink {
-    pub(crate) fn push(&self, text: String) {
+    pub(crate) fn push(&self, diagnostic: Diagnostic) {
         if let Ok(mut errors) = self.errors.lock() {
-            errors.push(text);
+            errors.push(diagnostic);
+        }
+    }
+
+    /// Takes every recorded error.
+    pub(crate) fn take_all(&self) -> Vec<Diagnostic> {
+        match self.errors.lock() {
+            Ok(mut errors) => std::mem::take(&mut *errors),
+            Err(_) => Vec::new(),
         }
     }
 
     /// Takes every recorded error, joined by newlines.
     pub(crate) fn take(&self) -> String {
-        match self.errors.lock() {
-            Ok(mut errors) => std::mem::take(&mut *errors).join("\n"),
-            Err(_) => String::new(),
-        }
+        let all: Vec<String> = self.take_all().into_iter().map(|d| d.message).collect();
+        all.join("\n")
     }
 }
 
@@ -182,6 +197,20 @@ impl Context {
         self.sink.take()
     }
 
+    /// Takes the error diagnostics recorded since the last call, each with its function when LLVM said.
+    pub(crate) fn take_diagnostic_errors(&self) -> Vec<Diagnostic> {
+        self.sink.take_all()
+    }
+
+    /// Names the module being compiled (`None` when done), so diagnostics about its inline asm can name their
+    /// function.
+    pub(crate) fn set_compiling(&self, module: Option<llvm_sys::prelude::LLVMModuleRef>) {
+        let raw = module.map_or(0, |m| m as usize);
+        self.sink
+            .module
+            .store(raw, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Makes [`super::Module::parse_bitcode_cached`] keep every module it parses in this context and hand out
     /// copies (`CloneModule`) when the same bytes come again: for a context reused across scripts, a helper
     /// shard is read once and copied after that (about 6× cheaper for a typical shard). The held modules live
@@ -291,9 +320,23 @@ extern "C" fn diagnostic_handler(info: LLVMDiagnosticInfoRef, sink: *mut libc::c
         if severity != LLVMDiagnosticSeverity::LLVMDSError {
             return;
         }
-        let text = LlvmMessage::take(c::LLVMGetDiagInfoDescription(info));
+        let mut message = LlvmMessage::take(c::LLVMGetDiagInfoDescription(info));
+        strip_cookie_line(&mut message);
         if let Some(sink) = (sink as *const DiagnosticSink).as_ref() {
-            sink.push(text);
+            let module = sink.module.load(std::sync::atomic::Ordering::Relaxed);
+            let function = super::facts::diagnostic_function(info, module as _);
+            sink.push(Diagnostic { function, message });
+        }
+    }
+}
+
+/// Drops the " at line N" LLVM appends for an inline-asm cookie when N is one of thinjit's function tags
+/// (`thinjit_tag_inline_asm`), not a source line.
+pub(crate) fn strip_cookie_line(message: &mut String) {
+    if let Some(i) = message.rfind(" at line ") {
+        let tail = message[i + " at line ".len()..].trim_end();
+        if tail.parse::<u64>().is_ok_and(|n| n >> 48 == 0x7417) {
+            message.truncate(i);
         }
     }
 }

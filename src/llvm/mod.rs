@@ -29,6 +29,7 @@
 mod buffer;
 mod comdat;
 mod context;
+pub mod facts;
 #[cfg(feature = "inkwell")]
 pub mod inkwell;
 mod instrument;

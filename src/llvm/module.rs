@@ -166,6 +166,17 @@ impl<'ctx> Module<'ctx> {
     }
 
     fn parse_ir_buffer(ctx: &'ctx Context, buffer: MemoryBuffer, name: &str) -> Result<Self> {
+        // LLVM's IR parser recurses once per nesting level: refuse what could overflow the stack.
+        let limit = super::facts::MAX_NESTING;
+        if let Some(line) = super::facts::text_nesting_exceeds(buffer.as_bytes(), limit) {
+            return Err(Error::Parse {
+                what: name.to_owned(),
+                message: format!(
+                    "line {line}: brackets nest deeper than {limit} levels (thinjit's limit: LLVM's parser \
+                     recurses once per level)"
+                ),
+            });
+        }
         let mut raw = std::ptr::null_mut();
         let mut msg = std::ptr::null_mut();
         // SAFETY: LLVMParseIRInContext takes ownership of the buffer in all cases; out-pointers are valid.
@@ -273,8 +284,28 @@ impl<'ctx> Module<'ctx> {
         Ok(unsafe { Self::from_raw(ctx, raw) })
     }
 
-    /// Runs LLVM's verifier; `Err` carries the verifier's text.
+    /// Runs LLVM's verifier; `Err` carries the verifier's text. First refuses types or constants nested deeper
+    /// than [`MAX_NESTING`](super::facts::MAX_NESTING) (measured without recursion): the verifier, the
+    /// optimizer and the code generator recurse on them.
     pub fn verify(&self) -> Result<()> {
+        let nesting = self.nesting();
+        let limit = super::facts::MAX_NESTING;
+        if nesting.types > limit || nesting.constants > limit {
+            let what = if nesting.types == u64::MAX {
+                "a type contains itself".to_owned()
+            } else if nesting.types > limit {
+                format!("types nest {} levels deep", nesting.types)
+            } else {
+                format!(
+                    "constant expressions nest {} levels deep",
+                    nesting.constants
+                )
+            };
+            return Err(Error::Verify {
+                what: format!("module `{}`", self.name()),
+                message: format!("{what}; thinjit's limit is {limit}"),
+            });
+        }
         let mut msg = std::ptr::null_mut();
         // SAFETY: the module is live; LLVMReturnStatusAction never aborts; `msg` is always allocated.
         let broken = unsafe {

@@ -133,6 +133,8 @@ struct JitInner {
     errors: Box<ErrorSink>,
     /// The transform's closure, double-boxed so its address is thin and stable.
     transform: Mutex<Option<Box<Box<IrTransform>>>>,
+    /// Code generation failures of IR modules (error diagnostics the checked compiler turned into failures).
+    codegen: Box<super::facts::CodegenSink>,
 }
 
 // SAFETY: LLJIT's add, lookup, define and remove operations are internally synchronized (the execution
@@ -194,12 +196,20 @@ impl LlJit {
                 reported: Vec::new(),
             })?;
         let mut raw = std::ptr::null_mut();
+        let codegen = Box::<super::facts::CodegenSink>::default();
+        let (on_codegen_error, codegen_ctx) = codegen.callback();
         // SAFETY: the LLJIT builder takes ownership of `jtmb`; LLVMOrcCreateLLJIT takes ownership of the
         // builder whatever the outcome.
         let result = unsafe {
             let builder = lj::LLVMOrcCreateLLJITBuilder();
             lj::LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb);
             super::shim::thinjit_lljit_builder_use_empty_process_symbols(builder);
+            // `codegen` moves into `JitInner` (a box: the address stays) and outlives the LLJIT.
+            super::facts::thinjit_lljit_builder_use_checked_compiler(
+                builder,
+                on_codegen_error,
+                codegen_ctx,
+            );
             consume_error(lj::LLVMOrcCreateLLJIT(&mut raw, builder))
         };
         result.map_err(|errors| OrcFailure {
@@ -213,6 +223,7 @@ impl LlJit {
             owned: true,
             errors: Box::default(),
             transform: Mutex::new(None),
+            codegen,
         });
         // SAFETY: the session lives as long as the LLJIT; the sink is boxed inside `inner` and outlives it.
         unsafe {
@@ -256,6 +267,11 @@ impl LlJit {
             let pool = orc::LLVMOrcExecutionSessionGetSymbolStringPool(es);
             orc::LLVMOrcSymbolStringPoolClearDeadEntries(pool);
         }
+    }
+
+    /// Drains the code generation failures of IR modules ORC compiled since the last call.
+    pub fn take_codegen_failures(&self) -> Vec<super::facts::CodegenFailure> {
+        self.inner.codegen.take()
     }
 
     /// Drains the errors ORC reported asynchronously since the last call.
@@ -416,6 +432,23 @@ impl LlJit {
         let err = unsafe { lj::LLVMOrcLLJITLookup(self.raw(), &mut address, cname.as_ptr()) };
         orc_result(&self.inner, err)?;
         Ok(address)
+    }
+
+    /// Like [`LlJit::lookup`], and whether ORC knows the symbol as callable (a function rather than data).
+    pub fn lookup_flags(&self, name: &str) -> Result<(u64, bool), OrcFailure> {
+        let cname = cstring(name).map_err(name_failure)?;
+        let (mut address, mut callable) = (0u64, 0 as libc::c_int);
+        // SAFETY: the LLJIT is live; valid C string and out-pointers.
+        let err = unsafe {
+            super::facts::thinjit_lljit_lookup_flags(
+                self.raw(),
+                cname.as_ptr(),
+                &mut address,
+                &mut callable,
+            )
+        };
+        orc_result(&self.inner, err)?;
+        Ok((address, callable != 0))
     }
 
     /// Installs `transform` as the IR transform layer's transform: it runs on every module ORC materializes
@@ -677,6 +710,8 @@ impl LlJit {
                 owned: false,
                 errors: Box::default(),
                 transform: Mutex::new(None),
+                // The caller's LLJIT compiles with the caller's compiler: no failures are reported here.
+                codegen: Box::default(),
             }),
         })
     }

@@ -37,6 +37,7 @@ impl Module<'_> {
         tm: Option<&TargetMachine>,
         options: &PassOptions,
     ) -> Result<()> {
+        let _stale = self.context().take_diagnostic_errors();
         let err = |message: String| Error::Passes {
             pipeline: pipeline.to_owned(),
             what: format!("module `{}`", self.name()),
@@ -54,6 +55,19 @@ impl Module<'_> {
             pb::LLVMDisposePassBuilderOptions(opts);
             take_error(e)
         };
-        result.map_err(err)
+        result.map_err(err)?;
+        // An error-severity diagnostic (for example a failed `alwaysinline`) fails the pipeline.
+        let diagnostics = self.context().take_diagnostic_errors();
+        if !diagnostics.is_empty() {
+            let message: Vec<String> = diagnostics
+                .iter()
+                .map(|d| match &d.function {
+                    Some(f) => format!("in function `{f}`: {}", d.message),
+                    None => d.message.clone(),
+                })
+                .collect();
+            return Err(err(message.join("; ")));
+        }
+        Ok(())
     }
 }

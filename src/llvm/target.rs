@@ -136,7 +136,10 @@ impl TargetMachine {
         }
     }
 
-    /// Compiles `module` to a relocatable object file. The module must verify (checked here).
+    /// Compiles `module` to a relocatable object file. The module must verify (checked here). An error-severity
+    /// diagnostic during code generation (an unsupported construct, inline asm that does not assemble, an
+    /// impossible constraint) is an [`Error::Codegen`] naming the module, the function when LLVM says, and
+    /// LLVM's message: the object LLVM produced anyway is dropped.
     pub fn emit_object(&self, module: &Module<'_>) -> Result<Vec<u8>> {
         module.verify()?;
         self.emit_object_verified(module)
@@ -144,7 +147,28 @@ impl TargetMachine {
 
     /// [`TargetMachine::emit_object`] without verifying first, for a module the crate verified (see
     /// [`Module::run_passes_verified`]). Not public: invalid IR reaching code generation may abort the process.
+    /// Error diagnostics are errors, as for [`TargetMachine::emit_object`].
     pub(crate) fn emit_object_verified(&self, module: &Module<'_>) -> Result<Vec<u8>> {
+        let ctx = module.context();
+        let _stale = ctx.take_diagnostic_errors();
+        module.tag_inline_asm();
+        ctx.set_compiling(Some(module.as_raw()));
+        let result = self.emit_unchecked(module);
+        ctx.set_compiling(None);
+        let diagnostics = ctx.take_diagnostic_errors();
+        if let Some(first) = diagnostics.first() {
+            let message: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
+            return Err(Error::Codegen {
+                script: module.name(),
+                function: first.function.clone(),
+                message: message.join("; "),
+            });
+        }
+        result
+    }
+
+    /// Code generation alone: LLVM's own result, diagnostics not looked at.
+    fn emit_unchecked(&self, module: &Module<'_>) -> Result<Vec<u8>> {
         let mut msg = std::ptr::null_mut();
         let mut buf = std::ptr::null_mut();
         // SAFETY: live target machine and verified module; out-pointers valid; `msg`/`buf` are ours.

@@ -70,7 +70,7 @@ fn clang_dir() -> PathBuf {
 pub(crate) fn load_input(input: &SelectedInput, options: &BuildOptions) -> Result<InputUnit> {
     let path = &input.path;
     let name = path.display().to_string();
-    let source = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let source = crate::check::read_regular_file(path)?;
     let bytes = if input.is_source() {
         compile(input, options)?
     } else {

@@ -452,8 +452,17 @@ pub fn select_inputs(inputs: &[PathBuf], options: &BuildOptions) -> Result<Input
     for input in inputs {
         let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
         if meta.is_dir() {
-            walk_dir(input, input, &[], &mut found, &mut report.skipped)?;
+            let mut ancestors = Vec::new();
+            walk_dir(
+                input,
+                input,
+                &[],
+                &mut ancestors,
+                &mut found,
+                &mut report.skipped,
+            )?;
         } else {
+            crate::check::regular_file(input)?;
             let flags = input
                 .parent()
                 .map(|d| d.join(COMPILE_FLAGS_FILE))
@@ -562,14 +571,31 @@ pub fn select_inputs(inputs: &[PathBuf], options: &BuildOptions) -> Result<Input
     Ok(report)
 }
 
-/// Walks `dir` (under the directory input `root`), collecting inputs and skips.
+/// Walks `dir` (under the directory input `root`, following symlinks), collecting inputs and skips. A
+/// directory that is its own ancestor (a symlink loop such as `DIR/self -> .`) and an input-named entry that is
+/// not a regular file (a FIFO would block the build forever) are errors naming the path.
 fn walk_dir(
     root: &Path,
     dir: &Path,
     ignored: &[(PathBuf, PathBuf)],
+    ancestors: &mut Vec<PathBuf>,
     found: &mut Vec<(PathBuf, InputOrigin, Option<PathBuf>)>,
     skipped: &mut Vec<SkippedInput>,
 ) -> Result<()> {
+    let canonical = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    if ancestors.contains(&canonical) {
+        return Err(Error::io(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "symlink loop: this is {}, which contains it",
+                    canonical.display()
+                ),
+            ),
+        ));
+    }
+    ancestors.push(canonical);
     let mut ignored = ignored.to_vec();
     if let Some((list, names)) = read_ignore_list(dir)? {
         ignored.extend(names.into_iter().map(|n| (n, list.clone())));
@@ -596,12 +622,14 @@ fn walk_dir(
         if let Some(reason) = reason {
             skipped.push(SkippedInput { path: p, reason });
         } else if is_dir {
-            walk_dir(root, &p, &ignored, found, skipped)?;
+            walk_dir(root, &p, &ignored, ancestors, found, skipped)?;
         } else {
+            crate::check::regular_file(&p)?;
             let flags = nearest_compile_flags(&p, root);
             found.push((p, InputOrigin::Directory(root.to_owned()), flags));
         }
     }
+    ancestors.pop();
     Ok(())
 }
 

@@ -430,7 +430,11 @@ impl Tiering {
         let script = self.scripts.lock().ok()?.get(&id).cloned()?;
         let deadline = Instant::now() + timeout;
         let mut state = script.state.lock().unwrap_or_else(|e| e.into_inner());
-        while state.report.promotion.is_none() && state.report.error.is_none() {
+        while state.report.promotion.is_none()
+            && state.report.error.is_none()
+            && state.report.tier != Tier::Untiered
+            && !state.removed
+        {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -693,4 +697,60 @@ fn callee_hotness(sites: &[SiteProfile]) -> BTreeMap<String, Hotness> {
 /// Tier 1 is built at the engine's level.
 fn tier1_level(pipeline: &Pipeline) -> OptLevel {
     pipeline.opt_level
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sites_are_classified_by_their_count() {
+        let c = TieringConfig {
+            hot_site_calls: 10,
+            critical_site_calls: 100,
+            ..TieringConfig::default()
+        };
+        assert_eq!(c.classify(0), Hotness::Cold);
+        assert_eq!(c.classify(9), Hotness::None);
+        assert_eq!(c.classify(10), Hotness::Hot);
+        assert_eq!(c.classify(99), Hotness::Hot);
+        assert_eq!(c.classify(100), Hotness::Critical);
+    }
+
+    #[test]
+    fn thresholds_are_validated() {
+        TieringConfig::default().validate().unwrap();
+        let zero = TieringConfig {
+            threshold_calls: 0,
+            ..TieringConfig::default()
+        };
+        assert!(matches!(zero.validate(), Err(Error::Config { .. })));
+        let inverted = TieringConfig {
+            hot_site_calls: 10,
+            critical_site_calls: 5,
+            ..TieringConfig::default()
+        };
+        assert!(matches!(inverted.validate(), Err(Error::Config { .. })));
+    }
+
+    #[test]
+    fn the_hottest_site_of_a_helper_decides_its_edge() {
+        let site = |callee: &str, hotness| SiteProfile {
+            function: "f".into(),
+            ordinal: 0,
+            callee: callee.into(),
+            count: 0,
+            hotness,
+        };
+        let h = callee_hotness(&[
+            site("a", Hotness::Cold),
+            site("a", Hotness::Hot),
+            site("b", Hotness::Cold),
+            site("c", Hotness::None),
+            site("c", Hotness::Critical),
+        ]);
+        assert_eq!(h["a"], Hotness::Hot);
+        assert_eq!(h["b"], Hotness::Cold);
+        assert_eq!(h["c"], Hotness::Critical);
+    }
 }

@@ -48,7 +48,8 @@ pub struct Args {
     /// The entry's return type (`auto`: `*_WRAPPED` returns a boxed value, anything else an i64).
     #[arg(long, value_enum, default_value_t = Ret::Auto)]
     ret: Ret,
-    /// How helper bodies get into the script: none, summary, full-link or full-link-internalize.
+    /// How helper bodies get into the script: none, summary, llvm-importer (LLVM's own importer), full-link or
+    /// full-link-internalize.
     #[arg(long, default_value = "summary")]
     strategy: Strategy,
     /// Where the helper runtime lives.
@@ -101,6 +102,13 @@ pub struct StartupArgs {
     /// Compile the library bitcode at start-up even when the summary has a usable runtime object.
     #[arg(long)]
     pub no_runtime_object: bool,
+    /// Optimize and compile scripts in a `thinjit-worker` helper process: an LLVM crash, abort or hang is an
+    /// error, not the end of this process.
+    #[arg(long)]
+    pub isolate: bool,
+    /// Time limit per script with --isolate, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub isolate_timeout: f64,
 }
 
 /// Prints how the engine started.
@@ -164,6 +172,11 @@ pub fn engine(
     if let Some(dir) = &startup.cache_dir {
         let bytes = startup.cache_size.saturating_mul(1 << 20);
         builder = builder.cache_dir(dir, bytes, bytes);
+    }
+    if startup.isolate {
+        let limit = std::time::Duration::try_from_secs_f64(startup.isolate_timeout)
+            .map_err(|e| anyhow::anyhow!("--isolate-timeout {}: {e}", startup.isolate_timeout))?;
+        builder = builder.isolate_codegen(thinjit::jit::Isolation::new().timeout(limit));
     }
     for library in &host.host_libraries {
         // An absolute path: the dynamic loader searches its library path for a name without a slash.

@@ -1,0 +1,440 @@
+//! The pre-codegen check: can the JIT's target compile this module?
+//!
+//! In: a verified [`Module`], the JIT's [`ObjectTarget`] (triple, CPU, features), the script's name. Out: `Ok`,
+//! or an [`Error::Unsupported`] naming the script, the function and what LLVM would have done with it — end
+//! the process (`report_fatal_error`: "Cannot select", "unsupported GC", "64-bit code requested on a subtarget
+//! that doesn't support it"), crash, hang or compile wrong code. The classes, each measured on LLVM 19
+//! (`docs/robustness.md` has the figures):
+//!
+//! - intrinsics LLVM does not know, intrinsics of another target (`llvm.aarch64.*` on x86-64), and target
+//!   intrinsics whose feature the calling function's subtarget lacks (`llvm.x86.tilerelease` without
+//!   `amx-tile`; a table of the x86 intrinsic families in [`X86_INTRINSIC_FEATURES`]);
+//! - scalable vectors (`<vscale x 4 x i32>`, `llvm.vscale.*`) on a target without them;
+//! - `gc` strategies LLVM has not registered;
+//! - `target-cpu` and `target-features` LLVM does not know for the triple, and (x86-64) a function whose
+//!   subtarget cannot generate 64-bit code;
+//! - integers wider than [`MAX_INT_BITS`], first-class aggregate or vector values of more than
+//!   [`MAX_AGGREGATE_SCALARS`] scalars, types larger than [`MAX_TYPE_BYTES`] (nesting deeper than
+//!   [`MAX_NESTING`](crate::llvm::facts::MAX_NESTING) is refused by [`Module::verify`] already);
+//! - debug types whose `baseType:` chain leads back to themselves (code generation loops forever);
+//! - thread-local variables: JIT'd code has no TLS support (no ORC runtime), so a script's own thread-local
+//!   variable reads as zero and a host's is addressed wrongly.
+//!
+//! What slips through (a backend crash this table does not know) is what isolated compilation
+//! ([`crate::jit::EngineBuilder::isolate_codegen`]) is for.
+//!
+//! Also here: [`regular_file`], which refuses FIFOs, devices and directories before anything opens them
+//! (reading a FIFO blocks forever; `/dev/zero` never ends).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+use crate::llvm::facts::{self, ModuleFacts};
+use crate::llvm::Module;
+use crate::summary::ObjectTarget;
+use crate::{Error, Result};
+
+/// The widest integer type thinjit lets reach the code generator. Measured with `llc -O3` (LLVM 19, x86-64):
+/// a `mul` and `udiv` of `i1024` compile in 0.25 s, `i4096` in 3.2 s, `i16384` did not finish in 60 s, and
+/// `ret i8000000 1` overflows the stack.
+pub const MAX_INT_BITS: u64 = 1024;
+
+/// The most scalars one first-class aggregate or vector value (an SSA value, argument or return value) may
+/// hold. Measured with `llc -O3`: a load and store of `[1024 x i32]` compile in 0.75 s, `[8192 x i32]` in
+/// 4.4 s, `[65536 x i32]` overflows a 1 MiB stack. Aggregates in memory (globals, `alloca`) are not limited
+/// by this.
+pub const MAX_AGGREGATE_SCALARS: u64 = 1024;
+
+/// The largest type (in bytes) a script may use: 2^47, the x86-64 user address space. Larger sizes overflow
+/// LLVM's 64-bit size arithmetic or can never be allocated.
+pub const MAX_TYPE_BYTES: u64 = 1 << 47;
+
+/// Target prefixes of LLVM 19's target intrinsics (`llvm.<prefix>.*`, from the `TargetPrefix` of each
+/// `Intrinsics*.td`).
+const TARGET_PREFIXES: &[&str] = &[
+    "aarch64",
+    "amdgcn",
+    "arm",
+    "bpf",
+    "dx",
+    "hexagon",
+    "loongarch",
+    "mips",
+    "nvvm",
+    "ppc",
+    "r600",
+    "riscv",
+    "s390",
+    "spv",
+    "ve",
+    "wasm",
+    "x86",
+    "xcore",
+];
+
+/// x86 intrinsic families and the subtarget feature each needs (longest prefix first). A call from a function
+/// whose subtarget lacks the feature makes instruction selection end the process ("Cannot select").
+pub const X86_INTRINSIC_FEATURES: &[(&str, &str)] = &[
+    ("llvm.x86.avx512bf16.", "avx512bf16"),
+    ("llvm.x86.avx512fp16.", "avx512fp16"),
+    ("llvm.x86.avx512.", "avx512f"),
+    ("llvm.x86.avx2.", "avx2"),
+    ("llvm.x86.avx.", "avx"),
+    ("llvm.x86.fma.", "fma"),
+    ("llvm.x86.fma4.", "fma4"),
+    ("llvm.x86.xop.", "xop"),
+    ("llvm.x86.sse42.", "sse4.2"),
+    ("llvm.x86.sse41.", "sse4.1"),
+    ("llvm.x86.ssse3.", "ssse3"),
+    ("llvm.x86.sse3.", "sse3"),
+    ("llvm.x86.sse2.", "sse2"),
+    ("llvm.x86.sse.", "sse"),
+    ("llvm.x86.aesni.", "aes"),
+    ("llvm.x86.pclmulqdq", "pclmul"),
+    ("llvm.x86.sha1", "sha"),
+    ("llvm.x86.sha256", "sha"),
+    ("llvm.x86.rdrand.", "rdrnd"),
+    ("llvm.x86.rdseed.", "rdseed"),
+    ("llvm.x86.bmi.bextr.", "bmi"),
+    ("llvm.x86.bmi.", "bmi2"),
+    ("llvm.x86.tbm.", "tbm"),
+    ("llvm.x86.vgf2p8", "gfni"),
+    ("llvm.x86.tdpbf16ps", "amx-bf16"),
+    ("llvm.x86.tdpfp16ps", "amx-fp16"),
+    ("llvm.x86.tdpb", "amx-int8"),
+    ("llvm.x86.tile", "amx-tile"),
+    ("llvm.x86.ldtilecfg", "amx-tile"),
+    ("llvm.x86.sttilecfg", "amx-tile"),
+    ("llvm.x86.xsave", "xsave"),
+    ("llvm.x86.xrstor", "xsave"),
+    ("llvm.x86.rdpid", "rdpid"),
+    ("llvm.x86.wrpkru", "pku"),
+    ("llvm.x86.rdpkru", "pku"),
+];
+
+/// The architecture part of a triple (`x86_64` of `x86_64-pc-linux-gnu`).
+fn arch(triple: &str) -> &str {
+    triple.split('-').next().unwrap_or("")
+}
+
+/// The intrinsic target prefixes `triple` can compile.
+fn own_prefixes(triple: &str) -> &'static [&'static str] {
+    match arch(triple) {
+        "x86_64" | "i386" | "i486" | "i586" | "i686" => &["x86"],
+        "aarch64" | "aarch64_be" | "arm64" => &["aarch64"],
+        "arm" | "armeb" | "thumb" | "thumbeb" => &["arm"],
+        "riscv32" | "riscv64" => &["riscv"],
+        "powerpc" | "powerpc64" | "powerpc64le" | "powerpcle" => &["ppc"],
+        "mips" | "mipsel" | "mips64" | "mips64el" => &["mips"],
+        "s390x" => &["s390"],
+        "wasm32" | "wasm64" => &["wasm"],
+        "loongarch32" | "loongarch64" => &["loongarch"],
+        "amdgcn" => &["amdgcn"],
+        "nvptx" | "nvptx64" => &["nvvm"],
+        "hexagon" => &["hexagon"],
+        _ => &[],
+    }
+}
+
+/// Answers about a target, cached for the process (each query builds an `MCSubtargetInfo`).
+fn cached(key: (&str, &str, &str, &str), query: impl FnOnce() -> Option<bool>) -> Option<bool> {
+    type Cache = Mutex<HashMap<(String, String, String, String), Option<bool>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    let owned = (
+        key.0.to_owned(),
+        key.1.to_owned(),
+        key.2.to_owned(),
+        key.3.to_owned(),
+    );
+    if let Some(answer) = cache.lock().ok().and_then(|c| c.get(&owned).copied()) {
+        return answer;
+    }
+    let answer = query();
+    if let Ok(mut c) = cache.lock() {
+        c.insert(owned, answer);
+    }
+    answer
+}
+
+fn cpu_valid(triple: &str, cpu: &str) -> bool {
+    cached(("cpu", triple, cpu, ""), || {
+        facts::target_cpu_valid(triple, cpu)
+    })
+    .unwrap_or(false)
+}
+
+fn feature_valid(triple: &str, feature: &str) -> bool {
+    cached(("feature", triple, feature, ""), || {
+        facts::target_feature_valid(triple, feature)
+    })
+    .unwrap_or(false)
+}
+
+fn has_feature(triple: &str, cpu: &str, features: &str, feature: &str) -> bool {
+    // The cache key needs the triple too; the CPU and feature string identify the subtarget.
+    let key = format!("{triple}\u{0}{feature}");
+    cached(("has", &key, cpu, features), || {
+        facts::target_has_feature(triple, cpu, features, feature)
+    })
+    .unwrap_or(false)
+}
+
+/// A function's subtarget: its own `target-cpu` / `target-features`, else the target machine's.
+struct Subtargets<'a> {
+    target: &'a ObjectTarget,
+    cpu: BTreeMap<&'a str, &'a str>,
+    features: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Subtargets<'a> {
+    fn new(target: &'a ObjectTarget, facts: &'a ModuleFacts) -> Self {
+        let map = |v: &'a [(String, String)]| {
+            v.iter()
+                .map(|(f, a)| (f.as_str(), a.as_str()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        Subtargets {
+            target,
+            cpu: map(&facts.target_cpu),
+            features: map(&facts.target_features),
+        }
+    }
+
+    fn of(&self, function: &str) -> (&str, &str) {
+        (
+            self.cpu
+                .get(function)
+                .copied()
+                .unwrap_or(self.target.cpu.as_str()),
+            self.features
+                .get(function)
+                .copied()
+                .unwrap_or(self.target.features.as_str()),
+        )
+    }
+
+    fn has(&self, function: &str, feature: &str) -> bool {
+        let (cpu, features) = self.of(function);
+        has_feature(&self.target.triple, cpu, features, feature)
+    }
+
+    /// Whether `function`'s subtarget supports scalable vectors.
+    fn scalable(&self, function: &str) -> bool {
+        match arch(&self.target.triple) {
+            "aarch64" | "aarch64_be" | "arm64" => self.has(function, "sve"),
+            "riscv32" | "riscv64" => self.has(function, "v"),
+            _ => false,
+        }
+    }
+}
+
+/// Checks that the JIT's `target` can compile `module` (see the module documentation for what is refused).
+/// `script` names the module in errors. The module must have passed [`Module::verify`].
+pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Result<()> {
+    let facts = module.facts();
+    let fail = |function: &str, message: String| Error::Unsupported {
+        script: script.to_owned(),
+        function: (!function.is_empty()).then(|| function.to_owned()),
+        message,
+    };
+    let triple = target.triple.as_str();
+    let subtargets = Subtargets::new(target, &facts);
+
+    // Target attributes first: every later question asks about a function's subtarget.
+    for (function, cpu) in &facts.target_cpu {
+        if !cpu.is_empty() && !cpu_valid(triple, cpu) {
+            return Err(fail(
+                function,
+                format!(
+                    "target-cpu `{cpu}` is not a CPU LLVM {} knows for `{triple}`",
+                    crate::llvm::llvm_version()
+                ),
+            ));
+        }
+    }
+    for (function, features) in &facts.target_features {
+        for feature in features.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+            let name = feature.trim_start_matches(['+', '-']);
+            if name.len() == feature.len() || !feature_valid(triple, name) {
+                return Err(fail(
+                    function,
+                    format!(
+                        "target-features entry `{feature}` is not a `+`/`-` feature of `{triple}`"
+                    ),
+                ));
+            }
+        }
+    }
+    if arch(triple) == "x86_64" {
+        let own: std::collections::BTreeSet<&str> = facts
+            .target_cpu
+            .iter()
+            .chain(&facts.target_features)
+            .map(|(f, _)| f.as_str())
+            .collect();
+        for function in own {
+            if !subtargets.has(function, "64bit") {
+                let (cpu, features) = subtargets.of(function);
+                return Err(fail(
+                    function,
+                    format!(
+                        "its subtarget (target-cpu `{cpu}`, target-features `{features}`) cannot generate 64-bit \
+                         code for `{triple}`"
+                    ),
+                ));
+            }
+        }
+    }
+
+    let prefixes = own_prefixes(triple);
+    for (name, known) in &facts.intrinsics {
+        if !known {
+            return Err(fail(
+                name,
+                format!("`{name}` is not an intrinsic LLVM knows"),
+            ));
+        }
+        let prefix = name.split('.').nth(1).unwrap_or("");
+        if TARGET_PREFIXES.contains(&prefix) && !prefixes.contains(&prefix) {
+            return Err(fail(
+                name,
+                format!("`{name}` is an intrinsic of target `{prefix}`; the JIT compiles for `{triple}`"),
+            ));
+        }
+    }
+    for (caller, intrinsic) in &facts.intrinsic_calls {
+        if intrinsic.starts_with("llvm.vscale.") && !subtargets.scalable(caller) {
+            return Err(fail(
+                caller,
+                format!("calls `{intrinsic}`, but `{triple}` has no scalable vectors"),
+            ));
+        }
+        if prefixes.contains(&"x86") {
+            let needed = X86_INTRINSIC_FEATURES
+                .iter()
+                .find(|(p, _)| intrinsic.starts_with(p))
+                .map(|(_, f)| *f);
+            if let Some(feature) = needed {
+                if !subtargets.has(caller, feature) {
+                    let (cpu, _) = subtargets.of(caller);
+                    return Err(fail(
+                        caller,
+                        format!(
+                            "calls `{intrinsic}`, which needs target feature `{feature}`, not enabled for this \
+                             function (target-cpu `{cpu}`)"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    for function in &facts.scalable_vectors {
+        if !subtargets.scalable(function) {
+            return Err(fail(
+                function,
+                format!(
+                    "uses scalable vectors (`<vscale x ...>`), which `{triple}` does not support"
+                ),
+            ));
+        }
+    }
+    for (function, gc) in &facts.gc {
+        if !facts::gc_strategy_known(gc) {
+            return Err(fail(
+                function,
+                format!("garbage collector `{gc}` is not registered with LLVM"),
+            ));
+        }
+    }
+    let limits = [
+        (&facts.int_width, MAX_INT_BITS, "an integer type", "bits"),
+        (
+            &facts.aggregate_value,
+            MAX_AGGREGATE_SCALARS,
+            "a first-class aggregate or vector value",
+            "scalars",
+        ),
+        (&facts.type_size, MAX_TYPE_BYTES, "a type", "bytes"),
+    ];
+    for (found, limit, what, unit) in limits {
+        if found.value > limit {
+            return Err(fail(
+                &found.at,
+                format!(
+                    "{what} of {} {unit}; thinjit's limit is {limit} {unit}",
+                    found.value
+                ),
+            ));
+        }
+    }
+    if let Some(name) = facts.debug_type_cycles.first() {
+        return Err(fail(
+            "",
+            format!(
+                "debug type `{name}` is its own base type (through its `baseType:` chain); code generation \
+                 would loop forever"
+            ),
+        ));
+    }
+    if let Some((name, declared)) = facts.thread_locals.first() {
+        let whose = if *declared {
+            "another module's"
+        } else {
+            "its own"
+        };
+        return Err(fail(
+            name,
+            format!(
+                "thread-local variable `{name}` ({whose}): JIT'd code cannot address thread-local storage \
+                 (no ORC runtime); use an accessor function"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses anything at `path` but a regular file (following symlinks): FIFOs, sockets, devices and
+/// directories are errors naming the path and what it is, before anything opens it (opening a FIFO blocks
+/// until a writer comes; `/dev/zero` never ends).
+pub fn regular_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let kind = file_kind(&meta.file_type());
+    match kind {
+        None => Ok(()),
+        Some(kind) => Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not a regular file (a {kind})"),
+            ),
+        )),
+    }
+}
+
+/// What a non-regular file is (`None` for a regular file).
+pub fn file_kind(t: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("directory")
+    } else if t.is_fifo() {
+        Some("FIFO")
+    } else if t.is_char_device() {
+        Some("character device")
+    } else if t.is_block_device() {
+        Some("block device")
+    } else if t.is_socket() {
+        Some("socket")
+    } else {
+        Some("special file")
+    }
+}
+
+/// Reads the regular file at `path` (see [`regular_file`]).
+pub fn read_regular_file(path: &Path) -> Result<Vec<u8>> {
+    regular_file(path)?;
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}

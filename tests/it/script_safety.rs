@@ -1,0 +1,685 @@
+//! Issue 15: no script takes the host down or silently runs wrong code. One test per numbered case of the
+//! issue: each bad script is a typed error (or runs correctly), in eager and lazy mode, and afterwards the
+//! engine still adds and runs a clean script defining the same entry (nothing of the failed script stayed).
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use thinjit::import::RuntimeMode;
+use thinjit::jit::{Engine, EngineBuilder};
+use thinjit::summary::{BuildOptions, Summary};
+use thinjit::Error;
+
+use crate::common::{helper_bitcode, helper_shared_library};
+
+host_callbacks!(safety_host);
+
+fn summary() -> Arc<Summary> {
+    static S: OnceLock<Arc<Summary>> = OnceLock::new();
+    S.get_or_init(|| Arc::new(Summary::build(&helper_bitcode(), &BuildOptions::default()).unwrap()))
+        .clone()
+}
+
+fn engine(mode: RuntimeMode, lazy: bool) -> Engine {
+    let builder = EngineBuilder::new()
+        .summary(summary())
+        .runtime_mode(mode)
+        .lazy(lazy);
+    match mode {
+        RuntimeMode::JitResident => safety_host::register(builder),
+        RuntimeMode::HostNative => builder.shared_library(helper_shared_library()),
+    }
+    .build()
+    .unwrap()
+}
+
+/// Eager and lazy JIT-resident engines.
+fn engines() -> Vec<(&'static str, Engine)> {
+    vec![
+        ("eager", engine(RuntimeMode::JitResident, false)),
+        ("lazy", engine(RuntimeMode::JitResident, true)),
+    ]
+}
+
+/// The error adding `source` gives: from `add_script`, or (lazy mode) from the first lookup of `main`.
+fn failure(engine: &Engine, name: &str, source: &str) -> Error {
+    match engine.add_script(name, source.as_bytes()) {
+        Err(e) => e,
+        Ok(script) => match script.lookup::<extern "C" fn() -> i64>("main") {
+            Err(e) => e,
+            Ok(_) => panic!("`{name}` was accepted"),
+        },
+    }
+}
+
+/// A clean script defining `main` adds, runs and is removed: the engine still works and nothing of a failed
+/// script (its `main` in particular) stayed behind.
+fn assert_usable(engine: &Engine, after: &str) {
+    let script = engine
+        .add_script("clean", b"define i64 @main() {\n  ret i64 7\n}\n")
+        .unwrap_or_else(|e| panic!("after {after}: {e}"));
+    let main = script
+        .lookup::<extern "C" fn() -> i64>("main")
+        .unwrap_or_else(|e| panic!("after {after}: {e}"));
+    // SAFETY: `main` is `i64 ()` and its script is loaded.
+    assert_eq!(unsafe { main.call() }, 7, "after {after}");
+    script.remove().unwrap();
+}
+
+fn unsupported(e: &Error, function: Option<&str>, needle: &str) {
+    match e {
+        Error::Unsupported {
+            function: f,
+            message,
+            ..
+        } => {
+            assert_eq!(f.as_deref(), function, "{e}");
+            assert!(message.contains(needle), "{e}");
+        }
+        other => panic!("expected Error::Unsupported containing `{needle}`, got {other:?}"),
+    }
+}
+
+/// Case 1: error-severity diagnostics during code generation (a double function without SSE, inline asm
+/// that does not assemble, an impossible constraint) fail the script; before, eager mode ran the
+/// miscompiled object (`main: 2`) and lazy mode ended the process (LLVM's default handler calls `exit(1)`).
+#[test]
+fn issue15_case1_codegen_error_diagnostics_fail_the_script() {
+    let no_sse = r#"
+define double @d(double %x) noinline "target-features"="-sse,-sse2,-avx,-avx2,-avx512f" {
+  %y = fadd double %x, 1.0
+  ret double %y
+}
+define i64 @main() {
+  %r = call double @d(double 2.0)
+  %i = fptosi double %r to i64
+  ret i64 %i
+}
+"#;
+    let bogus_asm = "define i64 @main() {\n  %r = call i32 asm \"bogus_instruction $0\", \"=r\"()\n  %i = sext i32 %r to i64\n  ret i64 %i\n}\n";
+    let bad_constraint = "define i64 @main() {\n  %r = call i32 asm \"mov $$1, $0\", \"={notareg}\"()\n  %i = sext i32 %r to i64\n  ret i64 %i\n}\n";
+    let cases = [
+        (
+            "no-sse",
+            no_sse,
+            "d",
+            "SSE register return with SSE disabled",
+        ),
+        (
+            "bogus-asm",
+            bogus_asm,
+            "main",
+            "invalid instruction mnemonic 'bogus_instruction'",
+        ),
+        (
+            "bad-constraint",
+            bad_constraint,
+            "main",
+            "couldn't allocate output register for constraint '{notareg}'",
+        ),
+    ];
+    for (mode, engine) in engines() {
+        for (name, source, function, needle) in cases {
+            match failure(&engine, name, source) {
+                Error::Codegen {
+                    script,
+                    function: f,
+                    message,
+                } => {
+                    assert_eq!(script, name, "{mode}");
+                    assert_eq!(f.as_deref(), Some(function), "{mode} {name}");
+                    assert!(message.contains(needle), "{mode} {name}: {message}");
+                    assert!(!message.contains("at line"), "{mode} {name}: {message}");
+                }
+                other => panic!("{mode} {name}: expected Error::Codegen, got {other:?}"),
+            }
+            assert_usable(&engine, &format!("{mode} {name}"));
+        }
+    }
+}
+
+/// Case 2: thread-local variables in scripts. JIT'd code has no TLS support, so in host-native mode a store to
+/// the host's `rt_tls_depth` landed elsewhere (the script read back 41 where native code sees 42) and a
+/// script's own thread-local variable read as 0: both are refused.
+#[test]
+fn issue15_case2_thread_local_variables_are_refused() {
+    let host_tls = r#"
+@rt_tls_depth = external thread_local global i32
+declare i32 @rt_tls_enter()
+define i64 @main() {
+  store i32 41, ptr @rt_tls_depth
+  %r = call i32 @rt_tls_enter()
+  %v = load i32, ptr @rt_tls_depth
+  %i = sext i32 %v to i64
+  ret i64 %i
+}
+"#;
+    let own_tls = "@mine = thread_local global i32 5\ndefine i64 @main() {\n  %v = load i32, ptr @mine\n  %i = sext i32 %v to i64\n  ret i64 %i\n}\n";
+    for (mode, engine) in [
+        ("host-native", engine(RuntimeMode::HostNative, false)),
+        ("host-native lazy", engine(RuntimeMode::HostNative, true)),
+        ("jit-resident", engine(RuntimeMode::JitResident, false)),
+    ] {
+        let e = failure(&engine, "host-tls", host_tls);
+        unsupported(
+            &e,
+            Some("rt_tls_depth"),
+            "thread-local variable `rt_tls_depth`",
+        );
+        assert_usable(&engine, mode);
+        let e = failure(&engine, "own-tls", own_tls);
+        unsupported(&e, Some("mine"), "thread-local variable `mine`");
+        assert_usable(&engine, mode);
+    }
+}
+
+/// Case 3: an `available_externally` body of a helper in a script replaced the helper wherever it was
+/// inlined (`main: -1`); it is refused like every other redefinition, naming the symbol.
+#[test]
+fn issue15_case3_available_externally_helper_bodies_are_refused() {
+    let script = "define available_externally i32 @rt_square_lookup(i32 %x) {\n  ret i32 -1\n}\ndefine i64 @main() {\n  %r = call i32 @rt_square_lookup(i32 3)\n  %i = sext i32 %r to i64\n  ret i64 %i\n}\n";
+    let mut all = engines();
+    all.push(("host-native", engine(RuntimeMode::HostNative, false)));
+    for (mode, engine) in all {
+        match failure(&engine, "shadow", script) {
+            Error::DuplicateDefinition {
+                symbol,
+                first,
+                second,
+                ..
+            } => {
+                assert_eq!(symbol, "rt_square_lookup", "{mode}");
+                assert_eq!(first.as_deref(), Some("the helper runtime"), "{mode}");
+                assert!(second.contains("available_externally"), "{mode}: {second}");
+            }
+            other => panic!("{mode}: expected a symbol error, got {other:?}"),
+        }
+        assert_usable(&engine, mode);
+    }
+}
+
+/// Case 4: a CPU LLVM does not know is refused by name; and the importer no longer stamps the helpers'
+/// features onto a function built for another CPU (with `target-cpu`="i686" that ended the process: "64-bit
+/// code requested on a subtarget that doesn't support it!"), so that script now runs correctly.
+#[test]
+fn issue15_case4_unknown_cpus_are_refused_and_foreign_cpus_keep_their_features() {
+    let unknown = "declare ptr @CreateWrappedValueFromInt(i32)\ndefine ptr @main() \"target-cpu\"=\"diamondrapids\" {\n  %r = call ptr @CreateWrappedValueFromInt(i32 3)\n  ret ptr %r\n}\n";
+    let i686 = "declare ptr @CreateWrappedValueFromInt(i32)\ndefine ptr @wrap() \"target-cpu\"=\"i686\" {\n  %r = call ptr @CreateWrappedValueFromInt(i32 3)\n  ret ptr %r\n}\n";
+    let bad_feature =
+        "define i64 @main() \"target-features\"=\"+no-such-feature\" {\n  ret i64 1\n}\n";
+    let no_64bit = "define i64 @main() \"target-cpu\"=\"i686\" \"target-features\"=\"+sse2\" {\n  ret i64 1\n}\n";
+    for (mode, engine) in engines() {
+        unsupported(
+            &failure(&engine, "diamondrapids", unknown),
+            Some("main"),
+            "target-cpu `diamondrapids` is not a CPU",
+        );
+        assert_usable(&engine, mode);
+        unsupported(
+            &failure(&engine, "feature", bad_feature),
+            Some("main"),
+            "`+no-such-feature`",
+        );
+        assert_usable(&engine, mode);
+        unsupported(
+            &failure(&engine, "i686", no_64bit),
+            Some("main"),
+            "cannot generate 64-bit code",
+        );
+        assert_usable(&engine, mode);
+
+        let script = engine.add_script("i686-wrap", i686.as_bytes()).unwrap();
+        let wrap = script
+            .lookup::<extern "C" fn() -> *mut libc::c_void>("wrap")
+            .unwrap();
+        let get = engine
+            .lookup::<extern "C" fn(*mut libc::c_void) -> i32>("WrappedValueGetInt")
+            .unwrap();
+        // SAFETY: the signatures match the script and the helper; the value comes from the helper runtime.
+        assert_eq!(unsafe { get.call(wrap.call()) }, 3, "{mode}");
+        if let Some(report) = script.report().and_then(|r| r.import) {
+            assert!(!report.stamped.contains(&"wrap".to_owned()), "{mode}");
+        }
+        script.remove().unwrap();
+        assert_usable(&engine, mode);
+    }
+}
+
+/// Case 5: what instruction selection or the GC lookup would end the process on: other targets'
+/// intrinsics, an intrinsic of a feature the CPU lacks, scalable vectors on x86-64, an unknown GC.
+#[test]
+fn issue15_case5_target_intrinsics_scalable_vectors_and_gcs_are_checked() {
+    let call = |decl: &str, call: &str| {
+        format!("{decl}\ndefine i64 @main() {{\n  {call}\n  ret i64 0\n}}\n")
+    };
+    let cases = [
+        (
+            "aarch64",
+            call("declare i32 @llvm.aarch64.crc32b(i32, i32)", "%r = call i32 @llvm.aarch64.crc32b(i32 1, i32 2)"),
+            Some("llvm.aarch64.crc32b"),
+            "intrinsic of target `aarch64`",
+        ),
+        (
+            "nvvm",
+            call("declare i32 @llvm.nvvm.read.ptx.sreg.tid.x()", "%r = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()"),
+            Some("llvm.nvvm.read.ptx.sreg.tid.x"),
+            "intrinsic of target `nvvm`",
+        ),
+        (
+            // A baseline x86-64 subtarget, whatever the host has.
+            "amx",
+            "declare void @llvm.x86.tilerelease()\ndefine i64 @main() \"target-cpu\"=\"x86-64\" \"target-features\"=\"+sse2\" {\n  call void @llvm.x86.tilerelease()\n  ret i64 0\n}\n".to_owned(),
+            Some("main"),
+            "needs target feature `amx-tile`",
+        ),
+        (
+            "vscale",
+            call("declare i64 @llvm.vscale.i64()", "%r = call i64 @llvm.vscale.i64()"),
+            Some("main"),
+            "no scalable vectors",
+        ),
+        (
+            "scalable-value",
+            "define i64 @main() {\n  %v = insertelement <vscale x 4 x i32> poison, i32 1, i64 0\n  ret i64 0\n}\n".to_owned(),
+            Some("main"),
+            "scalable vectors",
+        ),
+        (
+            "gc",
+            "define i64 @main() gc \"no-such-gc\" {\n  ret i64 0\n}\n".to_owned(),
+            Some("main"),
+            "garbage collector `no-such-gc`",
+        ),
+    ];
+    for (mode, engine) in engines() {
+        for (name, source, function, needle) in &cases {
+            unsupported(&failure(&engine, name, source), *function, needle);
+            assert_usable(&engine, &format!("{mode} {name}"));
+        }
+        // A known GC strategy and a target intrinsic the CPU has are fine.
+        let fine = "declare i64 @llvm.x86.rdtsc()\ndefine i64 @main() gc \"shadow-stack\" {\n  %t = call i64 @llvm.x86.rdtsc()\n  ret i64 7\n}\n";
+        let script = engine.add_script("fine", fine.as_bytes()).unwrap();
+        let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
+        // SAFETY: `i64 ()`, loaded.
+        assert_eq!(unsafe { main.call() }, 7, "{mode}");
+        script.remove().unwrap();
+    }
+}
+
+/// Case 6: `i8000000` crashed the code generator (SIGSEGV); integers wider than the documented limit and
+/// oversized first-class aggregates are refused.
+#[test]
+fn issue15_case6_huge_integers_and_aggregates_are_refused() {
+    let wide = "define i8000000 @main() {\n  ret i8000000 1\n}\n";
+    let aggregate = "define void @copy(ptr %p, ptr %q) {\n  %v = load [65536 x i32], ptr %p\n  store [65536 x i32] %v, ptr %q\n  ret void\n}\ndefine i64 @main() {\n  ret i64 0\n}\n";
+    for (mode, engine) in engines() {
+        unsupported(
+            &failure(&engine, "wide", wide),
+            Some("main"),
+            "integer type of 8000000 bits",
+        );
+        assert_usable(&engine, mode);
+        unsupported(
+            &failure(&engine, "aggregate", aggregate),
+            Some("copy"),
+            "65536 scalars",
+        );
+        assert_usable(&engine, mode);
+    }
+    // At the limit: compiles and runs.
+    let engine = engine(RuntimeMode::JitResident, false);
+    let at_limit = "define i64 @main() {\n  %a = zext i64 41 to i1024\n  %b = add i1024 %a, 1\n  %c = trunc i1024 %b to i64\n  ret i64 %c\n}\n";
+    let script = engine.add_script("i1024", at_limit.as_bytes()).unwrap();
+    let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
+    // SAFETY: `i64 ()`, loaded.
+    assert_eq!(unsafe { main.call() }, 42);
+}
+
+fn nested_geps(levels: usize) -> String {
+    let mut e = String::from("@g");
+    for _ in 0..levels {
+        e = format!("getelementptr (i8, ptr {e}, i64 1)");
+    }
+    format!("@g = global [16 x i8] zeroinitializer\ndefine ptr @main() {{\n  ret ptr {e}\n}}\n")
+}
+
+fn nested_arrays(levels: usize) -> String {
+    let mut t = String::from("i8");
+    for _ in 0..levels {
+        t = format!("[1 x {t}]");
+    }
+    format!("@g = global {t} zeroinitializer\ndefine i64 @main() {{\n  ret i64 0\n}}\n")
+}
+
+/// 50,000 named types, each an array of the previous one: every line is shallow, the type is not.
+fn named_type_chain(levels: usize) -> String {
+    let mut s = String::from("%t0 = type [1 x i8]\n");
+    for i in 1..levels {
+        s += &format!("%t{i} = type [1 x %t{}]\n", i - 1);
+    }
+    s += &format!(
+        "@g = global %t{} zeroinitializer\ndefine i64 @main() {{\n  ret i64 0\n}}\n",
+        levels - 1
+    );
+    s
+}
+
+/// Case 7: 10,000 nested constant `getelementptr`s or 50,000 nested array types overflowed the stack of
+/// `run` and `plan`. Parsing, verifying and planning never recurse without bound now: deep text is refused
+/// before LLVM's parser, deep types built from shallow lines before the verifier. Run on a 1 MiB stack, to
+/// show the limit leaves room.
+#[test]
+fn issue15_case7_deep_nesting_is_refused_before_llvm_recurses() {
+    let outcome = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(|| {
+            for (mode, engine) in engines() {
+                for (name, source) in [
+                    ("geps", nested_geps(10_000)),
+                    ("arrays", nested_arrays(50_000)),
+                ] {
+                    match failure(&engine, name, &source) {
+                        Error::Parse { what, message } => {
+                            assert_eq!(what, name);
+                            assert!(message.contains("deeper than 256 levels"), "{message}");
+                        }
+                        other => panic!("{mode} {name}: expected a parse error, got {other:?}"),
+                    }
+                    assert_usable(&engine, &format!("{mode} {name}"));
+                }
+                match failure(&engine, "chain", &named_type_chain(50_000)) {
+                    Error::Verify { message, .. } => {
+                        assert!(
+                            message.contains("types nest 50001 levels deep"),
+                            "{message}"
+                        )
+                    }
+                    other => panic!("{mode}: expected a verify error, got {other:?}"),
+                }
+                assert_usable(&engine, mode);
+                // Within the limit: fine.
+                let ok = nested_geps(200);
+                let script = engine.add_script("geps200", ok.as_bytes()).unwrap();
+                script.lookup::<extern "C" fn() -> i64>("main").unwrap();
+                script.remove().unwrap();
+            }
+            // The import pass alone (what `thinjit plan` runs) refuses the deep module too.
+            let ctx = thinjit::llvm::Context::new();
+            let chain = named_type_chain(50_000);
+            let mut module = thinjit::llvm::Module::parse(&ctx, chain.as_bytes(), "chain").unwrap();
+            let err =
+                thinjit::import::import(&mut module, &*summary(), &Default::default()).unwrap_err();
+            assert!(err.to_string().contains("types nest"), "{err}");
+        })
+        .unwrap()
+        .join();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Case 8: a self-referential debug type passed the verifier and O3, then code generation looped forever.
+#[test]
+fn issue15_case8_cyclic_debug_types_are_refused() {
+    for (mode, engine) in engines() {
+        let e = failure(&engine, "debug-cycle", DEBUG_CYCLE);
+        unsupported(&e, None, "debug type `T` is its own base type");
+        assert_usable(&engine, mode);
+    }
+}
+
+/// A function whose variable's debug type is a typedef of itself.
+pub const DEBUG_CYCLE: &str = r#"
+define i64 @main() !dbg !10 {
+  %a = alloca i32, align 4
+    #dbg_declare(ptr %a, !12, !DIExpression(), !14)
+  store i32 1, ptr %a, align 4, !dbg !14
+  ret i64 0, !dbg !14
+}
+!llvm.dbg.cu = !{!0}
+!llvm.module.flags = !{!2, !3}
+!0 = distinct !DICompileUnit(language: DW_LANG_C11, file: !1, producer: "x", isOptimized: false, runtimeVersion: 0, emissionKind: FullDebug)
+!1 = !DIFile(filename: "x.c", directory: "/tmp")
+!2 = !{i32 7, !"Dwarf Version", i32 5}
+!3 = !{i32 2, !"Debug Info Version", i32 3}
+!10 = distinct !DISubprogram(name: "main", scope: !1, file: !1, line: 1, type: !11, scopeLine: 1, spFlags: DISPFlagDefinition, unit: !0)
+!11 = !DISubroutineType(types: !{null})
+!12 = !DILocalVariable(name: "v", scope: !10, file: !1, line: 2, type: !20)
+!14 = !DILocation(line: 2, column: 3, scope: !10)
+!20 = !DIDerivedType(tag: DW_TAG_typedef, name: "T", file: !1, baseType: !20)
+"#;
+
+/// Case 9: an entry point that names data (`--entry rt_shared_counter`) was called as code (SIGSEGV); it is
+/// an `InvalidEntry` error before the call, in both runtime modes. Looking its address up as data still works.
+#[test]
+fn issue15_case9_entries_that_name_data_are_refused_before_the_call() {
+    for (mode, engine) in [
+        ("jit-resident", engine(RuntimeMode::JitResident, false)),
+        ("host-native", engine(RuntimeMode::HostNative, false)),
+    ] {
+        match engine.lookup::<extern "C" fn() -> i64>("rt_shared_counter") {
+            Err(Error::InvalidEntry { symbol, reason }) => {
+                assert_eq!(symbol, "rt_shared_counter", "{mode}");
+                assert!(reason.contains("variable"), "{mode}: {reason}");
+            }
+            other => panic!("{mode}: expected InvalidEntry, got {:?}", other.map(|_| ())),
+        }
+        assert!(engine.lookup_address("rt_shared_counter").is_ok(), "{mode}");
+        // Functions of the helper runtime, JIT'd or native, are still entries.
+        engine
+            .lookup::<extern "C" fn(i32) -> *mut libc::c_void>("CreateWrappedValueFromInt")
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let script = engine
+            .add_script(
+                "data",
+                b"@answer = global i64 42\ndefine i64 @main() {\n  ret i64 7\n}\n",
+            )
+            .unwrap();
+        assert!(matches!(
+            script.lookup::<extern "C" fn() -> i64>("answer"),
+            Err(Error::InvalidEntry { .. })
+        ));
+        script.remove().unwrap();
+        assert_usable(&engine, mode);
+    }
+}
+
+/// Runs `f` on a thread and fails the test if it has not finished in 20 s (opening a FIFO blocks forever:
+/// without the check this test would hang, so it fails instead).
+fn within_time<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what}: still blocked after 20 s"))
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn assert_names(e: &Error, path: &Path, needle: &str) {
+    let text = e.to_string();
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(text.contains(needle), "{text}");
+}
+
+/// Case 10: FIFOs as script, summary or build input blocked forever; `/dev/zero` as summary ran out of
+/// memory; a symlink loop in an input directory was followed without end. Each is an error naming the path.
+#[test]
+fn issue15_case10_special_files_and_symlink_loops_are_errors_naming_the_path() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let fifo = dir.path().join("script.ll");
+    mkfifo(&fifo);
+
+    let e = within_time("script FIFO", {
+        let fifo = fifo.clone();
+        move || {
+            let engine = engine(RuntimeMode::JitResident, false);
+            let e = engine.add_script_file(&fifo).map(|_| ()).unwrap_err();
+            assert_usable(&engine, "a FIFO script");
+            e
+        }
+    });
+    assert_names(&e, &fifo, "not a regular file (a FIFO)");
+
+    let e = within_time("summary FIFO", {
+        let fifo = fifo.clone();
+        move || Summary::load(&fifo).map(|_| ()).unwrap_err()
+    });
+    assert_names(&e, &fifo, "a FIFO");
+
+    let zero = Path::new("/dev/zero");
+    let e = within_time("/dev/zero", move || {
+        Summary::load(zero).map(|_| ()).unwrap_err()
+    });
+    assert_names(&e, zero, "a character device");
+
+    // A FIFO among the inputs of a build.
+    let inputs = dir.path().join("inputs");
+    std::fs::create_dir(&inputs).unwrap();
+    std::fs::write(inputs.join("a.ll"), "define i32 @a() {\n  ret i32 1\n}\n").unwrap();
+    mkfifo(&inputs.join("b.ll"));
+    let e = within_time("input FIFO", {
+        let inputs = inputs.clone();
+        move || {
+            Summary::build(&[inputs], &BuildOptions::default())
+                .map(|_| ())
+                .unwrap_err()
+        }
+    });
+    assert_names(&e, &inputs.join("b.ll"), "a FIFO");
+
+    // A symlink loop.
+    std::fs::remove_file(inputs.join("b.ll")).unwrap();
+    std::os::unix::fs::symlink(".", inputs.join("self")).unwrap();
+    let e = within_time("symlink loop", {
+        let inputs = inputs.clone();
+        move || {
+            Summary::build(&[inputs], &BuildOptions::default())
+                .map(|_| ())
+                .unwrap_err()
+        }
+    });
+    assert_names(&e, &inputs.join("self"), "symlink loop");
+    std::fs::remove_file(inputs.join("self")).unwrap();
+    assert!(Summary::build(&[inputs], &BuildOptions::default()).is_ok());
+}
+
+/// An eager engine compiling in `thinjit-worker` processes.
+fn isolated(limit: Duration, target_check: bool) -> Engine {
+    let isolation = thinjit::jit::Isolation::new()
+        .worker(env!("CARGO_BIN_EXE_thinjit-worker"))
+        .timeout(limit);
+    safety_host::register(
+        EngineBuilder::new()
+            .summary(summary())
+            .isolate_codegen(isolation)
+            .target_check(target_check),
+    )
+    .build()
+    .unwrap()
+}
+
+/// An intrinsic of a feature the check's table does not cover (`f16c`), called from a baseline x86-64
+/// function: instruction selection ends the process ("Cannot select") in-process.
+const CHECK_GAP: &str = r#"
+declare <8 x i16> @llvm.x86.vcvtps2ph.128(<4 x float>, i32)
+define i64 @main() "target-cpu"="x86-64" "target-features"="+sse2" {
+  %r = call <8 x i16> @llvm.x86.vcvtps2ph.128(<4 x float> zeroinitializer, i32 0)
+  %e = extractelement <8 x i16> %r, i32 0
+  %i = zext i16 %e to i64
+  ret i64 %i
+}
+"#;
+
+/// Isolated compilation: scripts run as in-process (helpers imported and inlined, one instance of their
+/// globals), code generation diagnostics are `Codegen` errors, an LLVM abort in the worker is a
+/// `CompileAborted` error naming LLVM's reason, and the host carries on with a fresh worker.
+#[test]
+fn isolated_compilation_turns_llvm_aborts_into_typed_errors() {
+    let engine = isolated(Duration::from_secs(60), true);
+    assert_usable(&engine, "start");
+    let seed = crate::common::SEED_SCRIPT;
+    let script = engine.add_script("seed", seed.as_bytes()).unwrap();
+    let report = script.report().unwrap();
+    assert!(!report.import.unwrap().imported_functions().is_empty());
+    let wrapped = script
+        .lookup::<extern "C" fn(*mut libc::c_void, *mut libc::c_void) -> *mut libc::c_void>(
+            "f_WRAPPED",
+        )
+        .unwrap();
+    let get = engine
+        .lookup::<extern "C" fn(*mut libc::c_void) -> i32>("WrappedValueGetInt")
+        .unwrap();
+    // SAFETY: signatures as declared by the seed script and the helper.
+    assert_eq!(
+        unsafe { get.call(wrapped.call(std::ptr::null_mut(), std::ptr::null_mut())) },
+        23333
+    );
+
+    match engine.add_script("gap", CHECK_GAP.as_bytes()).map(|_| ()) {
+        Err(Error::CompileAborted { script, message }) => {
+            assert_eq!(script, "gap");
+            assert!(message.contains("Cannot select"), "{message}");
+            assert!(message.contains("SIGABRT"), "{message}");
+        }
+        other => panic!("expected CompileAborted, got {other:?}"),
+    }
+    assert_usable(&engine, "an aborted compile");
+
+    let no_sse = "define double @d(double %x) noinline \"target-features\"=\"-sse,-sse2\" {\n  %y = fadd double %x, 1.0\n  ret double %y\n}\ndefine i64 @main() {\n  %r = call double @d(double 2.0)\n  %i = fptosi double %r to i64\n  ret i64 %i\n}\n";
+    match engine.add_script("no-sse", no_sse.as_bytes()).map(|_| ()) {
+        Err(Error::Codegen {
+            script,
+            function,
+            message,
+        }) => {
+            assert_eq!(script, "no-sse");
+            assert_eq!(function.as_deref(), Some("d"));
+            assert!(
+                message.contains("SSE register return with SSE disabled"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Codegen, got {other:?}"),
+    }
+    assert_usable(&engine, "a codegen error");
+    script.remove().unwrap();
+}
+
+/// Isolated compilation: a script that hangs code generation (the cyclic debug type of case 8, with the
+/// target check turned off so that it reaches LLVM) is a `Timeout` error after the limit, and the killed
+/// worker is replaced.
+#[test]
+fn isolated_compilation_times_out_a_hanging_codegen() {
+    let limit = Duration::from_secs(3);
+    let engine = isolated(limit, false);
+    let start = std::time::Instant::now();
+    match engine
+        .add_script("debug-cycle", DEBUG_CYCLE.as_bytes())
+        .map(|_| ())
+    {
+        Err(Error::Timeout { script, limit: l }) => {
+            assert_eq!(script, "debug-cycle");
+            assert_eq!(l, limit);
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_usable(&engine, "a timeout");
+    // Lazy engines compile inside ORC: isolation is refused there.
+    let lazy = EngineBuilder::new()
+        .lazy(true)
+        .isolate_codegen(
+            thinjit::jit::Isolation::new().worker(env!("CARGO_BIN_EXE_thinjit-worker")),
+        )
+        .build();
+    assert!(matches!(lazy, Err(Error::Config { .. })));
+}
