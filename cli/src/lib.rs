@@ -6,6 +6,7 @@
 #![warn(missing_debug_implementations)]
 
 pub mod bench;
+pub mod script_fuzz;
 pub mod synth;
 
 /// Paths of the bundled sample helper runtime (`helpers/`), compiled by this crate's build script for the

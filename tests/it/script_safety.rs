@@ -683,3 +683,28 @@ fn isolated_compilation_times_out_a_hanging_codegen() {
         .build();
     assert!(matches!(lazy, Err(Error::Config { .. })));
 }
+
+/// The script fuzzer, bounded: modules from LLVM 19's `llvm-stress` go through `thinjit run --no-call` in
+/// child processes. Whatever crashes or hangs in-process (a finding, reported) must be a typed error with
+/// `--isolate`: the host never dies.
+#[test]
+fn script_fuzzer_bounded_run_never_takes_an_isolated_host_down() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let summary_path = dir.path().join("helpers.thinsum");
+    summary().write(&summary_path).unwrap();
+    let config = thinjit_cli::script_fuzz::Config {
+        thinjit: env!("CARGO_BIN_EXE_thinjit").into(),
+        summary: summary_path,
+        llvm_stress: crate::common::llvm_tool("llvm-stress"),
+        seeds: 0..12,
+        size: 40,
+        timeout: Duration::from_secs(60),
+        dir: dir.path().join("modules"),
+    };
+    let report = thinjit_cli::script_fuzz::run(&config).unwrap();
+    assert_eq!(report.executions, 12);
+    assert!(report.added > 0, "{report:?}");
+    for finding in &report.findings {
+        assert!(!finding.isolated.is_finding(), "{finding:?}");
+    }
+}

@@ -69,6 +69,10 @@ pub struct Args {
     /// Print per-stage times.
     #[arg(long)]
     time: bool,
+    /// Add the script (import, optimization, code generation, linking) and stop: call nothing. Prints the
+    /// symbols it defines. (What the script fuzzer runs.)
+    #[arg(long)]
+    no_call: bool,
     /// Write what each pipeline stage produced into DIR: `<script>.<NN>-<stage>.bc` after parse, verify,
     /// plan, import and optimize, `.o` after codegen, `.txt` (symbol addresses) after link.
     #[arg(long, value_name = "DIR")]
@@ -245,6 +249,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let handle = engine
         .add_script_file(&args.script)
         .with_context(|| format!("adding the script {}", args.script.display()))?;
+    if args.no_call {
+        let defined = handle.report().map(|r| r.defined.len()).unwrap_or(0);
+        println!("added: {defined} symbols defined");
+        return Ok(());
+    }
     let result = host::call_entry(&engine, &args.entry, args.ret).with_context(|| {
         format!(
             "calling `{}` of the script {}",
