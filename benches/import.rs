@@ -1,29 +1,34 @@
-//! Import cost against helper libraries of growing size (issue 5): plan + import time per script for a
-//! script that imports a handful of helpers, against generated libraries of 1k, 10k and 100k functions.
+//! Import cost against helper libraries of growing size (issues 5 and 17).
 //!
-//! Two libraries per size: `chain`, generated here with exact sizes so every script imports the same 9
-//! functions whatever the library size, and `synth` ([`thinjit_cli::synth`], shaped like a real runtime; the
-//! script calls 3 random helpers, so what gets imported varies with the library).
+//! First table (issue 17): cost per imported function. A `flat` library (each root imports exactly itself), scripts
+//! calling 1, 10 and 40 roots, libraries of 1k and 100k functions (`THINJIT_BENCH_PER_FUNCTION_SIZES`): per
+//! imported function, the medians of parse, link, parse + link and the whole import in a fresh context; the
+//! link stage alone with one `Linker` per shard against one for all (same shards, same process); and parse and
+//! parse + link in one context reused across scripts with its module cache (what the engine's eager path does).
+//! `THINJIT_BENCH_ONLY_PER_FUNCTION=1` stops after it; `THINJIT_BENCH_SKIP_PER_FUNCTION=1` skips it.
+//!
+//! Second table (issue 5): plan + import time per script for a script that imports a handful of helpers, against
+//! generated libraries of 1k, 10k and 100k functions. Two libraries per size: `chain`, generated here with exact
+//! sizes so every script imports the same 9 functions whatever the library size, and `synth`
+//! ([`thinjit_cli::synth`], shaped like a real runtime; the script calls 3 random helpers, so what gets imported
+//! varies with the library).
 //!
 //! `cargo bench --bench import` (release). Sizes can be overridden with `THINJIT_BENCH_SIZES=1000,10000`;
-//! iterations with `THINJIT_BENCH_ITERS`. Prints a table: the summary's load time, then per script the
-//! median and 90th percentile of plan alone and of the whole import (verify, plan, parse shards, link, stamp,
-//! verify), and how many functions were imported.
+//! iterations with `THINJIT_BENCH_ITERS`.
 //!
-//! Measured (release, 2 cores shared with other jobs, LLVM 19.1.7, 300 iterations):
+//! Measured (release, 2 cores shared with other jobs, LLVM 19.1.7, 200 iterations), per imported function, µs:
 //!
-//! | library | functions | summary load (ms) | imported | plan median (µs) | import median (µs) | import p90 (µs) |
-//! |---|---:|---:|---:|---:|---:|---:|
-//! | chain | 1,000 | 0.26 | 9 | 8.0 | 504.1 | 4618.9 (one noisy burst) |
-//! | chain | 10,000 | 1.91 | 9 | 8.7 | 500.8 | 650.0 |
-//! | chain | 100,000 | 39.71 | 9 | 9.7 | 508.4 | 582.5 |
-//! | synth | 1,000 | 0.30 | 7 | 8.5 | 379.4 | 430.0 |
-//! | synth | 10,000 | 2.37 | 11 | 12.5 | 632.5 | 762.7 |
-//! | synth | 100,000 | 57.38 | 27 | 43.8 | 1645.9 | 5754.0 |
+//! | library functions | imported | parse + link (fresh context) | link: a Linker per shard | link: one Linker | parse + link (reused context) |
+//! |---:|---:|---:|---:|---:|---:|
+//! | 1,000 | 1 | 40.7 | 7.3 | 7.1 | 14.0 |
+//! | 1,000 | 10 | 36.5 | 8.6 | 6.6 | 14.4 |
+//! | 1,000 | 40 | 38.4 | 14.3 | 6.9 | 14.9 |
+//! | 100,000 | 1 | 40.9 | 7.4 | 7.2 | 14.2 |
+//! | 100,000 | 10 | 38.1 | 8.8 | 6.8 | 15.5 |
+//! | 100,000 | 40 | 38.7 | 14.6 | 7.3 | 16.0 |
 //!
-//! For the same 9 imports the cost is flat in library size (100k within 1.01× of 1k); of the ~500 µs, parsing
-//! the 9 shards takes ~350 µs and linking ~120 µs. The synth rows follow what is imported (~60 µs per
-//! function), not the library size.
+//! Per script (second table): the same 9 imports cost 465, 472 and 484 µs against 1k, 10k and 100k functions
+//! (flat, 1.04×); of that, parsing the 9 shards ~340 µs and linking ~90 µs. See docs/performance.md.
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -5,7 +5,9 @@
 //! then JITLink). Each thread adds the six bundled workload scripts in turn, each copy with its own symbol
 //! names (prepared before timing), and removes it again. Per thread count: scripts/s over the whole run,
 //! the speed-up over one thread, and the median per-script stage times, which show where added threads wait
-//! (a stage that grows with the thread count is serialized somewhere). Repeated `THINJIT_BENCH_REPEATS` times
+//! (a stage that grows with the thread count is serialized somewhere, or the cores are taken), the CPU time the
+//! compiling threads used per script and how many cores they kept busy (their CPU time ÷ wall time: with N
+//! threads on an idle machine, N cores unless a lock serializes them). Repeated `THINJIT_BENCH_REPEATS` times
 //! (default 3), thread counts interleaved; medians reported.
 //!
 //! `cargo bench --bench scaling` (release). `THINJIT_BENCH_SCRIPTS` scripts per thread (default 120),
@@ -56,6 +58,10 @@ fn renamed(ir: &str, tag: &str) -> String {
 struct Run {
     scripts_per_second: f64,
     times: Vec<ScriptTimes>,
+    /// CPU time the compiling threads used, per script.
+    cpu_per_script: Duration,
+    /// CPU time of the compiling threads ÷ wall time: how many cores they kept busy.
+    busy_cores: f64,
 }
 
 fn run(
@@ -65,29 +71,37 @@ fn run(
     sources: &[Vec<(String, String)>],
 ) -> Run {
     let start = Instant::now();
-    let times: Vec<ScriptTimes> = std::thread::scope(|s| {
+    let per_thread_results: Vec<(Vec<ScriptTimes>, Duration)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let sources = &sources[t];
                 s.spawn(move || {
+                    let cpu = cpu_time::ThreadTime::now();
                     let mut times = Vec::with_capacity(per_thread);
                     for (name, ir) in sources.iter().take(per_thread) {
                         let h = engine.add_script(name, ir.as_bytes()).expect("add script");
                         times.push(h.report().expect("report").times);
                         h.remove().expect("remove");
                     }
-                    times
+                    (times, cpu.elapsed())
                 })
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().expect("thread"))
+            .map(|h| h.join().expect("thread"))
             .collect()
     });
     let elapsed = start.elapsed();
+    let cpu: Duration = per_thread_results.iter().map(|(_, c)| *c).sum();
+    let times: Vec<ScriptTimes> = per_thread_results
+        .into_iter()
+        .flat_map(|(t, _)| t)
+        .collect();
     Run {
         scripts_per_second: times.len() as f64 / elapsed.as_secs_f64(),
+        cpu_per_script: cpu / times.len().max(1) as u32,
+        busy_cores: cpu.as_secs_f64() / elapsed.as_secs_f64(),
         times,
     }
 }
@@ -141,10 +155,14 @@ fn main() {
 
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); thread_counts.len()];
     let mut times: Vec<Vec<ScriptTimes>> = vec![Vec::new(); thread_counts.len()];
+    let mut cpu: Vec<Vec<Duration>> = vec![Vec::new(); thread_counts.len()];
+    let mut busy: Vec<Vec<f64>> = vec![Vec::new(); thread_counts.len()];
     for _ in 0..repeats {
         for (i, &t) in thread_counts.iter().enumerate() {
             let r = run(&engine, t, per_thread, &sources);
             rates[i].push(r.scripts_per_second);
+            cpu[i].push(r.cpu_per_script);
+            busy[i].push(r.busy_cores);
             times[i].extend(r.times);
         }
     }
@@ -152,15 +170,19 @@ fn main() {
         "Scripts compiled per second (eager, JIT-resident, bundled helper workloads, {per_thread} scripts per thread, median of {repeats}; {} cores)\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("| threads | scripts/s | × one thread | parse + verify (ms) | plan + import (ms) | optimize (ms) | codegen (ms) | link (ms) |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| threads | scripts/s | × one thread | busy cores | CPU per script (ms) | parse + verify (ms) | plan + import (ms) | optimize (ms) | codegen (ms) | link (ms) |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let base = median_f(rates[0].clone());
     for (i, &t) in thread_counts.iter().enumerate() {
         let rate = median_f(rates[i].clone());
         let stage = |f: fn(&ScriptTimes) -> Duration| ms(median(times[i].iter().map(f).collect()));
         println!(
-            "| {t} | {rate:.1} | {:.2} | {} | {} | {} | {} | {} |",
+            "| {t} | {rate:.1} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
             rate / base,
+            median_f(busy[i].clone()),
+            ms(median(cpu[i].clone())),
             stage(|s| s.parse + s.verify),
             stage(|s| s.plan + s.import),
             stage(|s| s.optimize),

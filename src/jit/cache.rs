@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::builder::EngineBuilder;
 use super::engine::{Core, Loading, Registered};
 use super::pipeline::{cached_times, ScriptReport};
+use super::runtime::Structors;
 use crate::cache::{CacheKey, CacheOutcome};
 use crate::import::ImportReport;
-use crate::llvm::resident::Structors;
 use crate::summary::ObjectTarget;
 use crate::Result;
 

@@ -62,7 +62,7 @@ mod engine;
 pub mod isolate;
 mod pipeline;
 mod resident;
-mod runtime;
+pub(crate) mod runtime;
 mod startup;
 pub mod tier;
 

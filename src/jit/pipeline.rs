@@ -425,7 +425,7 @@ impl Pipeline {
             });
         };
         let mut library = Module::parse(module.context(), bytes, "helper library")?;
-        library.drop_structors();
+        runtime::drop_structors(&mut library);
         for f in library.functions() {
             if !f.is_declaration() && !f.linkage().is_local() {
                 f.set_linkage(Linkage::AvailableExternally);
@@ -520,9 +520,9 @@ impl Pipeline {
         run.temps = pending.temps;
         let (import, optimized_ir) = self.plan_import_optimize(&mut run, module)?;
         // Constructors a whole-library link brought along cannot run from here: dropped (lazy mode).
-        module.drop_structors();
-        module.redirect_atexit();
-        module.localize_dso_handle(pending.dso_key);
+        runtime::drop_structors(module);
+        runtime::redirect_atexit(module);
+        runtime::localize_dso_handle(module, pending.dso_key);
         let defined = module.defined_symbols();
         *pending.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(ScriptReport {
             name: pending.name,

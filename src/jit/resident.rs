@@ -4,18 +4,19 @@
 //! In: an [`LlJit`], the [`JitDylib`] the helpers go to, the summary (its precompiled runtime object when it
 //! suits the JIT, else its library bitcode), host symbols. Out: the helpers defined once in that JITDylib,
 //! `__cxa_atexit` / `atexit` / `__dso_handle` of the helper code redirected to this runtime's
-//! [`AtExitRegistry`], static constructors run once in priority order, and [`ResidentRuntime::shutdown`]
+//! atexit registry, static constructors run once in priority order, and [`ResidentRuntime::shutdown`]
 //! (also on drop) running the registered atexit handlers in reverse and then the static destructors — before
 //! the caller disposes the JIT that holds their code.
 //!
-//! The LLVM edits (taking structors out, redirecting atexit) are primitives of [`crate::llvm::resident`]; this
-//! module decides when they happen and in what order.
+//! The names and the preparation (taking structors out, redirecting atexit) are the engine's
+//! ([`super::runtime`]); the calls into JIT'd code are crate-private primitives of `crate::llvm::resident`.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use super::runtime::{self as resident, Structors};
 use crate::llvm::orc::{JitDylib, LlJit};
-use crate::llvm::resident::{self, AtExitRegistry, Structors};
+use crate::llvm::resident::AtExitRegistry;
 use crate::llvm::{Context, Module};
 use crate::summary::{ObjectTarget, Summary};
 use crate::{Error, OrcErrorKind, OrcFailure, Result};

@@ -20,11 +20,11 @@ use super::cache::script_key_salt;
 use super::engine::{jit_error, Core};
 use super::pipeline::Pipeline;
 use super::resident::ResidentRuntime;
+use super::runtime;
 use super::tier::Tiering;
 use crate::cache::ScriptCache;
 use crate::import::RuntimeMode;
 use crate::llvm::orc::LlJit;
-use crate::llvm::resident;
 use crate::llvm::{Context, Module};
 use crate::summary::ObjectTarget;
 use crate::{Error, Result};
@@ -161,7 +161,7 @@ impl Core {
         {
             let name = "thinjit.personality";
             let ctx = Context::new();
-            let module = Module::parse_ir(&ctx, resident::PERSONALITY_PIN_IR.as_bytes(), name)?;
+            let module = Module::parse_ir(&ctx, runtime::PERSONALITY_PIN_IR.as_bytes(), name)?;
             jit.add_module(module, None)
                 .map_err(jit_error(format!("adding {name}")))?;
         }

@@ -16,6 +16,15 @@
 //!
 //! For what slips through, [`initialize`] installs a fatal-error handler that writes LLVM's reason to stderr,
 //! prefixed with `thinjit: LLVM fatal error:`, before LLVM ends the process: the reason is never lost.
+//!
+//! # What is safe here
+//! A public function of this layer that can cause undefined behaviour whatever its arguments is an `unsafe fn`
+//! with a `# Safety` section ([`Function::erase`], [`GlobalVariable::erase`], the raw-handle constructors, and
+//! calling a [`orc::JitFunction`]). Linkage, visibility and `dso_local` exist only on [`GlobalValue`]s.
+//! Calling looked-up static constructors, writing a dso handle's key and running the atexit registry are
+//! crate-private primitives (`resident`): the engine keeps their invariants (`src/jit/runtime.rs`).
+//! Known limit: value handles are `Copy` and tied to the context's lifetime, not to their module's, so a handle
+//! used after its module was dropped is not caught by the compiler.
 
 mod buffer;
 mod comdat;
@@ -28,7 +37,7 @@ mod message;
 mod module;
 pub mod orc;
 mod passes;
-pub mod resident;
+pub(crate) mod resident;
 mod shim;
 mod target;
 mod thinlto;

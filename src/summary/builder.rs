@@ -669,7 +669,7 @@ fn compile_runtime_object(
 ) -> Result<(Vec<u8>, super::RuntimeObject)> {
     let ctx = Context::new();
     let mut module = Module::parse_bitcode(&ctx, library_bc, "thinjit-helpers")?;
-    let structors = crate::llvm::resident::prepare_resident_library(&mut module);
+    let structors = crate::jit::runtime::prepare_resident_library(&mut module);
     let defined: Vec<String> = module.defined_symbols().into_iter().collect();
     let machine = crate::llvm::TargetMachine::new(
         &target.triple,

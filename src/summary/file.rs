@@ -142,7 +142,7 @@ impl std::fmt::Display for ObjectTarget {
 
 /// The promoted helper library as a native relocatable object (PIC, small code model), compiled after the
 /// same preparation the engine applies to the bitcode
-/// ([`prepare_resident_library`](crate::llvm::resident::prepare_resident_library)), so both see the same symbols.
+/// (`prepare_resident_library` in `src/jit/runtime.rs`), so both see the same symbols.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeObject {
     pub target: ObjectTarget,

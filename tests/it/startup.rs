@@ -603,39 +603,6 @@ fn a_lazy_engine_starts_from_the_runtime_object_and_refuses_a_cache() {
 }
 
 #[test]
-fn an_exported_dso_handle_is_shared_by_references_that_arrive_later() {
-    use thinjit::llvm::{Context, Module};
-    let ctx = Context::new();
-    let user = |f: &str| {
-        format!(
-            "@__dso_handle = external hidden global i8\n\
-             declare i32 @__cxa_atexit(ptr, ptr, ptr)\n\
-             define i32 @{f}(ptr %cb) {{\n\
-               %r = call i32 @__cxa_atexit(ptr %cb, ptr null, ptr @__dso_handle)\n\
-               ret i32 %r\n\
-             }}\n"
-        )
-    };
-    let mut module = Module::parse_ir(&ctx, user("first").as_bytes(), "first").unwrap();
-    module.redirect_atexit();
-    assert!(module.export_dso_handle("__thinjit_dso_handle.k"));
-    // Imported code brings another reference to the (redirected) dso handle.
-    let mut more = Module::parse_ir(&ctx, user("second").as_bytes(), "second").unwrap();
-    more.redirect_atexit();
-    module.link_in(more).unwrap();
-    module.redirect_atexit();
-    assert!(module.export_dso_handle("__thinjit_dso_handle.k"));
-    module.verify().unwrap();
-    let ir = module.print();
-    assert_eq!(ir.matches("hidden global i64 0").count(), 1, "{ir}");
-    assert!(
-        ir.contains("@__thinjit_dso_handle.k = hidden global i64 0"),
-        "{ir}"
-    );
-    assert!(!ir.contains("@__thinjit_dso_handle ="), "{ir}");
-}
-
-#[test]
 fn merged_partials_with_an_object_equal_the_one_shot_build() {
     let options = BuildOptions {
         object: Some(ObjectTarget::host()),

@@ -541,9 +541,9 @@ impl Core {
 
         let loading = Loading::new(self, name);
         let id = loading.id;
-        let structors = module.take_structors();
-        module.redirect_atexit();
-        module.localize_dso_handle(loading.key());
+        let structors = crate::jit::runtime::take_structors(&mut module);
+        crate::jit::runtime::redirect_atexit(&mut module);
+        crate::jit::runtime::localize_dso_handle(&mut module, loading.key());
         internalize_shared_definitions(&module);
         // Entries after structor extraction: a local constructor became an external function to be run.
         let entries = prepare::entries(&module).unwrap_or(entries);

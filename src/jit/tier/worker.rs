@@ -193,9 +193,9 @@ fn build(cx: &Context_, t: &Tiered, sites: &[SiteProfile]) -> Result<Built> {
     let summary = cx.pipeline.summary.as_deref();
     let refs = prepare::collect_sites(&module, summary.map(|s| s.index()));
     // Constructors ran once, from tier 0.
-    module.drop_structors();
-    module.redirect_atexit();
-    module.localize_dso_handle(t.dso_key);
+    crate::jit::runtime::drop_structors(&mut module);
+    crate::jit::runtime::redirect_atexit(&mut module);
+    crate::jit::runtime::localize_dso_handle(&mut module, t.dso_key);
     internalize_shared_definitions(&module);
     let importing = cx.pipeline.strategy == Strategy::Summary && summary.is_some();
     // The plan a tier 1 without the profile would make, for the report.
