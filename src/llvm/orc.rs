@@ -282,39 +282,10 @@ impl LlJit {
     /// Defines absolute symbols (`name` → `address`) in the main JITDylib: host functions and data that JIT'd
     /// code may call or reference. Fails on a duplicate definition.
     pub fn define_absolute(&self, symbols: &[(&str, u64)]) -> Result<(), OrcFailure> {
-        if symbols.is_empty() {
-            return Ok(());
-        }
-        let mut pairs = Vec::with_capacity(symbols.len());
-        for (name, address) in symbols {
-            let cname = cstring(name).map_err(name_failure)?;
-            // SAFETY: the LLJIT is live; the returned entry is retained for us, and ownership passes to
-            // LLVMOrcAbsoluteSymbols below.
-            let entry = unsafe { lj::LLVMOrcLLJITMangleAndIntern(self.raw(), cname.as_ptr()) };
-            pairs.push(orc::LLVMOrcCSymbolMapPair {
-                Name: entry,
-                Sym: orc::LLVMJITEvaluatedSymbol {
-                    Address: *address,
-                    Flags: orc::LLVMJITSymbolFlags {
-                        GenericFlags:
-                            orc::LLVMJITSymbolGenericFlags::LLVMJITSymbolGenericFlagsExported as u8
-                                | orc::LLVMJITSymbolGenericFlags::LLVMJITSymbolGenericFlagsCallable
-                                    as u8,
-                        TargetFlags: 0,
-                    },
-                },
-            });
-        }
-        // SAFETY: the pairs' names are retained entries whose ownership LLVMOrcAbsoluteSymbols takes; the array
-        // itself is only read. JITDylibDefine takes the unit on success; on failure we dispose it.
-        unsafe {
-            let mu = orc::LLVMOrcAbsoluteSymbols(pairs.as_mut_ptr(), pairs.len());
-            let err = orc::LLVMOrcJITDylibDefine(self.main_dylib(), mu);
-            if !err.is_null() {
-                orc::LLVMOrcDisposeMaterializationUnit(mu);
-            }
-            orc_result(&self.inner, err)
-        }
+        // SAFETY: the main JITDylib of a live LLJIT is non-null and lives as long as the LLJIT.
+        let main = unsafe { JitDylib::from_raw(self.main_dylib()) }
+            .ok_or_else(|| OrcFailure::other("the LLJIT has no main JITDylib".to_string()))?;
+        self.define_absolute_in(main, symbols)
     }
 
     /// Resolves otherwise-undefined symbols from everything the host process has loaded (its own exported
