@@ -9,7 +9,7 @@ use thinjit::llvm::{Context, Module};
 use thinjit::summary::{BuildOptions, Summary};
 use thinjit::Error;
 
-use crate::common::{helper_bitcode, helper_shared_library, SEED_SCRIPT};
+use crate::common::{helper_bitcode, helper_shared_library, rss_kib, SEED_SCRIPT};
 
 /// The bundled helpers' summary, built once for all engine tests.
 fn summary() -> Arc<Summary> {
@@ -359,13 +359,6 @@ define i32 @work_T_I(i32 %x) {
         }
     });
     assert_eq!(engine.script_count(), 8 * 25);
-}
-
-/// Resident set size in KiB, from /proc/self/statm.
-fn rss_kib() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4
 }
 
 host_callbacks!(soak_host);

@@ -4,7 +4,6 @@
 //! duplicate definition if anything of the failed script stayed in the JIT. Memory is measured in a child
 //! process (RSS is meaningless while other tests run).
 
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use thinjit::import::RuntimeMode;
@@ -12,7 +11,7 @@ use thinjit::jit::{Engine, EngineBuilder};
 use thinjit::summary::{BuildOptions, Summary};
 use thinjit::{Error, OrcErrorKind};
 
-use crate::common::helper_bitcode;
+use crate::common::{helper_bitcode, rss_kib};
 
 fn summary() -> Arc<Summary> {
     static S: OnceLock<Arc<Summary>> = OnceLock::new();
@@ -201,16 +200,6 @@ fn issue15_case14_errors_are_variants_not_text() {
 // ---------------------------------------------------------------------------------------------------------
 // Memory over many failed adds, in a child process.
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap()
-}
-
 /// Growth allowed over the measured failures (the leaks this guards against are ~0.5 MiB per eager failure
 /// and ~20 KiB per lazy one, so 1,000 failures would grow far past it).
 const RSS_MARGIN_KIB: u64 = 12 * 1024;
@@ -267,22 +256,7 @@ fn failed_adds_memory_child() {
 
 #[test]
 fn failed_adds_do_not_grow_memory() {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "failed_adds::failed_adds_memory_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = crate::common::run_ignored_test_in_child("failed_adds::failed_adds_memory_child");
     for line in stdout.lines().filter(|l| l.contains("RSS KiB")) {
         eprintln!("{line}");
     }

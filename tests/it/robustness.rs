@@ -16,7 +16,7 @@ use thinjit::llvm::{Context, Module};
 use thinjit::summary::{checksum64, BuildOptions, Summary};
 use thinjit::Error;
 
-use crate::common::{helper_bitcode, SEED_SCRIPT};
+use crate::common::{helper_bitcode, rss_kib, SEED_SCRIPT};
 
 /// The fuzz targets' bodies (`fuzz/src/lib.rs`), compiled into this test binary to replay saved inputs.
 #[allow(dead_code)]
@@ -1172,17 +1172,6 @@ fn concurrent_precompute_summary_runs_leave_one_whole_file() {
 // ---------------------------------------------------------------------------------------------------------
 // 4. Memory: ORC's symbol string pool.
 
-/// VmRSS of this process in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap()
-}
-
 /// Run alone in a child process by [`dead_symbol_names_are_freed`] (RSS is meaningless while other tests run).
 #[test]
 #[ignore = "run in a child process by dead_symbol_names_are_freed"]
@@ -1224,22 +1213,7 @@ fn dead_symbol_names_child() {
 
 #[test]
 fn dead_symbol_names_are_freed() {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "robustness::dead_symbol_names_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = crate::common::run_ignored_test_in_child("robustness::dead_symbol_names_child");
     eprintln!(
         "{}",
         stdout.lines().find(|l| l.contains("RSS KiB")).unwrap_or("")
