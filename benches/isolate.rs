@@ -13,28 +13,10 @@ use std::time::{Duration, Instant};
 
 use thinjit::jit::{Engine, EngineBuilder, Isolation};
 use thinjit::summary::{BuildOptions, Summary};
-
-extern "C" fn host_alloc(size: usize) -> *mut libc::c_void {
-    // SAFETY: plain malloc.
-    unsafe { libc::malloc(size.max(1)) }
-}
-
-extern "C" fn host_free(p: *mut libc::c_void) {
-    // SAFETY: `p` came from `host_alloc` (or is null).
-    unsafe { libc::free(p) }
-}
-
-extern "C" fn host_log(_msg: *const libc::c_char) {}
-
-extern "C" fn host_event(_code: i32) {}
+use thinjit_cli::bench::with_bundled_host;
 
 fn engine(summary: &Arc<Summary>, isolate: bool) -> Engine {
-    let mut builder = EngineBuilder::new()
-        .summary(Arc::clone(summary))
-        .host_symbol("thinjit_host_alloc", host_alloc as *const () as u64)
-        .host_symbol("thinjit_host_free", host_free as *const () as u64)
-        .host_symbol("thinjit_host_log", host_log as *const () as u64)
-        .host_symbol("thinjit_host_event", host_event as *const () as u64);
+    let mut builder = with_bundled_host(EngineBuilder::new().summary(Arc::clone(summary)));
     if isolate {
         builder =
             builder.isolate_codegen(Isolation::new().worker(env!("CARGO_BIN_EXE_thinjit-worker")));

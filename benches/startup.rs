@@ -19,28 +19,7 @@ use std::time::{Duration, Instant};
 use thinjit::cache::ScriptCache;
 use thinjit::jit::{Engine, EngineBuilder, RuntimeSource, StartupTimes};
 use thinjit::summary::{BuildOptions, ObjectTarget, Summary};
-
-extern "C" fn host_alloc(size: usize) -> *mut libc::c_void {
-    // SAFETY: plain malloc.
-    unsafe { libc::malloc(size.max(1)) }
-}
-
-extern "C" fn host_free(p: *mut libc::c_void) {
-    // SAFETY: `p` came from `host_alloc` (or is null).
-    unsafe { libc::free(p) }
-}
-
-extern "C" fn host_log(_msg: *const libc::c_char) {}
-
-extern "C" fn host_event(_code: i32) {}
-
-fn with_host(builder: EngineBuilder) -> EngineBuilder {
-    builder
-        .host_symbol("thinjit_host_alloc", host_alloc as *const () as u64)
-        .host_symbol("thinjit_host_free", host_free as *const () as u64)
-        .host_symbol("thinjit_host_log", host_log as *const () as u64)
-        .host_symbol("thinjit_host_event", host_event as *const () as u64)
-}
+use thinjit_cli::bench::with_bundled_host;
 
 fn work_dir() -> PathBuf {
     let dir =
@@ -156,7 +135,7 @@ fn startup(summary: &Arc<Summary>, object: bool, n: usize) -> (StartupTimes, Run
     let mut runs = Vec::new();
     let mut source = RuntimeSource::None;
     for _ in 0..n {
-        let engine = with_host(EngineBuilder::new().summary(Arc::clone(summary)))
+        let engine = with_bundled_host(EngineBuilder::new().summary(Arc::clone(summary)))
             .runtime_object(object)
             .build()
             .expect("engine");
@@ -187,7 +166,7 @@ fn script_latency(summary: &Arc<Summary>, file: &str, n: usize) -> [Duration; 3]
     .expect("example script");
     let dir = tempfile::tempdir().expect("temp dir");
     let engine = |cache: ScriptCache| -> Engine {
-        with_host(EngineBuilder::new().summary(Arc::clone(summary)))
+        with_bundled_host(EngineBuilder::new().summary(Arc::clone(summary)))
             .cache(cache)
             .build()
             .expect("engine")

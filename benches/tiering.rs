@@ -22,30 +22,9 @@ use std::time::{Duration, Instant};
 
 use thinjit::jit::{Engine, EngineBuilder, JitFunction, Strategy, TierZeroOpt, TieringConfig};
 use thinjit::summary::{BuildOptions, Summary};
+use thinjit_cli::bench::with_bundled_host;
 use thinjit_cli::bench::workload::{self, bundled};
 use thinjit_cli::bench::{self as harness, reallib};
-
-extern "C" fn host_alloc(size: usize) -> *mut libc::c_void {
-    // SAFETY: plain malloc.
-    unsafe { libc::malloc(size.max(1)) }
-}
-
-extern "C" fn host_free(p: *mut libc::c_void) {
-    // SAFETY: `p` came from `host_alloc` (or is null).
-    unsafe { libc::free(p) }
-}
-
-extern "C" fn host_log(_msg: *const libc::c_char) {}
-
-extern "C" fn host_event(_code: i32) {}
-
-fn with_host(builder: EngineBuilder) -> EngineBuilder {
-    builder
-        .host_symbol("thinjit_host_alloc", host_alloc as *const () as u64)
-        .host_symbol("thinjit_host_free", host_free as *const () as u64)
-        .host_symbol("thinjit_host_log", host_log as *const () as u64)
-        .host_symbol("thinjit_host_event", host_event as *const () as u64)
-}
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -237,7 +216,7 @@ fn us(d: Duration) -> String {
 }
 
 fn builder(summary: &Arc<Summary>, mode: &str) -> EngineBuilder {
-    let base = with_host(EngineBuilder::new().summary(Arc::clone(summary)));
+    let base = with_bundled_host(EngineBuilder::new().summary(Arc::clone(summary)));
     let tiered = |tier0| {
         base.clone().tiering(TieringConfig {
             tier0,
@@ -391,7 +370,7 @@ fn stub_cost(summary: &Arc<Summary>) {
     let calls = env_or("THINJIT_TIERING_STUB_CALLS", 20_000_000) as u64;
     println!("## Stub cost: `inc(x) = x + 1`, {calls} calls per run, best of 5 interleaved runs\n");
     let direct = builder(summary, "summary").build().unwrap();
-    let tier0 = with_host(EngineBuilder::new().summary(Arc::clone(summary)))
+    let tier0 = with_bundled_host(EngineBuilder::new().summary(Arc::clone(summary)))
         .tiering(TieringConfig {
             threshold_calls: u64::MAX,
             ..TieringConfig::default()

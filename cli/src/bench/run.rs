@@ -103,6 +103,16 @@ extern "C" fn host_free(p: *mut libc::c_void) {
     unsafe { libc::free(p) }
 }
 
+/// `builder` with the bundled helpers' host callbacks registered (`thinjit_host_alloc`, `_free`, `_log`,
+/// `_event`; events are counted per thread, see [`host_event_count`]).
+pub fn with_bundled_host(builder: EngineBuilder) -> EngineBuilder {
+    builder
+        .host_symbol("thinjit_host_alloc", host_alloc as *const () as u64)
+        .host_symbol("thinjit_host_free", host_free as *const () as u64)
+        .host_symbol("thinjit_host_log", host_log as *const () as u64)
+        .host_symbol("thinjit_host_event", host_event as *const () as u64)
+}
+
 /// How many times the helper runtime reported event `code` to the host on this thread.
 pub fn host_event_count(code: i32) -> i32 {
     usize::try_from(code)
@@ -128,11 +138,7 @@ pub fn engine_builder(lib: &PreparedLibrary, spec: StrategySpec, host: &Host) ->
         .summary(Arc::clone(&lib.summary))
         .opt_level(OptLevel::O3);
     if host.bundled_callbacks {
-        builder = builder
-            .host_symbol("thinjit_host_alloc", host_alloc as *const () as u64)
-            .host_symbol("thinjit_host_free", host_free as *const () as u64)
-            .host_symbol("thinjit_host_log", host_log as *const () as u64)
-            .host_symbol("thinjit_host_event", host_event as *const () as u64);
+        builder = with_bundled_host(builder);
     }
     for library in &host.libraries {
         builder = builder.shared_library(library);
