@@ -266,15 +266,24 @@ fn each_add_verifies_once_per_trust_boundary() {
 
     let eager = engine(Strategy::Summary, false);
     // The script after parsing, then script + shards after import.
-    assert_eq!(verifications(&eager, "seed", SEED_SCRIPT, "f_WRAPPED"), (2, 2));
+    assert_eq!(
+        verifications(&eager, "seed", SEED_SCRIPT, "f_WRAPPED"),
+        (2, 2)
+    );
     // Nothing to import: the script only.
     assert_eq!(verifications(&eager, "plain", NO_HELPERS, "main"), (1, 1));
 
     let none = engine(Strategy::None, false);
-    assert_eq!(verifications(&none, "seed", SEED_SCRIPT, "f_WRAPPED"), (1, 1));
+    assert_eq!(
+        verifications(&none, "seed", SEED_SCRIPT, "f_WRAPPED"),
+        (1, 1)
+    );
 
     // Lazy: the script when added, script + shards inside ORC's transform at the first lookup.
     let lazy = engine(Strategy::Summary, true);
-    assert_eq!(verifications(&lazy, "seed", SEED_SCRIPT, "f_WRAPPED"), (1, 2));
+    assert_eq!(
+        verifications(&lazy, "seed", SEED_SCRIPT, "f_WRAPPED"),
+        (1, 2)
+    );
     assert_eq!(verifications(&lazy, "plain", NO_HELPERS, "main"), (1, 1));
 }
