@@ -663,6 +663,82 @@ fn thinjit_plan_cli_prints_the_report_and_saves_temps() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("import-instr-evolution-factor"));
 }
 
+/// Issue 14: `thinjit plan` runs the engine's own stages (`Engine::dry_run_script`), so its save-temps are the
+/// files `thinjit run --save-temps` writes for the stages both run, byte for byte, in both runtime modes.
+#[test]
+fn thinjit_plan_save_temps_equal_thinjit_runs() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let summary_path = dir.path().join("helpers.thinjit");
+    helpers().write(&summary_path).unwrap();
+    let script = dir.path().join("seed.ll");
+    std::fs::write(&script, common::SEED_SCRIPT).unwrap();
+    let thinjit = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_thinjit"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for (plan_mode, run_mode) in [
+        (None, "jit-resident"),
+        (Some("--host-native"), "host-native"),
+    ] {
+        let planned = dir.path().join(format!("plan-{run_mode}"));
+        let ran = dir.path().join(format!("run-{run_mode}"));
+        let mut plan_args = vec![
+            "plan".as_ref(),
+            script.as_os_str(),
+            "--summary".as_ref(),
+            summary_path.as_os_str(),
+            "--save-temps".as_ref(),
+            planned.as_os_str(),
+        ];
+        plan_args.extend(plan_mode.map(std::ffi::OsStr::new));
+        thinjit(&plan_args);
+        thinjit(&[
+            "run".as_ref(),
+            script.as_os_str(),
+            "--summary".as_ref(),
+            summary_path.as_os_str(),
+            "--entry".as_ref(),
+            "f_WRAPPED".as_ref(),
+            "--mode".as_ref(),
+            run_mode.as_ref(),
+            "--save-temps".as_ref(),
+            ran.as_os_str(),
+        ]);
+        let mut files: Vec<String> = std::fs::read_dir(&planned)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "seed.ll.00-parse.bc",
+                "seed.ll.01-verify.bc",
+                "seed.ll.02-plan.bc",
+                "seed.ll.02-plan.json",
+                "seed.ll.03-import.bc",
+                "seed.ll.04-optimize.bc",
+            ],
+            "{run_mode}"
+        );
+        for file in &files {
+            let a = std::fs::read(planned.join(file)).unwrap();
+            let b = std::fs::read(ran.join(file)).unwrap();
+            assert!(a == b, "{run_mode}: {file} differs between plan and run");
+        }
+        // `run` went on to code generation and linking.
+        assert!(ran.join("seed.ll.05-codegen.o").exists());
+        assert!(ran.join("seed.ll.06-link.txt").exists());
+    }
+}
+
 #[test]
 fn helper_that_cannot_be_inlined_is_flagged() {
     let dir = tempfile::TempDir::new().unwrap();
