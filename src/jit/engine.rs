@@ -10,13 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::builder::EngineBuilder;
+use super::builder::{EngineBuilder, RuntimeMode};
 use super::pipeline::{Pipeline, ReportSlot, ScriptReport};
 use super::resident::ResidentRuntime;
 use super::startup::StartupReport;
 use super::tier::{TierReport, Tiering};
 use crate::cache::ScriptCache;
-use crate::import::RuntimeMode;
 use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
 use crate::llvm::resident::AtExitRegistry;
 use crate::llvm::Module;

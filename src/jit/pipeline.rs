@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::builder::Strategy;
+use super::builder::{RuntimeMode, Strategy};
 use super::cache::CachedScript;
 use super::engine::{Core, Loading, Registered};
 use super::runtime;
@@ -281,6 +281,8 @@ pub(super) struct Pipeline {
     pub strategy: Strategy,
     pub opt_level: OptLevel,
     pub import_config: ImportConfig,
+    /// Where the helper runtime lives: what imports are planned for.
+    pub mode: RuntimeMode,
     pub keep_optimized_ir: bool,
     pub save_temps: Option<PathBuf>,
     pub summary: Option<Arc<Summary>>,
@@ -338,7 +340,7 @@ impl Pipeline {
     fn plan(&self, module: &Module<'_>) -> Result<Option<ImportPlan>> {
         match (self.strategy, &self.summary) {
             (Strategy::Summary, Some(summary)) => {
-                import::plan_for(module, &**summary, &self.import_config).map(Some)
+                import::plan_for(module, &**summary, &self.import_config, self.mode).map(Some)
             }
             _ => Ok(None),
         }
@@ -352,12 +354,9 @@ impl Pipeline {
         plan: Option<&ImportPlan>,
     ) -> Result<Option<ImportReport>> {
         let report = match (self.strategy, &self.summary, plan) {
-            (Strategy::Summary, Some(summary), Some(plan)) => Some(import::import_planned(
-                module,
-                &**summary,
-                plan,
-                &self.import_config,
-            )?),
+            (Strategy::Summary, Some(summary), Some(plan)) => {
+                Some(import::import_planned(module, &**summary, plan)?)
+            }
             (Strategy::FullLink, _, _) => {
                 self.full_link(module)?;
                 None

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use thinjit::import::RuntimeMode;
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{Engine, EngineBuilder, Script, Stage};
 use thinjit::llvm::{same_target, Context, Module};
 use thinjit::summary::{BuildOptions, Summary};

@@ -72,6 +72,8 @@ pub struct Args {
     /// The native helper library (`--host-native`).
     #[arg(long, value_name = "PATH", default_value = env!("THINJIT_HELPERS_SO"))]
     shared_library: PathBuf,
+    // Where the runtime's host callbacks come from: `plan` builds the engine `thinjit run` builds (its runtime
+    // started), so a runtime that calls the host needs them here too.
     #[command(flatten)]
     host: HostArgs,
 }
@@ -90,7 +92,6 @@ impl Args {
             allow: self.allow.iter().cloned().collect(),
             deny: self.deny.iter().cloned().collect(),
             max_total_instructions: self.max_total_instructions,
-            ..ImportConfig::default()
         }
     }
 }
