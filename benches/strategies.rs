@@ -1,8 +1,12 @@
 //! `cargo bench --bench strategies [-- --quick] [--libraries a,b] [--strategies x,y] [--scale F]
-//! [--repetitions N] [--compile-repetitions N] [--in-process] [--out DIR]`: every engine strategy side by side —
+//! [--repetitions N] [--compile-repetitions N] [--interleave] [--in-process] [--out DIR]`: every engine strategy
+//! side by side —
 //! none, the full links, thinjit's summary at three limits and LLVM's own importer — on the bundled helpers,
 //! synthetic libraries and real C libraries, each measured through `jit::Engine`. Each library × strategy runs
-//! in its own child process (clean peak RSS). Writes `report.md`, `report.csv`, `compile-latency.svg` and
+//! in its own child process (clean peak RSS). `--interleave`: each library's strategies run in one child
+//! process instead, their compiles interleaved (every repetition compiles each script once per strategy, in
+//! rotating order), so machine noise falls on all of them alike — the fair way to compare compile times (the
+//! thinjit ÷ llvm-importer table) on a busy machine; peak RSS is then the shared process's. Writes `report.md`, `report.csv`, `compile-latency.svg` and
 //! `report.json` to `target/thinjit-bench/` and prints the markdown to stdout; progress goes to stderr. Unknown
 //! libraries or strategies are errors (exit code 1) before anything runs. `--render report.json` writes the tables
 //! of an earlier run again, measuring nothing.
@@ -22,8 +26,11 @@ struct Args {
     repetitions: usize,
     compile_repetitions: usize,
     isolate: bool,
+    interleave: bool,
     out: PathBuf,
     child: Option<(String, String)>,
+    /// `--child-all LIB S1,S2,...`: the interleaved measurement of one library (internal).
+    child_all: Option<(String, String)>,
     render: Option<PathBuf>,
 }
 
@@ -36,8 +43,10 @@ fn parse_args() -> Result<Args> {
         repetitions: 3,
         compile_repetitions: 3,
         isolate: true,
+        interleave: false,
         out: Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("target/thinjit-bench"),
         child: None,
+        child_all: None,
         render: None,
     };
     let mut scale = None;
@@ -64,12 +73,18 @@ fn parse_args() -> Result<Args> {
                 args.compile_repetitions = value("--compile-repetitions")?.parse()?
             }
             "--in-process" => args.isolate = false,
+            "--interleave" => args.interleave = true,
             "--render" => args.render = Some(PathBuf::from(value("--render")?)),
             "--out" => args.out = PathBuf::from(value("--out")?),
             "--child" => {
                 let lib = value("--child")?;
                 let strategy = value("--child")?;
                 args.child = Some((lib, strategy));
+            }
+            "--child-all" => {
+                let lib = value("--child-all")?;
+                let strategies = value("--child-all")?;
+                args.child_all = Some((lib, strategies));
             }
             // cargo bench passes `--bench`.
             "--bench" => {}
@@ -103,6 +118,9 @@ fn main() -> Result<()> {
     if let Some((lib, strategy)) = &args.child {
         return child(&args, &cache, lib, strategy);
     }
+    if let Some((lib, strategies)) = &args.child_all {
+        return child_all(&args, &cache, lib, strategies);
+    }
     if let Some(json) = &args.render {
         // Renders the tables of an earlier run again (report.json) into --out, measuring nothing.
         let report: BenchReport = serde_json::from_slice(&std::fs::read(json)?)
@@ -113,7 +131,15 @@ fn main() -> Result<()> {
         date: bench::utc_now(),
         machine: bench::machine_description(),
         llvm: thinjit::llvm::llvm_version(),
-        mode: if args.quick { "quick mode" } else { "full run" }.into(),
+        mode: format!(
+            "{}{}",
+            if args.quick { "quick mode" } else { "full run" },
+            if args.interleave {
+                ", strategies interleaved in one process per library"
+            } else {
+                ""
+            }
+        ),
         graded: true,
         outcomes: Vec::new(),
         differences: Vec::new(),
@@ -149,6 +175,40 @@ fn main() -> Result<()> {
             prepared.bitcode_bytes / 1024,
             t.elapsed().as_secs_f64()
         );
+        if args.interleave {
+            let t = std::time::Instant::now();
+            let outcomes = if args.isolate {
+                run_child_all(&args, lib).unwrap_or_else(|e| {
+                    args.strategies
+                        .iter()
+                        .map(|s| StrategyOutcome {
+                            library: lib.clone(),
+                            library_functions: prepared.functions,
+                            strategy: s.label(),
+                            error: Some(format!("{e:#}")),
+                            isolated: true,
+                            ..StrategyOutcome::default()
+                        })
+                        .collect()
+                })
+            } else {
+                bench::measure_interleaved(
+                    &prepared,
+                    &workload.scripts,
+                    &args.strategies,
+                    &Host::bundled(),
+                    &options(&args),
+                )
+            };
+            eprintln!(
+                "[strategies] {lib}: {} strategies interleaved, {:.1} s",
+                outcomes.len(),
+                t.elapsed().as_secs_f64()
+            );
+            report.outcomes.extend(outcomes);
+            bench::add_differences(&mut report, &prepared, &workload.scripts);
+            continue;
+        }
         for s in &args.strategies {
             let t = std::time::Instant::now();
             // A whole-library link of a big library costs seconds per compile: time it once.
@@ -259,6 +319,61 @@ fn run_child(args: &Args, lib: &str, strategy: StrategySpec) -> Result<StrategyO
         serde_json::from_slice(&out.stdout).context("child process output is not an outcome")?;
     outcome.isolated = true;
     Ok(outcome)
+}
+
+/// Runs one library's strategies interleaved in a child process of this binary and reads their outcomes.
+fn run_child_all(args: &Args, lib: &str) -> Result<Vec<StrategyOutcome>> {
+    let labels: Vec<String> = args.strategies.iter().map(|s| s.label()).collect();
+    let exe = std::env::current_exe()?;
+    let out = Command::new(exe)
+        .args(["--child-all", lib, &labels.join(",")])
+        .args(["--scale", &args.scale.to_string()])
+        .args(["--repetitions", &args.repetitions.to_string()])
+        .args([
+            "--compile-repetitions",
+            &args.compile_repetitions.to_string(),
+        ])
+        .arg("--out")
+        .arg(&args.out)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "child process failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" / ")
+        );
+    }
+    let outcomes: Vec<StrategyOutcome> =
+        serde_json::from_slice(&out.stdout).context("child process output is not outcomes")?;
+    Ok(outcomes)
+}
+
+fn child_all(args: &Args, cache: &Path, lib: &str, strategies: &str) -> Result<()> {
+    let specs = strategies
+        .split(',')
+        .map(|s| StrategySpec::parse(s).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
+    let workload = bench::workload_by_name(lib, args.scale, &bench::workspace_manifest(), cache)?;
+    let t = std::time::Instant::now();
+    let prepared = bench::load_prepared(lib, cache)?;
+    let load = t.elapsed().as_secs_f64() * 1e3;
+    let mut outcomes = bench::measure_interleaved(
+        &prepared,
+        &workload.scripts,
+        &specs,
+        &Host::bundled(),
+        &options(args),
+    );
+    for outcome in &mut outcomes {
+        outcome.setup_ms += load;
+    }
+    println!("{}", serde_json::to_string(&outcomes)?);
+    Ok(())
 }
 
 fn child(args: &Args, cache: &Path, lib: &str, strategy: &str) -> Result<()> {

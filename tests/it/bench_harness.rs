@@ -104,6 +104,64 @@ fn every_strategy_runs_the_helper_scripts_and_only_internalize_breaks_semantics(
     );
 }
 
+/// Issue 14: `--interleave` measures the strategies in one process, their compiles alternating; each still has
+/// its own engine, correct results, the engine's stage times and its own semantic checks.
+#[test]
+fn interleaved_strategies_each_get_their_own_engine_and_checks() {
+    let cache = tempfile::TempDir::new().unwrap();
+    let wl = workload::helpers_workload(0.01);
+    let lib = bench::prepare_library(&wl, cache.path()).unwrap();
+    let specs: Vec<StrategySpec> = [
+        "none",
+        "summary@100",
+        "llvm-importer",
+        "full-link-internalize",
+    ]
+    .iter()
+    .map(|s| StrategySpec::parse(s).unwrap())
+    .collect();
+    let outcomes =
+        bench::measure_interleaved(&lib, &wl.scripts, &specs, &Host::bundled(), &quick());
+    assert_eq!(outcomes.len(), specs.len());
+    for (spec, outcome) in specs.iter().zip(&outcomes) {
+        let label = spec.label();
+        assert_eq!(outcome.strategy, label);
+        assert!(outcome.error.is_none(), "{label}: {:?}", outcome.error);
+        assert_eq!(outcome.rows.len(), wl.scripts.len(), "{label}");
+        for row in &outcome.rows {
+            assert_eq!(row.error, None, "{label} {}", row.script);
+            assert_eq!(row.result, row.expected, "{label} {}", row.script);
+            assert!(row.stages.iter().any(|s| s.stage == "import"), "{label}");
+            assert!(row.compile_ms > 0.0 && row.compile_ms <= row.median_compile_ms);
+        }
+        let imports: usize = outcome
+            .rows
+            .iter()
+            .map(|r| r.imported_functions.len())
+            .sum();
+        match spec.strategy {
+            Strategy::Summary | Strategy::LlvmImporter => assert!(imports > 10, "{label}"),
+            _ => assert_eq!(imports, 0, "{label}"),
+        }
+        // The initializer count is each engine's own, though all engines share the process.
+        let expect = if spec.strategy == Strategy::FullLinkInternalize {
+            Verdict::Broken
+        } else {
+            Verdict::Ok
+        };
+        assert_eq!(
+            outcome.init_once.verdict, expect,
+            "{label}: {}",
+            outcome.init_once.detail
+        );
+        assert_eq!(
+            outcome.one_instance.verdict, expect,
+            "{label}: {}",
+            outcome.one_instance.detail
+        );
+    }
+}
+
 #[test]
 fn llvm_importer_is_correct_on_a_synthetic_library() {
     let cache = tempfile::TempDir::new().unwrap();

@@ -303,6 +303,58 @@ fn stage_stats(reports: &[ScriptReport]) -> (Vec<StageStat>, f64, f64) {
     (stages, min, median(totals))
 }
 
+/// The compiles of one script in one engine so far: each compile's report, the last compile's handle, or the
+/// error that stopped them.
+#[derive(Default)]
+struct Compiles<'e> {
+    reports: Vec<ScriptReport>,
+    last: Option<ScriptHandle<'e>>,
+    error: Option<String>,
+}
+
+impl<'e> Compiles<'e> {
+    /// Compiles `script` once more in `engine`; unless `keep`, removes it again.
+    fn compile(&mut self, engine: &'e Engine, script: &Script, keep: bool) {
+        if self.error.is_some() {
+            return;
+        }
+        let handle = match engine.add_script(&script.name, script.ir.as_bytes()) {
+            Ok(h) => h,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                return;
+            }
+        };
+        if let Some(report) = handle.report() {
+            self.reports.push(report);
+        }
+        if keep {
+            self.last = Some(handle);
+        } else if let Err(e) = handle.remove() {
+            self.error = Some(e.to_string());
+        }
+    }
+}
+
+/// A row for `script` before any compile: its expectations, or the error of a bad entry signature.
+fn new_row(script: &Script) -> (Row, bool) {
+    let mut row = Row {
+        script: script.name.clone(),
+        iterations: script.iterations,
+        expected: script.expected,
+        call_heavy: script.call_heavy,
+        ..Row::default()
+    };
+    let ok = match check_entry_signature(&script.ir, &script.entry, script.args.len()) {
+        Ok(()) => true,
+        Err(e) => {
+            row.error = Some(e.to_string());
+            false
+        }
+    };
+    (row, ok)
+}
+
 /// Compiles `script` `compile_repetitions` times in `engine` (each compile but the last removed again), then
 /// runs the last one's entry `repetitions` times.
 fn measure_script(
@@ -312,40 +364,36 @@ fn measure_script(
     script: &Script,
     options: &MeasureOptions,
 ) -> Row {
-    let mut row = Row {
-        script: script.name.clone(),
-        iterations: script.iterations,
-        expected: script.expected,
-        call_heavy: script.call_heavy,
-        ..Row::default()
-    };
-    if let Err(e) = check_entry_signature(&script.ir, &script.entry, script.args.len()) {
-        row.error = Some(e.to_string());
+    let (row, ok) = new_row(script);
+    if !ok {
         return row;
     }
     let n = options.compile_repetitions.max(1);
-    let mut reports = Vec::with_capacity(n);
-    let mut last = None;
+    let mut compiles = Compiles::default();
     for rep in 0..n {
-        let handle = match engine.add_script(&script.name, script.ir.as_bytes()) {
-            Ok(h) => h,
-            Err(e) => {
-                row.error = Some(e.to_string());
-                return row;
-            }
-        };
-        if let Some(report) = handle.report() {
-            reports.push(report);
-        }
-        if rep + 1 < n {
-            if let Err(e) = handle.remove() {
-                row.error = Some(e.to_string());
-                return row;
-            }
-        } else {
-            last = Some(handle);
-        }
+        compiles.compile(engine, script, rep + 1 == n);
     }
+    finish_row(row, compiles, spec, library_functions, script, options)
+}
+
+/// Fills `row` from a script's compiles: stage statistics, object size, what was imported; then runs the last
+/// compile's entry and removes it.
+fn finish_row(
+    mut row: Row,
+    compiles: Compiles<'_>,
+    spec: StrategySpec,
+    library_functions: usize,
+    script: &Script,
+    options: &MeasureOptions,
+) -> Row {
+    if let Some(e) = compiles.error {
+        row.error = Some(e);
+        if let Some(handle) = compiles.last {
+            let _ = handle.remove();
+        }
+        return row;
+    }
+    let reports = compiles.reports;
     let (stages, min, med) = stage_stats(&reports);
     row.stages = stages;
     row.compile_ms = min;
@@ -372,7 +420,7 @@ fn measure_script(
             row.optimized_ir = report.optimized_ir.clone();
         }
     }
-    if let Some(handle) = last {
+    if let Some(handle) = compiles.last {
         match run_entry(&handle, &script.entry, &script.args, options.repetitions) {
             Ok((result, fastest)) => {
                 row.result = Some(result);
@@ -385,6 +433,88 @@ fn measure_script(
         }
     }
     row
+}
+
+/// [`measure`] for several strategies in one process, their compiles interleaved: every repetition compiles
+/// each script once per strategy, in turn, so machine noise (another process, frequency changes) falls on
+/// every strategy alike and the ratios between them are fair. Each strategy has its own engine, built before
+/// the first compile; the semantic checks run per engine afterwards. Peak RSS is the shared process's.
+pub fn measure_interleaved(
+    lib: &PreparedLibrary,
+    scripts: &[Script],
+    specs: &[StrategySpec],
+    host: &Host,
+    options: &MeasureOptions,
+) -> Vec<StrategyOutcome> {
+    let mut outcomes = Vec::with_capacity(specs.len());
+    let mut engines = Vec::with_capacity(specs.len());
+    // Initializer events each engine's start-up caused (the semantic check counts from there).
+    let mut ctor_events = Vec::with_capacity(specs.len());
+    for &spec in specs {
+        let mut outcome = StrategyOutcome {
+            library: lib.name.clone(),
+            library_functions: lib.functions,
+            strategy: spec.label(),
+            ..StrategyOutcome::default()
+        };
+        let before = host_event_count(EVENT_INTERN_CTOR);
+        let t = Instant::now();
+        let mut builder = engine_builder(lib, spec, host).keep_optimized_ir(options.keep_ir);
+        if let Some(dir) = &options.save_temps {
+            builder = builder.save_temps(dir.join(spec.label()));
+        }
+        match builder.build() {
+            Ok(engine) => engines.push(Some(engine)),
+            Err(e) => {
+                outcome.error = Some(e.to_string());
+                engines.push(None);
+            }
+        }
+        outcome.setup_ms = ms(t.elapsed());
+        ctor_events.push(host_event_count(EVENT_INTERN_CTOR) - before);
+        outcomes.push(outcome);
+    }
+    let n = options.compile_repetitions.max(1);
+    for script in scripts {
+        let (row, ok) = new_row(script);
+        let mut compiles: Vec<Compiles<'_>> = specs.iter().map(|_| Compiles::default()).collect();
+        if ok {
+            let k = specs.len();
+            for rep in 0..n {
+                // The order rotates, so no strategy always compiles right after another one.
+                for j in 0..k {
+                    let i = (rep + j) % k;
+                    if let Some(engine) = &engines[i] {
+                        compiles[i].compile(engine, script, rep + 1 == n);
+                    }
+                }
+            }
+        }
+        for (i, c) in compiles.into_iter().enumerate() {
+            if engines[i].is_some() {
+                let row = finish_row(row.clone(), c, specs[i], lib.functions, script, options);
+                outcomes[i].rows.push(row);
+            }
+        }
+    }
+    let checks = options.semantic_checks
+        && lib
+            .summary
+            .index()
+            .function("rt_counter_increment")
+            .is_some();
+    for (i, engine) in engines.into_iter().enumerate() {
+        if let (true, Some(engine)) = (checks, &engine) {
+            outcomes[i].one_instance = check_one_instance(engine);
+            let before = host_event_count(EVENT_INTERN_CTOR) - ctor_events[i];
+            outcomes[i].init_once = check_init_once(engine, before);
+        }
+    }
+    let rss = peak_rss_kib();
+    for outcome in &mut outcomes {
+        outcome.peak_rss_kib = rss;
+    }
+    outcomes
 }
 
 /// Builds the engine for `spec` and measures every script in it, then (bundled helpers) the semantic checks.
