@@ -159,7 +159,21 @@ fn interleaved_strategies_each_get_their_own_engine_and_checks() {
             "{label}: {}",
             outcome.one_instance.detail
         );
+        assert!(outcome.interleaved, "{label}");
     }
+    // Interleaved compiles pair up: thinjit ÷ llvm-importer per repetition, and its median in the table.
+    let (t, l) = (&outcomes[1], &outcomes[2]);
+    for (tr, lr) in t.rows.iter().zip(&l.rows) {
+        assert_eq!(tr.compile_samples_ms.len(), 2, "{}", tr.script);
+        let r = bench::report::paired_ratio(t, tr, l, lr).unwrap();
+        assert!(r > 0.0 && r.is_finite(), "{}: {r}", tr.script);
+    }
+    let report = bench::BenchReport {
+        outcomes,
+        ..bench::BenchReport::default()
+    };
+    let md = report.markdown();
+    assert!(md.contains("paired ÷"), "{md}");
 }
 
 #[test]

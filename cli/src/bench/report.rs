@@ -33,6 +33,10 @@ pub struct Row {
     pub compile_ms: f64,
     /// The whole `add_script`, median compile, milliseconds.
     pub median_compile_ms: f64,
+    /// Every compile's whole `add_script`, in order, milliseconds (interleaved runs pair them across
+    /// strategies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compile_samples_ms: Vec<f64>,
     /// Helper functions linked into the script before optimization (the whole library for full links).
     pub linked_functions: usize,
     /// Functions the strategy's importer imported (summary, llvm-importer), by name.
@@ -133,6 +137,10 @@ pub struct StrategyOutcome {
     pub peak_rss_kib: Option<u64>,
     /// Whether the outcome was measured in its own child process (clean peak RSS).
     pub isolated: bool,
+    /// Whether its compiles were interleaved with the other strategies' in one process (`--interleave`): the
+    /// n-th compiles of a script under two strategies ran back to back.
+    #[serde(default)]
+    pub interleaved: bool,
     /// A failure that prevented the whole outcome.
     pub error: Option<String>,
 }
@@ -374,8 +382,8 @@ impl BenchReport {
                 continue;
             };
             if s.is_empty() {
-                s.push_str("| library | script | summary@100 compile ms (min / median) | llvm-importer compile ms (min / median) | thinjit ÷ llvm-importer (min / median) | plan + import ms: summary / llvm-importer | imports: summary / llvm-importer | differences |\n");
-                s.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
+                s.push_str("| library | script | summary@100 compile ms (min / median) | llvm-importer compile ms (min / median) | thinjit ÷ llvm-importer (min / median) | paired ÷ (median, interleaved runs) | plan + import ms: summary / llvm-importer | imports: summary / llvm-importer | differences |\n");
+                s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
             }
             for tr in &t.rows {
                 let Some(lr) = l.row(&tr.script) else {
@@ -389,9 +397,13 @@ impl BenchReport {
                     .iter()
                     .filter(|d| d.library == lib && d.script == tr.script)
                     .count();
+                let paired = match paired_ratio(t, tr, l, lr) {
+                    Some(r) => format!("{r:.2}"),
+                    None => "–".to_owned(),
+                };
                 let _ = writeln!(
                     s,
-                    "| {lib} | {} | {} / {} | {} / {} | {:.2} / {:.2} | {} / {} | {} / {} | {diffs} |",
+                    "| {lib} | {} | {} / {} | {} / {} | {:.2} / {:.2} | {paired} | {} / {} | {} / {} | {diffs} |",
                     tr.script,
                     ms(tr.compile_ms),
                     ms(tr.median_compile_ms),
@@ -813,4 +825,21 @@ fn fmt_ms_pow10(e: i32) -> String {
     } else {
         format!("{}", 10f64.powi(e))
     }
+}
+
+/// For two strategies' rows of one script measured interleaved: the median, over the repetitions, of the
+/// ratio of their n-th compiles (which ran back to back, so noise hits both alike). `None` otherwise.
+pub fn paired_ratio(a: &StrategyOutcome, ar: &Row, b: &StrategyOutcome, br: &Row) -> Option<f64> {
+    let (x, y) = (&ar.compile_samples_ms, &br.compile_samples_ms);
+    if !(a.interleaved && b.interleaved) || x.is_empty() || x.len() != y.len() {
+        return None;
+    }
+    let mut ratios: Vec<f64> = x.iter().zip(y).map(|(p, q)| p / q).collect();
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    Some(if n % 2 == 1 {
+        ratios[n / 2]
+    } else {
+        (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
+    })
 }

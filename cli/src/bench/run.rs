@@ -398,6 +398,7 @@ fn finish_row(
     row.stages = stages;
     row.compile_ms = min;
     row.median_compile_ms = med;
+    row.compile_samples_ms = reports.iter().map(|r| ms(r.times.total())).collect();
     if let Some(report) = reports.last() {
         row.object_bytes = report.object_size.unwrap_or(0);
         if let Some(import) = &report.import {
@@ -455,6 +456,7 @@ pub fn measure_interleaved(
             library: lib.name.clone(),
             library_functions: lib.functions,
             strategy: spec.label(),
+            interleaved: true,
             ..StrategyOutcome::default()
         };
         let before = host_event_count(EVENT_INTERN_CTOR);
