@@ -119,6 +119,23 @@ pub struct Request {
     pub keep_ir: bool,
 }
 
+/// Where a worker's time went for one request, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct WorkerTimes {
+    /// Decoding the request.
+    pub decode: u64,
+    /// Creating the LLVM context and target machine (0 when reused).
+    pub setup: u64,
+    /// Parsing the bitcode.
+    pub parse: u64,
+    /// The optimization pipeline.
+    pub optimize: u64,
+    /// Code generation.
+    pub codegen: u64,
+    /// Everything else before the response is encoded (printing IR, listing symbols, dropping the module).
+    pub other: u64,
+}
+
 /// A worker's answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
@@ -129,6 +146,8 @@ pub enum Response {
         defined: Vec<String>,
         optimized_ir: Option<String>,
         optimize_nanos: u64,
+        /// Where the worker's time went.
+        times: WorkerTimes,
     },
     /// Code generation reported an error diagnostic.
     Codegen {
@@ -173,8 +192,9 @@ fn write_frame(output: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
 pub fn serve(mut input: impl Read, mut output: impl Write) -> std::io::Result<()> {
     let mut machine: Option<TargetMachine> = None;
     while let Some(frame) = read_frame(&mut input)? {
+        let start = Instant::now();
         let response = match bincode::deserialize::<Request>(&frame) {
-            Ok(request) => compile(&request, &mut machine),
+            Ok(request) => compile(&request, &mut machine, start),
             Err(e) => Response::Failed {
                 message: format!("malformed request: {e}"),
             },
@@ -186,7 +206,18 @@ pub fn serve(mut input: impl Read, mut output: impl Write) -> std::io::Result<()
     Ok(())
 }
 
-fn compile(request: &Request, machine: &mut Option<TargetMachine>) -> Response {
+fn compile(request: &Request, machine: &mut Option<TargetMachine>, start: Instant) -> Response {
+    let mut times = WorkerTimes::default();
+    let mut lap = {
+        let mut last = start;
+        move || {
+            let now = Instant::now();
+            let d = now.duration_since(last).as_nanos() as u64;
+            last = now;
+            d
+        }
+    };
+    times.decode = lap();
     let failed = |e: Error| match e {
         Error::Codegen {
             function, message, ..
@@ -217,22 +248,31 @@ fn compile(request: &Request, machine: &mut Option<TargetMachine>) -> Response {
         };
     };
     let ctx = Context::new();
+    times.setup = lap();
     let result = (|| {
         let mut module = Module::parse_bitcode(&ctx, &request.bitcode, &request.name)?;
-        let start = Instant::now();
+        times.parse = lap();
         optimize::optimize(&mut module, tm, request.opt)?;
-        let optimize_nanos = start.elapsed().as_nanos() as u64;
+        times.optimize = lap();
         let optimized_ir = request.keep_ir.then(|| module.print());
-        let defined = module.defined_symbols().into_iter().collect();
+        let defined: Vec<String> = module.defined_symbols().into_iter().collect();
+        times.other = lap();
         let object = tm.emit_object(&module)?;
-        Ok(Response::Object {
+        times.codegen = lap();
+        Ok((object, defined, optimized_ir))
+    })();
+    drop(ctx);
+    times.other += lap();
+    match result {
+        Ok((object, defined, optimized_ir)) => Response::Object {
             object,
             defined,
             optimized_ir,
-            optimize_nanos,
-        })
-    })();
-    result.unwrap_or_else(failed)
+            optimize_nanos: times.optimize,
+            times,
+        },
+        Err(e) => failed(e),
+    }
 }
 
 /// What a worker made of a script.
@@ -241,6 +281,38 @@ pub(crate) struct Compiled {
     pub(crate) object: Vec<u8>,
     pub(crate) optimized_ir: Option<String>,
     pub(crate) optimize: Duration,
+    pub(crate) times: IsolatedTimes,
+}
+
+/// Where the time of one isolated compile went ([`ScriptReport::isolated`](super::ScriptReport::isolated)):
+/// the host's steps, the worker's own measures, and what is left of the round trip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IsolatedTimes {
+    /// Host: writing the module (after import) as bitcode.
+    pub write_bitcode: Duration,
+    /// Host: encoding the request and writing it into the worker's pipe.
+    pub send: Duration,
+    /// Worker: decoding the request.
+    pub worker_decode: Duration,
+    /// Worker: the LLVM context and target machine for the request (near zero when reused).
+    pub worker_setup: Duration,
+    /// Worker: parsing the bitcode.
+    pub worker_parse: Duration,
+    /// Worker: the optimization pipeline.
+    pub worker_optimize: Duration,
+    /// Worker: code generation.
+    pub worker_codegen: Duration,
+    /// Worker: the rest of its measured work (optimized IR text, symbol list, freeing the module).
+    pub worker_other: Duration,
+    /// The round trip minus the worker's measured work: the worker reading the request and encoding and
+    /// writing its response, the host reading it, and the processes waking up.
+    pub transfer: Duration,
+    /// Host: decoding the response.
+    pub receive: Duration,
+    /// Bytes of bitcode sent.
+    pub bitcode_bytes: usize,
+    /// Bytes of object received.
+    pub object_bytes: usize,
 }
 
 /// One running worker process.
@@ -423,9 +495,15 @@ impl Pool {
         keep_ir: bool,
         expected: &BTreeSet<String>,
     ) -> Result<Compiled> {
+        let mut times = IsolatedTimes::default();
+        let start = Instant::now();
+        let bitcode = module.write_bitcode();
+        times.write_bitcode = start.elapsed();
+        times.bitcode_bytes = bitcode.len();
+        let start = Instant::now();
         let request = Request {
             name: script.to_owned(),
-            bitcode: module.write_bitcode(),
+            bitcode,
             triple: target.triple.clone(),
             cpu: target.cpu.clone(),
             features: target.features.clone(),
@@ -442,6 +520,8 @@ impl Pool {
             worker = Worker::spawn(&self.path)?;
             write_frame(&mut worker.stdin, &bytes).map_err(|e| Error::io(&self.path, e))?;
         }
+        times.send = start.elapsed();
+        let start = Instant::now();
         let frame = match worker.responses.recv_timeout(self.timeout) {
             Ok(Ok(Some(frame))) => frame,
             Err(RecvTimeoutError::Timeout) => {
@@ -461,7 +541,9 @@ impl Pool {
                 });
             }
         };
+        let round_trip = start.elapsed();
         self.give_back(worker);
+        let start = Instant::now();
         let response: Response =
             bincode::deserialize(&frame).map_err(|e| Error::CompileAborted {
                 script: script.to_owned(),
@@ -473,7 +555,24 @@ impl Pool {
                 defined,
                 optimized_ir,
                 optimize_nanos,
+                times: worker,
             } => {
+                times.receive = start.elapsed();
+                let ns = Duration::from_nanos;
+                times.worker_decode = ns(worker.decode);
+                times.worker_setup = ns(worker.setup);
+                times.worker_parse = ns(worker.parse);
+                times.worker_optimize = ns(worker.optimize);
+                times.worker_codegen = ns(worker.codegen);
+                times.worker_other = ns(worker.other);
+                let measured = worker.decode
+                    + worker.setup
+                    + worker.parse
+                    + worker.optimize
+                    + worker.codegen
+                    + worker.other;
+                times.transfer = round_trip.saturating_sub(ns(measured));
+                times.object_bytes = object.len();
                 let defined: BTreeSet<String> = defined.into_iter().collect();
                 if &defined != expected {
                     return Err(Error::Import {
@@ -487,6 +586,7 @@ impl Pool {
                     object,
                     optimized_ir,
                     optimize: Duration::from_nanos(optimize_nanos),
+                    times,
                 })
             }
             Response::Codegen { function, message } => Err(Error::Codegen {

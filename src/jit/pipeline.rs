@@ -206,6 +206,9 @@ pub struct ScriptReport {
     pub cache: Option<CacheOutcome>,
     /// Files written by save-temps, in stage order.
     pub temps: Vec<PathBuf>,
+    /// With isolated compilation ([`EngineBuilder::isolate_codegen`](super::EngineBuilder::isolate_codegen)):
+    /// where the time of the worker round trip went. `None` otherwise.
+    pub isolated: Option<super::isolate::IsolatedTimes>,
 }
 
 impl ScriptReport {
@@ -534,6 +537,7 @@ impl Pipeline {
             object_size: None,
             cache: None,
             temps: run.temps,
+            isolated: None,
         });
         Ok(())
     }
@@ -679,6 +683,7 @@ impl Core {
             Ok(())
         })?;
         // Code generation on this thread with a pooled target machine.
+        let mut isolated = None;
         let object = match &pipeline.isolation {
             // Optimization and code generation in a worker process (the codegen stage's time includes both;
             // the optimize stage's is the worker's own measure).
@@ -688,6 +693,7 @@ impl Core {
                     pool.compile(module, name, &self.target, level, keep, &defined)
                 })?;
                 (run.times.optimize, optimized_ir) = (compiled.optimize, compiled.optimized_ir);
+                isolated = Some(compiled.times);
                 compiled.object
             }
             None => run.stage(Stage::Codegen, || {
@@ -748,6 +754,7 @@ impl Core {
             object_size: Some(object_len),
             cache: outcome,
             temps: run.temps,
+            isolated,
         };
         loading.commit(
             after,

@@ -708,3 +708,84 @@ fn script_fuzzer_bounded_run_never_takes_an_isolated_host_down() {
         assert!(!finding.isolated.is_finding(), "{finding:?}");
     }
 }
+
+/// Isolated compilation with the compiled-script cache (issue 15): the object a worker made is cached — a miss
+/// in the first isolated engine, then a hit in a second isolated engine and in an in-process engine sharing the
+/// cache, all three giving the same result — and a failed isolated compile (an LLVM abort in the worker, a code
+/// generation error, a timeout) writes no entry: the same script added again compiles, and fails, again.
+#[test]
+fn isolated_compilation_fills_the_script_cache_and_never_caches_a_failure() {
+    use thinjit::cache::{CacheOutcome, ScriptCache};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(ScriptCache::on_disk(dir.path(), 64 << 20, 64 << 20).unwrap());
+    let build = |isolate: bool, limit: Duration, target_check: bool| {
+        let mut builder = EngineBuilder::new()
+            .summary(summary())
+            .cache(Arc::clone(&cache))
+            .target_check(target_check);
+        if isolate {
+            builder = builder.isolate_codegen(
+                thinjit::jit::Isolation::new()
+                    .worker(env!("CARGO_BIN_EXE_thinjit-worker"))
+                    .timeout(limit),
+            );
+        }
+        safety_host::register(builder).build().unwrap()
+    };
+    let seed = |engine: &Engine| {
+        let script = engine
+            .add_script("seed", crate::common::SEED_SCRIPT.as_bytes())
+            .unwrap();
+        let outcome = script.report().unwrap().cache.unwrap();
+        let wrapped = script
+            .lookup::<extern "C" fn(*mut libc::c_void, *mut libc::c_void) -> *mut libc::c_void>(
+                "f_WRAPPED",
+            )
+            .unwrap();
+        let get = engine
+            .lookup::<extern "C" fn(*mut libc::c_void) -> i32>("WrappedValueGetInt")
+            .unwrap();
+        // SAFETY: signatures as declared by the seed script and the helper.
+        let value = unsafe { get.call(wrapped.call(std::ptr::null_mut(), std::ptr::null_mut())) };
+        script.remove().unwrap();
+        (outcome, value)
+    };
+    let minute = Duration::from_secs(60);
+    let first = build(true, minute, true);
+    assert_eq!(seed(&first), (CacheOutcome::Miss, 23333));
+    assert_eq!(cache.disk_entries().len(), 1);
+    drop(first);
+    let second = build(true, minute, true);
+    assert_eq!(seed(&second), (CacheOutcome::MemoryHit, 23333));
+    let in_process = build(false, minute, true);
+    assert_eq!(seed(&in_process), (CacheOutcome::MemoryHit, 23333));
+    drop(in_process);
+
+    let no_sse = "define double @d(double %x) noinline \"target-features\"=\"-sse,-sse2\" {\n  %y = fadd double %x, 1.0\n  ret double %y\n}\ndefine i64 @main() {\n  %r = call double @d(double 2.0)\n  %i = fptosi double %r to i64\n  ret i64 %i\n}\n";
+    for attempt in 0..2 {
+        let misses = cache.stats().misses;
+        let e = second.add_script("gap", CHECK_GAP.as_bytes()).map(|_| ());
+        assert!(
+            matches!(e, Err(Error::CompileAborted { .. })),
+            "attempt {attempt}: {e:?}"
+        );
+        let e = second.add_script("no-sse", no_sse.as_bytes()).map(|_| ());
+        assert!(
+            matches!(e, Err(Error::Codegen { .. })),
+            "attempt {attempt}: {e:?}"
+        );
+        assert_eq!(cache.stats().misses, misses + 2, "attempt {attempt}");
+    }
+    let hanging = build(true, Duration::from_secs(3), false);
+    for attempt in 0..2 {
+        let e = hanging
+            .add_script("debug-cycle", DEBUG_CYCLE.as_bytes())
+            .map(|_| ());
+        assert!(
+            matches!(e, Err(Error::Timeout { .. })),
+            "attempt {attempt}: {e:?}"
+        );
+    }
+    assert_eq!(cache.disk_entries().len(), 1, "only the seed's entry");
+    assert_usable(&second, "failed isolated compiles with a cache");
+}
