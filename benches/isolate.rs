@@ -5,11 +5,19 @@
 //! `cargo bench -p thinjit-cli --bench isolate` (release). `THINJIT_BENCH_ITERS` sets the iterations (default
 //! 300); `THINJIT_BENCH_SCRIPTS=seed,mix` limits the scripts. Each iteration adds the script (parse, verify,
 //! import, O3, codegen, link), looks its entry up and removes it, once in each engine; the two engines
-//! alternate so that machine noise hits both. Prints, per script, the median of the whole add in both engines
-//! and of the optimize + codegen part (the part isolation replaces), then the median of each step of the
-//! isolated round trip (the figures in `docs/robustness.md` come from here).
+//! alternate so that machine noise hits both. Prints, per script:
+//! - wall time: the median of the whole add in both engines and of the optimize + codegen part (the part
+//!   isolation replaces), with the difference;
+//! - CPU time: the mean CPU the host process (all threads) and the worker process spent per add — the work
+//!   isolation adds, whatever the machine's load (on a saturated machine the wall-time difference is mostly
+//!   waiting for a CPU after each wake-up);
+//! - the median of each step of the isolated round trip beside the in-process optimize and codegen.
+//!
+//! The figures in `docs/robustness.md` come from here.
 
 use std::path::Path;
+
+use cpu_time::ProcessTime;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,19 +54,41 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// The steps of an isolated compile, in the order they happen.
-const STEPS: [(&str, fn(&IsolatedTimes) -> Duration); 10] = [
-    ("host: write bitcode", |t| t.write_bitcode),
-    ("host: encode + pipe write", |t| t.send),
-    ("worker: decode request", |t| t.worker_decode),
-    ("worker: context + target machine", |t| t.worker_setup),
-    ("worker: parse bitcode", |t| t.worker_parse),
-    ("worker: optimize", |t| t.worker_optimize),
-    ("worker: codegen", |t| t.worker_codegen),
-    ("worker: other (IR text, symbols, free)", |t| t.worker_other),
-    ("pipes + wake-ups + worker reply", |t| t.transfer),
-    ("host: decode response", |t| t.receive),
+/// The steps of an isolated compile, in the order they happen; the index of the in-process step that does
+/// the same work, if any (0: optimize, 1: codegen).
+type Step = (&'static str, Option<usize>, fn(&IsolatedTimes) -> Duration);
+const STEPS: [Step; 10] = [
+    ("host: write bitcode", None, |t| t.write_bitcode),
+    ("host: encode request, take a worker", None, |t| t.send),
+    ("worker: read + decode request", None, |t| t.worker_decode),
+    ("worker: context + target machine", None, |t| t.worker_setup),
+    ("worker: parse bitcode", None, |t| t.worker_parse),
+    ("optimize", Some(0), |t| t.worker_optimize),
+    ("codegen", Some(1), |t| t.worker_codegen),
+    ("worker: IR text, symbols, free", None, |t| t.worker_other),
+    ("socket write + wake-ups + reply + read", None, |t| t.transfer),
+    ("host: decode response", None, |t| t.receive),
 ];
+
+/// CPU time (user + system) the worker processes (this process's children) have used so far.
+fn children_cpu() -> Duration {
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let mut ticks = 0u64;
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children.split_whitespace() {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Fields after the command (which may hold spaces): state is field 3, utime 14, stime 15.
+            if let Some((_, rest)) = stat.rsplit_once(')') {
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let get = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+                ticks += get(11).unwrap_or(0) + get(12).unwrap_or(0);
+            }
+        }
+    }
+    Duration::from_secs_f64(ticks as f64 / ticks_per_second)
+}
 
 fn main() {
     let iters: usize = std::env::var("THINJIT_BENCH_ITERS")
@@ -88,6 +118,7 @@ fn main() {
          alternating (one warm worker)\n"
     );
     let mut breakdowns = Vec::new();
+    let mut cpus = Vec::new();
     println!(
         "| script | in-process add | isolated add | added | in-process optimize + codegen | isolated \
          optimize + codegen stage | added |"
@@ -105,22 +136,34 @@ fn main() {
         }
         let (mut total_a, mut total_b) = (Vec::new(), Vec::new());
         let (mut stage_a, mut stage_b) = (Vec::new(), Vec::new());
+        let (mut in_opt, mut in_codegen) = (Vec::new(), Vec::new());
         let mut steps: Vec<Vec<Duration>> = vec![Vec::new(); STEPS.len()];
         let mut sizes = (0, 0);
+        let (mut cpu_a, mut cpu_b) = (Duration::ZERO, Duration::ZERO);
+        let worker_before = children_cpu();
         for _ in 0..iters {
+            let cpu = ProcessTime::now();
             let (t, r) = once(&in_process, name, &source, entry);
+            cpu_a += cpu.elapsed();
             total_a.push(t);
             stage_a.push(r.times.optimize + r.times.codegen);
+            in_opt.push(r.times.optimize);
+            in_codegen.push(r.times.codegen);
+            let cpu = ProcessTime::now();
             let (t, r) = once(&isolated, name, &source, entry);
+            cpu_b += cpu.elapsed();
             total_b.push(t);
             // The codegen stage covers the whole round trip (the worker's optimize is inside it).
             stage_b.push(r.times.codegen);
             let iso = r.isolated.expect("isolated times");
-            for (i, (_, get)) in STEPS.iter().enumerate() {
+            for (i, (_, _, get)) in STEPS.iter().enumerate() {
                 steps[i].push(get(&iso));
             }
             sizes = (iso.bitcode_bytes, iso.object_bytes);
         }
+        let worker_cpu = children_cpu().saturating_sub(worker_before);
+        let n = iters as u32;
+        cpus.push((name, cpu_a / n, cpu_b / n, worker_cpu / n));
         let (a, b) = (median(total_a), median(total_b));
         let (sa, sb) = (median(stage_a), median(stage_b));
         println!(
@@ -132,17 +175,41 @@ fn main() {
             ms(sb),
             ms(sb) - ms(sa),
         );
-        breakdowns.push((name, steps, sizes));
+        breakdowns.push((name, steps, sizes, [median(in_opt), median(in_codegen)]));
     }
-    for (name, steps, (bitcode, object)) in breakdowns {
+    println!(
+        "\nCPU time per add (mean; worker processes read from /proc, 10 ms ticks over all iterations)\n"
+    );
+    println!("| script | in-process: host | isolated: host | isolated: worker | isolated: total | added |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, a, b, w) in cpus {
         println!(
-            "\n{name}: isolated round trip, median per step ({bitcode} bytes of bitcode out, {object} bytes \
-             of object back)\n"
+            "| {name} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:+.3} ms |",
+            ms(a),
+            ms(b),
+            ms(w),
+            ms(b + w),
+            ms(b + w) - ms(a)
         );
-        println!("| step | median |");
-        println!("|---|---:|");
-        for ((label, _), values) in STEPS.iter().zip(steps) {
-            println!("| {label} | {:.3} ms |", ms(median(values)));
+    }
+    for (name, steps, (bitcode, object), in_process) in breakdowns {
+        println!(
+            "\n{name}: the isolated round trip, median per step, beside the in-process steps that do the same \
+             work ({bitcode} bytes of bitcode out, {object} bytes of object back)\n"
+        );
+        println!("| step | in-process | isolated |");
+        println!("|---|---:|---:|");
+        let mut sum = Duration::ZERO;
+        for ((label, same, _), values) in STEPS.iter().zip(steps) {
+            let m = median(values);
+            sum += m;
+            let here = same.map_or("".to_owned(), |i| format!("{:.3} ms", ms(in_process[i])));
+            println!("| {label} | {here} | {:.3} ms |", ms(m));
         }
+        println!(
+            "| sum of medians | {:.3} ms | {:.3} ms |",
+            ms(in_process[0] + in_process[1]),
+            ms(sum)
+        );
     }
 }

@@ -789,3 +789,90 @@ fn isolated_compilation_fills_the_script_cache_and_never_caches_a_failure() {
     assert_eq!(cache.disk_entries().len(), 1, "only the seed's entry");
     assert_usable(&second, "failed isolated compiles with a cache");
 }
+
+/// Module text with the numeric suffix LLVM gives a named struct type whose name a context already holds
+/// (`%class.InternTable.0` in a reused context) removed.
+fn same_type_names(ir: &str) -> String {
+    let mut text = ir.to_owned();
+    for line in ir.lines() {
+        let Some((name, _)) = line.split_once(" = type ") else {
+            continue;
+        };
+        if let Some((base, suffix)) = name.rsplit_once('.') {
+            if !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()) {
+                text = text.replace(&format!("{name} "), &format!("{base} "));
+                text = text.replace(&format!("{name},"), &format!("{base},"));
+                text = text.replace(&format!("{name}*"), &format!("{base}*"));
+            }
+        }
+    }
+    text
+}
+
+/// Isolated compilation makes what in-process compilation makes (issue 15): for every bundled bench script,
+/// an isolated engine (the worker keeping its context and target machine between scripts, skipping the
+/// verifier the host ran) and an in-process engine give the same optimized IR (in the second round up to the
+/// suffixes a reused context gives struct type names), byte-identical object files, and the same result.
+#[test]
+fn isolated_compilation_gives_the_in_process_object_for_the_bundled_scripts() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let engines: Vec<Engine> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let mut builder = EngineBuilder::new()
+                .summary(summary())
+                .keep_optimized_ir(true)
+                .save_temps(dir.path());
+            if i == 1 {
+                builder = builder.isolate_codegen(
+                    thinjit::jit::Isolation::new().worker(env!("CARGO_BIN_EXE_thinjit-worker")),
+                );
+            }
+            safety_host::register(builder).build().unwrap()
+        })
+        .collect();
+    let scripts = thinjit_cli::bench::workload::helper_scripts(0.001);
+    assert!(scripts.len() >= 6);
+    for round in 0..2 {
+        for script in &scripts {
+            let mut outputs = Vec::new();
+            for engine in &engines {
+                let handle = engine
+                    .add_script(&script.name, script.ir.as_bytes())
+                    .unwrap();
+                let report = handle.report().unwrap();
+                let object = report
+                    .temps
+                    .iter()
+                    .find(|p| p.extension().is_some_and(|e| e == "o"))
+                    .map(|p| std::fs::read(p).unwrap())
+                    .unwrap();
+                let entry = handle
+                    .lookup::<extern "C" fn(i64) -> i64>(&script.entry)
+                    .unwrap();
+                // SAFETY: the bundled scripts' entry is `i64 bench_main(i64)`.
+                let result = unsafe { entry.call(script.args[0]) };
+                assert_eq!(Some(result), script.expected, "{}", script.name);
+                outputs.push((report.optimized_ir.unwrap(), object, report.isolated.is_some()));
+                handle.remove().unwrap();
+            }
+            let (in_process, isolated) = (&outputs[0], &outputs[1]);
+            assert!(!in_process.2 && isolated.2, "{}", script.name);
+            assert_eq!(
+                same_type_names(&in_process.0),
+                same_type_names(&isolated.0),
+                "{} round {round}: optimized IR",
+                script.name
+            );
+            if round == 0 {
+                assert_eq!(in_process.0, isolated.0, "{}: optimized IR", script.name);
+            }
+            assert!(
+                in_process.1 == isolated.1,
+                "{} round {round}: the objects differ",
+                script.name
+            );
+        }
+    }
+}
