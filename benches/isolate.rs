@@ -66,9 +66,44 @@ const STEPS: [Step; 10] = [
     ("optimize", Some(0), |t| t.worker_optimize),
     ("codegen", Some(1), |t| t.worker_codegen),
     ("worker: IR text, symbols, free", None, |t| t.worker_other),
-    ("socket write + wake-ups + reply + read", None, |t| t.transfer),
+    ("socket write + wake-ups + reply + read", None, |t| {
+        t.transfer
+    }),
     ("host: decode response", None, |t| t.receive),
 ];
+
+/// Time the thread at `path` (a `schedstat` file) has spent runnable but waiting for a CPU.
+fn run_queue_wait(path: &str) -> Duration {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let waited = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(waited)
+}
+
+/// The `schedstat` files of this process's children (the worker).
+fn children_schedstat() -> Vec<String> {
+    let mut files = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        files.extend(
+            children
+                .split_whitespace()
+                .map(|pid| format!("/proc/{pid}/schedstat")),
+        );
+    }
+    files
+}
+
+fn waits(files: &[String]) -> Duration {
+    files.iter().map(|f| run_queue_wait(f)).sum()
+}
 
 /// CPU time (user + system) the worker processes (this process's children) have used so far.
 fn children_cpu() -> Duration {
@@ -119,6 +154,7 @@ fn main() {
     );
     let mut breakdowns = Vec::new();
     let mut cpus = Vec::new();
+    let mut queues = Vec::new();
     println!(
         "| script | in-process add | isolated add | added | in-process optimize + codegen | isolated \
          optimize + codegen stage | added |"
@@ -140,18 +176,25 @@ fn main() {
         let mut steps: Vec<Vec<Duration>> = vec![Vec::new(); STEPS.len()];
         let mut sizes = (0, 0);
         let (mut cpu_a, mut cpu_b) = (Duration::ZERO, Duration::ZERO);
+        let (mut wait_a, mut wait_w) = (Vec::new(), Vec::new());
+        let host = "/proc/thread-self/schedstat";
         let worker_before = children_cpu();
         for _ in 0..iters {
+            let waited = run_queue_wait(host);
             let cpu = ProcessTime::now();
             let (t, r) = once(&in_process, name, &source, entry);
             cpu_a += cpu.elapsed();
+            wait_a.push(run_queue_wait(host).saturating_sub(waited));
             total_a.push(t);
             stage_a.push(r.times.optimize + r.times.codegen);
             in_opt.push(r.times.optimize);
             in_codegen.push(r.times.codegen);
+            let workers = children_schedstat();
+            let worker_waited = waits(&workers);
             let cpu = ProcessTime::now();
             let (t, r) = once(&isolated, name, &source, entry);
             cpu_b += cpu.elapsed();
+            wait_w.push(waits(&workers).saturating_sub(worker_waited));
             total_b.push(t);
             // The codegen stage covers the whole round trip (the worker's optimize is inside it).
             stage_b.push(r.times.codegen);
@@ -164,6 +207,7 @@ fn main() {
         let worker_cpu = children_cpu().saturating_sub(worker_before);
         let n = iters as u32;
         cpus.push((name, cpu_a / n, cpu_b / n, worker_cpu / n));
+        queues.push((name, median(wait_a), median(wait_w)));
         let (a, b) = (median(total_a), median(total_b));
         let (sa, sb) = (median(stage_a), median(stage_b));
         println!(
@@ -190,6 +234,20 @@ fn main() {
             ms(w),
             ms(b + w),
             ms(b + w) - ms(a)
+        );
+    }
+    println!(
+        "\nRun-queue wait per add (median): time the compiling thread was runnable but without a CPU (the \
+         machine's load; paid again after each wake-up)\n"
+    );
+    println!("| script | in-process: host thread | isolated: worker | difference |");
+    println!("|---|---:|---:|---:|");
+    for (name, a, w) in queues {
+        println!(
+            "| {name} | {:.3} ms | {:.3} ms | {:+.3} ms |",
+            ms(a),
+            ms(w),
+            ms(w) - ms(a)
         );
     }
     for (name, steps, (bitcode, object), in_process) in breakdowns {

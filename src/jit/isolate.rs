@@ -183,7 +183,9 @@ fn encode_frame(header: &impl Serialize, payload: &[u8]) -> std::io::Result<Vec<
 
 /// Splits a frame's body (after the total length) into its decoded header and its payload (the body itself,
 /// header bytes removed: no copy of the payload).
-fn decode_frame<T: serde::de::DeserializeOwned>(mut body: Vec<u8>) -> std::io::Result<(T, Vec<u8>)> {
+fn decode_frame<T: serde::de::DeserializeOwned>(
+    mut body: Vec<u8>,
+) -> std::io::Result<(T, Vec<u8>)> {
     let header_len = body
         .get(..4)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
@@ -237,7 +239,12 @@ struct WorkerState {
 
 impl WorkerState {
     /// Optimizes and compiles one request: the response and the object (empty on failure).
-    fn compile(&mut self, request: &Request, bitcode: &[u8], start: Instant) -> (Response, Vec<u8>) {
+    fn compile(
+        &mut self,
+        request: &Request,
+        bitcode: &[u8],
+        start: Instant,
+    ) -> (Response, Vec<u8>) {
         let mut times = WorkerTimes::default();
         let mut last = start;
         let mut lap = || {

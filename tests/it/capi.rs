@@ -802,10 +802,16 @@ fn checked_compiler_turns_codegen_errors_in_a_c_hosts_lljit_into_lookup_errors()
     use llvm_sys::orc2::lljit;
     let bytes = helpers_summary().to_bytes();
     let host = [
-        (c"thinjit_host_alloc", checked_host::alloc as *const () as u64),
+        (
+            c"thinjit_host_alloc",
+            checked_host::alloc as *const () as u64,
+        ),
         (c"thinjit_host_free", checked_host::free as *const () as u64),
         (c"thinjit_host_log", checked_host::log as *const () as u64),
-        (c"thinjit_host_event", checked_host::event as *const () as u64),
+        (
+            c"thinjit_host_event",
+            checked_host::event as *const () as u64,
+        ),
     ]
     .map(|(name, address)| thinjit_capi::ThinjitHostSymbol {
         name: name.as_ptr(),
@@ -912,7 +918,11 @@ fn checked_compiler_turns_codegen_errors_in_a_c_hosts_lljit_into_lookup_errors()
         assert!(
             thinjit_capi::thinjit_ir_transform_failure_count(transform, &mut failures).is_null()
         );
-        assert_eq!((reports, failures), (3, 0), "import + optimize ran for all three");
+        assert_eq!(
+            (reports, failures),
+            (3, 0),
+            "import + optimize ran for all three"
+        );
         thinjit_capi::thinjit_checked_compiler_dispose(compiler);
         thinjit_capi::thinjit_resident_runtime_dispose(runtime);
         assert!(lljit::LLVMOrcDisposeLLJIT(jit).is_null());

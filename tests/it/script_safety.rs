@@ -854,7 +854,11 @@ fn isolated_compilation_gives_the_in_process_object_for_the_bundled_scripts() {
                 // SAFETY: the bundled scripts' entry is `i64 bench_main(i64)`.
                 let result = unsafe { entry.call(script.args[0]) };
                 assert_eq!(Some(result), script.expected, "{}", script.name);
-                outputs.push((report.optimized_ir.unwrap(), object, report.isolated.is_some()));
+                outputs.push((
+                    report.optimized_ir.unwrap(),
+                    object,
+                    report.isolated.is_some(),
+                ));
                 handle.remove().unwrap();
             }
             let (in_process, isolated) = (&outputs[0], &outputs[1]);
