@@ -678,6 +678,7 @@ impl Core {
             object_size: None,
             cache: None,
             temps: run.temps,
+            isolated: None,
         })
     }
 
