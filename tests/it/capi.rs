@@ -732,6 +732,20 @@ fn transform_refusal_is_a_lookup_error_not_an_abort() {
 
 host_callbacks!(checked_host);
 
+/// What the checked-compiler test's LLJIT reported asynchronously (its session's error reporter).
+static REPORTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn keep_reported_error(_ctx: *mut std::ffi::c_void, err: llvm_sys::error::LLVMErrorRef) {
+    // SAFETY: ORC hands the reporter an error it owns; its message is read and freed here.
+    let text = unsafe {
+        let raw = llvm_sys::error::LLVMGetErrorMessage(err);
+        let text = std::ffi::CStr::from_ptr(raw).to_string_lossy().into_owned();
+        llvm_sys::error::LLVMDisposeErrorMessage(raw);
+        text
+    };
+    REPORTED.lock().unwrap().push(text);
+}
+
 /// Issue 15, with a C host's own LLJIT: a module the backend reports an error diagnostic for.
 const CODEGEN_ERRORS: [(&str, &str, &str, &str); 2] = [
     (
@@ -840,6 +854,11 @@ fn checked_compiler_turns_codegen_errors_in_a_c_hosts_lljit_into_lookup_errors()
         let err = thinjit_capi::thinjit_lljit_builder_use_checked_compiler(builder, &mut compiler);
         assert!(err.is_null());
         assert!(lljit::LLVMOrcCreateLLJIT(&mut jit, builder).is_null());
+        llvm_sys::orc2::LLVMOrcExecutionSessionSetErrorReporter(
+            lljit::LLVMOrcLLJITGetExecutionSession(jit),
+            keep_reported_error,
+            std::ptr::null_mut(),
+        );
         let err = thinjit_capi::thinjit_resident_runtime_install(
             jit,
             std::ptr::null_mut(),
@@ -867,6 +886,12 @@ fn checked_compiler_turns_codegen_errors_in_a_c_hosts_lljit_into_lookup_errors()
         };
         // ORC's lookup error names the symbols; the reason goes to the session's error reporter and the list.
         assert!(failure.contains(entry), "{name}: {failure}");
+        let reported = REPORTED.lock().unwrap().join("\n");
+        assert!(
+            reported.contains(&format!("code generation of {name} failed"))
+                && reported.contains(expected),
+            "{name}: {reported}"
+        );
         let mut count = 0;
         let (mut module, mut function, mut message) = (
             std::ptr::null_mut(),
