@@ -957,3 +957,54 @@ fn checked_compiler_turns_codegen_errors_in_a_c_hosts_lljit_into_lookup_errors()
         thinjit_capi::thinjit_summary_dispose(s);
     }
 }
+
+/// Issue 14: the C API's `runtime-mode` knob reaches the import it configures (the Rust API has no such
+/// `ImportConfig` field: the engine, or here the config handle, passes the mode to every import).
+#[test]
+fn c_api_runtime_mode_knob_plans_host_native_imports() {
+    use thinjit::llvm::{Context, Module};
+    const SCRIPT: &str = "declare i32 @rt_clamp_add(i32, i32)\ndefine i32 @clamp_it(i32 %a) {\n  %r = call i32 @rt_clamp_add(i32 %a, i32 1)\n  ret i32 %r\n}\n";
+    let summary = helpers_summary();
+    let bytes = summary.to_bytes();
+    // SAFETY: valid buffers, C strings and out-pointers; each module is live in its own context, used by nothing
+    // else meanwhile; every handle is disposed once.
+    unsafe {
+        let mut handle = std::ptr::null_mut();
+        let err = thinjit_capi::thinjit_summary_load_from_memory(
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            c"helpers".as_ptr(),
+            &mut handle,
+        );
+        assert!(err.is_null());
+        let mut local_copies = Vec::new();
+        for mode in [c"jit-resident", c"host-native"] {
+            let mut config = std::ptr::null_mut();
+            assert!(thinjit_capi::thinjit_config_create(&mut config).is_null());
+            let err =
+                thinjit_capi::thinjit_config_set(config, c"runtime-mode".as_ptr(), mode.as_ptr());
+            assert!(err.is_null());
+            let ctx = Context::new();
+            let mut module = Module::parse_ir(&ctx, SCRIPT.as_bytes(), "clamp").unwrap();
+            module.set_triple(&thinjit::llvm::host_triple());
+            let mut report = std::ptr::null_mut();
+            let err = thinjit_capi::thinjit_import(module.as_raw(), handle, config, &mut report);
+            assert!(err.is_null());
+            let r = (*report).report();
+            assert!(
+                r.entry("rt_clamp_add").unwrap().decision.is_imported(),
+                "{r}"
+            );
+            local_copies.push(
+                r.entries
+                    .iter()
+                    .any(|e| e.name.starts_with("clamp_small.llvm.") && e.local_copy),
+            );
+            thinjit_capi::thinjit_report_dispose(report);
+            thinjit_capi::thinjit_config_dispose(config);
+        }
+        // JIT-resident: the promoted `clamp_small` is the runtime's; host-native: a private copy.
+        assert_eq!(local_copies, [false, true]);
+        thinjit_capi::thinjit_summary_dispose(handle);
+    }
+}
