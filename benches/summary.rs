@@ -165,8 +165,12 @@ fn postgres_bitcode() -> Option<PathBuf> {
         // The script's default cache, if an earlier run filled it.
         let base = std::env::var_os("THINJIT_CACHE")
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("thinjit")))
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/thinjit")))?;
+            .or_else(|| {
+                std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("thinjit"))
+            })
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/thinjit"))
+            })?;
         let dir = base.join("postgres-15/root/usr/lib/postgresql/15/lib/bitcode/postgres");
         if base.join("postgres-15/complete").exists() {
             return Some(dir);
@@ -241,6 +245,7 @@ fn distributed() {
     );
     let tmp = tempfile::tempdir().expect("temp dir");
     let llvm_link = Path::new(env!("THINJIT_LLVM_BIN")).join("llvm-link");
+    let mut notes = Vec::new();
     for (name, inputs, rounds) in libraries {
         let opts = BuildOptions::default();
         let Ok((first, report)) = Summary::build_reported(&inputs, &opts) else {
@@ -261,13 +266,16 @@ fn distributed() {
         std::fs::create_dir_all(&parts_dir).expect("parts dir");
         let (mut one_shot, mut pre_linked, mut partials, mut merge) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..rounds {
+        let mut redone = (0usize, 0usize, 0usize);
+        for round in 0..rounds {
             let (s, t) = timed(|| Summary::build(&picked, &opts).expect("one-shot"));
             one_shot.push(t);
             let one = s.to_bytes();
             drop(s);
             if ok {
-                let (s, t) = timed(|| Summary::build(std::slice::from_ref(&linked), &opts).expect("pre-linked"));
+                let (s, t) = timed(|| {
+                    Summary::build(std::slice::from_ref(&linked), &opts).expect("pre-linked")
+                });
                 pre_linked.push(t);
                 drop(s);
             }
@@ -284,11 +292,20 @@ fn distributed() {
                 .collect();
             drop(parts);
             let (merged, t) = timed(|| {
-                let loaded: Vec<Summary> = files.iter().map(|f| Summary::load(f).expect("load")).collect();
+                let loaded: Vec<Summary> = files
+                    .iter()
+                    .map(|f| Summary::load(f).expect("load"))
+                    .collect();
                 Summary::merge(&loaded, &opts).expect("merge")
             });
             merge.push(t);
-            assert!(merged.to_bytes() == one, "{name}: merge differs from the one-shot build");
+            assert!(
+                merged.to_bytes() == one,
+                "{name}: merge differs from the one-shot build"
+            );
+            if round == 0 {
+                redone = redone_shards(&files, &merged);
+            }
         }
         let show = |v: &[Timed]| -> String {
             if v.is_empty() {
@@ -297,7 +314,8 @@ fn distributed() {
             let t = median_timed(v);
             format!("{:.2}s / {:.2}s", t.wall.as_secs_f64(), t.cpu.as_secs_f64())
         };
-        let ratio = median_timed(&merge).wall.as_secs_f64() / median_timed(&one_shot).wall.as_secs_f64();
+        let ratio =
+            median_timed(&merge).wall.as_secs_f64() / median_timed(&one_shot).wall.as_secs_f64();
         println!(
             "{:<12} {:>6} {:>9} {:>17} {:>17} {:>17} {:>17} {:>12.3}",
             name,
@@ -309,5 +327,41 @@ fn distributed() {
             show(&merge),
             ratio
         );
+        notes.push(format!(
+            "{name}: merge extracted {} of {} shards again (constants from other inputs), from {} inputs",
+            redone.0, redone.1, redone.2
+        ));
     }
+    for n in notes {
+        println!("{n}");
+    }
+}
+
+/// How many of `merged`'s shards differ from the ones their partial holds, of how many, and in how many inputs.
+fn redone_shards(files: &[PathBuf], merged: &Summary) -> (usize, usize, usize) {
+    let (mut redone, mut inputs) = (0, 0);
+    for f in files {
+        let p = Summary::load(f).expect("load");
+        let mut here = 0;
+        for g in p.index().functions.iter().filter(|g| g.shard.is_some()) {
+            let Some(m) = merged.index().function(&g.name) else {
+                continue;
+            };
+            if m.shard.is_some()
+                && m.linkage == g.linkage
+                && p.shard(g).ok() != merged.shard(m).ok()
+            {
+                here += 1;
+            }
+        }
+        redone += here;
+        inputs += usize::from(here > 0);
+    }
+    let total = merged
+        .index()
+        .functions
+        .iter()
+        .filter(|f| f.shard.is_some())
+        .count();
+    (redone, total, inputs)
 }

@@ -530,7 +530,11 @@ pub(crate) fn build_parts(units: Vec<InputUnit>, options: &BuildOptions) -> Resu
     let units = sorted_units(units)?;
     let workers = rayon::current_num_threads().max(1);
     // Few inputs (a pre-linked library): split each one's analysis over the workers instead.
-    let split = if units.len() < 2 * workers { workers } else { 1 };
+    let split = if units.len() < 2 * workers {
+        workers
+    } else {
+        1
+    };
     let done = AtomicUsize::new(0);
     units
         .par_iter()
@@ -557,7 +561,9 @@ fn rank(linkage: Linkage, declaration: bool) -> u8 {
         0
     } else if linkage == Linkage::AvailableExternally {
         1
-    } else if linkage.is_interposable() || matches!(linkage, Linkage::WeakOdr | Linkage::LinkOnceOdr) {
+    } else if linkage.is_interposable()
+        || matches!(linkage, Linkage::WeakOdr | Linkage::LinkOnceOdr)
+    {
         2
     } else {
         3
@@ -865,7 +871,6 @@ pub(crate) fn link_library(parts: &[(&str, &[u8])], header: &SummaryHeader) -> R
     library.verify()?;
     Ok(library.write_bitcode_with_summary())
 }
-
 
 /// Compiles the promoted helper library (its bitcode) to a native object for `target`, after the preparation
 /// the engine applies to a JIT-resident library; the returned description has a placeholder `object` range.

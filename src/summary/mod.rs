@@ -39,11 +39,11 @@ use crate::{Error, Result};
 pub enum Stage {
     /// Reading inputs and compiling C/C++ sources.
     Compile,
-    /// Parsing, verifying and promoting each input.
+    /// The per-input work: parsing, verifying, promoting and analyzing each input, extracting its shards.
     Parse,
-    /// Linking the inputs into one library.
+    /// Merging: resolving symbols across inputs and combining the partial summaries.
     Link,
-    /// Analyzing functions and extracting shards.
+    /// Merging: extracting again the shards that read a constant defined in another input.
     Analyze,
 }
 
