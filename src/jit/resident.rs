@@ -189,26 +189,26 @@ impl ResidentRuntime {
             ),
             (true, Some(object)) => {
                 let start = Instant::now();
-                let checked = object
-                    .target
-                    .check_runs_on(target)
-                    .and_then(|()| match summary.runtime_object_bytes() {
-                        Ok(bytes) => Ok(bytes.unwrap_or_default()),
-                        Err(e) => Err(e.to_string()),
-                    });
+                let runs = object.target.check_runs_on(target);
+                self.report.load = start.elapsed();
+                if runs.is_ok() && self.use_shared && object.shared.is_some() {
+                    match self.add_shared_runtime(summary) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => {
+                            self.report.notice = Some(format!(
+                                "shared runtime not used: {e}; the runtime object was linked by JITLink"
+                            ))
+                        }
+                    }
+                }
+                let start = Instant::now();
+                let checked = runs.and_then(|()| match summary.runtime_object_bytes() {
+                    Ok(bytes) => Ok(bytes.unwrap_or_default()),
+                    Err(e) => Err(e.to_string()),
+                });
                 self.report.load = start.elapsed();
                 match checked {
                     Ok(bytes) => {
-                        if self.use_shared && object.shared.is_some() {
-                            match self.add_shared_runtime(summary) {
-                                Ok(()) => return Ok(()),
-                                Err(e) => {
-                                    self.report.notice = Some(format!(
-                                        "shared runtime not used: {e}; the runtime object was linked by JITLink"
-                                    ))
-                                }
-                            }
-                        }
                         return self.add_object(
                             &name,
                             bytes,
@@ -257,7 +257,9 @@ impl ResidentRuntime {
             .defined
             .iter()
             .chain(object.ctors.iter().chain(object.dtors.iter()))
-            .filter(|n| !image.exports.contains_key(*n) && !image.thread_locals.contains(*n))
+            .filter(|n| {
+                !image.exports.contains_key(n.as_str()) && !image.thread_locals.contains(n.as_str())
+            })
             .map(String::as_str)
             .take(5)
             .collect();
@@ -281,7 +283,7 @@ impl ResidentRuntime {
         let wanted: Vec<(&str, bool)> = image
             .imports
             .iter()
-            .map(|n| (n.as_str(), weak.contains(n.as_str())))
+            .map(|n| (*n, weak.contains(n)))
             .collect();
         let resolved = self.jit.lookup_many_in(self.dylib, &wanted).map_err(|f| {
             runtime_failure(&name, format!("binding the imports of the shared runtime of {name}"), f)
@@ -304,7 +306,7 @@ impl ResidentRuntime {
         let symbols: Vec<(&str, u64)> = object
             .defined
             .iter()
-            .filter_map(|n| Some((n.as_str(), mapped.address(*image.exports.get(n)?))))
+            .filter_map(|n| Some((n.as_str(), mapped.address(*image.exports.get(n.as_str())?))))
             .collect();
         self.jit.define_absolute_in(self.dylib, &symbols).map_err(|f| {
             runtime_failure(&name, format!("defining the symbols of the shared runtime of {name}"), f)

@@ -19,7 +19,7 @@
 //! In (engine): the bytes. [`SharedImage::parse`] reads and checks what the engine needs (bounded reads only; a
 //! damaged file is an error, never a panic): exported symbols, imports with their relocations, writable ranges.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -238,13 +238,13 @@ pub(crate) struct ImportSlot {
 
 /// What the engine reads from the shared runtime before mapping it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct SharedImage {
+pub(crate) struct SharedImage<'a> {
     /// Exported definitions: name → image-relative address (thread-local ones are in `thread_locals`).
-    pub exports: BTreeMap<String, u64>,
+    pub exports: HashMap<&'a str, u64>,
     /// Exported thread-local variables (the loader gives each thread its copy; JIT'd code cannot refer to them).
-    pub thread_locals: std::collections::BTreeSet<String>,
+    pub thread_locals: HashSet<&'a str>,
     /// Undefined symbols, every one weak.
-    pub imports: Vec<String>,
+    pub imports: Vec<&'a str>,
     /// Every relocation against an import.
     pub slots: Vec<ImportSlot>,
     /// Image-relative ranges `[start, end)` of the writable segments.
@@ -253,8 +253,8 @@ pub(crate) struct SharedImage {
 
 struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
-    fn bytes(&self, at: u64, len: u64) -> std::result::Result<&[u8], String> {
+impl<'a> Reader<'a> {
+    fn bytes(&self, at: u64, len: u64) -> std::result::Result<&'a [u8], String> {
         usize::try_from(at)
             .ok()
             .zip(usize::try_from(len).ok())
@@ -277,13 +277,13 @@ impl Reader<'_> {
         w.copy_from_slice(self.bytes(at, 8)?);
         Ok(u64::from_le_bytes(w))
     }
-    fn cstr(&self, at: u64, limit: u64) -> std::result::Result<String, String> {
+    fn cstr(&self, at: u64, limit: u64) -> std::result::Result<&'a str, String> {
         let tail = self.bytes(at, limit.saturating_sub(at))?;
         let end = tail
             .iter()
             .position(|&b| b == 0)
             .ok_or_else(|| "damaged: a symbol name is not terminated".to_string())?;
-        String::from_utf8(tail[..end].to_vec())
+        std::str::from_utf8(&tail[..end])
             .map_err(|_| "damaged: a symbol name is not UTF-8".to_string())
     }
 }
@@ -302,10 +302,10 @@ const R_X86_64_64: u32 = 1;
 const R_X86_64_GLOB_DAT: u32 = 6;
 const R_X86_64_JUMP_SLOT: u32 = 7;
 
-impl SharedImage {
+impl<'a> SharedImage<'a> {
     /// Reads and checks an ELF64 little-endian x86-64 shared object built by [`link_shared`]. The error says
     /// what is wrong (the caller names the file).
-    pub fn parse(bytes: &[u8]) -> std::result::Result<SharedImage, String> {
+    pub fn parse(bytes: &'a [u8]) -> std::result::Result<SharedImage<'a>, String> {
         let r = Reader(bytes);
         if r.bytes(0, 4)? != b"\x7fELF" {
             return Err("not an ELF file (bad magic number)".into());

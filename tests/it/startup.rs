@@ -754,6 +754,26 @@ fn shared_runtime_runs_scripts_like_jitlink_with_one_instance_initializers_once_
     );
     assert!(mapped.iter().any(|&(s, e)| (s..e).contains(&address)));
 
+    // C++ exceptions thrown and caught inside the image (the loader registers its unwind tables; the
+    // personality routine and `__cxa_*` are imports bound by the engine).
+    let div = engine
+        .lookup::<extern "C" fn(i32, i32) -> i32>("rt_checked_div")
+        .unwrap();
+    // SAFETY: `int32_t rt_checked_div(int32_t, int32_t)`.
+    assert_eq!(unsafe { (div.call(7, 2), div.call(7, 0)) }, (3, i32::MIN));
+    // Thread-local helper state: the loader gives each thread its own copy.
+    let enter = engine
+        .lookup::<extern "C" fn() -> i32>("rt_tls_enter")
+        .unwrap()
+        .address();
+    let call_enter = move || {
+        // SAFETY: `int32_t rt_tls_enter(void)`, at an address of the live engine's runtime.
+        let f: extern "C" fn() -> i32 = unsafe { std::mem::transmute(enter as usize) };
+        (f(), f())
+    };
+    assert_eq!(call_enter(), (1, 2));
+    assert_eq!(std::thread::spawn(call_enter).join().unwrap(), (1, 2));
+
     assert_eq!(ctor_runs(&engine), 1, "initializers once");
     assert_eq!(shared_host::events(EVENT_CTOR), 1);
     assert_eq!(shared_host::events(EVENT_DTOR), 0);
