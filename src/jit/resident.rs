@@ -15,11 +15,11 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::runtime::{self as resident, Structors};
-use crate::llvm::orc::{JitDylib, LlJit};
 use crate::llvm::dylib::PrivateImage;
+use crate::llvm::orc::{JitDylib, LlJit};
 use crate::llvm::resident::AtExitRegistry;
-use crate::summary::shared::{SharedImage, SlotKind};
 use crate::llvm::{Context, Module};
+use crate::summary::shared::{SharedImage, SlotKind};
 use crate::summary::{ObjectTarget, Summary};
 use crate::{Error, OrcErrorKind, OrcFailure, Result};
 
@@ -245,7 +245,11 @@ impl ResidentRuntime {
         let (object, shared) = match summary.runtime_object() {
             Some(o) => match &o.shared {
                 Some(s) => (o, s),
-                None => return Err(fail("the summary has none (precompute-summary --shared-runtime)".into())),
+                None => {
+                    return Err(fail(
+                        "the summary has none (precompute-summary --shared-runtime)".into(),
+                    ))
+                }
             },
             None => return Err(fail("the summary has no runtime object".into())),
         };
@@ -286,7 +290,11 @@ impl ResidentRuntime {
             .map(|n| (*n, weak.contains(n)))
             .collect();
         let resolved = self.jit.lookup_many_in(self.dylib, &wanted).map_err(|f| {
-            runtime_failure(&name, format!("binding the imports of the shared runtime of {name}"), f)
+            runtime_failure(
+                &name,
+                format!("binding the imports of the shared runtime of {name}"),
+                f,
+            )
         })?;
         let mut words: Vec<(u64, u64)> = image
             .slots
@@ -308,9 +316,15 @@ impl ResidentRuntime {
             .iter()
             .filter_map(|n| Some((n.as_str(), mapped.address(*image.exports.get(n.as_str())?))))
             .collect();
-        self.jit.define_absolute_in(self.dylib, &symbols).map_err(|f| {
-            runtime_failure(&name, format!("defining the symbols of the shared runtime of {name}"), f)
-        })?;
+        self.jit
+            .define_absolute_in(self.dylib, &symbols)
+            .map_err(|f| {
+                runtime_failure(
+                    &name,
+                    format!("defining the symbols of the shared runtime of {name}"),
+                    f,
+                )
+            })?;
         self.helper_symbols.extend(object.defined.iter().cloned());
         self.image = Some(mapped);
         self.report.materialize = start.elapsed();

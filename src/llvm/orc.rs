@@ -835,7 +835,9 @@ extern "C" fn lookup_many_done(
                     let name = if name.is_null() {
                         String::new()
                     } else {
-                        std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+                        std::ffi::CStr::from_ptr(name)
+                            .to_string_lossy()
+                            .into_owned()
                     };
                     (name, pair.Sym.Address)
                 })
@@ -901,7 +903,9 @@ impl LlJit {
                 errors,
                 reported: self.inner.errors.take(),
             }),
-            Err(_) => Err(OrcFailure::other("a lookup of many symbols never completed")),
+            Err(_) => Err(OrcFailure::other(
+                "a lookup of many symbols never completed",
+            )),
         }
     }
 }

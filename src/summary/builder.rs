@@ -688,9 +688,19 @@ fn compile_runtime_object(
 ) -> Result<(Vec<u8>, Option<Vec<u8>>, super::RuntimeObject)> {
     let (object, shared) = rayon::join(
         || emit_runtime(library_bc, target, false),
-        || shared.map(|linker| emit_runtime(library_bc, target, true).and_then(|(o, _, w)| {
-            Ok((super::shared::link_shared(&o, linker)?, w, linker.display().to_string()))
-        })).transpose(),
+        || {
+            shared
+                .map(|linker| {
+                    emit_runtime(library_bc, target, true).and_then(|(o, _, w)| {
+                        Ok((
+                            super::shared::link_shared(&o, linker)?,
+                            w,
+                            linker.display().to_string(),
+                        ))
+                    })
+                })
+                .transpose()
+        },
     );
     let (object, structors, _) = object?;
     let (shared_bytes, shared) = match shared? {

@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use file::{
-    checksum64, InputInfo, ObjectTarget, RuntimeObject, SharedRuntime, SummaryHeader, SummaryKind, FORMAT_VERSION,
-    MAGIC,
+    checksum64, InputInfo, ObjectTarget, RuntimeObject, SharedRuntime, SummaryHeader, SummaryKind,
+    FORMAT_VERSION, MAGIC,
 };
 pub use types::*;
 
@@ -327,7 +327,12 @@ impl Summary {
     /// The bytes of the shared runtime (`precompute-summary --shared-runtime`), checksum verified (`None` when
     /// the summary has none).
     pub fn shared_runtime_bytes(&self) -> Result<Option<&[u8]>> {
-        match self.header.runtime_object.as_ref().and_then(|o| o.shared.as_ref()) {
+        match self
+            .header
+            .runtime_object
+            .as_ref()
+            .and_then(|o| o.shared.as_ref())
+        {
             Some(s) => self.area_slice(&s.image, "shared runtime").map(Some),
             None => Ok(None),
         }

@@ -74,7 +74,9 @@ pub(crate) fn prepare_shared_module<'ctx>(
         }
     }
     let support = Module::parse_ir(ctx, SHARED_SUPPORT_IR.as_bytes(), "thinjit.shared-support")?;
-    if module.function(crate::jit::runtime::ATEXIT).is_some_and(|f| !f.is_declaration())
+    if module
+        .function(crate::jit::runtime::ATEXIT)
+        .is_some_and(|f| !f.is_declaration())
         || module
             .global(crate::jit::runtime::DSO_HANDLE)
             .is_some_and(|g| !g.is_declaration())
@@ -259,7 +261,9 @@ impl<'a> Reader<'a> {
             .ok()
             .zip(usize::try_from(len).ok())
             .and_then(|(a, l)| self.0.get(a..a.checked_add(l)?))
-            .ok_or_else(|| format!("truncated: {len} bytes at offset {at} lie past the end of the file"))
+            .ok_or_else(|| {
+                format!("truncated: {len} bytes at offset {at} lie past the end of the file")
+            })
     }
     fn u8(&self, at: u64) -> std::result::Result<u8, String> {
         Ok(self.bytes(at, 1)?[0])
@@ -346,7 +350,8 @@ impl<'a> SharedImage<'a> {
                 PT_INTERP => return Err("an executable, not a shared runtime (PT_INTERP)".into()),
                 PT_GNU_RELRO => {
                     return Err(
-                        "has a RELRO segment: the import slots would be read-only after loading".into(),
+                        "has a RELRO segment: the import slots would be read-only after loading"
+                            .into(),
                     )
                 }
                 _ => {}
@@ -368,7 +373,12 @@ impl<'a> SharedImage<'a> {
         // Dynamic symbols and the relocations against them, from the section headers.
         let section = |i: u64| -> std::result::Result<(u32, u64, u64, u32), String> {
             let at = shoff + i * shentsize;
-            Ok((r.u32(at + 4)?, r.u64(at + 24)?, r.u64(at + 32)?, r.u32(at + 40)?))
+            Ok((
+                r.u32(at + 4)?,
+                r.u64(at + 24)?,
+                r.u64(at + 32)?,
+                r.u32(at + 40)?,
+            ))
         };
         let mut dynsym = None;
         for i in 0..shnum {
@@ -464,7 +474,9 @@ mod tests {
     fn damaged_images_are_errors_not_panics() {
         assert!(SharedImage::parse(b"").is_err());
         assert!(SharedImage::parse(b"\x7fELF").is_err());
-        assert!(SharedImage::parse(b"not an elf file at all").unwrap_err().contains("magic"));
+        assert!(SharedImage::parse(b"not an elf file at all")
+            .unwrap_err()
+            .contains("magic"));
         let mut header = vec![0u8; 64];
         header[..4].copy_from_slice(b"\x7fELF");
         header[4] = 2;
@@ -475,6 +487,8 @@ mod tests {
         header[58] = 64;
         header[56] = 200; // 200 program headers, none present
         header[32] = 64;
-        assert!(SharedImage::parse(&header).unwrap_err().contains("truncated"));
+        assert!(SharedImage::parse(&header)
+            .unwrap_err()
+            .contains("truncated"));
     }
 }

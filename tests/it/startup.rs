@@ -692,7 +692,8 @@ host_callbacks!(shared_host);
 host_callbacks!(jitlink_host);
 
 #[test]
-fn shared_runtime_runs_scripts_like_jitlink_with_one_instance_initializers_once_and_destructors_at_drop() {
+fn shared_runtime_runs_scripts_like_jitlink_with_one_instance_initializers_once_and_destructors_at_drop(
+) {
     let summary = with_shared();
     let object = summary.runtime_object().unwrap();
     let shared = object.shared.as_ref().expect("built with a shared runtime");
@@ -778,7 +779,11 @@ fn shared_runtime_runs_scripts_like_jitlink_with_one_instance_initializers_once_
     assert_eq!(shared_host::events(EVENT_CTOR), 1);
     assert_eq!(shared_host::events(EVENT_DTOR), 0);
     drop(engine);
-    assert_eq!(shared_host::events(EVENT_DTOR), 1, "destructor at drop, once");
+    assert_eq!(
+        shared_host::events(EVENT_DTOR),
+        1,
+        "destructor at drop, once"
+    );
     assert_eq!(shared_host::events(EVENT_CTOR), 1);
     drop(jitlink);
     assert_eq!(jitlink_host::events(EVENT_DTOR), 1);
@@ -828,7 +833,14 @@ host_callbacks!(damaged_shared_host);
 fn a_damaged_shared_runtime_is_a_typed_error_and_the_engine_links_the_object_instead() {
     let summary = with_shared();
     let bytes = summary.to_bytes();
-    let shared_len = summary.runtime_object().unwrap().shared.as_ref().unwrap().image.len as usize;
+    let shared_len = summary
+        .runtime_object()
+        .unwrap()
+        .shared
+        .as_ref()
+        .unwrap()
+        .image
+        .len as usize;
     // The shared runtime is the last blob of the file.
     let mut damaged = bytes.clone();
     let at = damaged.len() - shared_len / 3;
@@ -837,14 +849,16 @@ fn a_damaged_shared_runtime_is_a_typed_error_and_the_engine_links_the_object_ins
     match damaged.shared_runtime_bytes() {
         Err(thinjit::Error::Summary { path, message }) => {
             assert_eq!(path, Path::new("damaged-shared.thinjit"));
-            assert!(message.contains("shared runtime") && message.contains("damaged"), "{message}");
+            assert!(
+                message.contains("shared runtime") && message.contains("damaged"),
+                "{message}"
+            );
         }
         other => panic!("expected Error::Summary, got {other:?}"),
     }
     // Strict use (a host's own LLJIT): a typed error naming the file, nothing defined.
     let jit = thinjit::llvm::orc::LlJit::new_host().unwrap();
-    let mut runtime =
-        thinjit::jit::ResidentRuntime::new(&jit, jit.main_jitdylib(), &[]).unwrap();
+    let mut runtime = thinjit::jit::ResidentRuntime::new(&jit, jit.main_jitdylib(), &[]).unwrap();
     match runtime.add_shared_runtime(&damaged) {
         Err(thinjit::Error::Summary { path, message }) => {
             assert_eq!(path, Path::new("damaged-shared.thinjit"));
@@ -871,7 +885,9 @@ fn a_damaged_shared_runtime_is_a_typed_error_and_the_engine_links_the_object_ins
     // Cut short: the file is refused as truncated, naming it.
     let truncated = bytes[..bytes.len() - shared_len / 2].to_vec();
     let err = Summary::from_bytes(truncated, "short.thinjit").unwrap_err();
-    assert!(matches!(&err, thinjit::Error::Summary { path, .. } if path == Path::new("short.thinjit")));
+    assert!(
+        matches!(&err, thinjit::Error::Summary { path, .. } if path == Path::new("short.thinjit"))
+    );
     assert!(err.to_string().contains("shared runtime"), "{err}");
 }
 
@@ -894,6 +910,9 @@ fn a_linker_that_makes_an_unusable_shared_object_is_a_build_error() {
         },
     )
     .unwrap_err();
-    assert!(matches!(err, thinjit::Error::SummaryBuild { .. }), "{err:?}");
+    assert!(
+        matches!(err, thinjit::Error::SummaryBuild { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("RELRO"), "{err}");
 }
