@@ -33,6 +33,7 @@ pub mod facts;
 #[cfg(feature = "inkwell")]
 pub mod inkwell;
 mod instrument;
+pub mod intrinsics;
 mod message;
 mod module;
 pub mod orc;
