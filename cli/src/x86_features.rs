@@ -358,9 +358,11 @@ type Work = (
     String,
 );
 
-/// Derives the whole table (x86 intrinsics in name order) with `jobs` concurrent `llc` processes.
+/// Derives the whole table (x86 intrinsics in name order; `only`: those whose name starts with it) with `jobs`
+/// concurrent `llc` processes.
 pub fn derive(
     llc: &Path,
+    only: Option<&str>,
     jobs: usize,
     progress: impl Fn(usize, usize) + Sync,
 ) -> std::io::Result<Vec<Entry>> {
@@ -379,6 +381,9 @@ pub fn derive(
         if name.starts_with("llvm.x86.") {
             work.push((name.clone(), None, why.clone()));
         }
+    }
+    if let Some(prefix) = only {
+        work.retain(|w| w.0.starts_with(prefix));
     }
     work.sort_by(|a, b| a.0.cmp(&b.0));
     work.dedup_by(|a, b| a.0 == b.0);
