@@ -189,7 +189,7 @@ fn attributes_linkage_and_dso_local() {
     let lookup = m.function("lookup").unwrap();
     assert!(lookup.has_attribute("noinline"));
     assert!(!lookup.has_attribute("alwaysinline"));
-    lookup.set_string_attribute(&ctx, "target-cpu", "x86-64");
+    lookup.set_string_attribute("target-cpu", "x86-64");
     assert_eq!(
         lookup.string_attribute("target-cpu").as_deref(),
         Some("x86-64")
