@@ -718,6 +718,34 @@ fn cli_run_prints_result_report_and_times() {
     );
 }
 
+/// `thinjit run … | head`: a reader that closes the pipe early ends the output, not in a panic (Rust ignores
+/// SIGPIPE, so `println!` panicked on EPIPE) but quietly with success, as `summary show` already did.
+#[test]
+fn cli_run_into_a_closed_pipe_exits_quietly() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let summary_path = dir.path().join("helpers.thinjit");
+    summary().write(&summary_path).unwrap();
+    let seed = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .join("examples/scripts/seed.ll");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_thinjit"))
+        .arg("run")
+        .arg(&seed)
+        .arg("--summary")
+        .arg(&summary_path)
+        .args(["--entry", "f_WRAPPED", "--time"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the first line is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
 #[test]
 fn cli_demo_runs_every_example_in_both_modes() {
     let dir = tempfile::TempDir::new().unwrap();

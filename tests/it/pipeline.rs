@@ -235,3 +235,55 @@ fn issue13_owned_scripts_live_in_the_hosts_struct() {
     assert_eq!(unsafe { f.call() }, 2);
     drop(scripts);
 }
+
+/// Issue 14: a module is verified once per trust boundary — the script after parsing, the script with the
+/// linked helper code after import — not again before optimization, code generation, or when nothing came in.
+#[test]
+fn each_add_verifies_once_per_trust_boundary() {
+    use thinjit::jit::Strategy;
+    use thinjit::llvm::modules_verified_on_this_thread;
+
+    const NO_HELPERS: &str = "define i64 @main() {\n  ret i64 7\n}\n";
+    let engine = |strategy: Strategy, lazy: bool| {
+        pipeline_host::register(
+            EngineBuilder::new()
+                .runtime_mode(RuntimeMode::JitResident)
+                .summary(summary())
+                .strategy(strategy)
+                .lazy(lazy),
+        )
+        .build()
+        .unwrap()
+    };
+    // Verifier runs for one add plus the lookup of `entry` (where a lazy engine imports and compiles).
+    let verifications = |engine: &Engine, name: &str, source: &str, entry: &str| {
+        let before = modules_verified_on_this_thread();
+        engine.add_script(name, source.as_bytes()).unwrap();
+        let added = modules_verified_on_this_thread() - before;
+        engine.lookup_address(entry).unwrap();
+        (added, modules_verified_on_this_thread() - before)
+    };
+
+    let eager = engine(Strategy::Summary, false);
+    // The script after parsing, then script + shards after import.
+    assert_eq!(
+        verifications(&eager, "seed", SEED_SCRIPT, "f_WRAPPED"),
+        (2, 2)
+    );
+    // Nothing to import: the script only.
+    assert_eq!(verifications(&eager, "plain", NO_HELPERS, "main"), (1, 1));
+
+    let none = engine(Strategy::None, false);
+    assert_eq!(
+        verifications(&none, "seed", SEED_SCRIPT, "f_WRAPPED"),
+        (1, 1)
+    );
+
+    // Lazy: the script when added, script + shards inside ORC's transform at the first lookup.
+    let lazy = engine(Strategy::Summary, true);
+    assert_eq!(
+        verifications(&lazy, "seed", SEED_SCRIPT, "f_WRAPPED"),
+        (1, 2)
+    );
+    assert_eq!(verifications(&lazy, "plain", NO_HELPERS, "main"), (1, 1));
+}
