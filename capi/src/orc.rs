@@ -81,7 +81,7 @@ pub unsafe extern "C" fn thinjit_resident_runtime_install(
         unsafe {
             let s = summary_arg(summary)?;
             let jit = jit_arg(jit)?;
-            let dylib = match JitDylib::from_raw(dylib) {
+            let dylib = match JitDylib::from_raw(&jit, dylib) {
                 Some(d) => d,
                 None => jit.main_jitdylib(),
             };

@@ -127,7 +127,7 @@ impl LlJit {
     /// Crate-private, with the same contract as [`LlJit::run_structors`].
     pub(crate) fn run_structors_in(
         &self,
-        dylib: super::orc::JitDylib,
+        dylib: &super::orc::JitDylib,
         names: &[String],
     ) -> Result<(), crate::OrcFailure> {
         for name in names {
