@@ -226,7 +226,8 @@ pub unsafe extern "C" fn thinjit_ir_transform_install(
             let for_transform = Arc::clone(&state);
             jit.set_ir_transform(Box::new(move |m: &mut Module<'_>| {
                 transform(m, &summary, &config, level, &for_transform)
-            }));
+            }))
+            .map_err(|f| CError::invalid(&f.to_string()))?;
             let handle = register(TransformHandle { _jit: jit, state }, HandleKind::Transform);
             write_out(out, "out", handle)
         }

@@ -32,6 +32,10 @@
 //! - values never cross LLVM contexts: linking modules of two contexts, declaring a function like one of
 //!   another context, extracting or sizing a global of another module, forwarding to a function of another
 //!   module are errors (or `None`), checked at run time (one pointer comparison);
+//! - a [`orc::JitDylib`] keeps its LLJIT alive, and an LLJIT refuses another one's JITDylibs and trackers;
+//! - invalid IR never reaches code generation or LLVM's importer: [`orc::LlJit::add_module`],
+//!   [`Module::import_with_llvm`] verify first and [`orc::LlJit::set_ir_transform`] verifies the transform's result
+//!   (and is refused while the LLJIT has other handles, which could be materializing meanwhile);
 //! - linkage, visibility and `dso_local` exist only on [`GlobalValue`]s;
 //! - calling looked-up static constructors, writing a dso handle's key and running the atexit registry are
 //!   crate-private primitives (`resident`): the engine keeps their invariants (`src/jit/runtime.rs`).
@@ -55,6 +59,12 @@
 //! assert_eq!(f.name(), "f");
 //! drop(m);
 //! ```
+//!
+//! Not expressible as a Rust contract, and so documented instead: a [`MemoryBuffer`] read from a file may be a
+//! memory map of it (as LLVM decides), so another process truncating that file while it is mapped faults (the
+//! summary's known limitation in `docs/robustness.md`); [`orc::LlJit::add_shared_library`] runs the library's
+//! initializers (`dlopen`); and code added to an LLJIT is the caller's code — running it (a
+//! [`orc::JitFunction`] call, or the engine running a script's constructors) is as sound as that code.
 //!
 //! The `compile_fail` examples name the error they must fail with (`E0505`, `E0502`); `scripts/test.sh` runs
 //! them with rustdoc's error-code check on (`scripts/rustdoc-error-codes`), so one that fails for another

@@ -131,8 +131,9 @@ struct JitInner {
     /// `false` for an LLJIT lent by a C or C++ caller ([`LlJit::borrow_raw`]): never disposed by thinjit.
     owned: bool,
     errors: Box<ErrorSink>,
-    /// The transform's closure, double-boxed so its address is thin and stable.
-    transform: Mutex<Option<Box<Box<IrTransform>>>>,
+    /// Every transform installed, double-boxed so its address is thin and stable. Replaced ones are kept until
+    /// the JIT goes: a materialization that started before the replacement may still be running them.
+    transform: Mutex<Vec<Box<Box<IrTransform>>>>,
     /// Code generation failures of IR modules (error diagnostics the checked compiler turned into failures).
     codegen: Box<super::facts::CodegenSink>,
 }
@@ -160,6 +161,9 @@ impl Drop for JitInner {
 /// `Send + Sync`: adding, looking up and removing code from several threads at once is what LLJIT supports.
 pub struct LlJit {
     inner: Arc<JitInner>,
+    /// Counts the `LlJit` handles on `inner` (clones share it): installing an IR transform needs the only one,
+    /// so that no other thread can be materializing meanwhile.
+    handles: Arc<()>,
 }
 
 impl std::fmt::Debug for LlJit {
@@ -222,7 +226,7 @@ impl LlJit {
             raw,
             owned: true,
             errors: Box::default(),
-            transform: Mutex::new(None),
+            transform: Mutex::new(Vec::new()),
             codegen,
         });
         // SAFETY: the session lives as long as the LLJIT; the sink is boxed inside `inner` and outlives it.
@@ -234,7 +238,10 @@ impl LlJit {
                 &*inner.errors as *const ErrorSink as *mut libc::c_void,
             );
         }
-        Ok(LlJit { inner })
+        Ok(LlJit {
+            inner,
+            handles: Arc::new(()),
+        })
     }
 
     fn raw(&self) -> lj::LLVMOrcLLJITRef {
@@ -442,28 +449,40 @@ impl LlJit {
     /// Installs `transform` as the IR transform layer's transform: it runs on every module ORC materializes
     /// from now on, on the materializing thread, and the module is verified after it (code generation assumes
     /// valid IR; an invalid result fails the materialization with the verifier's text). Replaces an earlier
-    /// transform. Call before sharing the JIT across threads (it takes `&mut self`).
-    pub fn set_ir_transform(&mut self, transform: Box<IrTransform>) {
+    /// transform.
+    ///
+    /// Refused while another `LlJit` handle on this JIT exists (a clone): LLVM's transform layer may not be
+    /// changed while another thread materializes through it.
+    pub fn set_ir_transform(&mut self, transform: Box<IrTransform>) -> Result<(), OrcFailure> {
+        if Arc::strong_count(&self.handles) != 1 {
+            return Err(OrcFailure::other(
+                "an IR transform can only be installed through the only handle on the LLJIT (it has clones)",
+            ));
+        }
         self.set_ir_transform_trusted(Box::new(move |m: &mut Module<'_>| {
             transform(m)?;
             m.verify().map_err(|e| e.to_string())
-        }))
+        }));
+        Ok(())
     }
 
-    /// [`LlJit::set_ir_transform`] without the verifier after the transform: for the engine's own transforms,
-    /// which only run LLVM passes and thinjit's well-formed edits on verified modules.
+    /// [`LlJit::set_ir_transform`] without the verifier after the transform and without the check for other
+    /// handles: for the engine's own transforms, which only run LLVM passes and thinjit's well-formed edits on
+    /// verified modules, installed while the engine starts (before any lookup).
     pub(crate) fn set_ir_transform_trusted(&mut self, transform: Box<IrTransform>) {
         let boxed: Box<Box<IrTransform>> = Box::new(transform);
         let ctx = &*boxed as *const Box<IrTransform> as *mut libc::c_void;
-        // SAFETY: `ctx` points into a box we keep in `inner.transform` until the JIT is disposed (or the next
-        // call replaces it; `&mut self` means no materialization uses the old one concurrently from our side).
+        // SAFETY: `ctx` points into a box kept in `inner.transform` until the JIT is disposed (replaced boxes
+        // too); the callers make sure no other thread materializes meanwhile (the only handle, or engine start).
         unsafe {
             let layer = lj::LLVMOrcLLJITGetIRTransformLayer(self.raw());
             orc::LLVMOrcIRTransformLayerSetTransform(layer, ir_transform_trampoline, ctx);
         }
-        if let Ok(mut slot) = self.inner.transform.lock() {
-            *slot = Some(boxed);
-        }
+        self.inner
+            .transform
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(boxed);
     }
 }
 
@@ -685,6 +704,7 @@ impl Clone for LlJit {
     fn clone(&self) -> Self {
         LlJit {
             inner: Arc::clone(&self.inner),
+            handles: Arc::clone(&self.handles),
         }
     }
 }
@@ -722,16 +742,18 @@ impl LlJit {
     ///
     /// # Safety
     /// `raw` must be a live LLJIT that outlives every handle made from it (and everything those handles
-    /// installed in it, such as an IR transform).
+    /// installed in it, such as an IR transform); while an IR transform is installed through the handle, no
+    /// other thread may materialize code in that LLJIT.
     pub unsafe fn borrow_raw(raw: lj::LLVMOrcLLJITRef) -> Option<Self> {
         super::initialize();
         let raw = NonNull::new(raw)?;
         Some(LlJit {
+            handles: Arc::new(()),
             inner: Arc::new(JitInner {
                 raw,
                 owned: false,
                 errors: Box::default(),
-                transform: Mutex::new(None),
+                transform: Mutex::new(Vec::new()),
                 // The caller's LLJIT compiles with the caller's compiler: no failures are reported here.
                 codegen: Box::default(),
             }),

@@ -128,7 +128,8 @@ fn ir_transform_runs_on_materialization() {
         } else {
             Err(format!("unexpected module {}", m.name()))
         }
-    }));
+    }))
+    .unwrap();
     add_ir(
         &jit,
         "define i32 @t() {\n %a = add i32 20, 22\n ret i32 %a\n}\n",
@@ -161,7 +162,8 @@ fn naive_link_inside_transform_fails_with_orc_error() {
         m.link_in(helpers).map_err(|e| e.to_string())?;
         m.run_passes("default<O3>", None, &Default::default())
             .map_err(|e| e.to_string())
-    }));
+    }))
+    .unwrap();
     add_ir(&jit, crate::common::SEED_SCRIPT, "seed", None);
     let err = jit.lookup("f_WRAPPED").unwrap_err();
     eprintln!("naive link inside the transform: {err}");
@@ -222,7 +224,8 @@ fn invalid_ir_never_reaches_code_generation() {
             f.set_linkage(thinjit::llvm::Linkage::Internal);
         }
         Ok(())
-    }));
+    }))
+    .unwrap();
     add_ir(
         &jit,
         "declare i32 @ext()\ndefine i32 @u() {\n %r = call i32 @ext()\n ret i32 %r\n}\n",
@@ -236,4 +239,25 @@ fn invalid_ir_never_reaches_code_generation() {
             .contains("Global is external, but doesn't have external or weak linkage"),
         "{err}"
     );
+}
+
+/// Issue 15: LLVM's transform layer may not change while another thread materializes through it, so a transform
+/// is installed only through the only handle on the LLJIT.
+#[test]
+fn ir_transform_needs_the_only_handle() {
+    let mut jit = LlJit::new_host().unwrap();
+    let clone = jit.clone();
+    let err = jit
+        .set_ir_transform(Box::new(|_: &mut Module<'_>| Ok(())))
+        .unwrap_err();
+    assert!(err.to_string().contains("clones"), "{err}");
+    drop(clone);
+    jit.set_ir_transform(Box::new(|_: &mut Module<'_>| Err("first".into())))
+        .unwrap();
+    // Replacing it keeps working (the replaced closure stays alive until the JIT goes).
+    jit.set_ir_transform(Box::new(|_: &mut Module<'_>| Err("second".into())))
+        .unwrap();
+    add_ir(&jit, "define i32 @v() {\n ret i32 1\n}\n", "v", None);
+    let err = jit.lookup("v").unwrap_err();
+    assert!(err.to_string().contains("second"), "{err}");
 }
