@@ -227,7 +227,7 @@ pub unsafe extern "C" fn thinjit_ir_transform_install(
             jit.set_ir_transform(Box::new(move |m: &mut Module<'_>| {
                 transform(m, &summary, &config, level, &for_transform)
             }))
-            .map_err(|f| CError::invalid(&f.to_string()))?;
+            .map_err(|f| CError::invalid(f.to_string()))?;
             let handle = register(TransformHandle { _jit: jit, state }, HandleKind::Transform);
             write_out(out, "out", handle)
         }

@@ -15,9 +15,10 @@
 //!   materializing thread, with the module's context locked and a diagnostic handler installed. When it
 //!   fails, the module is disposed as LLVM's C binding requires (`LLVMOrcIRTransformLayerTransformFunction`).
 //!
-//! Compiling IR: the C API's LLJIT compiles every IR module with one shared target machine, so IR must not be
-//! materialized from several threads at once (objects may: JITLink and the session are thread-safe). Callers
-//! that need concurrency compile to objects themselves ([`LlJit::add_object_file`]) or serialize lookups.
+//! Compiling IR: an [`LlJit::new_host`] JIT compiles every IR module with one shared target machine (the shim's
+//! checked compiler), which serializes those compilations, so several threads may materialize IR at once safely
+//! but not in parallel (objects link in parallel: JITLink and the session are thread-safe). Callers that need
+//! parallel code generation compile to objects themselves ([`LlJit::add_object_file`]).
 //!
 //! Process symbols are not linked by default (LLVM's `LLJITBuilder` links them unless told otherwise; the C
 //! API cannot say so, the shim does): resolution sources are added explicitly.
@@ -133,6 +134,8 @@ struct JitInner {
     errors: Box<ErrorSink>,
     /// Every transform installed, double-boxed so its address is thin and stable. Replaced ones are kept until
     /// the JIT goes: a materialization that started before the replacement may still be running them.
+    #[allow(clippy::vec_box)]
+    // the outer box gives the (fat) inner one a thin address that never moves
     transform: Mutex<Vec<Box<Box<IrTransform>>>>,
     /// Code generation failures of IR modules (error diagnostics the checked compiler turned into failures).
     codegen: Box<super::facts::CodegenSink>,

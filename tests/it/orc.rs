@@ -261,3 +261,28 @@ fn ir_transform_needs_the_only_handle() {
     let err = jit.lookup("v").unwrap_err();
     assert!(err.to_string().contains("second"), "{err}");
 }
+
+/// Issue 15: `LlJit` is `Sync`, so several threads may materialize lazily added IR at once; the one target
+/// machine that compiles it is not thread-safe, and the shim's compiler serializes its use. Every thread's
+/// functions compute the right values.
+#[test]
+fn concurrent_ir_materialization_is_serialized() {
+    let jit = LlJit::new_host().unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let jit = &jit;
+            s.spawn(move || {
+                for i in 0..25u64 {
+                    let name = format!("c{t}_{i}");
+                    let ir = format!(
+                        "define i64 @{name}(i64 %x) {{\n %a = mul i64 %x, {t}\n %b = add i64 %a, {i}\n ret i64 %b\n}}\n"
+                    );
+                    add_ir(jit, &ir, &name, None);
+                    let f: extern "C" fn(i64) -> i64 =
+                        unsafe { std::mem::transmute(jit.lookup(&name).unwrap() as usize) };
+                    assert_eq!(f(1000), (1000 * t + i) as i64);
+                }
+            });
+        }
+    });
+}

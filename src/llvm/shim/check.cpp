@@ -35,6 +35,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -459,13 +460,16 @@ namespace {
 
 // ORC's IR compiler with error diagnostics as failures: records them during code generation and fails the
 // materialization instead of handing on an object compiled from code the backend said it could not compile
-// (and instead of LLVM's default handler, which exits the process on an error diagnostic).
+// (and instead of LLVM's default handler, which exits the process on an error diagnostic). One target machine
+// compiles every module, and a TargetMachine is not thread-safe, so compilations are serialized: several threads
+// may look up (and so materialize) lazily added IR at once through a `Sync` LlJit.
 class CheckedCompiler final : public orc::IRCompileLayer::IRCompiler {
  public:
   CheckedCompiler(std::unique_ptr<TargetMachine> tm, CodegenErrorFn fn, void *ctx)
       : IRCompiler(orc::irManglingOptionsFromTargetOptions(tm->Options)), tm_(std::move(tm)), fn_(fn), ctx_(ctx) {}
 
   Expected<std::unique_ptr<MemoryBuffer>> operator()(Module &m) override {
+    std::lock_guard<std::mutex> serialized(mu_);
     thinjit_tag_inline_asm(wrap(&m));
     LLVMContext &context = m.getContext();
     std::unique_ptr<DiagnosticHandler> previous = context.getDiagnosticHandler();
@@ -493,6 +497,7 @@ class CheckedCompiler final : public orc::IRCompileLayer::IRCompiler {
   std::unique_ptr<TargetMachine> tm_;
   CodegenErrorFn fn_;
   void *ctx_;
+  std::mutex mu_;
 };
 
 }  // namespace
