@@ -3,7 +3,8 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use thinjit::import::{Decision, RuntimeMode};
+use thinjit::import::Decision;
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{Engine, EngineBuilder, ScriptHandle, Strategy};
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::{BuildOptions, Summary};
@@ -607,6 +608,41 @@ fn ir_transform_path_large_imports_no_mr_error_host_native() {
         .build()
         .unwrap();
     big_imports_in_transform(RuntimeMode::HostNative, &engine);
+}
+
+/// Issue 14: the runtime mode is the engine's, not an `ImportConfig` field: setting the import configuration
+/// after the mode no longer resets it (it used to make the engine JIT-resident and plan resident imports).
+#[test]
+fn runtime_mode_survives_a_later_import_config() {
+    use thinjit::import::ImportConfig;
+    let _guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = summary_builder(RuntimeMode::HostNative)
+        .import_config(ImportConfig {
+            import_instr_limit: 150,
+            ..ImportConfig::default()
+        })
+        .build()
+        .unwrap();
+    assert_eq!(engine.runtime_mode(), RuntimeMode::HostNative);
+    let script = engine
+        .add_script(
+            "clamp",
+            b"declare i32 @rt_clamp_add(i32, i32)\ndefine i32 @clamp_it(i32 %a) {\n  %r = call i32 @rt_clamp_add(i32 %a, i32 1)\n  ret i32 %r\n}\n",
+        )
+        .unwrap();
+    let report = script.report().unwrap().import.unwrap();
+    // Host-native planning: the `static` helper `rt_clamp_add` needs comes along as a private copy.
+    let copy = report
+        .entries
+        .iter()
+        .find(|e| e.name.starts_with("clamp_small.llvm."))
+        .unwrap_or_else(|| panic!("no copy of clamp_small:\n{report}"));
+    assert!(copy.decision.is_imported() && copy.local_copy, "{report}");
+    let f = script
+        .lookup::<extern "C" fn(i32) -> i32>("clamp_it")
+        .unwrap();
+    // SAFETY: `clamp_it` has this signature; the script is loaded.
+    assert_eq!(unsafe { f.call(41) }, 42);
 }
 
 #[test]

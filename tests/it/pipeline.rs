@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use thinjit::import::RuntimeMode;
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{Engine, EngineBuilder, Script, Stage};
 use thinjit::llvm::{same_target, Context, Module};
 use thinjit::summary::{BuildOptions, Summary};
@@ -286,4 +286,53 @@ fn each_add_verifies_once_per_trust_boundary() {
         (1, 2)
     );
     assert_eq!(verifications(&lazy, "plain", NO_HELPERS, "main"), (1, 1));
+}
+
+/// Issue 14: a dry run goes through the stages an add runs before code generation, with the add's save-temps
+/// names and report, and leaves nothing in the JIT.
+#[test]
+fn dry_run_runs_the_stages_before_codegen_and_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_temps(dir.path(), false);
+    let report = engine
+        .dry_run_script("seed", SEED_SCRIPT.as_bytes())
+        .unwrap();
+    let names: Vec<String> = report
+        .temps
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "seed.00-parse.bc",
+            "seed.01-verify.bc",
+            "seed.02-plan.bc",
+            "seed.03-import.bc",
+            "seed.04-optimize.bc",
+        ]
+    );
+    let import = report.import.as_ref().unwrap();
+    assert!(import
+        .imported_functions()
+        .contains(&"CreateWrappedValueFromInt"));
+    assert!(report.times.optimize > std::time::Duration::ZERO);
+    assert_eq!(report.times.codegen, std::time::Duration::ZERO);
+    assert_eq!(report.object_size, None);
+    assert_eq!(engine.script_count(), 0);
+    assert!(matches!(
+        engine.lookup_address("f_WRAPPED"),
+        Err(Error::UndefinedSymbol { .. })
+    ));
+    // The same script added afterwards imports the same helpers.
+    let script = engine.add_script("seed", SEED_SCRIPT.as_bytes()).unwrap();
+    assert_eq!(
+        script
+            .report()
+            .unwrap()
+            .import
+            .unwrap()
+            .imported_functions(),
+        import.imported_functions()
+    );
 }

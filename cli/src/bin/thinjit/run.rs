@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use thinjit::cache::CacheOutcome;
-use thinjit::import::{ImportConfig, ImportReport, InlineOutcome, RuntimeMode};
+use thinjit::import::{ImportConfig, ImportReport, InlineOutcome};
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{Engine, EngineBuilder, ScriptReport, Stage, Strategy};
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::Summary;
