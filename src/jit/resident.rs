@@ -289,7 +289,7 @@ impl ResidentRuntime {
             .iter()
             .map(|n| (*n, weak.contains(n)))
             .collect();
-        let resolved = self.jit.lookup_many_in(self.dylib, &wanted).map_err(|f| {
+        let resolved = self.jit.lookup_many_in(&self.dylib, &wanted).map_err(|f| {
             runtime_failure(
                 &name,
                 format!("binding the imports of the shared runtime of {name}"),
@@ -317,7 +317,7 @@ impl ResidentRuntime {
             .filter_map(|n| Some((n.as_str(), mapped.address(*image.exports.get(n.as_str())?))))
             .collect();
         self.jit
-            .define_absolute_in(self.dylib, &symbols)
+            .define_absolute_in(&self.dylib, &symbols)
             .map_err(|f| {
                 runtime_failure(
                     &name,

@@ -1037,9 +1037,10 @@ impl LlJit {
     /// ORC's "symbols not found" naming it.
     pub fn lookup_many_in(
         &self,
-        dylib: JitDylib,
+        dylib: &JitDylib,
         names: &[(&str, bool)],
     ) -> Result<Vec<Option<u64>>, OrcFailure> {
+        let dylib = self.own_dylib(dylib)?;
         if names.is_empty() {
             return Ok(Vec::new());
         }
@@ -1062,7 +1063,7 @@ impl LlJit {
         unsafe {
             let es = lj::LLVMOrcLLJITGetExecutionSession(self.raw());
             let mut order = [orc::LLVMOrcCJITDylibSearchOrderElement {
-                JD: dylib.as_raw(),
+                JD: dylib,
                 JDLookupFlags:
                     orc::LLVMOrcJITDylibLookupFlags::LLVMOrcJITDylibLookupFlagsMatchAllSymbols,
             }];
