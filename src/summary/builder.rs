@@ -547,7 +547,7 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
                     let mut summary = analyze::analyze_function(f, &origins);
                     let shard = if summary.is_eligible() {
                         match module.extract_function(f, &format!("shard:{}", summary.name)) {
-                            Ok(m) => Some(m.write_bitcode()),
+                            Ok(m) => Some(m.write_shard_bitcode()),
                             Err(e) => {
                                 summary.not_eligible.push(
                                     super::NotEligible::UnpromotableReference(format!(

@@ -19,6 +19,7 @@ mod llvm_layer;
 mod orc;
 mod pipeline;
 mod robustness;
+mod shard_bitcode;
 mod script_safety;
 mod startup;
 mod summary;
