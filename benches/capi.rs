@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use thinjit::import::{import, ImportConfig};
+use thinjit::jit::RuntimeMode;
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
 use thinjit::optimize::{optimize, OptLevel};
 use thinjit::summary::{BuildOptions, Summary};
@@ -109,7 +110,7 @@ fn main() {
     let rust_import = || {
         let mut m = template.clone_module();
         let t = Instant::now();
-        let report = import(&mut m, &summary, &config).unwrap();
+        let report = import(&mut m, &summary, &config, RuntimeMode::JitResident).unwrap();
         let d = t.elapsed();
         assert_eq!(report.totals.imported_functions, 2);
         d
@@ -139,7 +140,7 @@ fn main() {
 
     // Optimize: the same imported module, through each API.
     let mut imported = template.clone_module();
-    import(&mut imported, &summary, &config).unwrap();
+    import(&mut imported, &summary, &config, RuntimeMode::JitResident).unwrap();
     let tm = TargetMachine::host(CodeGenOpt::Aggressive).unwrap();
     let opt_iters = (iters / 5).max(50);
     let rust_opt = || {

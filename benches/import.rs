@@ -35,6 +35,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use thinjit::import::{import, plan, script_symbols, ImportConfig};
+use thinjit::jit::RuntimeMode;
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::{BuildOptions, Summary};
 use thinjit_cli::synth;
@@ -135,10 +136,15 @@ fn measure(kind: &str, n: usize, library: String, script: &str, iters: usize, di
         let ctx = Context::new();
         let mut m = Module::parse_ir(&ctx, script.as_bytes(), "script").expect("parse script");
         let t = Instant::now();
-        let p = plan(summary.index(), &script_symbols(&m), &config);
+        let p = plan(
+            summary.index(),
+            &script_symbols(&m),
+            &config,
+            RuntimeMode::JitResident,
+        );
         plan_times.push(t.elapsed());
         let t = Instant::now();
-        let report = import(&mut m, &summary, &config).expect("import");
+        let report = import(&mut m, &summary, &config, RuntimeMode::JitResident).expect("import");
         import_times.push(t.elapsed());
         imported = report.totals.imported_functions;
         assert_eq!(imported, p.functions.len());
@@ -192,7 +198,8 @@ fn per_function(n: usize, iters: usize, dir: &Path) {
             let ctx = Context::new();
             let mut m = Module::parse_ir(&ctx, script.as_bytes(), "script").expect("parse script");
             let t = Instant::now();
-            let report = import(&mut m, &summary, &config).expect("import");
+            let report =
+                import(&mut m, &summary, &config, RuntimeMode::JitResident).expect("import");
             whole.push(t.elapsed());
             imported = report.totals.imported_functions;
             parse.push(report.times.parse_shards);
@@ -209,7 +216,8 @@ fn per_function(n: usize, iters: usize, dir: &Path) {
         for _ in 0..iters {
             let mut m =
                 Module::parse_ir(&reused, script.as_bytes(), "script").expect("parse script");
-            let report = import(&mut m, &summary, &config).expect("import");
+            let report =
+                import(&mut m, &summary, &config, RuntimeMode::JitResident).expect("import");
             parse_reused.push(report.times.parse_shards);
             parse_link_reused.push(report.times.parse_shards + report.times.link);
         }
@@ -218,11 +226,16 @@ fn per_function(n: usize, iters: usize, dir: &Path) {
         let planned: Vec<String> = {
             let ctx = Context::new();
             let m = Module::parse_ir(&ctx, script.as_bytes(), "script").expect("parse script");
-            plan(summary.index(), &script_symbols(&m), &config)
-                .functions
-                .into_iter()
-                .map(|f| f.name)
-                .collect()
+            plan(
+                summary.index(),
+                &script_symbols(&m),
+                &config,
+                RuntimeMode::JitResident,
+            )
+            .functions
+            .into_iter()
+            .map(|f| f.name)
+            .collect()
         };
         let mut each = Vec::with_capacity(iters);
         let mut all = Vec::with_capacity(iters);

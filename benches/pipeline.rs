@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use thinjit::import::{self, ImportConfig};
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::Strategy;
 use thinjit::llvm::{CodeGenOpt, Context, Linkage, Module, PassOptions, TargetMachine};
 use thinjit::optimize::{optimize, OptLevel};
@@ -142,7 +143,13 @@ fn compile<'c>(
             .expect("O3");
     }
     if v.import {
-        import::import(&mut m, summary, &ImportConfig::default()).expect("import");
+        import::import(
+            &mut m,
+            summary,
+            &ImportConfig::default(),
+            RuntimeMode::JitResident,
+        )
+        .expect("import");
     }
     match v.pipeline {
         None => optimize(&mut m, tm, OptLevel::O3).expect("optimize"),
@@ -245,7 +252,8 @@ fn run_workload(workload: &Workload, lib: &PreparedLibrary, iters: usize) {
                     t_pre = t.elapsed();
                 }
                 if v.import {
-                    import::import(&mut m, &**summary, &config).expect("import");
+                    import::import(&mut m, &**summary, &config, RuntimeMode::JitResident)
+                        .expect("import");
                 }
                 let t_import = start.elapsed() - t_pre;
                 let t = Cpu::now();

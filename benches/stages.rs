@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use thinjit::import::{self, ImportConfig};
+use thinjit::jit::RuntimeMode;
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
 use thinjit::optimize::{self, OptLevel};
 use thinjit::summary::Summary;
@@ -50,7 +51,14 @@ fn stages(c: &mut Criterion) {
         let symbols = import::script_symbols(&module);
         let config = ImportConfig::default();
         group.bench_function("plan", |b| {
-            b.iter(|| import::plan(lib.summary.index(), &symbols, &config))
+            b.iter(|| {
+                import::plan(
+                    lib.summary.index(),
+                    &symbols,
+                    &config,
+                    RuntimeMode::JitResident,
+                )
+            })
         });
 
         group.bench_function("import", |b| {
@@ -61,7 +69,8 @@ fn stages(c: &mut Criterion) {
                     let mut m =
                         Module::parse_ir(&ctx, script.ir.as_bytes(), &script.name).expect("parse");
                     let t = Instant::now();
-                    import::import(&mut m, &*lib.summary, &config).expect("import");
+                    import::import(&mut m, &*lib.summary, &config, RuntimeMode::JitResident)
+                        .expect("import");
                     total += t.elapsed();
                 }
                 total
@@ -75,7 +84,8 @@ fn stages(c: &mut Criterion) {
                     let ctx = Context::new();
                     let mut m =
                         Module::parse_ir(&ctx, script.ir.as_bytes(), &script.name).expect("parse");
-                    import::import(&mut m, &*lib.summary, &config).expect("import");
+                    import::import(&mut m, &*lib.summary, &config, RuntimeMode::JitResident)
+                        .expect("import");
                     let t = Instant::now();
                     optimize::optimize(&mut m, &tm, OptLevel::O3).expect("O3");
                     total += t.elapsed();

@@ -1,13 +1,27 @@
 //! Import knobs by LLVM's option names (`import-instr-limit`, ...), as `thinjit_config_set` takes them.
 //!
-//! In: a name and a value, both text. Out: the [`ImportConfig`] changed (validated; a bad value leaves it as
-//! it was), or a `THINJIT_ERROR_CONFIG` naming the knob and the accepted values.
+//! In: a name and a value, both text. Out: the [`Settings`] changed (validated; a bad value leaves them as they
+//! were), or a `THINJIT_ERROR_CONFIG` naming the knob and the accepted values.
+//!
+//! `runtime-mode` is not an import knob in the Rust API: there the engine owns it
+//! ([`EngineBuilder::runtime_mode`](thinjit::jit::EngineBuilder::runtime_mode)) and passes it to every import.
+//! The C API has no engine — the caller's own LLJIT holds the helper runtime — so a config handle carries both:
+//! the import knobs and where the caller put the runtime, passed to each import as the engine would.
 
 use std::collections::BTreeSet;
 
-use thinjit::import::{ImportConfig, RuntimeMode};
+use thinjit::import::ImportConfig;
+use thinjit::jit::RuntimeMode;
 
 use crate::boundary::{CError, ErrorKind};
+
+/// What a `thinjitConfigRef` holds: the import pass's knobs, and where the caller's helper runtime lives (what
+/// imports are planned for).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Settings {
+    pub import: ImportConfig,
+    pub mode: RuntimeMode,
+}
 
 /// Every knob `thinjit_config_set` / `thinjit_config_get` know.
 pub(crate) const KNOBS: &[&str] = &[
@@ -61,9 +75,16 @@ fn add_names(list: &mut BTreeSet<String>, value: &str) {
     );
 }
 
-/// Sets knob `name` of `config` to `value`; on error `config` is unchanged.
-pub(crate) fn set(config: &mut ImportConfig, name: &str, value: &str) -> Result<(), CError> {
-    let mut next = config.clone();
+/// Sets knob `name` of `settings` to `value`; on error `settings` are unchanged.
+pub(crate) fn set(settings: &mut Settings, name: &str, value: &str) -> Result<(), CError> {
+    if name == "runtime-mode" {
+        settings.mode = value
+            .trim()
+            .parse()
+            .map_err(|_| bad(name, value, "`jit-resident` or `host-native`"))?;
+        return Ok(());
+    }
+    let mut next = settings.import.clone();
     match name {
         "import-instr-limit" => {
             next.import_instr_limit = value
@@ -93,13 +114,6 @@ pub(crate) fn set(config: &mut ImportConfig, name: &str, value: &str) -> Result<
                 ),
             }
         }
-        "runtime-mode" => {
-            next.mode = match value.trim() {
-                "jit-resident" => RuntimeMode::JitResident,
-                "host-native" => RuntimeMode::HostNative,
-                _ => return Err(bad(name, value, "`jit-resident` or `host-native`")),
-            }
-        }
         "allow" => add_names(&mut next.allow, value),
         "deny" => add_names(&mut next.deny, value),
         _ => {
@@ -110,12 +124,13 @@ pub(crate) fn set(config: &mut ImportConfig, name: &str, value: &str) -> Result<
         }
     }
     next.validate()?;
-    *config = next;
+    settings.import = next;
     Ok(())
 }
 
 /// The value of knob `name` as text (what [`set`] accepts).
-pub(crate) fn get(config: &ImportConfig, name: &str) -> Result<String, CError> {
+pub(crate) fn get(settings: &Settings, name: &str) -> Result<String, CError> {
+    let config = &settings.import;
     let list = |l: &BTreeSet<String>| l.iter().cloned().collect::<Vec<_>>().join(",");
     Ok(match name {
         "import-instr-limit" => config.import_instr_limit.to_string(),
@@ -129,7 +144,7 @@ pub(crate) fn get(config: &ImportConfig, name: &str) -> Result<String, CError> {
         "max-total-instructions" => config
             .max_total_instructions
             .map_or_else(|| "none".to_owned(), |n| n.to_string()),
-        "runtime-mode" => config.mode.to_string(),
+        "runtime-mode" => settings.mode.to_string(),
         "allow" => list(&config.allow),
         "deny" => list(&config.deny),
         _ => {
@@ -147,7 +162,7 @@ mod tests {
 
     #[test]
     fn every_knob_round_trips() {
-        let mut c = ImportConfig::default();
+        let mut c = Settings::default();
         for (name, value) in [
             ("import-instr-limit", "42"),
             ("import-instr-evolution-factor", "0.5"),
@@ -165,17 +180,17 @@ mod tests {
             set(&mut c, name, value).unwrap();
             assert_eq!(get(&c, name).unwrap(), value, "{name}");
         }
-        assert_eq!(c.import_instr_limit, 42);
+        assert_eq!(c.import.import_instr_limit, 42);
         assert_eq!(c.mode, RuntimeMode::HostNative);
-        assert_eq!(c.max_total_instructions, Some(900));
+        assert_eq!(c.import.max_total_instructions, Some(900));
         set(&mut c, "allow", "").unwrap();
-        assert!(c.allow.is_empty());
+        assert!(c.import.allow.is_empty());
         assert_eq!(KNOBS.len(), 12);
     }
 
     #[test]
     fn bad_values_leave_the_config_alone() {
-        let mut c = ImportConfig::default();
+        let mut c = Settings::default();
         for (name, value) in [
             ("import-instr-limit", "-1"),
             ("import-hot-multiplier", "nan"),
@@ -190,10 +205,10 @@ mod tests {
         set(&mut c, "allow", "f").unwrap();
         let e = set(&mut c, "deny", "f").unwrap_err();
         assert!(e.message.contains("allow list"), "{}", e.message);
-        assert!(c.deny.is_empty());
+        assert!(c.import.deny.is_empty());
         assert_eq!(c, {
-            let mut d = ImportConfig::default();
-            d.allow.insert("f".into());
+            let mut d = Settings::default();
+            d.import.allow.insert("f".into());
             d
         });
     }

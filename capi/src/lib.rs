@@ -51,7 +51,7 @@ pub struct SummaryHandle {
 /// What a `thinjitConfigRef` points to.
 #[derive(Debug)]
 pub struct ConfigHandle {
-    config: Mutex<ImportConfig>,
+    config: Mutex<config::Settings>,
 }
 
 /// thinjit's version, NUL-terminated.
@@ -227,7 +227,7 @@ pub unsafe extern "C" fn thinjit_config_create(out: *mut *mut ConfigHandle) -> *
         check_out(out, "out")?;
         let handle = register(
             ConfigHandle {
-                config: Mutex::new(ImportConfig::default()),
+                config: Mutex::new(config::Settings::default()),
             },
             HandleKind::Config,
         );
@@ -247,7 +247,7 @@ pub unsafe extern "C" fn thinjit_config_dispose(config: *mut ConfigHandle) {
 /// Runs `f` on the configuration behind a handle.
 pub(crate) unsafe fn with_config<R>(
     raw: *mut ConfigHandle,
-    f: impl FnOnce(&mut ImportConfig) -> Result<R, CError>,
+    f: impl FnOnce(&mut config::Settings) -> Result<R, CError>,
 ) -> Result<R, CError> {
     // SAFETY: forwarded (the table check).
     let handle = unsafe { get(raw, HandleKind::Config, "config") }?;
@@ -300,7 +300,7 @@ pub unsafe extern "C" fn thinjit_config_set_instr_limit(
         // SAFETY: checked handle.
         unsafe {
             with_config(config, |c| {
-                c.import_instr_limit = limit;
+                c.import.import_instr_limit = limit;
                 Ok(())
             })
         }
@@ -336,7 +336,7 @@ pub unsafe extern "C" fn thinjit_config_allow(
         // SAFETY: string per the header; checked handle.
         unsafe {
             let name = str_arg(function, "function")?;
-            with_config(config, |c| add_one(c, name, true))
+            with_config(config, |c| add_one(&mut c.import, name, true))
         }
     })
 }
@@ -350,7 +350,7 @@ pub unsafe extern "C" fn thinjit_config_deny(
         // SAFETY: string per the header; checked handle.
         unsafe {
             let name = str_arg(symbol, "symbol")?;
-            with_config(config, |c| add_one(c, name, false))
+            with_config(config, |c| add_one(&mut c.import, name, false))
         }
     })
 }
@@ -389,7 +389,7 @@ fn host_triple() -> &'static str {
 pub(crate) unsafe fn import_raw(
     module: LLVMModuleRef,
     summary: &Summary,
-    config: &ImportConfig,
+    settings: &config::Settings,
 ) -> Result<ImportReport, CError> {
     if module.is_null() {
         return Err(CError::invalid("`module` is NULL"));
@@ -401,7 +401,12 @@ pub(crate) unsafe fn import_raw(
     if m.triple().is_empty() {
         summary.check_target(host_triple(), "")?;
     }
-    Ok(thinjit::import::import(&mut m, summary, config)?)
+    Ok(thinjit::import::import(
+        &mut m,
+        summary,
+        &settings.import,
+        settings.mode,
+    )?)
 }
 
 #[no_mangle]
@@ -416,12 +421,12 @@ pub unsafe extern "C" fn thinjit_import(
         unsafe {
             let s = summary_arg(summary)?;
             // A copy, so concurrent imports with one config do not wait for each other.
-            let config = if config.is_null() {
-                ImportConfig::default()
+            let settings = if config.is_null() {
+                config::Settings::default()
             } else {
                 with_config(config, |c| Ok(c.clone()))?
             };
-            let result = import_raw(module, &s.summary, &config)?;
+            let result = import_raw(module, &s.summary, &settings)?;
             if !report.is_null() {
                 report.write(register(ReportHandle::new(result), HandleKind::Report));
             }

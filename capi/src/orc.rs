@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use llvm_sys::orc2::lljit::LLVMOrcLLJITRef;
 use llvm_sys::orc2::LLVMOrcJITDylibRef;
-use thinjit::import::ImportConfig;
 use thinjit::jit::{ResidentRuntime, RuntimeSource, RUNTIME_MODULE_PREFIX};
 use thinjit::llvm::orc::{JitDylib, LlJit};
 use thinjit::llvm::Module;
@@ -214,18 +213,18 @@ pub unsafe extern "C" fn thinjit_ir_transform_install(
         // SAFETY: handles per the header; the LLJIT outlives the transform (header contract).
         unsafe {
             let s = summary_arg(summary)?;
-            let config = if config.is_null() {
-                ImportConfig::default()
+            let settings = if config.is_null() {
+                crate::config::Settings::default()
             } else {
                 crate::with_config(config, |c| Ok(c.clone()))?
             };
-            config.validate()?;
+            settings.import.validate()?;
             let mut jit = jit_arg(jit)?;
             let state = Arc::new(TransformState::default());
             let summary = Arc::clone(&s.summary);
             let for_transform = Arc::clone(&state);
             jit.set_ir_transform(Box::new(move |m: &mut Module<'_>| {
-                transform(m, &summary, &config, level, &for_transform)
+                transform(m, &summary, &settings, level, &for_transform)
             }));
             let handle = register(TransformHandle { _jit: jit, state }, HandleKind::Transform);
             write_out(out, "out", handle)
@@ -238,7 +237,7 @@ pub unsafe extern "C" fn thinjit_ir_transform_install(
 fn transform(
     m: &mut Module<'_>,
     summary: &Summary,
-    config: &ImportConfig,
+    settings: &crate::config::Settings,
     level: OptLevel,
     state: &TransformState,
 ) -> Result<(), String> {
@@ -246,7 +245,7 @@ fn transform(
         return Ok(());
     }
     let outcome = (|| -> Result<ReportHandle, CError> {
-        let report = thinjit::import::import(m, summary, config)?;
+        let report = thinjit::import::import(m, summary, &settings.import, settings.mode)?;
         let t = Instant::now();
         optimize_module(m, level)?;
         let handle = ReportHandle::new(report);

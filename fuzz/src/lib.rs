@@ -4,7 +4,8 @@
 //! In: arbitrary bytes. Out: nothing; a broken invariant panics (which is what the fuzzer reports).
 
 use arbitrary::{Arbitrary, Result, Unstructured};
-use thinjit::import::{plan, ImportConfig, RuntimeMode, ScriptSymbols};
+use thinjit::import::{plan, ImportConfig, ScriptSymbols};
+use thinjit::jit::RuntimeMode;
 use thinjit::summary::{
     checksum64, CallEdge, FunctionAttributes, FunctionSummary, Hotness, Initializer, Linkage,
     NotEligible, ShardRef, Summary, SummaryIndex, VariableSummary,
@@ -189,7 +190,7 @@ fn factor(u: &mut Unstructured<'_>) -> Result<f32> {
 /// Builds the planner's three inputs from fuzzer bytes.
 pub fn planner_inputs(
     u: &mut Unstructured<'_>,
-) -> Result<(SummaryIndex, ScriptSymbols, ImportConfig)> {
+) -> Result<(SummaryIndex, ScriptSymbols, ImportConfig, RuntimeMode)> {
     let mut index = SummaryIndex {
         functions: list(u, 14, function)?,
         variables: list(u, 6, variable)?,
@@ -227,12 +228,13 @@ pub fn planner_inputs(
         always_import_alwaysinline: bool::arbitrary(u)?,
         force_import_all: bool::arbitrary(u)?,
         max_total_instructions: Option::<u64>::arbitrary(u)?,
-        mode: if bool::arbitrary(u)? {
-            RuntimeMode::JitResident
-        } else {
-            RuntimeMode::HostNative
-        },
         ..ImportConfig::default()
+    };
+    // Where the runtime lives is the engine's, not a config knob; drawn here, where the config drew it before.
+    let mode = if bool::arbitrary(u)? {
+        RuntimeMode::JitResident
+    } else {
+        RuntimeMode::HostNative
     };
     for _ in 0..u.int_in_range(0..=2)? {
         config.allow.insert(name(u)?);
@@ -240,20 +242,20 @@ pub fn planner_inputs(
     for _ in 0..u.int_in_range(0..=2)? {
         config.deny.insert(name(u)?);
     }
-    Ok((index, script, config))
+    Ok((index, script, config, mode))
 }
 
 /// `planner`: plan, and check the invariants. Configurations `validate()` refuses are still planned (the
 /// planner must not panic on them), but the invariants are only checked for valid ones.
 pub fn plan_one(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let Ok((index, script, config)) = planner_inputs(&mut u) else {
+    let Ok((index, script, config, mode)) = planner_inputs(&mut u) else {
         return;
     };
-    let p = plan(&index, &script, &config);
+    let p = plan(&index, &script, &config, mode);
     assert_eq!(
         p,
-        plan(&index, &script, &config),
+        plan(&index, &script, &config, mode),
         "plan is not deterministic"
     );
     for f in &p.functions {

@@ -1,36 +1,15 @@
 //! `ImportConfig`: the knobs of the import pass.
 //!
 //! In: user settings (or the defaults, which are LLVM's FunctionImporter defaults, under LLVM's option names).
-//! Out: a validated, serde-serializable configuration the planner and importer read; it is part of a cache key,
-//! so every field that changes a plan is here and serializes deterministically.
+//! Out: a validated, serde-serializable configuration the planner and importer read; it is part of a cache key
+//! and serializes deterministically. Where the helper runtime lives ([`RuntimeMode`](crate::jit::RuntimeMode))
+//! is not an import knob: the engine owns it, and the planner and importer take it as an argument.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
-
-/// How the helper runtime exists at run time; decides what an import may rely on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum RuntimeMode {
-    /// The summary's promoted helper library is JIT'd once into the engine: promoted `<name>.llvm.<hash>`
-    /// symbols exist, so imports may reference them.
-    #[default]
-    JitResident,
-    /// The helpers are compiled natively into the host: promoted names do not exist. A `static` callee or
-    /// `static const` table an import needs is copied in as a private/internal copy; a function that reaches
-    /// `static` mutable or thread-local state is not importable ([`crate::summary::NotEligible::LocalState`]).
-    HostNative,
-}
-
-impl std::fmt::Display for RuntimeMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RuntimeMode::JitResident => "jit-resident",
-            RuntimeMode::HostNative => "host-native",
-        })
-    }
-}
 
 /// Configuration of the import pass. Defaults are LLVM's (`llvm/lib/Transforms/IPO/FunctionImport.cpp`).
 ///
@@ -66,8 +45,6 @@ pub struct ImportConfig {
     pub deny: BTreeSet<String>,
     /// Cap on the total instructions imported into one script (`None`: no cap).
     pub max_total_instructions: Option<u64>,
-    /// Where the helper runtime lives at run time.
-    pub mode: RuntimeMode,
 }
 
 impl Default for ImportConfig {
@@ -84,7 +61,6 @@ impl Default for ImportConfig {
             allow: BTreeSet::new(),
             deny: BTreeSet::new(),
             max_total_instructions: None,
-            mode: RuntimeMode::JitResident,
         }
     }
 }
@@ -143,7 +119,6 @@ mod tests {
         assert_eq!(c.import_critical_multiplier, 100.0);
         assert_eq!(c.import_cold_multiplier, 0.0);
         assert!(c.always_import_alwaysinline);
-        assert_eq!(c.mode, RuntimeMode::JitResident);
         c.validate().unwrap();
     }
 

@@ -17,9 +17,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use super::config::{ImportConfig, RuntimeMode};
+use super::config::ImportConfig;
 use super::plan::{plan, ImportPlan, ScriptSymbols};
 use super::report::{Decision, ImportReport, Reason, SymbolKind};
+use crate::jit::RuntimeMode;
 use crate::llvm::{Linkage, Module};
 use crate::summary::{FunctionSummary, Hotness, SummaryIndex};
 use crate::{Error, Result};
@@ -112,7 +113,9 @@ pub fn script_symbols(module: &Module<'_>) -> ScriptSymbols {
     s
 }
 
-/// Imports the helpers the plan selects into `module`. See the module documentation for the steps.
+/// Imports the helpers the plan selects into `module`. See the module documentation for the steps. `mode` is
+/// where the helper runtime lives when `module` runs (the engine's [`RuntimeMode`]; a host with its own JIT says
+/// where it put the helpers): host-native imports copy `static` helpers privately and refuse `static` state.
 ///
 /// Errors: the script does not verify ([`Error::Verify`]); the script's triple differs from the summary's, or
 /// the script defines a symbol the helper library also defines ([`Error::DuplicateDefinition`]); a shard is damaged
@@ -122,6 +125,7 @@ pub fn import<S: ShardSource + ?Sized>(
     module: &mut Module<'_>,
     summary: &S,
     config: &ImportConfig,
+    mode: RuntimeMode,
 ) -> Result<ImportReport> {
     config.validate()?;
     let t = Instant::now();
@@ -133,10 +137,10 @@ pub fn import<S: ShardSource + ?Sized>(
     let verify_time = t.elapsed();
 
     let t = Instant::now();
-    let planned = plan_verified(module, summary, config, &BTreeMap::new())?;
+    let planned = plan_verified(module, summary, config, mode, &BTreeMap::new())?;
     let plan_time = t.elapsed();
 
-    let mut report = execute(module, summary, &planned, config)?;
+    let mut report = execute(module, summary, &planned)?;
     report.times.verify += verify_time;
     report.times.plan = plan_time;
     Ok(report)
@@ -150,6 +154,7 @@ pub fn import_profiled<S: ShardSource + ?Sized>(
     module: &mut Module<'_>,
     summary: &S,
     config: &ImportConfig,
+    mode: RuntimeMode,
     hotness: &BTreeMap<String, Hotness>,
 ) -> Result<ImportReport> {
     config.validate()?;
@@ -161,9 +166,9 @@ pub fn import_profiled<S: ShardSource + ?Sized>(
     }
     let verify_time = t.elapsed();
     let t = Instant::now();
-    let planned = plan_verified(module, summary, config, hotness)?;
+    let planned = plan_verified(module, summary, config, mode, hotness)?;
     let plan_time = t.elapsed();
-    let mut report = execute(module, summary, &planned, config)?;
+    let mut report = execute(module, summary, &planned)?;
     report.times.verify += verify_time;
     report.times.plan = plan_time;
     Ok(report)
@@ -175,13 +180,14 @@ pub fn plan_for<S: ShardSource + ?Sized>(
     module: &Module<'_>,
     summary: &S,
     config: &ImportConfig,
+    mode: RuntimeMode,
 ) -> Result<ImportPlan> {
     config.validate()?;
     let script_triple = module.triple();
     if !script_triple.is_empty() {
         summary.check_target(&script_triple, &module.data_layout())?;
     }
-    plan_verified(module, summary, config, &BTreeMap::new())
+    plan_verified(module, summary, config, mode, &BTreeMap::new())
 }
 
 /// Performs `planned` (from [`plan_for`]) on `module`: parse the planned shards, link, stamp, verify (the
@@ -190,15 +196,15 @@ pub(crate) fn import_planned<S: ShardSource + ?Sized>(
     module: &mut Module<'_>,
     summary: &S,
     planned: &ImportPlan,
-    config: &ImportConfig,
 ) -> Result<ImportReport> {
-    execute(module, summary, planned, config)
+    execute(module, summary, planned)
 }
 
 fn plan_verified<S: ShardSource + ?Sized>(
     module: &Module<'_>,
     summary: &S,
     config: &ImportConfig,
+    mode: RuntimeMode,
     hotness: &BTreeMap<String, Hotness>,
 ) -> Result<ImportPlan> {
     let module_name = module.name();
@@ -218,7 +224,7 @@ fn plan_verified<S: ShardSource + ?Sized>(
             source: None,
         });
     }
-    Ok(plan(summary.index(), &symbols, config))
+    Ok(plan(summary.index(), &symbols, config, mode))
 }
 
 /// Performs an already computed plan (parse, link, stamp, verify) and reports.
@@ -226,7 +232,6 @@ fn execute<S: ShardSource + ?Sized>(
     module: &mut Module<'_>,
     summary: &S,
     planned: &ImportPlan,
-    config: &ImportConfig,
 ) -> Result<ImportReport> {
     let module_name = module.name();
     let ctx = module.context();
@@ -312,11 +317,12 @@ fn execute<S: ShardSource + ?Sized>(
     }
     // Every shard parsed: only now is the script modified.
     let t = Instant::now();
+    let linked_any = !shards.is_empty();
     module.link_in_all(shards)?;
     link_time += t.elapsed();
 
     // Host-native local copies: resolved by name across shards during linking; now private to the script.
-    if config.mode == RuntimeMode::HostNative {
+    if planned.mode == RuntimeMode::HostNative {
         for (name, local) in &functions {
             if *local {
                 if let Some(f) = module.function(name) {
@@ -341,11 +347,15 @@ fn execute<S: ShardSource + ?Sized>(
     let stamped = stamp_targets(module, &script_functions, &targets);
     let stamp_time = t.elapsed();
 
+    // The shards are a second input: verified here, once, with the script. Nothing linked: the module is the
+    // verified script with thinjit's own edits, not verified again.
     let t = Instant::now();
-    module.verify().map_err(|e| Error::Import {
-        module: module_name.clone(),
-        message: format!("the module does not verify after import: {e}"),
-    })?;
+    if linked_any {
+        module.verify().map_err(|e| Error::Import {
+            module: module_name.clone(),
+            message: format!("the module does not verify after import: {e}"),
+        })?;
+    }
     let verify_time = t.elapsed();
 
     let mut entries = planned.considered.clone();

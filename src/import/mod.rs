@@ -1,7 +1,7 @@
 //! The run-time half: import helper bodies into a script module so LLVM can inline them.
 //!
-//! In: a script [`Module`](crate::llvm::Module), a [`Summary`](crate::summary::Summary) and an
-//! [`ImportConfig`]. Out: the module with the planned helpers linked in as `available_externally` bodies (and
+//! In: a script [`Module`](crate::llvm::Module), a [`Summary`](crate::summary::Summary), an [`ImportConfig`] and
+//! where the helper runtime lives ([`RuntimeMode`](crate::jit::RuntimeMode), an engine setting passed in). Out: the module with the planned helpers linked in as `available_externally` bodies (and
 //! constants with their initializers), plus an [`ImportReport`] explaining every decision.
 //!
 //! The stages read in order: [`config`] → [`plan`](mod@plan) (pure Rust over the summary index) →
@@ -14,7 +14,7 @@ mod llvm_importer;
 pub mod plan;
 pub mod report;
 
-pub use config::{ImportConfig, RuntimeMode};
+pub use config::ImportConfig;
 pub(crate) use importer::import_planned;
 pub use importer::{import, import_profiled, plan_for, script_symbols, ShardSource};
 pub use inlining::{called_functions, InlineOutcome, RemainingCall};
@@ -30,6 +30,7 @@ pub fn import_inkwell<S: ShardSource + ?Sized>(
     module: &inkwell::module::Module<'_>,
     summary: &S,
     config: &ImportConfig,
+    mode: crate::jit::RuntimeMode,
 ) -> crate::Result<ImportReport> {
-    crate::llvm::inkwell::with_module(module, |m| import(m, summary, config))
+    crate::llvm::inkwell::with_module(module, |m| import(m, summary, config, mode))
 }

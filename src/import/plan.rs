@@ -1,7 +1,7 @@
 //! The import planner: which helper functions and constants to import into one script.
 //!
 //! In: the summary's [`SummaryIndex`], the script's [`ScriptSymbols`] (what it declares and defines) and an
-//! [`ImportConfig`]. Out: an [`ImportPlan`] — the functions and variables to import, and a decision with a
+//! [`ImportConfig`] and where the helper runtime lives ([`RuntimeMode`], the engine's setting). Out: an [`ImportPlan`] — the functions and variables to import, and a decision with a
 //! reason for every symbol considered. Pure Rust, no LLVM: testable on hand-made indexes.
 //!
 //! The walk mirrors LLVM's `ModuleImportsManager::computeImportForModule` / `computeImportForFunction`
@@ -31,8 +31,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::config::{ImportConfig, RuntimeMode};
+use super::config::ImportConfig;
 use super::report::{Considered, Decision, Reason, SymbolKind};
+use crate::jit::RuntimeMode;
 use crate::summary::{FunctionSummary, Hotness, Linkage, NotEligible, SummaryIndex};
 
 /// What the planner needs to know about a script module.
@@ -127,6 +128,7 @@ pub struct ImportPlan {
     pub variables: Vec<PlannedVariable>,
     /// Every function and variable considered, sorted by name.
     pub considered: Vec<Considered>,
+    /// Where the helper runtime lives: what the plan was made for (the importer performs it accordingly).
     pub mode: RuntimeMode,
 }
 
@@ -162,17 +164,24 @@ impl ImportPlan {
 ///
 /// ```
 /// use thinjit::import::{plan, ImportConfig, ScriptSymbols};
+/// use thinjit::jit::RuntimeMode;
 /// use thinjit::summary::SummaryIndex;
 /// let script = ScriptSymbols::new().declare("printf");
-/// let p = plan(&SummaryIndex::default(), &script, &ImportConfig::default());
+/// let p = plan(&SummaryIndex::default(), &script, &ImportConfig::default(), RuntimeMode::JitResident);
 /// assert!(p.functions.is_empty());
 /// assert!(!p.considered("printf").unwrap().decision.is_imported());
 /// ```
-pub fn plan(index: &SummaryIndex, script: &ScriptSymbols, config: &ImportConfig) -> ImportPlan {
+pub fn plan(
+    index: &SummaryIndex,
+    script: &ScriptSymbols,
+    config: &ImportConfig,
+    mode: RuntimeMode,
+) -> ImportPlan {
     let mut planner = Planner {
         index,
         script,
         config,
+        mode,
         visits: BTreeMap::new(),
         functions: BTreeMap::new(),
         variables: BTreeMap::new(),
@@ -195,6 +204,7 @@ struct Planner<'a> {
     index: &'a SummaryIndex,
     script: &'a ScriptSymbols,
     config: &'a ImportConfig,
+    mode: RuntimeMode,
     visits: BTreeMap<&'a str, Visit>,
     functions: BTreeMap<&'a str, PlannedFunction>,
     variables: BTreeMap<&'a str, PlannedVariable>,
@@ -346,7 +356,7 @@ impl<'a> Planner<'a> {
                 other => Reason::NotEligible(other.clone()),
             });
         }
-        let copies = match self.config.mode {
+        let copies = match self.mode {
             RuntimeMode::JitResident => LocalCopies::default(),
             RuntimeMode::HostNative => self.local_copies(f)?,
         };
@@ -446,7 +456,7 @@ impl<'a> Planner<'a> {
 
     fn import_function(&mut self, f: &'a FunctionSummary, threshold: u32, depth: u32, copy: bool) {
         let local_copy =
-            copy || (self.config.mode == RuntimeMode::HostNative && f.original_name.is_some());
+            copy || (self.mode == RuntimeMode::HostNative && f.original_name.is_some());
         if self.functions.contains_key(f.name.as_str()) {
             return;
         }
@@ -510,7 +520,7 @@ impl<'a> Planner<'a> {
             if self.considered.contains_key(name) {
                 continue;
             }
-            if self.config.mode == RuntimeMode::HostNative && v.original_name.is_some() {
+            if self.mode == RuntimeMode::HostNative && v.original_name.is_some() {
                 // Copied (or refused) together with the function that needs it.
                 continue;
             }
@@ -595,7 +605,7 @@ impl<'a> Planner<'a> {
             functions: self.functions.into_values().collect(),
             variables: self.variables.into_values().collect(),
             considered: self.considered.into_values().collect(),
-            mode: self.config.mode,
+            mode: self.mode,
         }
     }
 }

@@ -6,10 +6,51 @@ use std::sync::Arc;
 use super::tier::TieringConfig;
 use super::Engine;
 use crate::cache::ScriptCache;
-use crate::import::{ImportConfig, RuntimeMode};
+use crate::import::ImportConfig;
 use crate::optimize::OptLevel;
 use crate::summary::Summary;
 use crate::Result;
+
+/// Where the helper runtime lives at run time: an engine setting ([`EngineBuilder::runtime_mode`]), which also
+/// decides what an import may rely on (the planner and importer take it as an argument, e.g.
+/// [`crate::import::import`]).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum RuntimeMode {
+    /// The summary's promoted helper library is JIT'd once into the engine: promoted `<name>.llvm.<hash>`
+    /// symbols exist, so imports may reference them.
+    #[default]
+    JitResident,
+    /// The helpers are compiled natively into the host: promoted names do not exist. A `static` callee or
+    /// `static const` table an import needs is copied in as a private/internal copy; a function that reaches
+    /// `static` mutable or thread-local state is not importable ([`crate::summary::NotEligible::LocalState`]).
+    HostNative,
+}
+
+impl std::fmt::Display for RuntimeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RuntimeMode::JitResident => "jit-resident",
+            RuntimeMode::HostNative => "host-native",
+        })
+    }
+}
+
+impl std::str::FromStr for RuntimeMode {
+    type Err = String;
+
+    /// `jit-resident` or `host-native` (what [`RuntimeMode`]'s `Display` prints).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "jit-resident" => Ok(RuntimeMode::JitResident),
+            "host-native" => Ok(RuntimeMode::HostNative),
+            other => Err(format!(
+                "unknown runtime mode `{other}` (jit-resident, host-native)"
+            )),
+        }
+    }
+}
 
 /// How helper bodies get into a script before optimization.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -71,7 +112,7 @@ pub const DEFAULT_RUNTIME_LIBRARIES: &[&str] =
 ///
 /// ```no_run
 /// use thinjit::jit::EngineBuilder;
-/// use thinjit::import::RuntimeMode;
+/// use thinjit::jit::RuntimeMode;
 /// let engine = EngineBuilder::new()
 ///     .runtime_mode(RuntimeMode::HostNative)
 ///     .shared_library("/path/to/libhelpers.so")
@@ -87,6 +128,7 @@ pub struct EngineBuilder {
     pub(crate) helper_library: Option<(String, Vec<u8>)>,
     pub(crate) summary: Option<Arc<Summary>>,
     pub(crate) import_config: ImportConfig,
+    pub(crate) mode: RuntimeMode,
     pub(crate) opt_level: OptLevel,
     pub(crate) strategy: Strategy,
     pub(crate) lazy: bool,
@@ -110,7 +152,7 @@ impl std::fmt::Debug for EngineBuilder {
                 "summary",
                 &self.summary.as_ref().map(|s| s.path().to_owned()),
             )
-            .field("mode", &self.import_config.mode)
+            .field("mode", &self.mode)
             .field("strategy", &self.strategy)
             .field("lazy", &self.lazy)
             .finish_non_exhaustive()
@@ -137,6 +179,7 @@ impl EngineBuilder {
             helper_library: None,
             summary: None,
             import_config: ImportConfig::default(),
+            mode: RuntimeMode::JitResident,
             opt_level: OptLevel::O3,
             strategy: Strategy::Summary,
             lazy: false,
@@ -190,16 +233,16 @@ impl EngineBuilder {
         self
     }
 
-    /// The import pass configuration (its `mode` is overridden by [`EngineBuilder::runtime_mode`] when that is
-    /// called afterwards).
+    /// The import pass configuration (LLVM's FunctionImporter knobs, allow/deny lists, the instruction cap).
     pub fn import_config(mut self, config: ImportConfig) -> Self {
         self.import_config = config;
         self
     }
 
-    /// Where the helper runtime lives.
+    /// Where the helper runtime lives (default [`RuntimeMode::JitResident`]); every script's import is planned
+    /// for it.
     pub fn runtime_mode(mut self, mode: RuntimeMode) -> Self {
-        self.import_config.mode = mode;
+        self.mode = mode;
         self
     }
 

@@ -75,6 +75,7 @@ pub(super) fn script_key_salt(builder: &EngineBuilder, target: &ObjectTarget) ->
         builder.strategy.to_string().into_bytes(),
         builder.opt_level.pipeline().as_bytes().to_vec(),
         bincode::serialize(&builder.import_config).unwrap_or_default(),
+        builder.mode.to_string().into_bytes(),
         summary,
         library,
     ]

@@ -10,13 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::builder::EngineBuilder;
+use super::builder::{EngineBuilder, RuntimeMode};
 use super::pipeline::{Pipeline, ReportSlot, ScriptReport};
 use super::resident::ResidentRuntime;
 use super::startup::StartupReport;
 use super::tier::{TierReport, Tiering};
 use crate::cache::ScriptCache;
-use crate::import::RuntimeMode;
 use crate::llvm::orc::{JitFunction, LlJit, ResourceTracker};
 use crate::llvm::resident::AtExitRegistry;
 use crate::llvm::Module;
@@ -485,6 +484,23 @@ impl Engine {
     pub fn add_script_file(&self, path: &Path) -> Result<ScriptHandle<'_>> {
         let bytes = crate::check::read_regular_file(path)?;
         self.add_script(&path.display().to_string(), &bytes)
+    }
+
+    /// Runs a script through the stages [`Engine::add_script`] runs before code generation — parse, verify,
+    /// plan, import, optimize — on the same code path (the same stage functions, timers and save-temps files),
+    /// and adds nothing to the JIT: the report shows what an add would import and optimize
+    /// (`thinjit plan`). Code generation and linking do not run; the script is never cached. With
+    /// [`EngineBuilder::isolate_codegen`](super::EngineBuilder::isolate_codegen) optimization belongs to the
+    /// worker and does not run either.
+    pub fn dry_run_script(&self, name: &str, source: &[u8]) -> Result<ScriptReport> {
+        self.core.dry_run(name, source)
+    }
+
+    /// Reads the script at `path` (textual IR or bitcode) and runs [`Engine::dry_run_script`] on it, named as
+    /// [`Engine::add_script_file`] names it.
+    pub fn dry_run_script_file(&self, path: &Path) -> Result<ScriptReport> {
+        let bytes = crate::check::read_regular_file(path)?;
+        self.dry_run_script(&path.display().to_string(), &bytes)
     }
 
     /// Adds a module built by the caller (for example with the IR builder). The module is copied into the

@@ -4,7 +4,8 @@
 //! runtime mode) and script modules as IR or bitcode. Out: an [`Engine`] that owns an ORC LLJIT, and per script
 //! a [`ScriptHandle`] with the import report and stage times; typed [`JitFunction`]s that borrow the engine.
 //!
-//! The helper runtime lives in one of two ways ([`RuntimeMode`](crate::import::RuntimeMode)):
+//! The helper runtime lives in one of two ways ([`RuntimeMode`], an engine setting the import of every script is
+//! planned for):
 //! - **JIT-resident**: the summary's promoted helper library is added once; its static constructors run once,
 //!   in priority order, before the first script; `__cxa_atexit` / `atexit` registrations from JIT'd code go to
 //!   the engine, which runs them (in reverse) and the library's static destructors when it is dropped, before
@@ -68,7 +69,7 @@ pub mod tier;
 
 pub use crate::llvm::orc::JitFunction;
 pub use crate::optimize::OptLevel;
-pub use builder::{EngineBuilder, Strategy, DEFAULT_RUNTIME_LIBRARIES};
+pub use builder::{EngineBuilder, RuntimeMode, Strategy, DEFAULT_RUNTIME_LIBRARIES};
 pub use contexts::{ContextReuse, SCRIPTS_PER_CONTEXT};
 pub use engine::{Engine, Script, ScriptHandle};
 pub use isolate::Isolation;

@@ -17,15 +17,18 @@
 //! Lazy mode runs `parse` and `verify` in [`Engine::add_script`] and `plan`, `import` and `optimize` inside
 //! ORC's IR transform when a symbol is first looked up; ORC then compiles and links (not timed separately).
 //!
-//! A module is verified once per trust boundary: after parsing (the script) and after import (the shards);
-//! optimization and code generation run on IR the pipeline knows to be valid.
+//! A module is verified once per trust boundary: after parsing (the script) and after import when helper code
+//! was linked in (the shards); optimization and code generation run on IR the pipeline knows to be valid.
+//!
+//! A dry run ([`Engine::dry_run_script`](super::Engine::dry_run_script), `thinjit plan`) runs the eager stages up
+//! to `optimize` through the same functions and adds nothing to the JIT.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::builder::Strategy;
+use super::builder::{RuntimeMode, Strategy};
 use super::cache::CachedScript;
 use super::engine::{Core, Loading, Registered};
 use super::runtime;
@@ -278,6 +281,8 @@ pub(super) struct Pipeline {
     pub strategy: Strategy,
     pub opt_level: OptLevel,
     pub import_config: ImportConfig,
+    /// Where the helper runtime lives: what imports are planned for.
+    pub mode: RuntimeMode,
     pub keep_optimized_ir: bool,
     pub save_temps: Option<PathBuf>,
     pub summary: Option<Arc<Summary>>,
@@ -335,7 +340,7 @@ impl Pipeline {
     fn plan(&self, module: &Module<'_>) -> Result<Option<ImportPlan>> {
         match (self.strategy, &self.summary) {
             (Strategy::Summary, Some(summary)) => {
-                import::plan_for(module, &**summary, &self.import_config).map(Some)
+                import::plan_for(module, &**summary, &self.import_config, self.mode).map(Some)
             }
             _ => Ok(None),
         }
@@ -349,12 +354,9 @@ impl Pipeline {
         plan: Option<&ImportPlan>,
     ) -> Result<Option<ImportReport>> {
         let report = match (self.strategy, &self.summary, plan) {
-            (Strategy::Summary, Some(summary), Some(plan)) => Some(import::import_planned(
-                module,
-                &**summary,
-                plan,
-                &self.import_config,
-            )?),
+            (Strategy::Summary, Some(summary), Some(plan)) => {
+                Some(import::import_planned(module, &**summary, plan)?)
+            }
             (Strategy::FullLink, _, _) => {
                 self.full_link(module)?;
                 None
@@ -593,6 +595,88 @@ impl Core {
         self.add_module(&name, ScriptModule::InPlace(module), run, None, None)
     }
 
+    /// Saves the parsed module, then the verify stage: LLVM's verifier (the script is untrusted input), the
+    /// target check, triple and data layout defaults, helper redefinitions refused. Returns what the script
+    /// defines.
+    fn verify_stage(
+        &self,
+        run: &mut Run<'_>,
+        module: &mut Module<'_>,
+        name: &str,
+    ) -> Result<BTreeSet<String>> {
+        run.save_module(Stage::Parse, module)?;
+        let defined = run.stage(Stage::Verify, || {
+            module.verify()?;
+            self.check_target(module, name)?;
+            if module.triple().is_empty() {
+                module.set_triple(&self.jit.triple());
+            }
+            if module.data_layout().is_empty() {
+                module.set_data_layout(&self.jit.data_layout());
+            }
+            let defined = module.defined_symbols();
+            self.refuse_helper_redefinition(name, defined.iter())?;
+            let check = self.pipeline.target_check;
+            super::checks::script(module, name, &self.target, &self.helper_symbols, check)?;
+            Ok(defined)
+        })?;
+        run.save_module(Stage::Verify, module)?;
+        Ok(defined)
+    }
+
+    /// The eager stages between verify and code generation: runtime preparation (part of the import stage:
+    /// structors out, atexit redirected, own dso handle), plan, import, optimize, then the runtime preparation
+    /// of what a whole-library link brought along. Returns the import report and the optimized IR (if kept).
+    fn eager_stages(
+        &self,
+        run: &mut Run<'_>,
+        module: &mut Module<'_>,
+        prepared: &mut runtime::ScriptRuntime,
+    ) -> Result<(Option<ImportReport>, Option<String>)> {
+        run.stage(Stage::Import, || {
+            prepared.prepare(module);
+            Ok(())
+        })?;
+        let (import, optimized_ir) = self.pipeline.plan_import_optimize(run, module)?;
+        run.stage(Stage::Import, || {
+            // Strategies that link whole libraries bring their static constructors along.
+            prepared.prepare_linked(module);
+            Ok(())
+        })?;
+        Ok((import, optimized_ir))
+    }
+
+    /// A dry run: the stages an eager add runs before code generation (parse, verify, plan, import, optimize),
+    /// on the code path [`Core::add_script_untiered`] takes (same stage functions, timers, save-temps files,
+    /// context pool, a script registry key and tracker of its own), then nothing is compiled or added to the
+    /// JIT. With isolated compilation, optimization runs in the worker with code generation: not here.
+    pub(super) fn dry_run(&self, name: &str, source: &[u8]) -> Result<ScriptReport> {
+        let pipeline = &*self.pipeline;
+        let mut run = pipeline.run(name);
+        let pooled = pipeline.contexts.take();
+        let mut module = run.stage(Stage::Parse, || Module::parse(&pooled.ctx, source, name))?;
+        let defined = self.verify_stage(&mut run, &mut module, name)?;
+        // As an add: the script's own registry key (its dso handle) and tracker; dropped unused, which
+        // leaves nothing in the JIT.
+        let loading = Loading::new(self, name);
+        let mut prepared = runtime::ScriptRuntime::new(None, loading.key());
+        let (import, optimized_ir) = self.eager_stages(&mut run, &mut module, &mut prepared)?;
+        drop(loading);
+        drop(module);
+        pipeline.contexts.give_back(pooled);
+        Ok(ScriptReport {
+            name: name.to_owned(),
+            strategy: pipeline.strategy,
+            times: run.times,
+            defined: defined.into_iter().collect(),
+            import,
+            optimized_ir,
+            object_size: None,
+            cache: None,
+            temps: run.temps,
+        })
+    }
+
     /// The stages after parsing, on a module the engine parsed or one of the caller's context.
     fn add_module(
         &self,
@@ -604,23 +688,7 @@ impl Core {
     ) -> Result<Registered> {
         let pipeline = &*self.pipeline;
         let module = script.module();
-        run.save_module(Stage::Parse, module)?;
-        let defined: BTreeSet<String> = run.stage(Stage::Verify, || {
-            module.verify()?;
-            self.check_target(module, name)?;
-            if module.triple().is_empty() {
-                module.set_triple(&self.jit.triple());
-            }
-            if module.data_layout().is_empty() {
-                module.set_data_layout(&self.jit.data_layout());
-            }
-            let defined = module.defined_symbols();
-            self.refuse_helper_redefinition(name, defined.iter())?;
-            let check = pipeline.target_check;
-            super::checks::script(module, name, &self.target, &self.helper_symbols, check)?;
-            Ok(defined)
-        })?;
-        run.save_module(Stage::Verify, module)?;
+        let defined = self.verify_stage(&mut run, module, name)?;
 
         let mut loading = Loading::new(self, name);
         let mut prepared = runtime::ScriptRuntime::new(tag.clone(), loading.key());
@@ -667,17 +735,7 @@ impl Core {
             );
         }
 
-        // Runtime preparation is part of the import stage: structors out, atexit redirected, own dso handle.
-        run.stage(Stage::Import, || {
-            prepared.prepare(module);
-            Ok(())
-        })?;
-        let (import, mut optimized_ir) = pipeline.plan_import_optimize(&mut run, module)?;
-        run.stage(Stage::Import, || {
-            // Strategies that link whole libraries bring their static constructors along.
-            prepared.prepare_linked(module);
-            Ok(())
-        })?;
+        let (import, mut optimized_ir) = self.eager_stages(&mut run, module, &mut prepared)?;
         // Code generation on this thread with a pooled target machine.
         let object = match &pipeline.isolation {
             // Optimization and code generation in a worker process (the codegen stage's time includes both;

@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::builder::RuntimeMode;
 use super::builder::{EngineBuilder, Strategy};
 use super::cache::script_key_salt;
 use super::engine::{jit_error, Core};
@@ -23,7 +24,6 @@ use super::resident::ResidentRuntime;
 use super::runtime;
 use super::tier::Tiering;
 use crate::cache::ScriptCache;
-use crate::import::RuntimeMode;
 use crate::llvm::orc::LlJit;
 use crate::llvm::{Context, Module};
 use crate::summary::ObjectTarget;
@@ -84,7 +84,7 @@ impl Core {
     pub(super) fn new(mut builder: EngineBuilder) -> Result<Self> {
         builder.import_config.validate()?;
         if builder.strategy == Strategy::LlvmImporter {
-            if builder.import_config.mode != RuntimeMode::JitResident {
+            if builder.mode != RuntimeMode::JitResident {
                 return Err(Error::Config {
                     message: "the llvm-importer strategy imports under the resident library's promoted names: \
                               it needs the JIT-resident runtime mode"
@@ -129,7 +129,7 @@ impl Core {
                     .into(),
             });
         }
-        let mode = builder.import_config.mode;
+        let mode = builder.mode;
         let mut jit = LlJit::new_host().map_err(jit_error("creating the LLJIT"))?;
 
         // Resolution order for names no module defines: host symbols (absolute, below), the shared libraries
@@ -194,6 +194,7 @@ impl Core {
             strategy: builder.strategy,
             opt_level: builder.opt_level,
             import_config: builder.import_config.clone(),
+            mode,
             keep_optimized_ir: builder.keep_optimized_ir,
             save_temps: builder.save_temps.clone(),
             summary: builder.summary.clone(),

@@ -47,7 +47,9 @@ pub use buffer::MemoryBuffer;
 pub use context::{Context, ModuleCacheStats};
 pub use instrument::{EntryCounter, ForwardTo};
 pub(crate) use module::is_bitcode;
-pub use module::{modules_serialized_on_this_thread, BorrowedModule, Module};
+pub use module::{
+    modules_serialized_on_this_thread, modules_verified_on_this_thread, BorrowedModule, Module,
+};
 pub use passes::PassOptions;
 pub use target::{
     host_cpu_features, host_cpu_name, host_triple, normalize_triple, same_target, CodeGenOpt,

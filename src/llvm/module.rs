@@ -35,6 +35,17 @@ fn count_serialization() {
     SERIALIZED.with(|c| c.set(c.get() + 1));
 }
 
+thread_local! {
+    /// Modules this thread ran LLVM's verifier on ([`Module::verify`]).
+    static VERIFIED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times this thread has run LLVM's verifier on a module so far ([`Module::verify`], the only place
+/// thinjit calls it): for checking that a path verifies each module once per trust boundary.
+pub fn modules_verified_on_this_thread() -> u64 {
+    VERIFIED.with(|c| c.get())
+}
+
 /// An LLVM module owned by Rust, living in a [`Context`].
 pub struct Module<'ctx> {
     raw: NonNull<llvm_sys::LLVMModule>,
@@ -307,6 +318,7 @@ impl<'ctx> Module<'ctx> {
             });
         }
         let mut msg = std::ptr::null_mut();
+        VERIFIED.with(|c| c.set(c.get() + 1));
         // SAFETY: the module is live; LLVMReturnStatusAction never aborts; `msg` is always allocated.
         let broken = unsafe {
             LLVMVerifyModule(

@@ -451,12 +451,16 @@ fn run_resolves_a_user_runtimes_host_callback_from_a_host_library() {
 #[test]
 fn plan_says_what_o3_inlined_and_what_stayed_a_call() {
     let dir = tempfile::tempdir().unwrap();
-    let (summary, _, script) = host_callback_fixture(dir.path());
+    let (summary, library, script) = host_callback_fixture(dir.path());
+    // `plan` builds the engine `run` builds (the runtime started), so the runtime's host callback comes from
+    // the same place.
     let out = thinjit(&[
         "plan".as_ref(),
         script.as_os_str(),
         "--summary".as_ref(),
         summary.as_os_str(),
+        "--host-library".as_ref(),
+        library.as_os_str(),
     ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");

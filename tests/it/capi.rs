@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
+use thinjit::jit::RuntimeMode;
 use thinjit::summary::{BuildOptions, ObjectTarget, Summary};
 
 use crate::common::{fixture, helper_bitcode, helper_shared_library, llvm_tool};
@@ -477,6 +478,7 @@ fn c_api_import_is_the_rust_import() {
         &mut rust_module,
         &*summary,
         &thinjit::import::ImportConfig::default(),
+        RuntimeMode::JitResident,
     )
     .unwrap();
 

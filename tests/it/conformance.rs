@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use thinjit::import::{plan, script_symbols, ImportConfig};
+use thinjit::jit::RuntimeMode;
 use thinjit::llvm::{Context, Linkage, Module};
 use thinjit::summary::{BuildOptions, Summary};
 
@@ -130,7 +131,12 @@ fn thinjit_imports(helpers: &[&str], script: &str, config: &ImportConfig) -> Imp
     let summary = Summary::build(&inputs, &BuildOptions::default()).unwrap();
     let ctx = Context::new();
     let m = Module::parse_file(&ctx, &fixture(script)).unwrap();
-    let p = plan(summary.index(), &script_symbols(&m), config);
+    let p = plan(
+        summary.index(),
+        &script_symbols(&m),
+        config,
+        RuntimeMode::JitResident,
+    );
     let name = |n: &str| {
         let f = summary.index().function(n);
         let v = summary.index().variable(n);

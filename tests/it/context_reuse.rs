@@ -5,6 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use thinjit::import::{import, ImportConfig};
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{EngineBuilder, SCRIPTS_PER_CONTEXT};
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::{BuildOptions, Summary};
@@ -111,8 +112,8 @@ fn a_cached_context_imports_what_a_fresh_one_does() {
         let fresh = Context::new();
         let mut a = Module::parse_ir(&fresh, SEED_SCRIPT.as_bytes(), "seed.ll").unwrap();
         let mut b = Module::parse_ir(&reused, SEED_SCRIPT.as_bytes(), "seed.ll").unwrap();
-        let ra = import(&mut a, &*summary, &config).unwrap();
-        let rb = import(&mut b, &*summary, &config).unwrap();
+        let ra = import(&mut a, &*summary, &config, RuntimeMode::JitResident).unwrap();
+        let rb = import(&mut b, &*summary, &config, RuntimeMode::JitResident).unwrap();
         assert_eq!(ra.entries, rb.entries, "round {round}");
         assert_eq!(a.print(), b.print(), "round {round}");
         let stats = reused.module_cache_stats();

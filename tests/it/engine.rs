@@ -3,7 +3,8 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use thinjit::import::{Decision, RuntimeMode};
+use thinjit::import::Decision;
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{Engine, EngineBuilder, ScriptHandle, Strategy};
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::{BuildOptions, Summary};
@@ -609,6 +610,41 @@ fn ir_transform_path_large_imports_no_mr_error_host_native() {
     big_imports_in_transform(RuntimeMode::HostNative, &engine);
 }
 
+/// Issue 14: the runtime mode is the engine's, not an `ImportConfig` field: setting the import configuration
+/// after the mode no longer resets it (it used to make the engine JIT-resident and plan resident imports).
+#[test]
+fn runtime_mode_survives_a_later_import_config() {
+    use thinjit::import::ImportConfig;
+    let _guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = summary_builder(RuntimeMode::HostNative)
+        .import_config(ImportConfig {
+            import_instr_limit: 150,
+            ..ImportConfig::default()
+        })
+        .build()
+        .unwrap();
+    assert_eq!(engine.runtime_mode(), RuntimeMode::HostNative);
+    let script = engine
+        .add_script(
+            "clamp",
+            b"declare i32 @rt_clamp_add(i32, i32)\ndefine i32 @clamp_it(i32 %a) {\n  %r = call i32 @rt_clamp_add(i32 %a, i32 1)\n  ret i32 %r\n}\n",
+        )
+        .unwrap();
+    let report = script.report().unwrap().import.unwrap();
+    // Host-native planning: the `static` helper `rt_clamp_add` needs comes along as a private copy.
+    let copy = report
+        .entries
+        .iter()
+        .find(|e| e.name.starts_with("clamp_small.llvm."))
+        .unwrap_or_else(|| panic!("no copy of clamp_small:\n{report}"));
+    assert!(copy.decision.is_imported() && copy.local_copy, "{report}");
+    let f = script
+        .lookup::<extern "C" fn(i32) -> i32>("clamp_it")
+        .unwrap();
+    // SAFETY: `clamp_it` has this signature; the script is loaded.
+    assert_eq!(unsafe { f.call(41) }, 42);
+}
+
 #[test]
 fn cxx_exception_in_imported_helper_survives_script_removal_host_native() {
     let _guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
@@ -716,6 +752,34 @@ fn cli_run_prints_result_report_and_times() {
         stderr.contains("error:") && stderr.contains("no_such_entry"),
         "{stderr}"
     );
+}
+
+/// `thinjit run … | head`: a reader that closes the pipe early ends the output, not in a panic (Rust ignores
+/// SIGPIPE, so `println!` panicked on EPIPE) but quietly with success, as `summary show` already did.
+#[test]
+fn cli_run_into_a_closed_pipe_exits_quietly() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let summary_path = dir.path().join("helpers.thinjit");
+    summary().write(&summary_path).unwrap();
+    let seed = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .join("examples/scripts/seed.ll");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_thinjit"))
+        .arg("run")
+        .arg(&seed)
+        .arg("--summary")
+        .arg(&summary_path)
+        .args(["--entry", "f_WRAPPED", "--time"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the first line is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
 
 #[test]

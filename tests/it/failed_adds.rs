@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use thinjit::import::RuntimeMode;
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{Engine, EngineBuilder};
 use thinjit::summary::{BuildOptions, Summary};
 use thinjit::{Error, OrcErrorKind};

@@ -4,9 +4,8 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use thinjit::import::{
-    import, plan, script_symbols, Decision, ImportConfig, Reason, RuntimeMode, ShardSource,
-};
+use thinjit::import::{import, plan, script_symbols, Decision, ImportConfig, Reason, ShardSource};
+use thinjit::jit::RuntimeMode;
 use thinjit::llvm::{CodeGenOpt, Context, Linkage, Module, TargetMachine};
 use thinjit::optimize::{optimize, OptLevel};
 use thinjit::summary::{BuildOptions, FunctionSummary, NotEligible, Summary, SummaryIndex};
@@ -115,7 +114,13 @@ fn seed_script_inlines_create_wrapped_value_after_o3() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
     let before = m.defined_symbols();
-    let report = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    let report = import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert!(
         report
             .entry("CreateWrappedValueFromInt")
@@ -156,7 +161,13 @@ fn seed_script_inlines_create_wrapped_value_after_o3() {
 fn noinline_stays_a_call_and_big_checksum_obeys_the_limit() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
-    let report = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    let report = import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert_eq!(reason(&report, "rt_noinline_add"), Reason::NoInline);
     let big = helpers().index().function("rt_big_checksum").unwrap();
     assert_eq!(
@@ -178,7 +189,7 @@ fn noinline_stays_a_call_and_big_checksum_obeys_the_limit() {
         import_instr_limit: big.instruction_count,
         ..ImportConfig::default()
     };
-    let report = import(&mut m, helpers(), &config).unwrap();
+    let report = import(&mut m, helpers(), &config, RuntimeMode::JitResident).unwrap();
     assert!(report
         .entry("rt_big_checksum")
         .unwrap()
@@ -195,7 +206,13 @@ fn mutable_globals_stay_declarations_and_constant_tables_fold() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
     let before = m.defined_symbols();
-    let report = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    let report = import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert!(report
         .entry("rt_counter_increment")
         .unwrap()
@@ -223,7 +240,13 @@ fn mutable_globals_stay_declarations_and_constant_tables_fold() {
 fn not_eligible_helpers_are_reported_with_their_reason() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
-    let report = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    let report = import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert_eq!(
         reason(&report, "rt_sum_varargs"),
         Reason::NotEligible(NotEligible::VaStart)
@@ -278,7 +301,13 @@ fn evolution_factor_decides_a_chain_of_fixture_helpers() {
     // 100 -> 70 -> 49 -> 34: chain_d (35) misses by one instruction.
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, &script, "evolution").unwrap();
-    let report = import(&mut m, &summary, &ImportConfig::default()).unwrap();
+    let report = import(
+        &mut m,
+        &summary,
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert_eq!(
         report.imported_functions(),
         vec!["chain_a", "chain_b", "chain_c"]
@@ -301,7 +330,7 @@ fn evolution_factor_decides_a_chain_of_fixture_helpers() {
         import_instr_evolution_factor: 1.0,
         ..ImportConfig::default()
     };
-    let report = import(&mut m, &summary, &flat).unwrap();
+    let report = import(&mut m, &summary, &flat, RuntimeMode::JitResident).unwrap();
     assert_eq!(
         report.imported_functions(),
         vec!["chain_a", "chain_b", "chain_c", "chain_d"]
@@ -312,7 +341,13 @@ fn evolution_factor_decides_a_chain_of_fixture_helpers() {
 fn bundled_chain_is_imported_transitively() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
-    let report = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    let report = import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     for name in ["rt_chain_a", "rt_chain_b", "rt_chain_c"] {
         let e = report.entry(name).unwrap();
         assert!(e.decision.is_imported(), "{name}: {report}");
@@ -331,7 +366,13 @@ fn script_definitions_are_unchanged_by_import_and_o3() {
         names.contains("call_chain") && names.len() == 12,
         "{names:?}"
     );
-    let report = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    let report = import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert!(report.totals.imported_functions >= 5, "{report}");
     assert_eq!(m.defined_symbols(), before);
     optimize(&mut m, &tm(), OptLevel::O3).unwrap();
@@ -347,11 +388,13 @@ fn host_native_copies_static_helpers_and_refuses_static_state() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
     let before = m.defined_symbols();
-    let config = ImportConfig {
-        mode: RuntimeMode::HostNative,
-        ..ImportConfig::default()
-    };
-    let report = import(&mut m, helpers(), &config).unwrap();
+    let report = import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::HostNative,
+    )
+    .unwrap();
     assert!(report.entry("rt_clamp_add").unwrap().decision.is_imported());
     let copy = report
         .entries
@@ -390,7 +433,12 @@ define ptr @CreateWrappedValueFromInt(i32 %x) {
 }
 "#;
     let mut m = Module::parse_ir(&ctx, text.as_bytes(), "clash").unwrap();
-    match import(&mut m, helpers(), &ImportConfig::default()) {
+    match import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    ) {
         Err(Error::DuplicateDefinition {
             symbol,
             first,
@@ -414,7 +462,13 @@ define ptr @entry() {
 }
 "#;
     let mut m = Module::parse_ir(&ctx, text.as_bytes(), "local").unwrap();
-    let report = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    let report = import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert_eq!(report.totals.imported_functions, 0, "{report}");
     assert_eq!(
         m.function("CreateWrappedValueFromInt").unwrap().linkage(),
@@ -434,7 +488,12 @@ define i32 @f() {
 }
 "#;
     let mut m = Module::parse_ir(&ctx, text.as_bytes(), "invalid").unwrap();
-    match import(&mut m, helpers(), &ImportConfig::default()) {
+    match import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    ) {
         Err(Error::Verify { message, .. }) => {
             assert!(message.contains("dominate"), "{message}")
         }
@@ -457,7 +516,12 @@ fn damaged_shard_is_a_summary_error() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
     let before = m.print();
-    match import(&mut m, &damaged, &ImportConfig::default()) {
+    match import(
+        &mut m,
+        &damaged,
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    ) {
         Err(Error::Summary { message, .. }) => assert!(message.contains("damaged"), "{message}"),
         other => panic!("{other:?}"),
     }
@@ -488,7 +552,12 @@ impl ShardSource for Truncated<'_> {
 fn unreadable_shard_is_a_parse_error() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
-    match import(&mut m, &Truncated(helpers()), &ImportConfig::default()) {
+    match import(
+        &mut m,
+        &Truncated(helpers()),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    ) {
         Err(Error::Parse { what, .. }) => {
             assert!(what.contains("CreateWrappedValueFromInt"), "{what}")
         }
@@ -504,7 +573,12 @@ fn mismatched_triple_is_an_error() {
         common::SEED_SCRIPT
     );
     let mut m = Module::parse_ir(&ctx, text.as_bytes(), "arm").unwrap();
-    match import(&mut m, helpers(), &ImportConfig::default()) {
+    match import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    ) {
         Err(Error::Summary { message, .. }) => assert!(message.contains("triple"), "{message}"),
         other => panic!("{other:?}"),
     }
@@ -514,7 +588,13 @@ fn mismatched_triple_is_an_error() {
         common::SEED_SCRIPT
     );
     let mut m = Module::parse_ir(&ctx, text.as_bytes(), "vendor").unwrap();
-    import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -522,9 +602,21 @@ fn importing_twice_is_harmless() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
     let before = m.defined_symbols();
-    let first = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    let first = import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert!(first.totals.imported_functions >= 1);
-    let second = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    let second = import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert_eq!(second.totals.imported_functions, 0, "{second}");
     // The imported body counts as the script's now: it is neither re-imported nor a clash.
     assert!(
@@ -558,6 +650,7 @@ attributes #0 = { cold }
         helpers().index(),
         &script_symbols(&m),
         &ImportConfig::default(),
+        RuntimeMode::JitResident,
     );
     // Only cold calls: threshold 100 * import-cold-multiplier (0).
     assert!(matches!(
@@ -579,8 +672,19 @@ fn plan_from_module_symbols_matches_import() {
     let symbols = script_symbols(&m);
     assert!(symbols.declared.contains_key("rt_chain_a"));
     assert!(symbols.defined.contains_key("call_chain"));
-    let p = plan(helpers().index(), &symbols, &ImportConfig::default());
-    let report = import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+    let p = plan(
+        helpers().index(),
+        &symbols,
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    );
+    let report = import(
+        &mut m,
+        helpers(),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert_eq!(report.imported_functions(), p.function_names());
     for e in &report.entries {
         if let Decision::Imported = e.decision {
@@ -663,6 +767,82 @@ fn thinjit_plan_cli_prints_the_report_and_saves_temps() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("import-instr-evolution-factor"));
 }
 
+/// Issue 14: `thinjit plan` runs the engine's own stages (`Engine::dry_run_script`), so its save-temps are the
+/// files `thinjit run --save-temps` writes for the stages both run, byte for byte, in both runtime modes.
+#[test]
+fn thinjit_plan_save_temps_equal_thinjit_runs() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let summary_path = dir.path().join("helpers.thinjit");
+    helpers().write(&summary_path).unwrap();
+    let script = dir.path().join("seed.ll");
+    std::fs::write(&script, common::SEED_SCRIPT).unwrap();
+    let thinjit = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_thinjit"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for (plan_mode, run_mode) in [
+        (None, "jit-resident"),
+        (Some("--host-native"), "host-native"),
+    ] {
+        let planned = dir.path().join(format!("plan-{run_mode}"));
+        let ran = dir.path().join(format!("run-{run_mode}"));
+        let mut plan_args = vec![
+            "plan".as_ref(),
+            script.as_os_str(),
+            "--summary".as_ref(),
+            summary_path.as_os_str(),
+            "--save-temps".as_ref(),
+            planned.as_os_str(),
+        ];
+        plan_args.extend(plan_mode.map(std::ffi::OsStr::new));
+        thinjit(&plan_args);
+        thinjit(&[
+            "run".as_ref(),
+            script.as_os_str(),
+            "--summary".as_ref(),
+            summary_path.as_os_str(),
+            "--entry".as_ref(),
+            "f_WRAPPED".as_ref(),
+            "--mode".as_ref(),
+            run_mode.as_ref(),
+            "--save-temps".as_ref(),
+            ran.as_os_str(),
+        ]);
+        let mut files: Vec<String> = std::fs::read_dir(&planned)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "seed.ll.00-parse.bc",
+                "seed.ll.01-verify.bc",
+                "seed.ll.02-plan.bc",
+                "seed.ll.02-plan.json",
+                "seed.ll.03-import.bc",
+                "seed.ll.04-optimize.bc",
+            ],
+            "{run_mode}"
+        );
+        for file in &files {
+            let a = std::fs::read(planned.join(file)).unwrap();
+            let b = std::fs::read(ran.join(file)).unwrap();
+            assert!(a == b, "{run_mode}: {file} differs between plan and run");
+        }
+        // `run` went on to code generation and linking.
+        assert!(ran.join("seed.ll.05-codegen.o").exists());
+        assert!(ran.join("seed.ll.06-link.txt").exists());
+    }
+}
+
 #[test]
 fn helper_that_cannot_be_inlined_is_flagged() {
     let dir = tempfile::TempDir::new().unwrap();
@@ -702,7 +882,13 @@ attributes #0 = { "target-cpu"="x86-64" "target-features"="+cx8,+sse2" }
 "#;
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, script.as_bytes(), "avx").unwrap();
-    let report = import(&mut m, &summary, &ImportConfig::default()).unwrap();
+    let report = import(
+        &mut m,
+        &summary,
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert_eq!(
         report.imported_functions(),
         vec!["avx2_add", "baseline_add"]
@@ -730,7 +916,13 @@ fn every_opt_level_keeps_the_script_symbols() {
         let ctx = Context::new();
         let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
         let before = m.defined_symbols();
-        import(&mut m, helpers(), &ImportConfig::default()).unwrap();
+        import(
+            &mut m,
+            helpers(),
+            &ImportConfig::default(),
+            RuntimeMode::JitResident,
+        )
+        .unwrap();
         optimize(&mut m, &tm, level).unwrap();
         assert_eq!(m.defined_symbols(), before, "{}", level.pipeline());
         // The module still compiles to an object for the JIT.
@@ -782,7 +974,13 @@ define ptr @CreateWrappedValueFromInt(i32 %v) {
         shard,
     };
     let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
-    let report = import(&mut m, &source, &ImportConfig::default()).unwrap();
+    let report = import(
+        &mut m,
+        &source,
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert!(report
         .entry("CreateWrappedValueFromInt")
         .unwrap()
@@ -807,7 +1005,13 @@ fn imported_modules_are_inlined_before_the_main_pipeline() {
         "default<O3>",
         "nothing imported yet"
     );
-    import(&mut m, summary, &ImportConfig::default()).unwrap();
+    import(
+        &mut m,
+        summary,
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     assert_eq!(
         pipeline_for(&m, OptLevel::O3),
         "cgscc(inline),elim-avail-extern,globaldce,default<O3>"

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use thinjit::import::{import, ImportConfig};
+use thinjit::jit::RuntimeMode;
 use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
 use thinjit::optimize::{optimize, OptLevel};
 use thinjit::summary::{BuildOptions, Summary};
@@ -57,7 +58,13 @@ fn inlined_sets(summary: &Summary, name: &str, ir: &str) -> (BTreeSet<String>, B
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, ir.as_bytes(), name).unwrap();
     let before = helper_calls(&m, summary);
-    import(&mut m, summary, &ImportConfig::default()).unwrap();
+    import(
+        &mut m,
+        summary,
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap();
     let tm = TargetMachine::host(CodeGenOpt::Aggressive).unwrap();
     optimize(&mut m, &tm, OptLevel::O3).unwrap();
     (before, helper_calls(&m, summary))

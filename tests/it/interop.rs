@@ -102,7 +102,8 @@ mod inkwell_modules {
     use inkwell::context::Context as InkContext;
     use inkwell::module::{Linkage as InkLinkage, Module as InkModule};
     use inkwell::AddressSpace;
-    use thinjit::import::{import_inkwell, ImportConfig, RuntimeMode};
+    use thinjit::import::{import_inkwell, ImportConfig};
+    use thinjit::jit::RuntimeMode;
     use thinjit::jit::{Engine, EngineBuilder};
     use thinjit::llvm::modules_serialized_on_this_thread;
     use thinjit::summary::{BuildOptions, Summary};
@@ -163,7 +164,13 @@ mod inkwell_modules {
         let ctx = InkContext::create();
         let module = seed(&ctx, "seed");
         let before = modules_serialized_on_this_thread();
-        let report = import_inkwell(&module, &*summary(), &ImportConfig::default()).unwrap();
+        let report = import_inkwell(
+            &module,
+            &*summary(),
+            &ImportConfig::default(),
+            RuntimeMode::JitResident,
+        )
+        .unwrap();
         assert_eq!(modules_serialized_on_this_thread(), before);
         assert!(report
             .imported_functions()

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use thinjit::import::RuntimeMode;
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{EngineBuilder, Strategy};
 use thinjit::summary::{BuildOptions, Summary};
 use thinjit::Error;

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use thinjit::import::RuntimeMode;
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{Engine, EngineBuilder, Script, Stage};
 use thinjit::llvm::{same_target, Context, Module};
 use thinjit::summary::{BuildOptions, Summary};
@@ -234,4 +234,105 @@ fn issue13_owned_scripts_live_in_the_hosts_struct() {
     // SAFETY: `i32 ()`; `scripts[1]` keeps the script and the JIT alive.
     assert_eq!(unsafe { f.call() }, 2);
     drop(scripts);
+}
+
+/// Issue 14: a module is verified once per trust boundary — the script after parsing, the script with the
+/// linked helper code after import — not again before optimization, code generation, or when nothing came in.
+#[test]
+fn each_add_verifies_once_per_trust_boundary() {
+    use thinjit::jit::Strategy;
+    use thinjit::llvm::modules_verified_on_this_thread;
+
+    const NO_HELPERS: &str = "define i64 @main() {\n  ret i64 7\n}\n";
+    let engine = |strategy: Strategy, lazy: bool| {
+        pipeline_host::register(
+            EngineBuilder::new()
+                .runtime_mode(RuntimeMode::JitResident)
+                .summary(summary())
+                .strategy(strategy)
+                .lazy(lazy),
+        )
+        .build()
+        .unwrap()
+    };
+    // Verifier runs for one add plus the lookup of `entry` (where a lazy engine imports and compiles).
+    let verifications = |engine: &Engine, name: &str, source: &str, entry: &str| {
+        let before = modules_verified_on_this_thread();
+        engine.add_script(name, source.as_bytes()).unwrap();
+        let added = modules_verified_on_this_thread() - before;
+        engine.lookup_address(entry).unwrap();
+        (added, modules_verified_on_this_thread() - before)
+    };
+
+    let eager = engine(Strategy::Summary, false);
+    // The script after parsing, then script + shards after import.
+    assert_eq!(
+        verifications(&eager, "seed", SEED_SCRIPT, "f_WRAPPED"),
+        (2, 2)
+    );
+    // Nothing to import: the script only.
+    assert_eq!(verifications(&eager, "plain", NO_HELPERS, "main"), (1, 1));
+
+    let none = engine(Strategy::None, false);
+    assert_eq!(
+        verifications(&none, "seed", SEED_SCRIPT, "f_WRAPPED"),
+        (1, 1)
+    );
+
+    // Lazy: the script when added, script + shards inside ORC's transform at the first lookup.
+    let lazy = engine(Strategy::Summary, true);
+    assert_eq!(
+        verifications(&lazy, "seed", SEED_SCRIPT, "f_WRAPPED"),
+        (1, 2)
+    );
+    assert_eq!(verifications(&lazy, "plain", NO_HELPERS, "main"), (1, 1));
+}
+
+/// Issue 14: a dry run goes through the stages an add runs before code generation, with the add's save-temps
+/// names and report, and leaves nothing in the JIT.
+#[test]
+fn dry_run_runs_the_stages_before_codegen_and_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_temps(dir.path(), false);
+    let report = engine
+        .dry_run_script("seed", SEED_SCRIPT.as_bytes())
+        .unwrap();
+    let names: Vec<String> = report
+        .temps
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "seed.00-parse.bc",
+            "seed.01-verify.bc",
+            "seed.02-plan.bc",
+            "seed.03-import.bc",
+            "seed.04-optimize.bc",
+        ]
+    );
+    let import = report.import.as_ref().unwrap();
+    assert!(import
+        .imported_functions()
+        .contains(&"CreateWrappedValueFromInt"));
+    assert!(report.times.optimize > std::time::Duration::ZERO);
+    assert_eq!(report.times.codegen, std::time::Duration::ZERO);
+    assert_eq!(report.object_size, None);
+    assert_eq!(engine.script_count(), 0);
+    assert!(matches!(
+        engine.lookup_address("f_WRAPPED"),
+        Err(Error::UndefinedSymbol { .. })
+    ));
+    // The same script added afterwards imports the same helpers.
+    let script = engine.add_script("seed", SEED_SCRIPT.as_bytes()).unwrap();
+    assert_eq!(
+        script
+            .report()
+            .unwrap()
+            .import
+            .unwrap()
+            .imported_functions(),
+        import.imported_functions()
+    );
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use thinjit::import::{import, ImportConfig};
-use thinjit::jit::EngineBuilder;
+use thinjit::jit::{EngineBuilder, RuntimeMode};
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::{checksum64, BuildOptions, Summary};
 use thinjit::Error;
@@ -418,7 +418,12 @@ fn damaged_shard_never_reaches_llvms_bitcode_reader() {
     .unwrap();
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, SEED_SCRIPT.as_bytes(), "seed").unwrap();
-    match import(&mut m, &damaged, &ImportConfig::default()) {
+    match import(
+        &mut m,
+        &damaged,
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    ) {
         Err(Error::Summary { path, message }) => {
             assert_eq!(path, Path::new("damaged.thinjit"));
             assert!(
@@ -436,7 +441,12 @@ fn damaged_shard_never_reaches_llvms_bitcode_reader() {
     )
     .unwrap();
     let mut m = Module::parse_ir(&ctx, SEED_SCRIPT.as_bytes(), "seed").unwrap();
-    match import(&mut m, &forged, &ImportConfig::default()) {
+    match import(
+        &mut m,
+        &forged,
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    ) {
         Err(Error::Parse { what, .. }) => {
             assert!(what.contains("CreateWrappedValueFromInt"), "{what}")
         }
@@ -915,7 +925,7 @@ fn regression_planner_threshold_saturation_does_not_hang() {
             ..ImportConfig::default()
         };
         let t = Instant::now();
-        let p = plan(&index, &script, &config);
+        let p = plan(&index, &script, &config, RuntimeMode::JitResident);
         assert!(
             t.elapsed() < Duration::from_secs(1),
             "{evolution} {multiplier}"
@@ -930,7 +940,7 @@ fn regression_planner_threshold_saturation_does_not_hang() {
 /// index) was copied into the script.
 #[test]
 fn regression_planner_never_copies_an_interposable_local() {
-    use thinjit::import::{plan, RuntimeMode, ScriptSymbols};
+    use thinjit::import::{plan, ScriptSymbols};
     use thinjit::summary::{FunctionSummary, Linkage, SummaryIndex};
     let f = |name: &str, linkage, locals: Vec<String>| FunctionSummary {
         name: name.into(),
@@ -952,11 +962,12 @@ fn regression_planner_never_copies_an_interposable_local() {
         ],
         ..SummaryIndex::default()
     };
-    let config = ImportConfig {
-        mode: RuntimeMode::HostNative,
-        ..ImportConfig::default()
-    };
-    let p = plan(&index, &ScriptSymbols::new().declare("caller"), &config);
+    let p = plan(
+        &index,
+        &ScriptSymbols::new().declare("caller"),
+        &ImportConfig::default(),
+        RuntimeMode::HostNative,
+    );
     assert!(p.functions.is_empty(), "{:?}", p.functions);
     let reason = format!("{:?}", p.considered("caller").unwrap().decision);
     assert!(reason.contains("weak_static"), "{reason}");

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use thinjit::import::RuntimeMode;
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{Engine, EngineBuilder};
 use thinjit::summary::{BuildOptions, Summary};
 use thinjit::Error;
@@ -408,8 +408,13 @@ fn issue15_case7_deep_nesting_is_refused_before_llvm_recurses() {
             let ctx = thinjit::llvm::Context::new();
             let chain = named_type_chain(50_000);
             let mut module = thinjit::llvm::Module::parse(&ctx, chain.as_bytes(), "chain").unwrap();
-            let err =
-                thinjit::import::import(&mut module, &*summary(), &Default::default()).unwrap_err();
+            let err = thinjit::import::import(
+                &mut module,
+                &*summary(),
+                &Default::default(),
+                RuntimeMode::JitResident,
+            )
+            .unwrap_err();
             assert!(err.to_string().contains("types nest"), "{err}");
         })
         .unwrap()

@@ -6,7 +6,8 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use thinjit::cache::{CacheOutcome, ScriptCache};
-use thinjit::import::{ImportConfig, RuntimeMode};
+use thinjit::import::ImportConfig;
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{Engine, EngineBuilder, OptLevel, RuntimeSource};
 use thinjit::summary::{BuildOptions, ObjectTarget, Summary, FORMAT_VERSION};
 

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use thinjit::import::{self, Decision, ImportConfig, Reason, SymbolKind};
+use thinjit::jit::RuntimeMode;
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::{NotEligible, Summary};
 use thinjit::Result;
@@ -48,7 +49,12 @@ pub fn import_differences(
 ) -> Result<Vec<ImportDifference>> {
     let ctx = Context::new();
     let module = Module::parse(&ctx, script_ir.as_bytes(), script)?;
-    let plan = import::plan(summary.index(), &import::script_symbols(&module), config);
+    let plan = import::plan(
+        summary.index(),
+        &import::script_symbols(&module),
+        config,
+        RuntimeMode::JitResident,
+    );
     let index = summary.index();
     let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<String>>();
     let (tf, tv) = (set(thinjit.functions), set(thinjit.variables));

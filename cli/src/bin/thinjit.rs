@@ -6,6 +6,15 @@
 
 use clap::{Parser, Subcommand};
 
+/// `println!` that returns the write's `std::io::Result` instead of panicking: with stdout a closed pipe
+/// (`thinjit run … | head`), the error reaches `main`, which ends quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 #[path = "thinjit/bench.rs"]
 mod bench;
 #[path = "thinjit/demo.rs"]

@@ -6,7 +6,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use thinjit::import::{called_functions, RuntimeMode};
+use thinjit::import::called_functions;
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{Engine, EngineBuilder, Script};
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::Summary;

@@ -23,7 +23,8 @@ use inkwell::attributes::AttributeLoc;
 use inkwell::context::Context;
 use inkwell::module::{Linkage, Module};
 use inkwell::AddressSpace;
-use thinjit::import::{import_inkwell, ImportConfig, RuntimeMode};
+use thinjit::import::{import_inkwell, ImportConfig};
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{Engine, EngineBuilder};
 use thinjit::summary::{BuildOptions, Summary};
 
@@ -110,7 +111,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 1. Import into an inkwell module in place, then look at it through inkwell.
     let module = seed_module(&ctx, "seed-import");
-    let report = import_inkwell(&module, &*summary, &ImportConfig::default())?;
+    let report = import_inkwell(
+        &module,
+        &*summary,
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )?;
     let imported = report.imported_functions();
     println!("imported into the inkwell module: {}", imported.join(", "));
     let body = module

@@ -75,7 +75,12 @@ fn reason<'p>(p: &'p ImportPlan, name: &str) -> Option<&'p Reason> {
 #[test]
 fn threshold_is_inclusive_at_the_limit() {
     let idx = index(vec![func("fits", 100), func("big", 101)], vec![]);
-    let p = plan(&idx, &script(&["fits", "big"]), &ImportConfig::default());
+    let p = plan(
+        &idx,
+        &script(&["fits", "big"]),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    );
     assert_eq!(p.function_names(), vec!["fits"]);
     assert_eq!(
         reason(&p, "big"),
@@ -90,7 +95,7 @@ fn threshold_is_inclusive_at_the_limit() {
         ..ImportConfig::default()
     };
     assert_eq!(
-        plan(&idx, &script(&["big"]), &higher).function_names(),
+        plan(&idx, &script(&["big"]), &higher, RuntimeMode::JitResident).function_names(),
         vec!["big"]
     );
 }
@@ -107,7 +112,12 @@ fn evolution_factor_decays_per_level() {
         ],
         vec![],
     );
-    let p = plan(&idx, &script(&["a"]), &ImportConfig::default());
+    let p = plan(
+        &idx,
+        &script(&["a"]),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    );
     assert_eq!(p.function_names(), vec!["a", "b", "c"]);
     assert_eq!(
         reason(&p, "d"),
@@ -124,7 +134,7 @@ fn evolution_factor_decays_per_level() {
         ..ImportConfig::default()
     };
     assert_eq!(
-        plan(&idx, &script(&["a"]), &flat).function_names(),
+        plan(&idx, &script(&["a"]), &flat, RuntimeMode::JitResident).function_names(),
         vec!["a", "b", "c", "d"]
     );
 }
@@ -135,7 +145,12 @@ fn failed_at_higher_threshold_is_not_retried_lower() {
         vec![call(func("a", 10), &["big"]), func("big", 150)],
         vec![],
     );
-    let p = plan(&idx, &script(&["a", "big"]), &ImportConfig::default());
+    let p = plan(
+        &idx,
+        &script(&["a", "big"]),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    );
     assert_eq!(p.function_names(), vec!["a"]);
     let big = p.considered("big").unwrap();
     assert_eq!((big.threshold, big.depth), (100, 1));
@@ -155,7 +170,12 @@ fn imported_at_lower_threshold_is_revisited_higher() {
         ],
         vec![],
     );
-    let p = plan(&idx, &script(&["a", "p"]), &ImportConfig::default());
+    let p = plan(
+        &idx,
+        &script(&["a", "p"]),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    );
     assert_eq!(p.function_names(), vec!["a", "c", "d", "p", "q"]);
     let d = p.considered("d").unwrap();
     assert_eq!(d.threshold, 49);
@@ -170,7 +190,7 @@ fn noinline_alwaysinline_and_force() {
     always.attributes.alwaysinline = true;
     let idx = index(vec![no, always], vec![]);
     let s = script(&["no", "always"]);
-    let p = plan(&idx, &s, &ImportConfig::default());
+    let p = plan(&idx, &s, &ImportConfig::default(), RuntimeMode::JitResident);
     assert_eq!(p.function_names(), vec!["always"]);
     assert_eq!(reason(&p, "no"), Some(&Reason::NoInline));
 
@@ -178,7 +198,7 @@ fn noinline_alwaysinline_and_force() {
         always_import_alwaysinline: false,
         ..ImportConfig::default()
     };
-    let p = plan(&idx, &s, &strict);
+    let p = plan(&idx, &s, &strict, RuntimeMode::JitResident);
     assert!(p.functions.is_empty());
     assert!(matches!(
         reason(&p, "always"),
@@ -190,7 +210,7 @@ fn noinline_alwaysinline_and_force() {
         ..ImportConfig::default()
     };
     assert_eq!(
-        plan(&idx, &s, &force).function_names(),
+        plan(&idx, &s, &force, RuntimeMode::JitResident).function_names(),
         vec!["always", "no"]
     );
 }
@@ -209,6 +229,7 @@ fn interposable_not_eligible_and_missing() {
         &idx,
         &script(&["weak", "va", "asm", "printf", "llvm.memcpy.p0.p0.i64"]),
         &ImportConfig::default(),
+        RuntimeMode::JitResident,
     );
     assert!(p.functions.is_empty());
     assert_eq!(reason(&p, "weak"), Some(&Reason::Interposable));
@@ -238,7 +259,12 @@ fn hot_and_cold_edges() {
         ],
         vec![],
     );
-    let p = plan(&idx, &script(&["a"]), &ImportConfig::default());
+    let p = plan(
+        &idx,
+        &script(&["a"]),
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    );
     // hot: 70 * 10 = 700 >= 600; its callees get a's threshold * hot evolution factor 1.0 = 70.
     assert_eq!(p.function_names(), vec!["a", "hot_big", "next"]);
     assert_eq!(p.considered("hot_big").unwrap().threshold, 700);
@@ -261,7 +287,7 @@ fn script_definitions_are_never_imported_and_clashes_are_listed() {
     let s = script(&["a"])
         .define("b", Linkage::Internal)
         .define("table", Linkage::External);
-    let p = plan(&idx, &s, &ImportConfig::default());
+    let p = plan(&idx, &s, &ImportConfig::default(), RuntimeMode::JitResident);
     assert_eq!(p.function_names(), vec!["a"]);
     assert_eq!(reason(&p, "script_main"), Some(&Reason::DefinedByScript));
     assert_eq!(reason(&p, "b"), Some(&Reason::DefinedByScript));
@@ -278,19 +304,22 @@ fn allow_deny_and_cap() {
     let s = script(&["a", "c"]);
     let mut deny = ImportConfig::default();
     deny.deny.insert("b".into());
-    let p = plan(&idx, &s, &deny);
+    let p = plan(&idx, &s, &deny, RuntimeMode::JitResident);
     assert_eq!(p.function_names(), vec!["a", "c"]);
     assert_eq!(reason(&p, "b"), Some(&Reason::Denied));
 
     let mut allow = ImportConfig::default();
     allow.allow.insert("c".into());
-    assert_eq!(plan(&idx, &s, &allow).function_names(), vec!["c"]);
+    assert_eq!(
+        plan(&idx, &s, &allow, RuntimeMode::JitResident).function_names(),
+        vec!["c"]
+    );
 
     let cap = ImportConfig {
         max_total_instructions: Some(60),
         ..ImportConfig::default()
     };
-    let p = plan(&idx, &s, &cap);
+    let p = plan(&idx, &s, &cap, RuntimeMode::JitResident);
     // Roots first in name order (a, c), then a's callee b no longer fits.
     assert_eq!(p.function_names(), vec!["a", "c"]);
     assert_eq!(
@@ -316,6 +345,7 @@ fn constants_are_imported_and_mutables_stay_declarations() {
         &idx,
         &script(&["reader", "counter"]),
         &ImportConfig::default(),
+        RuntimeMode::JitResident,
     );
     assert_eq!(p.variable_names(), vec!["ptrs", "squares"]);
     assert_eq!(reason(&p, "counter"), Some(&Reason::Mutable));
@@ -348,17 +378,13 @@ fn host_native_copies_static_helpers_and_refuses_static_state() {
     let idx = index(vec![clamp, add, crc, next_id], vec![table, id]);
     let s = script(&["add", "crc", "next_id"]);
 
-    let jit = plan(&idx, &s, &ImportConfig::default());
+    let jit = plan(&idx, &s, &ImportConfig::default(), RuntimeMode::JitResident);
     assert_eq!(jit.function_names(), vec!["add", "crc", "next_id"]);
     assert_eq!(reason(&jit, "clamp.llvm.1"), Some(&Reason::NoInline));
     assert_eq!(jit.variable_names(), vec!["table.llvm.1"]);
     assert_eq!(reason(&jit, "id.llvm.1"), Some(&Reason::Mutable));
 
-    let host = ImportConfig {
-        mode: RuntimeMode::HostNative,
-        ..ImportConfig::default()
-    };
-    let p = plan(&idx, &s, &host);
+    let p = plan(&idx, &s, &ImportConfig::default(), RuntimeMode::HostNative);
     assert_eq!(p.function_names(), vec!["add", "clamp.llvm.1", "crc"]);
     assert!(p.functions[1].local_copy);
     assert!(!p.functions[0].local_copy);
@@ -384,9 +410,12 @@ fn plan_is_deterministic() {
         vec![var("k", true)],
     );
     let s = script(&["a", "d", "k"]);
-    let first = plan(&idx, &s, &ImportConfig::default());
+    let first = plan(&idx, &s, &ImportConfig::default(), RuntimeMode::JitResident);
     for _ in 0..5 {
-        assert_eq!(plan(&idx, &s, &ImportConfig::default()), first);
+        assert_eq!(
+            plan(&idx, &s, &ImportConfig::default(), RuntimeMode::JitResident),
+            first
+        );
     }
 }
 
@@ -455,22 +484,22 @@ proptest! {
     #[test]
     fn prop_deterministic((idx, s) in arb_index()) {
         let c = ImportConfig::default();
-        prop_assert_eq!(plan(&idx, &s, &c), plan(&idx, &s, &c));
+        prop_assert_eq!(plan(&idx, &s, &c, RuntimeMode::JitResident), plan(&idx, &s, &c, RuntimeMode::JitResident));
     }
 
     #[test]
     fn prop_higher_limit_never_imports_less((idx, s) in arb_index(), lo in 0u32..150, extra in 0u32..150) {
         let low = ImportConfig { import_instr_limit: lo, ..ImportConfig::default() };
         let high = ImportConfig { import_instr_limit: lo + extra, ..ImportConfig::default() };
-        let a: BTreeSet<String> = plan(&idx, &s, &low).functions.into_iter().map(|f| f.name).collect();
-        let b: BTreeSet<String> = plan(&idx, &s, &high).functions.into_iter().map(|f| f.name).collect();
+        let a: BTreeSet<String> = plan(&idx, &s, &low, RuntimeMode::JitResident).functions.into_iter().map(|f| f.name).collect();
+        let b: BTreeSet<String> = plan(&idx, &s, &high, RuntimeMode::JitResident).functions.into_iter().map(|f| f.name).collect();
         prop_assert!(a.is_subset(&b), "{:?} not within {:?}", a, b);
     }
 
     #[test]
     fn prop_imports_are_eligible_and_not_script_defined((idx, s) in arb_index(), limit in 0u32..300) {
         let c = ImportConfig { import_instr_limit: limit, ..ImportConfig::default() };
-        let p = plan(&idx, &s, &c);
+        let p = plan(&idx, &s, &c, RuntimeMode::JitResident);
         for f in &p.functions {
             let summary = idx.function(&f.name).unwrap();
             prop_assert!(summary.is_eligible(), "{} not eligible", f.name);
@@ -497,7 +526,12 @@ fn allow_list_restricts_functions_not_the_constants_they_read() {
     let mut config = ImportConfig::default();
     config.allow.insert("reader".into());
     config.deny.insert("secret".into());
-    let p = plan(&idx, &script(&["reader", "other"]), &config);
+    let p = plan(
+        &idx,
+        &script(&["reader", "other"]),
+        &config,
+        RuntimeMode::JitResident,
+    );
     assert_eq!(p.function_names(), vec!["reader"]);
     assert_eq!(reason(&p, "other"), Some(&Reason::Denied));
     assert_eq!(p.variable_names(), vec!["table"]);

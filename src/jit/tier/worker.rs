@@ -202,11 +202,16 @@ fn build(cx: &Context_, t: &Tiered, sites: &[SiteProfile]) -> Result<Built> {
     let without: BTreeSet<String> = match (importing, summary) {
         (true, Some(summary)) => {
             let symbols = import::script_symbols(&module);
-            import::plan(summary.index(), &symbols, &cx.pipeline.import_config)
-                .function_names()
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
+            import::plan(
+                summary.index(),
+                &symbols,
+                &cx.pipeline.import_config,
+                cx.pipeline.mode,
+            )
+            .function_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
         }
         _ => BTreeSet::new(),
     };
@@ -222,6 +227,7 @@ fn build(cx: &Context_, t: &Tiered, sites: &[SiteProfile]) -> Result<Built> {
             &mut module,
             summary,
             &cx.pipeline.import_config,
+            cx.pipeline.mode,
             &callee_hotness(sites),
         )?),
         _ => None,

@@ -162,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(label) = &args.child {
         let spec = StrategySpec::parse(label).map_err(anyhow::Error::msg)?;
         let outcome = bench::measure(&lib, &scripts, spec, &host, &options(&args));
-        println!("{}", serde_json::to_string(&outcome)?);
+        outln!("{}", serde_json::to_string(&outcome)?)?;
         return Ok(());
     }
 
@@ -215,7 +215,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &serde_json::to_string_pretty(&report)?,
     )?;
     write(&args.out, "compile-latency.svg", &report.svg())?;
-    println!("{md}");
+    outln!("{md}")?;
     eprintln!(
         "[bench] wrote report.md, report.csv, report.json, compile-latency.svg to {}",
         args.out.display()

@@ -100,16 +100,16 @@ fn summary(path: &Path) -> anyhow::Result<Summary> {
 /// Runs `thinjit demo`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let summary = Arc::new(summary(&args.summary)?);
-    println!(
+    outln!(
         "summary {}: {} functions, {} variables, {} initializers",
         args.summary.display(),
         summary.index().functions.len(),
         summary.index().variables.len(),
         summary.index().initializers.len()
-    );
+    )?;
     for mode in [Mode::JitResident, Mode::HostNative] {
-        println!();
-        println!("=== {} ===", RuntimeModeName(mode));
+        outln!()?;
+        outln!("=== {} ===", RuntimeModeName(mode))?;
         let ctor = host::EVENTS[1].load(Ordering::SeqCst);
         let dtor = host::EVENTS[2].load(Ordering::SeqCst);
         let start = Instant::now();
@@ -124,25 +124,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &run::HostArgs::default(),
             None,
         )?;
-        println!(
+        outln!(
             "engine ready in {:.2} ms (initializers run: {:?})",
             start.elapsed().as_secs_f64() * 1e3,
             engine.initializers()
-        );
-        run::print_startup(&engine);
+        )?;
+        run::print_startup(&engine)?;
         for (file, entry, what) in SCRIPTS {
             let path = args.scripts.join(file);
-            println!();
-            println!("--- {file}: {what}");
+            outln!()?;
+            outln!("--- {file}: {what}")?;
             let handle = engine
                 .add_script_file(&path)
                 .with_context(|| format!("adding {}", path.display()))?;
             let result = host::call_entry(&engine, entry, Ret::Auto)?;
-            println!("{entry}() = {result}");
+            outln!("{entry}() = {result}")?;
             let report = handle.report().context("script not materialized")?;
             if let Some(import) = &report.import {
                 if args.verbose {
-                    println!("{import}");
+                    outln!("{import}")?;
                 } else {
                     let imported: Vec<String> = import
                         .entries
@@ -156,7 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                             }
                         })
                         .collect();
-                    println!("imported: {}", imported.join(", "));
+                    outln!("imported: {}", imported.join(", "))?;
                     if let Some(ir) = &report.optimized_ir {
                         let (inlined, called): (Vec<&str>, Vec<&str>) = import
                             .entries
@@ -164,32 +164,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                             .filter(|e| e.decision.is_imported() && e.kind == SymbolKind::Function)
                             .map(|e| e.name.as_str())
                             .partition(|name| !calls(ir, name));
-                        println!("inlined by O3: {}", list(&inlined));
+                        outln!("inlined by O3: {}", list(&inlined))?;
                         if !called.is_empty() {
-                            println!("imported but still called: {}", list(&called));
+                            outln!("imported but still called: {}", list(&called))?;
                         }
                     }
                     for e in &import.entries {
                         if let Decision::NotImported(reason) = &e.decision {
-                            println!("  not imported: {}: {reason}", e.name);
+                            outln!("  not imported: {}: {reason}", e.name)?;
                         }
                         if let Some(why) = &e.not_inlinable {
-                            println!("  cannot inline {}: {why}", e.name);
+                            outln!("  cannot inline {}: {why}", e.name)?;
                         }
                     }
                 }
             }
-            run::print_times(&report, None);
-            run::print_cache(&report);
+            run::print_times(&report, None)?;
+            run::print_cache(&report)?;
         }
         drop(engine);
         if mode == Mode::JitResident {
-            println!();
-            println!(
+            outln!()?;
+            outln!(
                 "helper static constructor ran {} time(s); destructor ran {} time(s) when the engine dropped",
                 host::EVENTS[1].load(Ordering::SeqCst) - ctor,
                 host::EVENTS[2].load(Ordering::SeqCst) - dtor
-            );
+            )?;
         }
     }
     if !args.no_compare {
@@ -218,8 +218,8 @@ fn list(names: &[&str]) -> String {
 /// The quick mode of `cargo bench --bench strategies`: every import strategy on the bundled helpers, side by
 /// side, with the semantic checks (one instance of each global, initializers once).
 fn compare_strategies() -> anyhow::Result<()> {
-    println!();
-    println!("=== import strategies side by side (bundled helpers, quick mode) ===");
+    outln!()?;
+    outln!("=== import strategies side by side (bundled helpers, quick mode) ===")?;
     let cache = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .join("target/thinjit-demo/bench-cache");
     let workload = bench::workload_by_name("helpers", 0.05, &bench::workspace_manifest(), &cache)?;
@@ -251,8 +251,8 @@ fn compare_strategies() -> anyhow::Result<()> {
     }
     bench::add_differences(&mut report, &prepared, &workload.scripts);
     report.fill_expected_from_none();
-    println!("{}", report.markdown());
-    println!("(full run on every library: cargo bench --bench strategies; see the README for how to read it)");
+    outln!("{}", report.markdown())?;
+    outln!("(full run on every library: cargo bench --bench strategies; see the README for how to read it)")?;
     Ok(())
 }
 

@@ -1,16 +1,20 @@
-//! `thinjit plan SCRIPT --summary S`: runs the import pass on a script module and prints the
-//! [`ImportReport`](thinjit::import::ImportReport) (a table, or JSON with `--json`). `--save-temps DIR` writes
-//! the module before import, after import and after O3.
+//! `thinjit plan SCRIPT --summary S`: runs a script through the engine's stages up to optimization (parse,
+//! verify, plan, import, optimize: [`Engine::dry_run_script`](thinjit::jit::Engine::dry_run_script), the code
+//! path `thinjit run` takes, minus code generation and linking) and prints the
+//! [`ImportReport`](thinjit::import::ImportReport) (a table, or JSON with `--json`) and what O3 made of it.
+//! `--save-temps DIR` writes the engine's save-temps of those stages, the files `thinjit run --save-temps`
+//! writes for them.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use thinjit::import::{import, ImportConfig, InlineOutcome, RuntimeMode};
-use thinjit::jit::Stage;
-use thinjit::llvm::{CodeGenOpt, Context, Module, TargetMachine};
-use thinjit::optimize::{optimize, OptLevel};
+use thinjit::import::ImportConfig;
+use thinjit::jit::Strategy;
 use thinjit::summary::Summary;
+
+use super::run::{self, HostArgs, Mode, StartupArgs};
 
 /// Arguments of `thinjit plan`. Option names are LLVM's FunctionImporter options.
 #[derive(Debug, clap::Args)]
@@ -23,8 +27,9 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// Write each stage's module into DIR, named as the engine's save-temps names them:
-    /// `<script>.00-parse.bc`, `<script>.03-import.bc`, `<script>.04-optimize.bc`.
+    /// Write each stage's module into DIR, as the engine's save-temps do (the same files `thinjit run
+    /// --save-temps` writes for these stages): `<script>.00-parse.bc`, `.01-verify.bc`, `.02-plan.bc` (and the
+    /// plan as `.02-plan.json`), `.03-import.bc`, `.04-optimize.bc`.
     #[arg(long, value_name = "DIR")]
     save_temps: Option<PathBuf>,
     /// Only import callees with at most N instructions.
@@ -60,9 +65,17 @@ pub struct Args {
     /// Cap on the total instructions imported.
     #[arg(long, value_name = "N")]
     max_total_instructions: Option<u64>,
-    /// Plan for helpers compiled natively into the host (no promoted names at run time).
+    /// Plan for helpers compiled natively into the host (no promoted names at run time); the engine resolves
+    /// them from `--shared-library`.
     #[arg(long)]
     host_native: bool,
+    /// The native helper library (`--host-native`).
+    #[arg(long, value_name = "PATH", default_value = env!("THINJIT_HELPERS_SO"))]
+    shared_library: PathBuf,
+    // Where the runtime's host callbacks come from: `plan` builds the engine `thinjit run` builds (its runtime
+    // started), so a runtime that calls the host needs them here too.
+    #[command(flatten)]
+    host: HostArgs,
 }
 
 impl Args {
@@ -79,52 +92,57 @@ impl Args {
             allow: self.allow.iter().cloned().collect(),
             deny: self.deny.iter().cloned().collect(),
             max_total_instructions: self.max_total_instructions,
-            mode: if self.host_native {
-                RuntimeMode::HostNative
-            } else {
-                RuntimeMode::JitResident
-            },
         }
     }
-}
-
-fn save(dir: Option<&Path>, script: &str, stage: Stage, module: &Module<'_>) -> anyhow::Result<()> {
-    if let Some(dir) = dir {
-        let path = dir.join(stage.temp_file_name(script));
-        std::fs::write(&path, module.write_bitcode())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
 }
 
 /// Runs `thinjit plan`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config();
     config.validate()?;
-    let summary = Summary::load(&args.summary)
-        .with_context(|| format!("loading the summary {}", args.summary.display()))?;
-    let ctx = Context::new();
-    let mut module = Module::parse_file(&ctx, &args.script)
-        .with_context(|| format!("reading the script {}", args.script.display()))?;
-    let stem = args.script.display().to_string();
-    let temps = args.save_temps.as_deref();
-    if let Some(dir) = temps {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    save(temps, &stem, Stage::Parse, &module)?;
-    let report = import(&mut module, &summary, &config)
-        .with_context(|| format!("importing into the script {}", args.script.display()))?;
-    save(temps, &stem, Stage::Import, &module)?;
-    let tm = TargetMachine::host(CodeGenOpt::Default)?;
-    optimize(&mut module, &tm, OptLevel::O3)
-        .with_context(|| format!("optimizing the script {}", args.script.display()))?;
-    save(temps, &stem, Stage::Optimize, &module)?;
+    let summary = Arc::new(
+        Summary::load(&args.summary)
+            .with_context(|| format!("loading the summary {}", args.summary.display()))?,
+    );
+    let mode = if args.host_native {
+        Mode::HostNative
+    } else {
+        Mode::JitResident
+    };
+    // The engine `thinjit run` builds, without a cache or worker processes: nothing is compiled to code.
+    let startup = StartupArgs {
+        cache_dir: None,
+        cache_size: 0,
+        no_runtime_object: false,
+        isolate: false,
+        isolate_timeout: 0.0,
+    };
+    let engine = run::engine(
+        summary,
+        mode,
+        Strategy::Summary,
+        &args.shared_library,
+        false,
+        config,
+        &startup,
+        &args.host,
+        args.save_temps.as_deref(),
+    )?;
+    let report = engine
+        .dry_run_script_file(&args.script)
+        .with_context(|| format!("planning the script {}", args.script.display()))?;
+    let import = report
+        .import
+        .as_ref()
+        .context("the engine made no import report")?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(import)?)?;
     } else {
-        writeln!(out, "{report}")?;
-        writeln!(out, "{}", InlineOutcome::of(&module, &report))?;
+        writeln!(out, "{import}")?;
+        if let Some(ir) = &report.optimized_ir {
+            writeln!(out, "{}", run::inline_outcome(ir, import)?)?;
+        }
     }
     Ok(())
 }

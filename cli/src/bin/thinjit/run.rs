@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use thinjit::cache::CacheOutcome;
-use thinjit::import::{ImportConfig, ImportReport, InlineOutcome, RuntimeMode};
+use thinjit::import::{ImportConfig, ImportReport, InlineOutcome};
+use thinjit::jit::RuntimeMode;
 use thinjit::jit::{Engine, EngineBuilder, ScriptReport, Stage, Strategy};
 use thinjit::llvm::{Context, Module};
 use thinjit::summary::Summary;
@@ -116,11 +117,11 @@ pub struct StartupArgs {
 }
 
 /// Prints how the engine started.
-pub fn print_startup(engine: &Engine) {
+pub fn print_startup(engine: &Engine) -> std::io::Result<()> {
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let r = engine.startup_report();
     let t = &r.times;
-    println!(
+    outln!(
         "engine: started in {:.2} ms; runtime: {} ({} bytes); jit {:.2} ms, load {:.2} ms, materialize {:.2} ms, initializers {:.2} ms",
         ms(t.total),
         r.runtime,
@@ -129,24 +130,26 @@ pub fn print_startup(engine: &Engine) {
         ms(t.load),
         ms(t.materialize),
         ms(t.initializers)
-    );
+    )?;
     if let Some(notice) = &r.notice {
-        println!("notice: {notice}");
+        outln!("notice: {notice}")?;
     }
+    Ok(())
 }
 
 /// Prints whether a script came from the cache (when there is one).
-pub fn print_cache(report: &ScriptReport) {
+pub fn print_cache(report: &ScriptReport) -> std::io::Result<()> {
     match report.cache {
         Some(CacheOutcome::MemoryHit) => {
-            println!("cache: hit (memory): import, optimization and code generation skipped")
+            outln!("cache: hit (memory): import, optimization and code generation skipped")?
         }
         Some(CacheOutcome::DiskHit) => {
-            println!("cache: hit (disk): import, optimization and code generation skipped")
+            outln!("cache: hit (disk): import, optimization and code generation skipped")?
         }
-        Some(CacheOutcome::Miss) => println!("cache: miss (compiled and stored)"),
+        Some(CacheOutcome::Miss) => outln!("cache: miss (compiled and stored)")?,
         None => {}
     }
+    Ok(())
 }
 
 /// Builds an engine for `mode` over `summary`; `host` adds where the runtime's host callbacks come from.
@@ -205,21 +208,21 @@ pub fn engine(
 }
 
 /// Prints stage times.
-pub fn print_times(report: &ScriptReport, engine_ms: Option<f64>) {
+pub fn print_times(report: &ScriptReport, engine_ms: Option<f64>) -> std::io::Result<()> {
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let t = &report.times;
     if let Some(engine_ms) = engine_ms {
-        println!("engine: built in {engine_ms:.2} ms");
+        outln!("engine: built in {engine_ms:.2} ms")?;
     }
     let stages: Vec<String> = Stage::ALL
         .iter()
         .map(|s| format!("{s} {:.2} ms", ms(t.get(*s))))
         .collect();
-    println!(
+    outln!(
         "times: {} (total {:.2} ms)",
         stages.join(", "),
         ms(t.total())
-    );
+    )
 }
 
 /// Runs `thinjit run`.
@@ -244,14 +247,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &args.host,
         args.save_temps.as_deref(),
     )?;
-    print_startup(&engine);
+    print_startup(&engine)?;
     let engine_ms = start.elapsed().as_secs_f64() * 1e3;
     let handle = engine
         .add_script_file(&args.script)
         .with_context(|| format!("adding the script {}", args.script.display()))?;
     if args.no_call {
         let defined = handle.report().map(|r| r.defined.len()).unwrap_or(0);
-        println!("added: {defined} symbols defined");
+        outln!("added: {defined} symbols defined")?;
         return Ok(());
     }
     let result = host::call_entry(&engine, &args.entry, args.ret).with_context(|| {
@@ -261,25 +264,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.script.display()
         )
     })?;
-    println!("{}: {result}", args.entry);
+    outln!("{}: {result}", args.entry)?;
     let report = handle
         .report()
         .context("the script was not materialized (is the entry defined by it?)")?;
     match &report.import {
         Some(import) => {
-            println!("{import}");
+            outln!("{import}")?;
             if let Some(ir) = &report.optimized_ir {
-                println!("{}", inline_outcome(ir, import)?);
+                outln!("{}", inline_outcome(ir, import)?)?;
             }
         }
-        None => println!("no import report (strategy {})", report.strategy),
+        None => outln!("no import report (strategy {})", report.strategy)?,
     }
-    print_cache(&report);
+    print_cache(&report)?;
     for path in &report.temps {
-        println!("save-temps: {}", path.display());
+        outln!("save-temps: {}", path.display())?;
     }
     if args.time {
-        print_times(&report, Some(engine_ms));
+        print_times(&report, Some(engine_ms))?;
     }
     Ok(())
 }
