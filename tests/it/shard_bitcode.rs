@@ -91,7 +91,10 @@ fn every_helper_shard_lists_only_its_kinds_and_parses() {
         assert!(kinds < 10, "shard of `{}` lists {kinds} kinds", f.name);
         // Written again untrimmed, the module lists every kind; trimmed again, the same kinds as the shard.
         assert!(bitcode_metadata_kinds(&m.write_bitcode()).unwrap() > 30);
-        assert_eq!(bitcode_metadata_kinds(&m.write_shard_bitcode()), Some(kinds));
+        assert_eq!(
+            bitcode_metadata_kinds(&m.write_shard_bitcode()),
+            Some(kinds)
+        );
     }
     assert!(shards > 10, "{shards} shards");
 }
