@@ -4,7 +4,9 @@
 //! calling 1, 10 and 40 roots, libraries of 1k and 100k functions (`THINJIT_BENCH_PER_FUNCTION_SIZES`): per
 //! imported function, the medians of parse, link, parse + link and the whole import in a fresh context; the
 //! link stage alone with one `Linker` per shard against one for all (same shards, same process); and parse and
-//! parse + link in one context reused across scripts with its module cache (what the engine's eager path does).
+//! parse + link in one context reused across scripts with its module cache (what the engine's eager path does);
+//! and the same shards read alone in a fresh context, as written (only the metadata kinds they attach) and
+//! with LLVM's whole kind table, interleaved.
 //! `THINJIT_BENCH_ONLY_PER_FUNCTION=1` stops after it; `THINJIT_BENCH_SKIP_PER_FUNCTION=1` skips it.
 //!
 //! Second table (issue 5): plan + import time per script for a script that imports a handful of helpers, against
@@ -268,9 +270,9 @@ fn per_function(n: usize, iters: usize, dir: &Path) {
             .map(|name| {
                 let f = summary.index().function(name).expect("planned function");
                 let ctx = Context::new();
-                Module::parse_bitcode(&ctx, summary.shard(f).expect("shard"), name)
-                    .expect("parse")
-                    .write_bitcode()
+                let m = Module::parse_bitcode(&ctx, summary.shard(f).expect("shard"), name)
+                    .expect("parse");
+                m.write_bitcode()
             })
             .collect();
         let mut read_trimmed = Vec::with_capacity(iters);
