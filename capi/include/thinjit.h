@@ -368,6 +368,49 @@ thinjitErrorRef thinjit_ir_transform_failure_count(thinjitIRTransformRef transfo
 /** Frees the transform's state. Only after the LLJIT it was installed on has been disposed. NULL is ignored. */
 void thinjit_ir_transform_dispose(thinjitIRTransformRef transform);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * The checked compiler: code generation errors as failed materializations
+ *
+ * LLJIT's default IR compiler ignores error-severity diagnostics of the backend (an unsupported construct
+ * such as a `double` return from a function with `"target-features"="-sse,-sse2"`, inline asm that does not
+ * assemble, an impossible asm constraint): they go to the LLVMContext's diagnostic handler — LLVM's default
+ * one prints and exits the process — or, with a handler that only records, the object compiled from the
+ * broken code is linked and runs. thinjit's transform optimizes inside ORC but code generation happens after
+ * it, in the LLJIT's IRCompileLayer, whose compiler is fixed when the LLJIT is created: so the checked compiler
+ * is installed on the LLJIT *builder*, before LLVMOrcCreateLLJIT.
+ * ------------------------------------------------------------------------------------------------------- */
+
+/** The code generation failures of an LLJIT built with thinjit's checked compiler. */
+typedef struct thinjitOpaqueCheckedCompiler *thinjitCheckedCompilerRef;
+
+/**
+ * Makes the LLJIT that `builder` (borrowed; an LLVMOrcLLJITBuilderRef not yet passed to LLVMOrcCreateLLJIT)
+ * creates compile IR modules through thinjit's checked compiler (LLJITBuilder::setCompileFunctionCreator; it
+ * replaces a compile function creator set before). A module whose code generation raises an error-severity
+ * diagnostic fails its materialization: the lookup that triggered it returns an LLVMErrorRef naming the
+ * module and LLVM's message, nothing of the module is linked, the process and the LLJIT carry on. The
+ * compiler uses one target machine from the builder's JITTargetMachineBuilder (the host's when none is set)
+ * and compiles one module at a time. Each failure is also kept in *out (thinjit_checked_compiler_failure).
+ * *out is owned by the caller; it and the LLJIT share the failure list, so either may be disposed first.
+ * From C++: `reinterpret_cast<LLVMOrcLLJITBuilderRef>(&builder)` for an `llvm::orc::LLJITBuilder builder`.
+ */
+thinjitErrorRef thinjit_lljit_builder_use_checked_compiler(LLVMOrcLLJITBuilderRef builder,
+                                                           thinjitCheckedCompilerRef *out);
+
+/** Number of code generation failures so far. */
+thinjitErrorRef thinjit_checked_compiler_failure_count(thinjitCheckedCompilerRef compiler, size_t *out);
+
+/**
+ * The `index`-th failure (oldest first): the module's name, the function LLVM named (*function = NULL when it
+ * did not say), and LLVM's message. Each out-pointer may be NULL (not wanted); the strings are owned by the
+ * caller (thinjit_string_dispose).
+ */
+thinjitErrorRef thinjit_checked_compiler_failure(thinjitCheckedCompilerRef compiler, size_t index, char **module,
+                                                 char **function, char **message);
+
+/** Frees the handle (the LLJIT's compiler keeps working). NULL is ignored. */
+void thinjit_checked_compiler_dispose(thinjitCheckedCompilerRef compiler);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

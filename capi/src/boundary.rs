@@ -19,6 +19,7 @@ pub(crate) enum HandleKind {
     Report,
     Runtime,
     Transform,
+    CheckedCompiler,
 }
 
 impl HandleKind {
@@ -30,6 +31,7 @@ impl HandleKind {
             HandleKind::Report => "thinjitReportRef",
             HandleKind::Runtime => "thinjitResidentRuntimeRef",
             HandleKind::Transform => "thinjitIRTransformRef",
+            HandleKind::CheckedCompiler => "thinjitCheckedCompilerRef",
         }
     }
 }

@@ -12,17 +12,17 @@ use std::ffi::{c_char, c_int};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use llvm_sys::orc2::lljit::LLVMOrcLLJITRef;
+use llvm_sys::orc2::lljit::{LLVMOrcLLJITBuilderRef, LLVMOrcLLJITRef};
 use llvm_sys::orc2::LLVMOrcJITDylibRef;
 use thinjit::jit::{ResidentRuntime, RuntimeSource, RUNTIME_MODULE_PREFIX};
-use thinjit::llvm::orc::{JitDylib, LlJit};
+use thinjit::llvm::orc::{CheckedCompiler, JitDylib, LlJit};
 use thinjit::llvm::Module;
 use thinjit::optimize::OptLevel;
 use thinjit::summary::Summary;
 
 use crate::boundary::{
-    check_out, get, guard, guard_value, register, str_arg, unregister, write_out, CError,
-    ErrorHandle, HandleKind,
+    check_out, get, guard, guard_value, owned_string, register, str_arg, unregister, write_out,
+    CError, ErrorHandle, HandleKind,
 };
 use crate::report::ReportHandle;
 use crate::{calls_by_callee, opt_level, optimize_module, summary_arg, ConfigHandle};
@@ -351,5 +351,96 @@ pub unsafe extern "C" fn thinjit_ir_transform_dispose(transform: *mut TransformH
     guard_value((), || {
         // SAFETY: only a live transform handle is taken (the header: after the LLJIT is disposed).
         drop(unsafe { unregister(transform, HandleKind::Transform) });
+    })
+}
+
+/// What a `thinjitCheckedCompilerRef` points to: the failure list it shares with the LLJIT's compiler.
+#[derive(Debug)]
+pub struct CheckedCompilerHandle {
+    compiler: CheckedCompiler,
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn thinjit_lljit_builder_use_checked_compiler(
+    builder: LLVMOrcLLJITBuilderRef,
+    out: *mut *mut CheckedCompilerHandle,
+) -> *mut ErrorHandle {
+    guard(|| {
+        check_out(out, "out")?;
+        // SAFETY: `builder` is NULL or a live builder not yet consumed by LLVMOrcCreateLLJIT (header contract).
+        unsafe {
+            let compiler = CheckedCompiler::install(builder)
+                .ok_or_else(|| CError::invalid("`builder` is NULL"))?;
+            let handle = register(
+                CheckedCompilerHandle { compiler },
+                HandleKind::CheckedCompiler,
+            );
+            write_out(out, "out", handle)
+        }
+    })
+}
+
+unsafe fn checked_arg<'a>(
+    raw: *mut CheckedCompilerHandle,
+) -> Result<&'a CheckedCompilerHandle, CError> {
+    // SAFETY: forwarded (the table check).
+    unsafe { get(raw, HandleKind::CheckedCompiler, "compiler") }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn thinjit_checked_compiler_failure_count(
+    compiler: *mut CheckedCompilerHandle,
+    out: *mut usize,
+) -> *mut ErrorHandle {
+    guard(|| {
+        // SAFETY: checked handle; out-pointer per the header.
+        unsafe {
+            let c = checked_arg(compiler)?;
+            write_out(out, "out", c.compiler.failures().len())
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn thinjit_checked_compiler_failure(
+    compiler: *mut CheckedCompilerHandle,
+    index: usize,
+    module: *mut *mut c_char,
+    function: *mut *mut c_char,
+    message: *mut *mut c_char,
+) -> *mut ErrorHandle {
+    guard(|| {
+        // SAFETY: checked handle; each out-pointer is NULL (not wanted) or writable (header).
+        unsafe {
+            let c = checked_arg(compiler)?;
+            let failures = c.compiler.failures();
+            let Some(f) = failures.get(index) else {
+                return Err(CError::invalid(format!(
+                    "failure {index} out of range: the compiler reported {}",
+                    failures.len()
+                )));
+            };
+            if !module.is_null() {
+                module.write(owned_string(&f.name));
+            }
+            if !function.is_null() {
+                function.write(match &f.function {
+                    Some(name) => owned_string(name),
+                    None => std::ptr::null_mut(),
+                });
+            }
+            if !message.is_null() {
+                message.write(owned_string(&f.message));
+            }
+            Ok(())
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn thinjit_checked_compiler_dispose(compiler: *mut CheckedCompilerHandle) {
+    guard_value((), || {
+        // SAFETY: only a live handle is taken; the LLJIT keeps its own reference to the failure list.
+        drop(unsafe { unregister(compiler, HandleKind::CheckedCompiler) });
     })
 }

@@ -148,7 +148,13 @@ int main(int argc, char **argv) {
     InitializeNativeTarget();
     InitializeNativeTargetAsmPrinter();
 
-    auto J = ExitOnErr(LLJITBuilder().create());
+    // thinjit's checked compiler: a module the backend reports an error diagnostic for fails its lookup instead
+    // of ending the process (LLVM's default diagnostic handler) or running mis-compiled.
+    LLJITBuilder builder;
+    thinjitCheckedCompilerRef compiler = nullptr;
+    check(thinjit_lljit_builder_use_checked_compiler(reinterpret_cast<LLVMOrcLLJITBuilderRef>(&builder), &compiler),
+          "use_checked_compiler");
+    auto J = ExitOnErr(builder.create());
     // LLVM's own C bindings convert this way (OrcV2CBindings.cpp).
     auto *jit = reinterpret_cast<LLVMOrcLLJITRef>(J.get());
     thinjitSummaryRef summary = nullptr;
@@ -247,6 +253,7 @@ int main(int argc, char **argv) {
     thinjit_summary_dispose(summary);
     J.reset();
     thinjit_ir_transform_dispose(transform); // after the LLJIT it was installed on
+    thinjit_checked_compiler_dispose(compiler);
     std::printf("done\n");
     return 0;
 }

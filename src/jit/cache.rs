@@ -128,6 +128,7 @@ impl Core {
             object_size: Some(entry.object.len()),
             cache: Some(outcome),
             temps: Vec::new(),
+            isolated: None,
         };
         loading.commit(
             entry.defined,

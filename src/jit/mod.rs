@@ -72,7 +72,7 @@ pub use crate::optimize::OptLevel;
 pub use builder::{EngineBuilder, RuntimeMode, Strategy, DEFAULT_RUNTIME_LIBRARIES};
 pub use contexts::{ContextReuse, SCRIPTS_PER_CONTEXT};
 pub use engine::{Engine, Script, ScriptHandle};
-pub use isolate::Isolation;
+pub use isolate::{IsolatedTimes, Isolation};
 pub use pipeline::{ScriptReport, ScriptTimes, Stage};
 pub use resident::{ResidentReport, ResidentRuntime, RUNTIME_MODULE_PREFIX};
 pub use startup::{RuntimeSource, StartupReport, StartupTimes};

@@ -209,6 +209,9 @@ pub struct ScriptReport {
     pub cache: Option<CacheOutcome>,
     /// Files written by save-temps, in stage order.
     pub temps: Vec<PathBuf>,
+    /// With isolated compilation ([`EngineBuilder::isolate_codegen`](super::EngineBuilder::isolate_codegen)):
+    /// where the time of the worker round trip went. `None` otherwise.
+    pub isolated: Option<super::isolate::IsolatedTimes>,
 }
 
 impl ScriptReport {
@@ -536,6 +539,7 @@ impl Pipeline {
             object_size: None,
             cache: None,
             temps: run.temps,
+            isolated: None,
         });
         Ok(())
     }
@@ -674,6 +678,7 @@ impl Core {
             object_size: None,
             cache: None,
             temps: run.temps,
+            isolated: None,
         })
     }
 
@@ -737,6 +742,7 @@ impl Core {
 
         let (import, mut optimized_ir) = self.eager_stages(&mut run, module, &mut prepared)?;
         // Code generation on this thread with a pooled target machine.
+        let mut isolated = None;
         let object = match &pipeline.isolation {
             // Optimization and code generation in a worker process (the codegen stage's time includes both;
             // the optimize stage's is the worker's own measure).
@@ -746,6 +752,7 @@ impl Core {
                     pool.compile(module, name, &self.target, level, keep, &defined)
                 })?;
                 (run.times.optimize, optimized_ir) = (compiled.optimize, compiled.optimized_ir);
+                isolated = Some(compiled.times);
                 compiled.object
             }
             None => run.stage(Stage::Codegen, || {
@@ -806,6 +813,7 @@ impl Core {
             object_size: Some(object_len),
             cache: outcome,
             temps: run.temps,
+            isolated,
         };
         loading.commit(
             after,

@@ -81,10 +81,11 @@ extern "C" {
         address: *mut u64,
         callable: *mut libc::c_int,
     ) -> llvm_sys::error::LLVMErrorRef;
-    pub(crate) fn thinjit_lljit_builder_use_checked_compiler(
+    pub(crate) fn thinjit_lljit_builder_install_checked_compiler(
         builder: llvm_sys::orc2::lljit::LLVMOrcLLJITBuilderRef,
         fn_: CodegenErrorFn,
         ctx: *mut libc::c_void,
+        release: Option<extern "C" fn(*mut libc::c_void)>,
     );
 }
 
@@ -340,6 +341,14 @@ pub(crate) struct CodegenSink {
 }
 
 impl CodegenSink {
+    /// The failures so far (kept).
+    pub(crate) fn snapshot(&self) -> Vec<CodegenFailure> {
+        self.failures
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
     pub(crate) fn take(&self) -> Vec<CodegenFailure> {
         self.failures
             .lock()
@@ -347,7 +356,7 @@ impl CodegenSink {
             .unwrap_or_default()
     }
 
-    /// The callback and context to hand to `thinjit_lljit_builder_use_checked_compiler`; `self` must outlive
+    /// The callback and context to hand to `thinjit_lljit_builder_install_checked_compiler`; `self` must outlive
     /// the LLJIT.
     pub(crate) fn callback(&self) -> (CodegenErrorFn, *mut libc::c_void) {
         (

@@ -15,9 +15,11 @@
 //!   materializing thread, with the module's context locked and a diagnostic handler installed. When it
 //!   fails, the module is disposed as LLVM's C binding requires (`LLVMOrcIRTransformLayerTransformFunction`).
 //!
-//! Compiling IR: the C API's LLJIT compiles every IR module with one shared target machine, so IR must not be
-//! materialized from several threads at once (objects may: JITLink and the session are thread-safe). Callers
-//! that need concurrency compile to objects themselves ([`LlJit::add_object_file`]) or serialize lookups.
+//! Compiling IR: thinjit's LLJIT compiles every IR module through the checked compiler (error diagnostics fail
+//! the materialization; [`CheckedCompiler`] installs it in a caller's LLJIT builder), which holds one target
+//! machine and compiles one module at a time (objects are linked concurrently: JITLink and the session are
+//! thread-safe). Callers that need parallel code generation compile to objects themselves
+//! ([`LlJit::add_object_file`]).
 //!
 //! Process symbols are not linked by default (LLVM's `LLJITBuilder` links them unless told otherwise; the C
 //! API cannot say so, the shim does): resolution sources are added explicitly.
@@ -205,10 +207,11 @@ impl LlJit {
             lj::LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb);
             super::shim::thinjit_lljit_builder_use_empty_process_symbols(builder);
             // `codegen` moves into `JitInner` (a box: the address stays) and outlives the LLJIT.
-            super::facts::thinjit_lljit_builder_use_checked_compiler(
+            super::facts::thinjit_lljit_builder_install_checked_compiler(
                 builder,
                 on_codegen_error,
                 codegen_ctx,
+                None,
             );
             consume_error(lj::LLVMOrcCreateLLJIT(&mut raw, builder))
         };
@@ -437,6 +440,71 @@ impl LlJit {
         if let Ok(mut slot) = self.inner.transform.lock() {
             *slot = Some(boxed);
         }
+    }
+}
+
+/// thinjit's checked compiler in an LLJIT a caller builds (the C API's `thinjit_lljit_builder_use_checked_compiler`):
+/// code generation of an IR module that raises an error-severity diagnostic (an unsupported construct, inline
+/// asm that does not assemble, an impossible constraint) fails that module's materialization — the lookup that
+/// triggered it returns an error naming the module and LLVM's message — instead of reaching the context's
+/// diagnostic handler (LLVM's default one exits the process) or being ignored with the object linked anyway.
+/// The failures are also kept here, with the function LLVM named. This is what [`LlJit::new_host`] builds its
+/// own LLJIT with.
+#[derive(Clone)]
+pub struct CheckedCompiler {
+    sink: Arc<super::facts::CodegenSink>,
+}
+
+impl std::fmt::Debug for CheckedCompiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedCompiler")
+            .field("failures", &self.sink.snapshot().len())
+            .finish()
+    }
+}
+
+extern "C" fn release_codegen_sink(ctx: *mut libc::c_void) {
+    // SAFETY: `ctx` came from `Arc::into_raw` in `CheckedCompiler::install`, and the shim calls this once.
+    drop(unsafe { Arc::from_raw(ctx as *const super::facts::CodegenSink) });
+}
+
+impl CheckedCompiler {
+    /// Makes the LLJIT that `builder` will create compile IR through the checked compiler (replacing a compile
+    /// function creator set on the builder before). The compiler uses one target machine made from the
+    /// builder's `JITTargetMachineBuilder` and compiles one module at a time. The returned handle and the
+    /// LLJIT share the failure list: either may go first. `None` for a null builder.
+    ///
+    /// # Safety
+    /// `builder` must be null or a live `LLVMOrcLLJITBuilderRef` that `LLVMOrcCreateLLJIT` has not consumed yet.
+    pub unsafe fn install(builder: lj::LLVMOrcLLJITBuilderRef) -> Option<Self> {
+        if builder.is_null() {
+            return None;
+        }
+        super::initialize();
+        let sink = Arc::new(super::facts::CodegenSink::default());
+        let (on_codegen_error, _) = sink.callback();
+        let ctx = Arc::into_raw(Arc::clone(&sink)) as *mut libc::c_void;
+        // SAFETY: a live builder (contract); `ctx` is a strong reference the shim releases once through
+        // `release_codegen_sink` when the builder's creator and the compiler are both gone.
+        unsafe {
+            super::facts::thinjit_lljit_builder_install_checked_compiler(
+                builder,
+                on_codegen_error,
+                ctx,
+                Some(release_codegen_sink),
+            );
+        }
+        Some(CheckedCompiler { sink })
+    }
+
+    /// Every code generation failure so far, oldest first.
+    pub fn failures(&self) -> Vec<super::facts::CodegenFailure> {
+        self.sink.snapshot()
+    }
+
+    /// Drains the failures so far.
+    pub fn take_failures(&self) -> Vec<super::facts::CodegenFailure> {
+        self.sink.take()
     }
 }
 

@@ -3,21 +3,29 @@
 //! In: `.bc`/`.ll` files, directories of them, and C/C++ sources (compiled with LLVM 19's clang, `-O2 -fPIC
 //! -emit-llvm`). Out: the parts of a summary file ([`Built`]): header, canonical index, shard area.
 //!
-//! Steps, each deterministic so equal inputs give equal bytes:
-//! 1. inputs are sorted by name; each is parsed and verified in its own [`Context`] on a rayon task, its strong
-//!    definitions are recorded, and it is promoted: every local (`internal`/`private`) global becomes
-//!    `<name>.llvm.<hash>` (hash: the input's file name and SHA-256), external, default visibility; `linkonce` and
-//!    `linkonce_odr` definitions become `weak_odr`. Locals that cannot be renamed (unnamed, or named in
-//!    `llvm.used` while the module has module-level inline asm, which may refer to them by name) stay local.
-//!    Each task hands back bitcode bytes;
-//! 2. strong definitions are checked across inputs (a clash names both files and the symbol), then the inputs
-//!    are linked in name order into one library in one context;
-//! 3. the library is written to bitcode once; each rayon worker loads it lazily into its own context, reads the
-//!    bodies of its share of the functions only, and analyzes and extracts them (`Module::extract_function`,
-//!    proportional to the function's size). A single input skips the bitcode round trip of steps 1–2;
-//! 4. the index is canonicalized and the shards laid out in index order, followed by the library bitcode.
+//! Steps, each deterministic so equal inputs give equal bytes. The one-shot build is steps 1–2 in one process;
+//! a distributed build runs step 1 anywhere (`--per-input`) and step 2 (`merge`) once.
+//! 1. per input, on its own rayon task and in its own [`Context`] ([`build_parts`]): parse and verify; promote
+//!    every local (`internal`/`private`) global to `<name>.llvm.<hash>` (hash: the input's file name and
+//!    SHA-256), external, default visibility, and `linkonce`/`linkonce_odr` definitions to `weak_odr` (locals that
+//!    cannot be renamed — unnamed, or named in `llvm.used` while the module has module-level inline asm, which
+//!    may refer to them by name — stay local); write the promoted bitcode (the input's library part, with its
+//!    ThinLTO module summary); analyze every function and variable and extract the shards of the importable
+//!    functions (`Module::extract_function`, proportional to the function's size). The result is a partial
+//!    summary. With fewer inputs than workers (a pre-linked library), one input's analysis is split over the
+//!    workers, each reading the promoted bitcode lazily;
+//! 2. across inputs ([`merge`]): resolve symbols as LLVM's linker does (a strong definition once, else the first
+//!    weak one in input order; two strong ones name both inputs), take each winner's summary and shard, extract
+//!    again the few shards that read a constant defined in another input (from their input linked with the
+//!    defining ones, so the shard carries the constant's initializer), canonicalize the index and lay out the
+//!    shards in index order followed by the library parts in input order. The parts are linked into one library
+//!    only when it is asked for ([`link_library`]: a JIT-resident engine without a runtime object, LLVM's
+//!    importer, or `--object` at merge time).
+//!
+//! As in ThinLTO, each function is analyzed in its own input: a callee's `cold`/`hot` attribute and the
+//! attributes of declarations in a shard are those the function's translation unit saw.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,7 +41,7 @@ use super::file::{checksum64, InputInfo, SummaryHeader, SummaryKind, FORMAT_VERS
 use super::inputs::{
     absolute_include_paths, InputOrigin, InputReport, SelectedInput, SkipReason, SkippedInput,
 };
-use super::{BuildOptions, ShardRef, Stage, SummaryIndex};
+use super::{BuildOptions, ShardRef, Stage, Summary, SummaryIndex};
 
 /// One input, ready to parse: its name and hash, and its IR (bitcode or text; compiled bitcode for sources).
 #[derive(Clone, Debug)]
@@ -237,16 +245,6 @@ fn defines_main(unit: &InputUnit) -> Result<bool> {
     Ok(module.function("main").is_some_and(|f| !f.is_declaration()))
 }
 
-/// One input after parsing and promotion.
-struct Promoted {
-    name: String,
-    strong: Vec<String>,
-    origins: Vec<(String, Option<String>, Linkage)>,
-    triple: String,
-    data_layout: String,
-    bitcode: Vec<u8>,
-}
-
 /// The promotion suffix of an input: stable across builds and machines.
 fn promotion_hash(info: &InputInfo) -> String {
     // The file name, not the path: the same input gives the same names wherever it is built.
@@ -296,7 +294,6 @@ fn used_names(module: &Module<'_>) -> HashSet<String> {
 
 /// What promotion recorded about one input.
 struct PromotionRecord {
-    strong: Vec<String>,
     origins: Vec<(String, Option<String>, Linkage)>,
 }
 
@@ -319,7 +316,6 @@ fn promote_module(module: &Module<'_>, hash: &str) -> PromotionRecord {
     } else {
         used_names(module)
     };
-    let mut strong = Vec::new();
     let mut origins = Vec::new();
     let values: Vec<_> = module
         .functions()
@@ -339,7 +335,6 @@ fn promote_module(module: &Module<'_>, hash: &str) -> PromotionRecord {
             continue;
         }
         match linkage {
-            Linkage::External => strong.push(vname),
             Linkage::Internal | Linkage::Private => {
                 if pinned.contains(&vname) {
                     continue;
@@ -364,7 +359,7 @@ fn promote_module(module: &Module<'_>, hash: &str) -> PromotionRecord {
             _ => {}
         }
     }
-    PromotionRecord { strong, origins }
+    PromotionRecord { origins }
 }
 
 /// Promotes a helper library given as a whole (bitcode or IR named `name`) the way the build step promotes its
@@ -383,96 +378,8 @@ pub(crate) fn promote_library_with_summary(name: &str, bytes: &[u8]) -> Result<V
     Ok(module.write_bitcode_with_summary())
 }
 
-/// Promotes one input in its own context and hands it back as bitcode.
-fn promote(unit: &InputUnit) -> Result<Promoted> {
-    let ctx = Context::new();
-    let (module, record) = parse_and_promote(&ctx, unit)?;
-    Ok(Promoted {
-        name: unit.info.name.clone(),
-        strong: record.strong,
-        origins: record.origins,
-        triple: module.triple(),
-        data_layout: module.data_layout(),
-        bitcode: module.write_bitcode(),
-    })
-}
-
-/// Promotes every input on its own rayon task, checks strong definitions across inputs, and links them in name
-/// order into one module in `ctx`.
-fn link_inputs<'ctx>(
-    ctx: &'ctx Context,
-    units: &[InputUnit],
-    options: &BuildOptions,
-) -> Result<(Module<'ctx>, Origins)> {
-    let done = AtomicUsize::new(0);
-    let promoted: Vec<Promoted> = units
-        .par_iter()
-        .map(|u| {
-            let p = promote(u);
-            options.report(
-                Stage::Parse,
-                done.fetch_add(1, Ordering::Relaxed) + 1,
-                units.len(),
-            );
-            p
-        })
-        .collect::<Result<_>>()?;
-
-    // Strong definitions may appear once; name both inputs when they do not.
-    let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
-    for p in &promoted {
-        for s in &p.strong {
-            if let Some(first) = owners.insert(s, &p.name) {
-                return Err(Error::Link {
-                    what: format!("`{first}` and `{}`", p.name),
-                    message: format!("both define the strong symbol `{s}`"),
-                });
-            }
-        }
-    }
-    let triples: BTreeSet<&str> = promoted
-        .iter()
-        .map(|p| p.triple.as_str())
-        .filter(|t| !t.is_empty())
-        .collect();
-    if triples.len() > 1 {
-        return Err(Error::SummaryBuild {
-            what: display_list(
-                &promoted
-                    .iter()
-                    .map(|p| PathBuf::from(&p.name))
-                    .collect::<Vec<_>>(),
-            ),
-            message: format!(
-                "inputs target different triples: {}",
-                triples.into_iter().collect::<Vec<_>>().join(", ")
-            ),
-        });
-    }
-    let origins: Origins = promoted
-        .iter()
-        .flat_map(|p| p.origins.iter())
-        .map(|(n, o, l)| (n.clone(), (o.clone(), *l)))
-        .collect();
-
-    // Link in name order, in one context.
-    options.report(Stage::Link, 0, 1);
-    // The first input is the destination (linking into an empty module would copy it for nothing).
-    let mut library = Module::parse_bitcode(ctx, &promoted[0].bitcode, &promoted[0].name)?;
-    for p in &promoted[1..] {
-        let m = Module::parse_bitcode(ctx, &p.bitcode, &p.name)?;
-        library.link_in(m)?;
-    }
-    if let Some(p) = promoted.iter().find(|p| !p.triple.is_empty()) {
-        library.set_triple(&p.triple);
-        library.set_data_layout(&p.data_layout);
-    }
-
-    Ok((library, origins))
-}
-
-/// Runs the whole pipeline over loaded inputs.
-pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> Result<Built> {
+/// Sorts loaded inputs by name and refuses an empty list or a name given twice.
+fn sorted_units(mut units: Vec<InputUnit>) -> Result<Vec<InputUnit>> {
     units.sort_by(|a, b| a.info.name.cmp(&b.info.name));
     if let Some(w) = units.windows(2).find(|w| w[0].info.name == w[1].info.name) {
         return Err(Error::SummaryBuild {
@@ -486,179 +393,483 @@ pub(crate) fn build_units(mut units: Vec<InputUnit>, options: &BuildOptions) -> 
             message: "nothing to summarize".into(),
         });
     }
+    Ok(units)
+}
+
+/// A function's summary and, when importable, its shard.
+type AnalyzedFunction = (super::FunctionSummary, Option<Vec<u8>>);
+
+/// Analyzes the non-intrinsic functions `skip..skip + take` of `module` and extracts the shards of the
+/// importable ones (reading bodies of a lazily loaded module as it goes).
+fn analyze_functions(
+    module: &Module<'_>,
+    origins: &Origins,
+    skip: usize,
+    take: usize,
+) -> Result<Vec<AnalyzedFunction>> {
+    let mut out = Vec::new();
+    for f in module
+        .functions()
+        .filter(|f| !f.is_intrinsic())
+        .skip(skip)
+        .take(take)
+    {
+        f.materialize()?;
+        let mut summary = analyze::analyze_function(f, origins);
+        let shard = if summary.is_eligible() {
+            match module.extract_function(f, &format!("shard:{}", summary.name)) {
+                Ok(m) => Some(m.write_shard_bitcode()),
+                Err(e) => {
+                    summary
+                        .not_eligible
+                        .push(super::NotEligible::UnpromotableReference(format!(
+                            "(shard extraction failed: {e})"
+                        )));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        out.push((summary, shard));
+    }
+    Ok(out)
+}
+
+/// The per-input work: parse, verify, promote, analyze every function and extract the shards, all in the
+/// input's own context. With fewer inputs than worker threads, each input's analysis is split over the workers
+/// (each reads the promoted bitcode lazily into a context of its own).
+fn build_part(unit: &InputUnit, split: usize) -> Result<Built> {
     let ctx = Context::new();
-    let (library, origins) = if units.len() == 1 {
-        // One input: promote it where it will be analyzed (no bitcode round trip).
-        let (module, record) = parse_and_promote(&ctx, &units[0])?;
-        options.report(Stage::Parse, 1, 1);
-        let origins: Origins = record
-            .origins
-            .into_iter()
-            .map(|(n, o, l)| (n, (o, l)))
-            .collect();
-        (module, origins)
+    let (mut module, record) = parse_and_promote(&ctx, unit)?;
+    let origins: Origins = record
+        .origins
+        .into_iter()
+        .map(|(n, o, l)| (n, (o, l)))
+        .collect();
+    module.set_name("thinjit-helpers");
+    module.set_source_name("thinjit-helpers");
+    // With its ThinLTO summary: LLVM's own importer (the `llvm-importer` strategy) reads a one-part library.
+    let library_bc = module.write_bitcode_with_summary();
+    let variables = analyze::analyze_variables(&module, &origins);
+    let initializers = analyze::initializers(&module);
+    let triple = module.triple();
+    let data_layout = module.data_layout();
+    let functions = if split <= 1 {
+        analyze_functions(&module, &origins, 0, usize::MAX)?
     } else {
-        link_inputs(&ctx, &units, options)?
-    };
-    let mut library = library;
-    library.set_name("thinjit-helpers");
-    library.set_source_name("thinjit-helpers");
-    library.verify()?;
-    // With its ThinLTO summary: LLVM's own importer (the `llvm-importer` strategy) reads it.
-    let library_bc = library.write_bitcode_with_summary();
-    options.report(Stage::Link, 1, 1);
-
-    let variables = analyze::analyze_variables(&library, &origins);
-    let initializers = analyze::initializers(&library);
-    let function_count = library.functions().filter(|f| !f.is_intrinsic()).count();
-    let triple = library.triple();
-    let data_layout = library.data_layout();
-    drop(library);
-    drop(ctx);
-
-    // Analyze and extract in parallel: each worker parses the library once into its own context.
-    let workers = rayon::current_num_threads().max(1);
-    let chunk = function_count.div_ceil(workers).max(1);
-    let done = AtomicUsize::new(0);
-    type Analyzed = Vec<Vec<(super::FunctionSummary, Option<Vec<u8>>)>>;
-    let analysis = || -> Result<Analyzed> {
-        (0..workers)
+        let count = module.functions().filter(|f| !f.is_intrinsic()).count();
+        drop(module);
+        let chunk = count.div_ceil(split).max(1);
+        let parts: Vec<Vec<AnalyzedFunction>> = (0..split)
             .into_par_iter()
             .map(|w| -> Result<_> {
-                let start = w * chunk;
-                if start >= function_count {
+                if w * chunk >= count {
                     return Ok(Vec::new());
                 }
-                // Lazily: only this worker's functions are read from the bitcode.
                 let ctx = Context::new();
                 let module = Module::parse_bitcode_lazy(
                     &ctx,
-                    MemoryBuffer::from_bytes(&library_bc, "thinjit-helpers"),
-                    "thinjit-helpers",
+                    MemoryBuffer::from_bytes(&library_bc, &unit.info.name),
+                    &unit.info.name,
                 )?;
-                let mut out = Vec::with_capacity(chunk);
-                for f in module
-                    .functions()
-                    .filter(|f| !f.is_intrinsic())
-                    .skip(start)
-                    .take(chunk)
-                {
-                    f.materialize()?;
-                    let mut summary = analyze::analyze_function(f, &origins);
-                    let shard = if summary.is_eligible() {
-                        match module.extract_function(f, &format!("shard:{}", summary.name)) {
-                            Ok(m) => Some(m.write_shard_bitcode()),
-                            Err(e) => {
-                                summary.not_eligible.push(
-                                    super::NotEligible::UnpromotableReference(format!(
-                                        "(shard extraction failed: {e})"
-                                    )),
-                                );
-                                None
-                            }
-                        }
-                    } else {
-                        None
-                    };
-                    out.push((summary, shard));
-                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n % 64 == 0 || n == function_count {
-                        options.report(Stage::Analyze, n, function_count);
-                    }
-                }
-                Ok(out)
+                analyze_functions(&module, &origins, w * chunk, chunk)
             })
-            .collect::<Result<_>>()
+            .collect::<Result<_>>()?;
+        parts.into_iter().flatten().collect()
     };
-    // The runtime object is compiled alongside the analysis (code generation dominates for large libraries).
-    let (parts, object) = rayon::join(analysis, || {
-        options
-            .object
-            .as_ref()
-            .map(|target| compile_runtime_object(&library_bc, target))
-            .transpose()
-    });
-    let (parts, object) = (parts?, object?);
 
-    let mut pairs: Vec<_> = parts.into_iter().flatten().collect();
-    pairs.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let mut functions = functions;
+    functions.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     let mut shard_area = Vec::new();
-    let mut functions = Vec::with_capacity(pairs.len());
-    for (mut summary, shard) in pairs {
+    let mut index_functions = Vec::with_capacity(functions.len());
+    for (mut summary, shard) in functions {
         if let Some(bytes) = shard {
-            summary.shard = Some(ShardRef {
-                offset: shard_area.len() as u64,
-                len: bytes.len() as u64,
-                checksum: checksum64(&bytes),
-            });
-            shard_area.extend_from_slice(&bytes);
+            summary.shard = Some(append(&mut shard_area, &bytes));
         }
-        functions.push(summary);
+        index_functions.push(summary);
     }
-    let library_ref = ShardRef {
-        offset: shard_area.len() as u64,
-        len: library_bc.len() as u64,
-        checksum: checksum64(&library_bc),
-    };
-    shard_area.extend_from_slice(&library_bc);
-    let runtime_object = object.map(|(bytes, mut description)| {
-        description.object = ShardRef {
-            offset: shard_area.len() as u64,
-            len: bytes.len() as u64,
-            checksum: checksum64(&bytes),
-        };
-        shard_area.extend_from_slice(&bytes);
-        description
-    });
+    let part = append(&mut shard_area, &library_bc);
     let mut index = SummaryIndex {
-        functions,
+        functions: index_functions,
         variables,
         initializers,
     };
     index.canonicalize();
-    let mut inputs: Vec<InputInfo> = units.iter().map(|u| u.info.clone()).collect();
-    inputs.sort();
-    Ok(Built {
-        header: SummaryHeader {
-            magic: MAGIC,
-            format_version: FORMAT_VERSION,
-            llvm_version: crate::llvm::llvm_version(),
-            kind: SummaryKind::Full,
-            target_triple: triple,
-            data_layout,
-            inputs,
-            library: library_ref,
-            runtime_object,
-        },
-        index,
-        shard_area,
-    })
-}
-
-/// The parts of a partial summary: one input, checked, carried unchanged.
-pub(crate) fn partial(unit: &InputUnit) -> Result<Built> {
-    let ctx = Context::new();
-    let module = Module::parse(&ctx, &unit.bytes, &unit.info.name)?;
-    verify_input(&module, &unit.info.name)?;
     Ok(Built {
         header: SummaryHeader {
             magic: MAGIC,
             format_version: FORMAT_VERSION,
             llvm_version: crate::llvm::llvm_version(),
             kind: SummaryKind::Partial,
-            target_triple: module.triple(),
-            data_layout: module.data_layout(),
+            target_triple: triple,
+            data_layout,
             inputs: vec![unit.info.clone()],
-            library: ShardRef {
-                offset: 0,
-                len: unit.bytes.len() as u64,
-                checksum: checksum64(&unit.bytes),
-            },
+            library: part,
+            library_parts: vec![part],
             runtime_object: None,
         },
-        index: SummaryIndex::default(),
-        shard_area: unit.bytes.clone(),
+        index,
+        shard_area,
     })
+}
+
+/// Appends `bytes` to the shard area and returns where they lie.
+fn append(area: &mut Vec<u8>, bytes: &[u8]) -> ShardRef {
+    let r = ShardRef {
+        offset: area.len() as u64,
+        len: bytes.len() as u64,
+        checksum: checksum64(bytes),
+    };
+    area.extend_from_slice(bytes);
+    r
+}
+
+/// One partial summary per input, built in parallel.
+pub(crate) fn build_parts(units: Vec<InputUnit>, options: &BuildOptions) -> Result<Vec<Summary>> {
+    let units = sorted_units(units)?;
+    let workers = rayon::current_num_threads().max(1);
+    // Few inputs (a pre-linked library): split each one's analysis over the workers instead.
+    let split = if units.len() < 2 * workers {
+        workers
+    } else {
+        1
+    };
+    let done = AtomicUsize::new(0);
+    units
+        .par_iter()
+        .map(|u| {
+            let built = build_part(u, split)?;
+            options.report(
+                Stage::Parse,
+                done.fetch_add(1, Ordering::Relaxed) + 1,
+                units.len(),
+            );
+            Summary::from_bytes(
+                super::file::encode(&built.header, &built.index, &built.shard_area),
+                &u.info.name,
+            )
+        })
+        .collect()
+}
+
+/// How a definition fares in symbol resolution, as LLVM's linker decides: a strong definition wins over a weak
+/// one (`weak`, `weak_odr`, `linkonce*`, `common`), which wins over an `available_externally` copy, which wins
+/// over a declaration; among equals the first input (in name order) wins.
+fn rank(linkage: Linkage, declaration: bool) -> u8 {
+    if declaration {
+        0
+    } else if linkage == Linkage::AvailableExternally {
+        1
+    } else if linkage.is_interposable()
+        || matches!(linkage, Linkage::WeakOdr | Linkage::LinkOnceOdr)
+    {
+        2
+    } else {
+        3
+    }
+}
+
+/// Picks, per name, the winning entry among the partials (`items(p)` lists partial `p`'s entries with their
+/// rank); two strong (`external`) definitions of one name are an error naming both inputs.
+fn resolve<'a, T>(
+    partials: &[&'a Summary],
+    items: impl Fn(&'a Summary) -> Vec<(&'a str, u8, bool, &'a T)>,
+) -> Result<BTreeMap<&'a str, (usize, &'a T)>> {
+    let mut winners: BTreeMap<&'a str, (u8, bool, usize, &'a T)> = BTreeMap::new();
+    for (i, p) in partials.iter().enumerate() {
+        for (name, r, strong, item) in items(p) {
+            match winners.get_mut(name) {
+                None => {
+                    winners.insert(name, (r, strong, i, item));
+                }
+                Some(w) => {
+                    if strong && w.1 {
+                        return Err(Error::Link {
+                            what: format!(
+                                "`{}` and `{}`",
+                                partials[w.2].header.inputs[0].name, p.header.inputs[0].name
+                            ),
+                            message: format!("both define the strong symbol `{name}`"),
+                        });
+                    }
+                    if r > w.0 {
+                        *w = (r, strong, i, item);
+                    }
+                }
+            }
+        }
+    }
+    Ok(winners
+        .into_iter()
+        .map(|(name, (_, _, i, item))| (name, (i, item)))
+        .collect())
+}
+
+/// Combines partial summaries (one input each) into the parts of a full summary.
+pub(crate) fn merge(partials: &[Summary], options: &BuildOptions) -> Result<Built> {
+    for p in partials {
+        if p.header().kind != SummaryKind::Partial
+            || p.header().inputs.len() != 1
+            || p.header().library_parts.len() != 1
+        {
+            return Err(Error::summary(
+                p.path(),
+                "not a partial summary (made by `precompute-summary --per-input`)",
+            ));
+        }
+    }
+    let mut partials: Vec<&Summary> = partials.iter().collect();
+    partials.sort_by(|a, b| a.header().inputs[0].name.cmp(&b.header().inputs[0].name));
+    if partials.is_empty() {
+        return Err(Error::SummaryBuild {
+            what: "(no inputs)".into(),
+            message: "nothing to summarize".into(),
+        });
+    }
+    if let Some(w) = partials
+        .windows(2)
+        .find(|w| w[0].header().inputs[0].name == w[1].header().inputs[0].name)
+    {
+        return Err(Error::SummaryBuild {
+            what: format!("{} and {}", w[0].path().display(), w[1].path().display()),
+            message: format!(
+                "both are partial summaries of the input `{}`",
+                w[0].header().inputs[0].name
+            ),
+        });
+    }
+    let triples: BTreeSet<&str> = partials
+        .iter()
+        .map(|p| p.header().target_triple.as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if triples.len() > 1 {
+        return Err(Error::SummaryBuild {
+            what: display_list(
+                &partials
+                    .iter()
+                    .map(|p| p.path().to_owned())
+                    .collect::<Vec<_>>(),
+            ),
+            message: format!(
+                "inputs target different triples: {}",
+                triples.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    options.report(Stage::Link, 0, 1);
+
+    let functions = resolve(&partials, |p| {
+        p.index()
+            .functions
+            .iter()
+            .map(|f| {
+                let declaration = f.not_eligible.contains(&super::NotEligible::Declaration);
+                (
+                    f.name.as_str(),
+                    rank(f.linkage, declaration),
+                    !declaration && f.linkage == Linkage::External,
+                    f,
+                )
+            })
+            .collect()
+    })?;
+    let variables = resolve(&partials, |p| {
+        p.index()
+            .variables
+            .iter()
+            .map(|v| {
+                (
+                    v.name.as_str(),
+                    rank(v.linkage, false),
+                    v.linkage == Linkage::External,
+                    v,
+                )
+            })
+            .collect()
+    })?;
+
+    // A shard copies the constants its function reads; one defined in another input is not in the shard the
+    // function's own input made. Those shards are extracted again from the input linked with the inputs that
+    // define such constants.
+    let defined: Vec<HashSet<&str>> = partials
+        .iter()
+        .map(|p| {
+            let index = p.index();
+            index
+                .functions
+                .iter()
+                .filter(|f| !f.not_eligible.contains(&super::NotEligible::Declaration))
+                .map(|f| f.name.as_str())
+                .chain(index.variables.iter().map(|v| v.name.as_str()))
+                .collect()
+        })
+        .collect();
+    let mut stale: BTreeMap<usize, (Vec<&str>, BTreeSet<usize>)> = BTreeMap::new();
+    for (name, (i, f)) in &functions {
+        if f.shard.is_none() {
+            continue;
+        }
+        let mut needs = BTreeSet::new();
+        for r in &f.refs {
+            if defined[*i].contains(r.as_str()) {
+                continue;
+            }
+            if let Some((j, v)) = variables.get(r.as_str()) {
+                if v.importable_initializer {
+                    needs.insert(*j);
+                }
+            }
+        }
+        if !needs.is_empty() {
+            let entry = stale.entry(*i).or_default();
+            entry.0.push(name);
+            entry.1.extend(needs);
+        }
+    }
+    let stale_total: usize = stale.values().map(|(fs, _)| fs.len()).sum();
+    let done = AtomicUsize::new(0);
+    let reextracted: Vec<Vec<(&str, Vec<u8>)>> = stale
+        .par_iter()
+        .map(|(i, (names, needs))| -> Result<_> {
+            let ctx = Context::new();
+            let part = |k: usize| -> Result<Module<'_>> {
+                let (name, bytes) = partials[k]
+                    .library_parts()?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::summary(partials[k].path(), "no library part"))?;
+                Module::parse_bitcode(&ctx, bytes, name)
+            };
+            let mut module = part(*i)?;
+            module.link_in_all(needs.iter().map(|&j| part(j)).collect::<Result<_>>()?)?;
+            let mut out = Vec::with_capacity(names.len());
+            for &name in names {
+                let f = module.function(name).ok_or_else(|| {
+                    Error::summary(
+                        partials[*i].path(),
+                        format!("function `{name}` is in the index but not in the library part"),
+                    )
+                })?;
+                let shard = module.extract_function(f, &format!("shard:{name}"))?;
+                out.push((name, shard.write_shard_bitcode()));
+            }
+            let n = done.fetch_add(names.len(), Ordering::Relaxed) + names.len();
+            options.report(Stage::Analyze, n, stale_total);
+            Ok(out)
+        })
+        .collect::<Result<_>>()?;
+    let reextracted: HashMap<&str, Vec<u8>> = reextracted.into_iter().flatten().collect();
+
+    let mut shard_area = Vec::new();
+    let mut index_functions = Vec::with_capacity(functions.len());
+    for (name, (i, f)) in &functions {
+        let mut summary = (*f).clone();
+        if f.shard.is_some() {
+            let bytes = match reextracted.get(name) {
+                Some(bytes) => bytes.as_slice(),
+                None => partials[*i].shard(f)?,
+            };
+            summary.shard = Some(append(&mut shard_area, bytes));
+        }
+        index_functions.push(summary);
+    }
+    let parts: Vec<(&str, &[u8])> = partials
+        .iter()
+        .map(|p| {
+            p.library_parts()?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::summary(p.path(), "no library part"))
+        })
+        .collect::<Result<_>>()?;
+    let library_start = shard_area.len();
+    let library_parts: Vec<ShardRef> = parts
+        .iter()
+        .map(|(_, bytes)| append(&mut shard_area, bytes))
+        .collect();
+    let library = ShardRef {
+        offset: library_start as u64,
+        len: (shard_area.len() - library_start) as u64,
+        checksum: checksum64(&shard_area[library_start..]),
+    };
+    let first = partials
+        .iter()
+        .find(|p| !p.header().target_triple.is_empty())
+        .unwrap_or(&partials[0]);
+    let mut header = SummaryHeader {
+        magic: MAGIC,
+        format_version: FORMAT_VERSION,
+        llvm_version: crate::llvm::llvm_version(),
+        kind: SummaryKind::Full,
+        target_triple: first.header().target_triple.clone(),
+        data_layout: first.header().data_layout.clone(),
+        inputs: partials
+            .iter()
+            .map(|p| p.header().inputs[0].clone())
+            .collect(),
+        library,
+        library_parts,
+        runtime_object: None,
+    };
+    if let Some(target) = &options.object {
+        let linked;
+        let library_bc = if let [(_, one)] = parts.as_slice() {
+            *one
+        } else {
+            linked = link_library(&parts, &header)?;
+            &linked
+        };
+        let (bytes, mut description) = compile_runtime_object(library_bc, target)?;
+        description.object = append(&mut shard_area, &bytes);
+        header.runtime_object = Some(description);
+    }
+    options.report(Stage::Link, 1, 1);
+
+    let mut initializers: Vec<super::Initializer> = partials
+        .iter()
+        .flat_map(|p| p.index().initializers.iter().cloned())
+        .collect();
+    initializers.sort();
+    initializers.dedup();
+    let mut index = SummaryIndex {
+        functions: index_functions,
+        variables: variables.values().map(|(_, v)| (*v).clone()).collect(),
+        initializers,
+    };
+    index.canonicalize();
+    Ok(Built {
+        header,
+        index,
+        shard_area,
+    })
+}
+
+/// Links the library's parts (promoted bitcode per input, in input order) into one module and writes it with its
+/// ThinLTO module summary.
+pub(crate) fn link_library(parts: &[(&str, &[u8])], header: &SummaryHeader) -> Result<Vec<u8>> {
+    let ctx = Context::new();
+    let mut modules = parts
+        .iter()
+        .map(|(name, bytes)| Module::parse_bitcode(&ctx, bytes, name))
+        .collect::<Result<Vec<_>>>()?;
+    if modules.is_empty() {
+        return Err(Error::SummaryBuild {
+            what: "(no inputs)".into(),
+            message: "the library has no parts".into(),
+        });
+    }
+    let mut library = modules.remove(0);
+    library.link_in_all(modules)?;
+    if !header.target_triple.is_empty() {
+        library.set_triple(&header.target_triple);
+        library.set_data_layout(&header.data_layout);
+    }
+    library.set_name("thinjit-helpers");
+    library.set_source_name("thinjit-helpers");
+    library.verify()?;
+    Ok(library.write_bitcode_with_summary())
 }
 
 /// Compiles the promoted helper library (its bitcode) to a native object for `target`, after the preparation

@@ -17,7 +17,9 @@
 //!
 //! Format history: version 1 had no runtime object; version 2 adds [`SummaryHeader::runtime_object`]; version 3
 //! writes the library bitcode with its ThinLTO module summary (for LLVM's own importer, the `llvm-importer`
-//! strategy). Files of another version are refused with a message asking for a rebuild.
+//! strategy); version 4 stores the library as one promoted module per input ([`SummaryHeader::library_parts`],
+//! linked when first asked for) and partial summaries carry their input's index and shards. Files of another
+//! version are refused with a message asking for a rebuild.
 //!
 //! Decoding is bounded by the bytes actually present (bincode's limit), so a damaged length never makes the
 //! reader allocate what the file claims. The shard area is not read at load time: each shard's checksum is
@@ -32,7 +34,7 @@ use super::{ShardRef, SummaryIndex};
 pub const MAGIC: [u8; 8] = *b"THINJIT\0";
 
 /// The version of the layout and of the serialized types; bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Length of the fixed prefix (magic, version, lengths, checksum).
 pub(crate) const PREFIX_LEN: usize = 8 + 4 + 8 + 8 + 8;
@@ -42,9 +44,10 @@ pub(crate) const PREFIX_LEN: usize = 8 + 4 + 8 + 8 + 8;
 pub enum SummaryKind {
     /// A complete summary: index, shards, promoted helper library.
     Full,
-    /// One input of a distributed build (`precompute-summary --per-input`): no index; the library blob is the
-    /// input's own IR, unchanged (bitcode, or text for a `.ll` input; compiled bitcode for a C/C++ source),
-    /// checked to parse and verify. Partial summaries are combined with [`super::Summary::merge`].
+    /// One input of a distributed build (`precompute-summary --per-input`): the input checked, promoted and
+    /// analyzed on its own: its functions (declarations included) with their shards, its variables and
+    /// initializers, and its promoted bitcode as the one library part. Partial summaries are combined with
+    /// [`super::Summary::merge`].
     Partial,
 }
 
@@ -67,8 +70,12 @@ pub struct SummaryHeader {
     pub data_layout: String,
     /// Inputs sorted by name.
     pub inputs: Vec<InputInfo>,
-    /// The promoted helper library's bitcode (for a partial summary: the input's bitcode).
+    /// The whole library area: every part of [`SummaryHeader::library_parts`], back to back.
     pub library: ShardRef,
+    /// The promoted helper library as one bitcode module per input (with its ThinLTO module summary), in input
+    /// order. One part is the library itself; several are linked, in order, when the library is first asked
+    /// for ([`super::Summary::library_bitcode`]).
+    pub library_parts: Vec<ShardRef>,
     /// The promoted helper library compiled to a native object (`precompute-summary --object`), if built.
     pub runtime_object: Option<RuntimeObject>,
 }
@@ -283,6 +290,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
             "truncated: the library blob ends past the end of the file ({} bytes of shards present)",
             area_len
         ));
+    }
+    if header.library_parts.iter().any(|p| !in_area(p)) {
+        return Err("truncated: a library part ends past the end of the file".into());
     }
     if header
         .runtime_object

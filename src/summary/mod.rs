@@ -39,11 +39,11 @@ use crate::{Error, Result};
 pub enum Stage {
     /// Reading inputs and compiling C/C++ sources.
     Compile,
-    /// Parsing, verifying and promoting each input.
+    /// The per-input work: parsing, verifying, promoting and analyzing each input, extracting its shards.
     Parse,
-    /// Linking the inputs into one library.
+    /// Merging: resolving symbols across inputs and combining the partial summaries.
     Link,
-    /// Analyzing functions and extracting shards.
+    /// Merging: extracting again the shards that read a constant defined in another input.
     Analyze,
 }
 
@@ -139,6 +139,8 @@ pub struct Summary {
     header: SummaryHeader,
     index: SummaryIndex,
     shard_area_start: usize,
+    /// The library linked from its parts, once asked for (summaries with more than one part).
+    linked: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Summary {
@@ -169,42 +171,32 @@ impl Summary {
         options.run(|| {
             let mut report = inputs::select_inputs(inputs, options)?;
             let units = builder::load_inputs(&mut report, options)?;
-            let built = builder::build_units(units, options)?;
+            // The one-shot build is the distributed one in one process: the same partials, the same merge,
+            // so both give the same bytes.
+            let partials = builder::build_parts(units, options)?;
+            let built = builder::merge(&partials, options)?;
             Ok((Self::from_built(built, "<built summary>")?, report))
         })
     }
 
-    /// Per-input mode: one partial summary per input (after expanding directories), each holding the input's
-    /// checked bitcode, for [`Summary::merge`]. Partial summaries can be made on different machines.
+    /// Per-input mode: one partial summary per input (after expanding directories), for [`Summary::merge`].
+    /// Each carries all the per-input work: the input checked, promoted and analyzed, its shards extracted, its
+    /// promoted bitcode. Partial summaries can be made on different machines, in any grouping.
     pub fn build_partials(inputs: &[PathBuf], options: &BuildOptions) -> Result<Vec<Summary>> {
         options.run(|| {
-            use rayon::prelude::*;
             let mut report = inputs::select_inputs(inputs, options)?;
             let units = builder::load_inputs(&mut report, options)?;
-            units
-                .par_iter()
-                .map(|u| Self::from_built(builder::partial(u)?, &u.info.name))
-                .collect()
+            builder::build_parts(units, options)
         })
     }
 
     /// Combines partial summaries into the summary a one-shot [`Summary::build`] over the same inputs gives,
-    /// byte for byte. Inputs may come in any order.
+    /// byte for byte. Inputs may come in any order. Only cross-input work is done here: symbol resolution
+    /// (strong definitions once, the winning copy of weak ones), the index, the few shards that read a constant
+    /// defined in another input (re-extracted with its definition), and the file layout. The library parts are
+    /// not linked (see [`Summary::library_bitcode`]) unless a runtime object is asked for.
     pub fn merge(partials: &[Summary], options: &BuildOptions) -> Result<Summary> {
-        let mut units = Vec::with_capacity(partials.len());
-        for p in partials {
-            if p.header.kind != SummaryKind::Partial || p.header.inputs.len() != 1 {
-                return Err(Error::summary(
-                    &p.path,
-                    "not a partial summary (made by `precompute-summary --per-input`)",
-                ));
-            }
-            units.push(builder::InputUnit {
-                info: p.header.inputs[0].clone(),
-                bytes: p.library_bitcode()?.to_vec(),
-            });
-        }
-        options.run(|| Self::from_built(builder::build_units(units, options)?, "<merged summary>"))
+        options.run(|| Self::from_built(builder::merge(partials, options)?, "<merged summary>"))
     }
 
     fn from_built(built: builder::Built, name: &str) -> Result<Summary> {
@@ -243,6 +235,7 @@ impl Summary {
             header: decoded.header,
             index: decoded.index,
             shard_area_start: decoded.shard_area_start,
+            linked: std::sync::OnceLock::new(),
         })
     }
 
@@ -303,10 +296,47 @@ impl Summary {
         self.area_slice(r, &format!("shard of function `{}`", f.name))
     }
 
-    /// The bitcode of the whole promoted helper library (for engines that JIT the runtime), checksum verified.
-    /// It keeps its `llvm.global_ctors`; [`SummaryIndex::initializers`] lists the same constructors by name.
+    /// The bitcode of the whole promoted helper library (for engines that JIT the runtime), checksum verified,
+    /// with its ThinLTO module summary. It keeps its `llvm.global_ctors`; [`SummaryIndex::initializers`] lists
+    /// the same constructors by name. A library of several parts (one per input) is linked, in input order, on
+    /// the first call, and kept.
     pub fn library_bitcode(&self) -> Result<&[u8]> {
-        self.area_slice(&self.header.library, "library bitcode")
+        if let Some(linked) = self.linked.get() {
+            return Ok(linked);
+        }
+        let parts = self.library_parts()?;
+        if let [one] = parts.as_slice() {
+            return Ok(one.1);
+        }
+        let linked = builder::link_library(&parts, &self.header)?;
+        // Another thread may have linked it first: the same bytes either way.
+        let _ = self.linked.set(linked);
+        self.linked
+            .get()
+            .map(Vec::as_slice)
+            .ok_or_else(|| Error::summary(&self.path, "library bitcode not kept"))
+    }
+
+    /// The library's parts, checksum verified: per input (name as given) its promoted bitcode.
+    pub fn library_parts(&self) -> Result<Vec<(&str, &[u8])>> {
+        let names = self.header.inputs.iter().map(|i| i.name.as_str());
+        if self.header.library_parts.len() != self.header.inputs.len() {
+            return Err(Error::summary(
+                &self.path,
+                format!(
+                    "damaged header: {} library parts for {} inputs",
+                    self.header.library_parts.len(),
+                    self.header.inputs.len()
+                ),
+            ));
+        }
+        names
+            .zip(&self.header.library_parts)
+            .map(|(name, r)| {
+                let what = format!("library bitcode (the part of `{name}`)");
+                Ok((name, self.area_slice(r, &what)?))
+            })
+            .collect()
     }
 
     /// The precompiled runtime object's description, if the summary has one.

@@ -729,3 +729,231 @@ fn transform_refusal_is_a_lookup_error_not_an_abort() {
         thinjit_capi::thinjit_summary_dispose(s);
     }
 }
+
+host_callbacks!(checked_host);
+
+/// What the checked-compiler test's LLJIT reported asynchronously (its session's error reporter).
+static REPORTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn keep_reported_error(_ctx: *mut std::ffi::c_void, err: llvm_sys::error::LLVMErrorRef) {
+    // SAFETY: ORC hands the reporter an error it owns; its message is read and freed here.
+    let text = unsafe {
+        let raw = llvm_sys::error::LLVMGetErrorMessage(err);
+        let text = std::ffi::CStr::from_ptr(raw).to_string_lossy().into_owned();
+        llvm_sys::error::LLVMDisposeErrorMessage(raw);
+        text
+    };
+    REPORTED.lock().unwrap().push(text);
+}
+
+/// Issue 15, with a C host's own LLJIT: a module the backend reports an error diagnostic for.
+const CODEGEN_ERRORS: [(&str, &str, &str, &str); 2] = [
+    (
+        "no-sse",
+        "define double @d(double %x) noinline \"target-features\"=\"-sse,-sse2,-avx,-avx2,-avx512f\" {\n  %y = fadd double %x, 1.0\n  ret double %y\n}\ndefine i64 @no_sse_main() {\n  %r = call double @d(double 2.0)\n  %i = fptosi double %r to i64\n  ret i64 %i\n}\n",
+        "no_sse_main",
+        "SSE register return with SSE disabled",
+    ),
+    (
+        "bad-asm",
+        "define i32 @bad_asm() {\n  %r = call i32 asm \"bogus_instruction $0\", \"=r\"()\n  ret i32 %r\n}\n",
+        "bad_asm",
+        "bogus_instruction",
+    ),
+];
+
+/// Adds textual IR to a C-API LLJIT the way a C host does: its own LLVMContext (LLVM's default diagnostic
+/// handler, which exits the process on an error diagnostic), a thread-safe module, `LLVMOrcLLJITAddLLVMIRModule`.
+///
+/// # Safety
+/// `jit` must be a live LLJIT.
+unsafe fn add_ir_like_a_c_host(jit: llvm_sys::orc2::lljit::LLVMOrcLLJITRef, name: &str, ir: &str) {
+    use llvm_sys::orc2::{self as orc, lljit};
+    let tsc = orc::LLVMOrcCreateNewThreadSafeContext();
+    let ctx = orc::LLVMOrcThreadSafeContextGetContext(tsc);
+    let cname = std::ffi::CString::new(name).unwrap();
+    let buffer = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
+        ir.as_ptr().cast(),
+        ir.len(),
+        cname.as_ptr(),
+    );
+    let (mut module, mut message) = (std::ptr::null_mut(), std::ptr::null_mut());
+    assert_eq!(
+        llvm_sys::ir_reader::LLVMParseIRInContext(ctx, buffer, &mut module, &mut message),
+        0,
+        "{name} parses"
+    );
+    let tsm = orc::LLVMOrcCreateNewThreadSafeModule(module, tsc);
+    orc::LLVMOrcDisposeThreadSafeContext(tsc);
+    let dylib = lljit::LLVMOrcLLJITGetMainJITDylib(jit);
+    let err = lljit::LLVMOrcLLJITAddLLVMIRModule(jit, dylib, tsm);
+    assert!(err.is_null(), "adding {name}");
+}
+
+/// `LLVMOrcLLJITLookup`: the address, or the error's message.
+///
+/// # Safety
+/// `jit` must be a live LLJIT.
+unsafe fn c_lookup(jit: llvm_sys::orc2::lljit::LLVMOrcLLJITRef, name: &str) -> Result<u64, String> {
+    let cname = std::ffi::CString::new(name).unwrap();
+    let mut address = 0;
+    let err = llvm_sys::orc2::lljit::LLVMOrcLLJITLookup(jit, &mut address, cname.as_ptr());
+    if err.is_null() {
+        return Ok(address);
+    }
+    let raw = llvm_sys::error::LLVMGetErrorMessage(err);
+    let text = std::ffi::CStr::from_ptr(raw).to_string_lossy().into_owned();
+    llvm_sys::error::LLVMDisposeErrorMessage(raw);
+    Err(text)
+}
+
+/// A C host's LLJIT built with `thinjit_lljit_builder_use_checked_compiler`, thinjit's transform installed:
+/// a script whose code generation raises an error diagnostic (issue 15 case 1's `-sse` double return, inline
+/// asm that does not assemble) fails its lookup — without the checked compiler LLVM's default diagnostic
+/// handler exits the process (or, with a recording handler, the mis-compiled object runs) — the failure is
+/// listed with its module, function and LLVM's message, and the same LLJIT then compiles, imports into and
+/// runs a clean module.
+#[test]
+fn checked_compiler_turns_codegen_errors_in_a_c_hosts_lljit_into_lookup_errors() {
+    use llvm_sys::orc2::lljit;
+    let bytes = helpers_summary().to_bytes();
+    let host = [
+        (
+            c"thinjit_host_alloc",
+            checked_host::alloc as *const () as u64,
+        ),
+        (c"thinjit_host_free", checked_host::free as *const () as u64),
+        (c"thinjit_host_log", checked_host::log as *const () as u64),
+        (
+            c"thinjit_host_event",
+            checked_host::event as *const () as u64,
+        ),
+    ]
+    .map(|(name, address)| thinjit_capi::ThinjitHostSymbol {
+        name: name.as_ptr(),
+        address,
+    });
+    let (mut s, mut runtime, mut transform, mut compiler) = (
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    );
+    let mut jit = std::ptr::null_mut();
+    // SAFETY: valid buffers and out-pointers; the builder is consumed by LLVMOrcCreateLLJIT after the compiler
+    // is installed; the transform is disposed after the LLJIT.
+    unsafe {
+        let err = thinjit_capi::thinjit_summary_load_from_memory(
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            c"helpers".as_ptr(),
+            &mut s,
+        );
+        assert!(err.is_null());
+        let builder = lljit::LLVMOrcCreateLLJITBuilder();
+        let err = thinjit_capi::thinjit_lljit_builder_use_checked_compiler(builder, &mut compiler);
+        assert!(err.is_null());
+        assert!(lljit::LLVMOrcCreateLLJIT(&mut jit, builder).is_null());
+        llvm_sys::orc2::LLVMOrcExecutionSessionSetErrorReporter(
+            lljit::LLVMOrcLLJITGetExecutionSession(jit),
+            keep_reported_error,
+            std::ptr::null_mut(),
+        );
+        let err = thinjit_capi::thinjit_resident_runtime_install(
+            jit,
+            std::ptr::null_mut(),
+            s,
+            host.as_ptr(),
+            host.len(),
+            1,
+            &mut runtime,
+        );
+        assert!(err.is_null());
+        let err = thinjit_capi::thinjit_ir_transform_install(
+            jit,
+            s,
+            std::ptr::null_mut(),
+            3,
+            &mut transform,
+        );
+        assert!(err.is_null());
+    }
+    for (i, (name, ir, entry, expected)) in CODEGEN_ERRORS.iter().enumerate() {
+        // SAFETY: `jit` is live.
+        let failure = unsafe {
+            add_ir_like_a_c_host(jit, name, ir);
+            c_lookup(jit, entry).unwrap_err()
+        };
+        // ORC's lookup error names the symbols; the reason goes to the session's error reporter and the list.
+        assert!(failure.contains(entry), "{name}: {failure}");
+        let reported = REPORTED.lock().unwrap().join("\n");
+        assert!(
+            reported.contains(&format!("code generation of {name} failed"))
+                && reported.contains(expected),
+            "{name}: {reported}"
+        );
+        let mut count = 0;
+        let (mut module, mut function, mut message) = (
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        // SAFETY: live handle; valid out-pointers; the strings are ours to free.
+        let (module_name, function_name, text) = unsafe {
+            assert!(
+                thinjit_capi::thinjit_checked_compiler_failure_count(compiler, &mut count)
+                    .is_null()
+            );
+            assert_eq!(count, i + 1);
+            assert!(thinjit_capi::thinjit_checked_compiler_failure(
+                compiler,
+                i,
+                &mut module,
+                &mut function,
+                &mut message
+            )
+            .is_null());
+            let read = |p: *mut std::ffi::c_char| {
+                let text = (!p.is_null())
+                    .then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned());
+                thinjit_capi::thinjit_string_dispose(p);
+                text
+            };
+            (read(module), read(function), read(message))
+        };
+        assert_eq!(module_name.as_deref(), Some(*name));
+        assert_eq!(
+            function_name.as_deref(),
+            Some(if *name == "no-sse" { "d" } else { "bad_asm" })
+        );
+        assert!(text.unwrap().contains(expected));
+    }
+    // The same LLJIT compiles the next module: imported (the helper inlined inside ORC) and run.
+    let clean = "declare ptr @CreateWrappedValueFromInt(i32)\ndefine i32 @clean() {\n  %p = call ptr @CreateWrappedValueFromInt(i32 7)\n  %v = getelementptr inbounds i8, ptr %p, i64 8\n  %x = load i32, ptr %v\n  ret i32 %x\n}\n";
+    // SAFETY: `jit` is live; `clean` is `i32 ()`.
+    let value = unsafe {
+        add_ir_like_a_c_host(jit, "clean", clean);
+        let address = c_lookup(jit, "clean").unwrap();
+        let f: extern "C" fn() -> i32 = std::mem::transmute(address as usize);
+        f()
+    };
+    assert_eq!(value, 7);
+    let (mut reports, mut failures) = (0, 0);
+    // SAFETY: live handles; the LLJIT is disposed before the transform (header contract).
+    unsafe {
+        assert!(thinjit_capi::thinjit_ir_transform_report_count(transform, &mut reports).is_null());
+        assert!(
+            thinjit_capi::thinjit_ir_transform_failure_count(transform, &mut failures).is_null()
+        );
+        assert_eq!(
+            (reports, failures),
+            (3, 0),
+            "import + optimize ran for all three"
+        );
+        thinjit_capi::thinjit_checked_compiler_dispose(compiler);
+        thinjit_capi::thinjit_resident_runtime_dispose(runtime);
+        assert!(lljit::LLVMOrcDisposeLLJIT(jit).is_null());
+        thinjit_capi::thinjit_ir_transform_dispose(transform);
+        thinjit_capi::thinjit_summary_dispose(s);
+    }
+}

@@ -713,3 +713,175 @@ fn script_fuzzer_bounded_run_never_takes_an_isolated_host_down() {
         assert!(!finding.isolated.is_finding(), "{finding:?}");
     }
 }
+
+/// Isolated compilation with the compiled-script cache (issue 15): the object a worker made is cached — a miss
+/// in the first isolated engine, then a hit in a second isolated engine and in an in-process engine sharing the
+/// cache, all three giving the same result — and a failed isolated compile (an LLVM abort in the worker, a code
+/// generation error, a timeout) writes no entry: the same script added again compiles, and fails, again.
+#[test]
+fn isolated_compilation_fills_the_script_cache_and_never_caches_a_failure() {
+    use thinjit::cache::{CacheOutcome, ScriptCache};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(ScriptCache::on_disk(dir.path(), 64 << 20, 64 << 20).unwrap());
+    let build = |isolate: bool, limit: Duration, target_check: bool| {
+        let mut builder = EngineBuilder::new()
+            .summary(summary())
+            .cache(Arc::clone(&cache))
+            .target_check(target_check);
+        if isolate {
+            builder = builder.isolate_codegen(
+                thinjit::jit::Isolation::new()
+                    .worker(env!("CARGO_BIN_EXE_thinjit-worker"))
+                    .timeout(limit),
+            );
+        }
+        safety_host::register(builder).build().unwrap()
+    };
+    let seed = |engine: &Engine| {
+        let script = engine
+            .add_script("seed", crate::common::SEED_SCRIPT.as_bytes())
+            .unwrap();
+        let outcome = script.report().unwrap().cache.unwrap();
+        let wrapped = script
+            .lookup::<extern "C" fn(*mut libc::c_void, *mut libc::c_void) -> *mut libc::c_void>(
+                "f_WRAPPED",
+            )
+            .unwrap();
+        let get = engine
+            .lookup::<extern "C" fn(*mut libc::c_void) -> i32>("WrappedValueGetInt")
+            .unwrap();
+        // SAFETY: signatures as declared by the seed script and the helper.
+        let value = unsafe { get.call(wrapped.call(std::ptr::null_mut(), std::ptr::null_mut())) };
+        script.remove().unwrap();
+        (outcome, value)
+    };
+    let minute = Duration::from_secs(60);
+    let first = build(true, minute, true);
+    assert_eq!(seed(&first), (CacheOutcome::Miss, 23333));
+    assert_eq!(cache.disk_entries().len(), 1);
+    drop(first);
+    let second = build(true, minute, true);
+    assert_eq!(seed(&second), (CacheOutcome::MemoryHit, 23333));
+    let in_process = build(false, minute, true);
+    assert_eq!(seed(&in_process), (CacheOutcome::MemoryHit, 23333));
+    drop(in_process);
+
+    let no_sse = "define double @d(double %x) noinline \"target-features\"=\"-sse,-sse2\" {\n  %y = fadd double %x, 1.0\n  ret double %y\n}\ndefine i64 @main() {\n  %r = call double @d(double 2.0)\n  %i = fptosi double %r to i64\n  ret i64 %i\n}\n";
+    for attempt in 0..2 {
+        let misses = cache.stats().misses;
+        let e = second.add_script("gap", CHECK_GAP.as_bytes()).map(|_| ());
+        assert!(
+            matches!(e, Err(Error::CompileAborted { .. })),
+            "attempt {attempt}: {e:?}"
+        );
+        let e = second.add_script("no-sse", no_sse.as_bytes()).map(|_| ());
+        assert!(
+            matches!(e, Err(Error::Codegen { .. })),
+            "attempt {attempt}: {e:?}"
+        );
+        assert_eq!(cache.stats().misses, misses + 2, "attempt {attempt}");
+    }
+    let hanging = build(true, Duration::from_secs(3), false);
+    for attempt in 0..2 {
+        let e = hanging
+            .add_script("debug-cycle", DEBUG_CYCLE.as_bytes())
+            .map(|_| ());
+        assert!(
+            matches!(e, Err(Error::Timeout { .. })),
+            "attempt {attempt}: {e:?}"
+        );
+    }
+    assert_eq!(cache.disk_entries().len(), 1, "only the seed's entry");
+    assert_usable(&second, "failed isolated compiles with a cache");
+}
+
+/// Module text with the numeric suffix LLVM gives a named struct type whose name a context already holds
+/// (`%class.InternTable.0` in a reused context) removed.
+fn same_type_names(ir: &str) -> String {
+    let mut text = ir.to_owned();
+    for line in ir.lines() {
+        let Some((name, _)) = line.split_once(" = type ") else {
+            continue;
+        };
+        if let Some((base, suffix)) = name.rsplit_once('.') {
+            if !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()) {
+                text = text.replace(&format!("{name} "), &format!("{base} "));
+                text = text.replace(&format!("{name},"), &format!("{base},"));
+                text = text.replace(&format!("{name}*"), &format!("{base}*"));
+            }
+        }
+    }
+    text
+}
+
+/// Isolated compilation makes what in-process compilation makes (issue 15): for every bundled bench script,
+/// an isolated engine (the worker keeping its context and target machine between scripts, skipping the
+/// verifier the host ran) and an in-process engine give the same optimized IR (in the second round up to the
+/// suffixes a reused context gives struct type names), byte-identical object files, and the same result.
+#[test]
+fn isolated_compilation_gives_the_in_process_object_for_the_bundled_scripts() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let engines: Vec<Engine> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let mut builder = EngineBuilder::new()
+                .summary(summary())
+                .keep_optimized_ir(true)
+                .save_temps(dir.path());
+            if i == 1 {
+                builder = builder.isolate_codegen(
+                    thinjit::jit::Isolation::new().worker(env!("CARGO_BIN_EXE_thinjit-worker")),
+                );
+            }
+            safety_host::register(builder).build().unwrap()
+        })
+        .collect();
+    let scripts = thinjit_cli::bench::workload::helper_scripts(0.001);
+    assert!(scripts.len() >= 6);
+    for round in 0..2 {
+        for script in &scripts {
+            let mut outputs = Vec::new();
+            for engine in &engines {
+                let handle = engine
+                    .add_script(&script.name, script.ir.as_bytes())
+                    .unwrap();
+                let report = handle.report().unwrap();
+                let object = report
+                    .temps
+                    .iter()
+                    .find(|p| p.extension().is_some_and(|e| e == "o"))
+                    .map(|p| std::fs::read(p).unwrap())
+                    .unwrap();
+                let entry = handle
+                    .lookup::<extern "C" fn(i64) -> i64>(&script.entry)
+                    .unwrap();
+                // SAFETY: the bundled scripts' entry is `i64 bench_main(i64)`.
+                let result = unsafe { entry.call(script.args[0]) };
+                assert_eq!(Some(result), script.expected, "{}", script.name);
+                outputs.push((
+                    report.optimized_ir.unwrap(),
+                    object,
+                    report.isolated.is_some(),
+                ));
+                handle.remove().unwrap();
+            }
+            let (in_process, isolated) = (&outputs[0], &outputs[1]);
+            assert!(!in_process.2 && isolated.2, "{}", script.name);
+            assert_eq!(
+                same_type_names(&in_process.0),
+                same_type_names(&isolated.0),
+                "{} round {round}: optimized IR",
+                script.name
+            );
+            if round == 0 {
+                assert_eq!(in_process.0, isolated.0, "{}: optimized IR", script.name);
+            }
+            assert!(
+                in_process.1 == isolated.1,
+                "{} round {round}: the objects differ",
+                script.name
+            );
+        }
+    }
+}

@@ -219,14 +219,15 @@ fn runtime_object_is_deterministic_versioned_and_a_damaged_one_falls_back() {
         bytes,
         "same inputs, same bytes"
     );
-    assert_eq!(FORMAT_VERSION, 3);
+    assert_eq!(FORMAT_VERSION, 4);
     let without = build(None);
     assert!(without.runtime_object().is_none());
     assert_ne!(without.identity(), with_object().identity());
 
-    // Files of the previous formats (1: no runtime object; 2: a library without its ThinLTO summary) are refused
-    // by version, with a request to rebuild.
-    for version in [1u32, 2] {
+    // Files of the previous formats (1: no runtime object; 2: a library without its ThinLTO summary; 3: the
+    // library as one linked module, partial summaries without their input's analysis) are refused by version,
+    // with a request to rebuild.
+    for version in [1u32, 2, 3] {
         let mut old = bytes.clone();
         old[8..12].copy_from_slice(&version.to_le_bytes());
         let err = Summary::from_bytes(old, "old.thinjit")

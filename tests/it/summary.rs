@@ -413,7 +413,7 @@ fn damaged_summaries_are_refused_with_the_file_named() {
     let f = function(helpers(), "CreateWrappedValueFromInt").clone();
     let mut bad = good.clone();
     let area_start = good.len()
-        - helpers().library_bitcode().unwrap().len()
+        - helpers().header().library.len as usize
         - helpers()
             .index()
             .functions
@@ -974,5 +974,369 @@ fn shards_of_helpers_built_with_debug_info_verify() {
     assert_eq!(
         function(&s, "rt_sum_varargs").not_eligible,
         vec![NotEligible::VaStart]
+    );
+}
+
+/// Issue 17: a partial summary carries its input's per-input work (analysis, shards, promoted bitcode), and
+/// `merge` only combines: every function's summary and shard in the merged file is the one its partial holds.
+#[test]
+fn partials_carry_the_per_input_work_and_merge_only_combines_them() {
+    let inputs = common::helper_bitcode();
+    let partials = Summary::build_partials(&inputs, &BuildOptions::default()).unwrap();
+    let merged = Summary::merge(&partials, &BuildOptions::default()).unwrap();
+    let mut from_partials = 0;
+    for p in &partials {
+        assert_eq!(p.header().library_parts.len(), 1);
+        assert!(
+            !p.index().functions.is_empty(),
+            "{}: the partial has no analysis",
+            p.path().display()
+        );
+        for f in &p.index().functions {
+            let m = function(&merged, &f.name);
+            if f.not_eligible.contains(&NotEligible::Declaration) || m.linkage != f.linkage {
+                continue;
+            }
+            let mut expected = f.clone();
+            expected.shard = m.shard;
+            assert_eq!(m, &expected, "{} in {}", f.name, p.path().display());
+            if f.shard.is_some() {
+                assert_eq!(p.shard(f).unwrap(), merged.shard(m).unwrap(), "{}", f.name);
+                from_partials += 1;
+            }
+        }
+    }
+    assert!(from_partials > 20, "{from_partials} shards");
+    // The library is one part per input, linked when asked for: every helper defined once, constructors kept.
+    assert_eq!(merged.header().library_parts.len(), inputs.len());
+    let ctx = Context::new();
+    let library = Module::parse_bitcode(&ctx, merged.library_bitcode().unwrap(), "lib").unwrap();
+    library.verify().unwrap();
+    for f in merged
+        .index()
+        .functions
+        .iter()
+        .filter(|f| f.shard.is_some())
+    {
+        let g = library
+            .function(&f.name)
+            .unwrap_or_else(|| panic!("{}", f.name));
+        assert!(!g.is_declaration(), "{}", f.name);
+    }
+    assert!(library.global("llvm.global_ctors").is_some());
+}
+
+/// Issue 17: per-input analysis gives every function the summary an analysis of the whole linked library gives
+/// (the helpers linked into one module by `llvm-link` first, then summarized as one input). Promoted names carry
+/// their input's hash, so they are compared without it.
+#[test]
+fn per_input_analysis_equals_the_analysis_of_the_linked_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = common::helper_bitcode();
+    let linked = dir.path().join("linked.bc");
+    let status = std::process::Command::new(common::llvm_tool("llvm-link"))
+        .args(&inputs)
+        .arg("-o")
+        .arg(&linked)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let whole = Summary::build(&[linked], &BuildOptions::default()).unwrap();
+    let per_input = helpers();
+    let (a, b) = (normalized_index(per_input), normalized_index(&whole));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y);
+    }
+    // The importable functions and their shards' definitions are the same.
+    for f in per_input
+        .index()
+        .functions
+        .iter()
+        .filter(|f| f.shard.is_some())
+    {
+        let ctx = Context::new();
+        let shard = Module::parse_bitcode(&ctx, per_input.shard(f).unwrap(), "shard").unwrap();
+        let defined = |m: &Module<'_>| -> Vec<String> {
+            let mut d: Vec<String> = m
+                .functions()
+                .filter(|g| !g.is_declaration())
+                .map(|g| local_as_l(&g.name()))
+                .chain(
+                    m.globals()
+                        .filter(|g| !g.is_declaration())
+                        .map(|g| local_as_l(&g.name())),
+                )
+                .collect();
+            d.sort();
+            d
+        };
+        if local_as_l(&f.name) == "L" {
+            // Promoted `static` functions cannot be paired by name (see `local_as_l`).
+            continue;
+        }
+        let name = f.name.clone();
+        let twin = whole
+            .index()
+            .functions
+            .iter()
+            .find(|g| g.name == name && g.shard.is_some())
+            .unwrap_or_else(|| panic!("{name} not importable in the linked library's summary"));
+        let ctx2 = Context::new();
+        let other = Module::parse_bitcode(&ctx2, whole.shard(twin).unwrap(), "shard").unwrap();
+        assert_eq!(defined(&shard), defined(&other), "shard of {name}");
+    }
+}
+
+/// A promoted local's name (`<name>.llvm.<16 hex>`) as `L`: `llvm-link` renames colliding locals (`.str.3` →
+/// `.str.3.5`) before promotion sees them, so only their number and roles can be compared.
+fn local_as_l(name: &str) -> String {
+    if regex_free_strip(name).ends_with(".llvm.H") {
+        "L".into()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Every function, variable and initializer of `s`'s index as a string, promoted locals' names replaced by `L`,
+/// sorted.
+fn normalized_index(s: &Summary) -> Vec<String> {
+    let names = |v: &[String]| -> Vec<String> {
+        let mut v: Vec<String> = v.iter().map(|n| local_as_l(n)).collect();
+        v.sort();
+        v
+    };
+    let mut out: Vec<String> = Vec::new();
+    for f in &s.index().functions {
+        let mut f = f.clone();
+        f.shard = None;
+        if local_as_l(&f.name) == "L" {
+            f.name = "L".into();
+            f.original_name = f.original_name.map(|_| "L".into());
+        }
+        f.refs = names(&f.refs);
+        f.locals = names(&f.locals);
+        for c in &mut f.calls {
+            c.callee = local_as_l(&c.callee);
+        }
+        f.calls
+            .sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        for r in &mut f.not_eligible {
+            if let NotEligible::UnpromotableReference(n) = r {
+                *n = local_as_l(n);
+            }
+        }
+        out.push(format!("{f:?}"));
+    }
+    for v in &s.index().variables {
+        let mut v = v.clone();
+        if local_as_l(&v.name) == "L" {
+            v.name = "L".into();
+            v.original_name = v.original_name.map(|_| "L".into());
+        }
+        v.refs = names(&v.refs);
+        out.push(format!("{v:?}"));
+    }
+    for i in &s.index().initializers {
+        out.push(format!("init {} {}", i.priority, local_as_l(&i.function)));
+    }
+    out.sort();
+    out
+}
+
+/// `name.llvm.0123456789abcdef` → `name.llvm.H`, wherever it appears in `s`.
+fn regex_free_strip(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find(".llvm.") {
+        out.push_str(&rest[..at + 6]);
+        let tail = &rest[at + 6..];
+        let hex = tail.bytes().take_while(|b| b.is_ascii_hexdigit()).count();
+        if hex == 16 {
+            out.push('H');
+            rest = &tail[16..];
+        } else {
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Issue 17: a function that reads a constant defined in another input still gets the constant's initializer
+/// in its shard (so O3 can fold it), in the one-shot build and in the merge of partials; weak duplicates resolve
+/// to one definition; two strong definitions name both inputs.
+#[test]
+fn cross_input_constants_weak_duplicates_and_strong_clashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(
+        dir.path(),
+        "a.ll",
+        r#"
+@table = constant [4 x i32] [i32 10, i32 20, i32 30, i32 40]
+@counter = global i32 0
+define linkonce_odr i32 @twice(i32 %x) {
+  %y = mul i32 %x, 2
+  ret i32 %y
+}
+define i32 @a_user(i32 %x) {
+  %r = call i32 @twice(i32 %x)
+  ret i32 %r
+}
+"#,
+    );
+    let b = write(
+        dir.path(),
+        "b.ll",
+        r#"
+@table = external constant [4 x i32]
+@counter = external global i32
+define linkonce_odr i32 @twice(i32 %x) {
+  %y = add i32 %x, %x
+  %z = add i32 %y, 0
+  ret i32 %z
+}
+define i32 @lookup(i64 %i) {
+  %p = getelementptr [4 x i32], ptr @table, i64 0, i64 %i
+  %v = load i32, ptr %p
+  %c = load i32, ptr @counter
+  %s = add i32 %v, %c
+  %t = call i32 @twice(i32 %s)
+  ret i32 %t
+}
+"#,
+    );
+    let inputs = vec![b.clone(), a.clone()];
+    let one_shot = Summary::build(&inputs, &BuildOptions::default()).unwrap();
+    let partials = Summary::build_partials(&inputs, &BuildOptions::default()).unwrap();
+    let merged = Summary::merge(&partials, &BuildOptions::default()).unwrap();
+    assert!(merged.to_bytes() == one_shot.to_bytes());
+
+    // `b.ll` alone only declares the table; the merged shard defines it with its initializer.
+    let part_b = partials
+        .iter()
+        .find(|p| p.header().inputs[0].name.ends_with("b.ll"))
+        .unwrap();
+    let ctx = Context::new();
+    let in_part = Module::parse_bitcode(
+        &ctx,
+        part_b.shard(function(part_b, "lookup")).unwrap(),
+        "part",
+    )
+    .unwrap();
+    assert!(in_part.global("table").unwrap().is_declaration());
+    let shard = Module::parse_bitcode(
+        &ctx,
+        merged.shard(function(&merged, "lookup")).unwrap(),
+        "merged",
+    )
+    .unwrap();
+    shard.verify().unwrap();
+    let table = shard.global("table").unwrap();
+    assert!(!table.is_declaration(), "{}", shard.print());
+    assert!(shard.print().contains("i32 30"));
+    // Mutable state stays one instance: declared, never copied.
+    assert!(shard.global("counter").unwrap().is_declaration());
+
+    // The weak duplicate resolves to the first input's copy (`a.ll`: 2 instructions), as LLVM's linker does.
+    let twice = function(&merged, "twice");
+    assert_eq!(twice.instruction_count, 2);
+    assert_eq!(twice.linkage, Linkage::WeakOdr);
+    assert_eq!(
+        merged
+            .index()
+            .functions
+            .iter()
+            .filter(|f| f.name == "twice")
+            .count(),
+        1
+    );
+
+    // Two strong definitions: an error naming both inputs and the symbol.
+    let c = write(
+        dir.path(),
+        "c.ll",
+        "define i32 @a_user(i32 %x) {\n  ret i32 %x\n}\n",
+    );
+    let err = Summary::build(&[a.clone(), c.clone()], &BuildOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(&err, Error::Link { .. })
+            && msg.contains("a.ll")
+            && msg.contains("c.ll")
+            && msg.contains("a_user"),
+        "{msg}"
+    );
+}
+
+/// Issue 17: a damaged or mismatched partial is a typed error naming the file.
+#[test]
+fn damaged_or_mismatched_partials_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let partials =
+        Summary::build_partials(&common::helper_bitcode(), &BuildOptions::default()).unwrap();
+    let paths: Vec<PathBuf> = partials
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let path = dir.path().join(format!("{i}.thinjit-part"));
+            p.write(&path).unwrap();
+            path
+        })
+        .collect();
+    let load_all = || -> Vec<Summary> { paths.iter().map(|p| Summary::load(p).unwrap()).collect() };
+
+    // A flipped byte in the first shard of a partial: the checksum catches it at merge time.
+    let victim = partials
+        .iter()
+        .position(|p| p.index().functions.iter().any(|f| f.shard.is_some()))
+        .unwrap();
+    let mut bytes = std::fs::read(&paths[victim]).unwrap();
+    let area = bytes.len()
+        - partials[victim].header().library.len as usize
+        - partials[victim]
+            .index()
+            .functions
+            .iter()
+            .filter_map(|f| f.shard.map(|s| s.len as usize))
+            .sum::<usize>();
+    bytes[area + 3] ^= 0x40;
+    std::fs::write(&paths[victim], &bytes).unwrap();
+    let err = Summary::merge(&load_all(), &BuildOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Summary { path, message } if *path == paths[victim] && message.contains("checksum")),
+        "{err}"
+    );
+    partials[victim].write(&paths[victim]).unwrap();
+
+    // The same input twice: both files named.
+    let mut twice = load_all();
+    twice.push(Summary::load(&paths[0]).unwrap());
+    let err = Summary::merge(&twice, &BuildOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(&err, Error::SummaryBuild { .. })
+            && msg.contains(&paths[0].display().to_string())
+            && msg.contains(&partials[0].header().inputs[0].name),
+        "{msg}"
+    );
+
+    // A partial for another target: every file named, and the triples.
+    let other = write(
+        dir.path(),
+        "arm.ll",
+        "target triple = \"aarch64-unknown-linux-gnu\"\ndefine i32 @arm_only(i32 %x) {\n  ret i32 %x\n}\n",
+    );
+    let arm = Summary::build_partials(&[other], &BuildOptions::default()).unwrap();
+    let arm_path = dir.path().join("arm.thinjit-part");
+    arm[0].write(&arm_path).unwrap();
+    let mut mixed = load_all();
+    mixed.push(Summary::load(&arm_path).unwrap());
+    let msg = Summary::merge(&mixed, &BuildOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("arm.thinjit-part") && msg.contains("aarch64"),
+        "{msg}"
     );
 }

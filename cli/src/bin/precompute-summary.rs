@@ -180,9 +180,9 @@ fn options(args: &BuildArgs, bar: &ProgressBar) -> Result<BuildOptions> {
         progress: Some(Arc::new(move |p| {
             bar.set_message(match p.stage {
                 Stage::Compile => "reading",
-                Stage::Parse => "promoting",
-                Stage::Link => "linking",
-                Stage::Analyze => "analyzing",
+                Stage::Parse => "inputs",
+                Stage::Link => "merging",
+                Stage::Analyze => "shards",
             });
             bar.set_length(p.total as u64);
             bar.set_position(p.done as u64);

@@ -630,6 +630,7 @@ impl Core {
             object_size: Some(object.len()),
             cache: None,
             temps: Vec::new(),
+            isolated: None,
         };
         // Registered before the constructors run: one of them may already cross the threshold.
         let tiered = Arc::new(tiered);

@@ -35,6 +35,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -462,10 +463,15 @@ namespace {
 // (and instead of LLVM's default handler, which exits the process on an error diagnostic).
 class CheckedCompiler final : public orc::IRCompileLayer::IRCompiler {
  public:
-  CheckedCompiler(std::unique_ptr<TargetMachine> tm, CodegenErrorFn fn, void *ctx)
-      : IRCompiler(orc::irManglingOptionsFromTargetOptions(tm->Options)), tm_(std::move(tm)), fn_(fn), ctx_(ctx) {}
+  CheckedCompiler(std::unique_ptr<TargetMachine> tm, CodegenErrorFn fn, std::shared_ptr<void> ctx)
+      : IRCompiler(orc::irManglingOptionsFromTargetOptions(tm->Options)),
+        tm_(std::move(tm)),
+        fn_(fn),
+        ctx_(std::move(ctx)) {}
 
   Expected<std::unique_ptr<MemoryBuffer>> operator()(Module &m) override {
+    // One target machine: an LLJIT with compile threads calls this from several at once.
+    std::lock_guard<std::mutex> lock(mutex_);
     thinjit_tag_inline_asm(wrap(&m));
     LLVMContext &context = m.getContext();
     std::unique_ptr<DiagnosticHandler> previous = context.getDiagnosticHandler();
@@ -480,7 +486,7 @@ class CheckedCompiler final : public orc::IRCompileLayer::IRCompiler {
     if (!object) consumeError(object.takeError());
     std::string all;
     for (auto &[function, message] : recorded->errors) {
-      fn_(ctx_, reinterpret_cast<uintptr_t>(&m), m.getModuleIdentifier().c_str(), function.c_str(),
+      fn_(ctx_.get(), reinterpret_cast<uintptr_t>(&m), m.getModuleIdentifier().c_str(), function.c_str(),
           message.c_str());
       if (!all.empty()) all += "; ";
       all += message;
@@ -490,9 +496,10 @@ class CheckedCompiler final : public orc::IRCompileLayer::IRCompiler {
   }
 
  private:
+  std::mutex mutex_;
   std::unique_ptr<TargetMachine> tm_;
   CodegenErrorFn fn_;
-  void *ctx_;
+  std::shared_ptr<void> ctx_;
 };
 
 }  // namespace
@@ -500,14 +507,20 @@ class CheckedCompiler final : public orc::IRCompileLayer::IRCompiler {
 extern "C" {
 
 // Gap: llvm-c's LLJIT compiles IR with a compiler that ignores error diagnostics. Makes the builder's LLJIT
-// compile through `CheckedCompiler`, reporting each failure to `fn(ctx, ...)` (which must outlive the LLJIT).
-void thinjit_lljit_builder_use_checked_compiler(LLVMOrcLLJITBuilderRef builder, CodegenErrorFn fn, void *ctx) {
+// compile through `CheckedCompiler`, reporting each failure to `fn(ctx, ...)`. `release` (may be null) is
+// called with `ctx` once neither the builder nor the LLJIT refers to it any more; without one, `ctx` must
+// outlive the LLJIT.
+void thinjit_lljit_builder_install_checked_compiler(LLVMOrcLLJITBuilderRef builder, CodegenErrorFn fn, void *ctx,
+                                                void (*release)(void *)) {
+  std::shared_ptr<void> owned(ctx, [release](void *p) {
+    if (release != nullptr) release(p);
+  });
   reinterpret_cast<orc::LLJITBuilder *>(builder)->setCompileFunctionCreator(
-      [fn, ctx](orc::JITTargetMachineBuilder jtmb)
+      [fn, owned](orc::JITTargetMachineBuilder jtmb)
           -> Expected<std::unique_ptr<orc::IRCompileLayer::IRCompiler>> {
         auto tm = jtmb.createTargetMachine();
         if (!tm) return tm.takeError();
-        return std::make_unique<CheckedCompiler>(std::move(*tm), fn, ctx);
+        return std::make_unique<CheckedCompiler>(std::move(*tm), fn, owned);
       });
 }
 
