@@ -1,11 +1,12 @@
-//! Start-up and caching (issue 9): JIT-resident engine start-up from the summary's precompiled runtime object
-//! vs from the library bitcode, and per-script latency on a compiled-script cache hit vs a miss.
+//! Start-up and caching (issues 9, 17): JIT-resident engine start-up from the summary's shared runtime (mapped
+//! by the system loader) vs its precompiled runtime object (linked by JITLink), interleaved in one run; the
+//! object vs the library bitcode; and per-script latency on a compiled-script cache hit vs a miss.
 //!
 //! Libraries: the bundled helpers; SQLite (the amalgamation vendored by the `libsqlite3-sys` crate, found in
 //! cargo's registry the way the strategies bench finds it, compiled with LLVM 19's clang `-O2 -fPIC
 //! -emit-llvm`; set `THINJIT_SQLITE_C` to point at another `sqlite3.c`); and a generated library of 10,000
-//! functions ([`thinjit_cli::synth`]). Summaries (with their runtime objects) are built once into
-//! `target/thinjit-startup-bench/` and reused.
+//! functions ([`thinjit_cli::synth`]). Summaries (with their runtime objects and shared runtimes,
+//! `precompute-summary --shared-runtime`) are built once into `target/thinjit-startup-bench/` and reused.
 //!
 //! `cargo bench --bench startup` (release). `THINJIT_BENCH_LIBS=helpers,sqlite,synth10k` picks libraries;
 //! `THINJIT_BENCH_ITERS` the iterations of the fast cases. Prints markdown tables (medians; the figures in
@@ -92,7 +93,7 @@ fn sqlite_bitcode(dir: &Path) -> Option<PathBuf> {
 /// A summary with a host runtime object, built from `inputs` once and cached in `path`.
 fn summary(path: &Path, inputs: &[PathBuf]) -> Arc<Summary> {
     if let Ok(s) = Summary::load(path) {
-        if s.runtime_object().is_some() {
+        if s.runtime_object().is_some_and(|o| o.shared.is_some()) {
             return Arc::new(s);
         }
     }
@@ -101,6 +102,7 @@ fn summary(path: &Path, inputs: &[PathBuf]) -> Arc<Summary> {
         inputs,
         &BuildOptions {
             object: Some(ObjectTarget::host()),
+            shared_runtime: true,
             ..BuildOptions::default()
         },
     )
@@ -130,29 +132,55 @@ fn iters() -> usize {
         .unwrap_or(20)
 }
 
-/// Median start-up stage times over `n` engines.
-fn startup(summary: &Arc<Summary>, object: bool, n: usize) -> (StartupTimes, RuntimeSource) {
-    let mut runs = Vec::new();
-    let mut source = RuntimeSource::None;
-    for _ in 0..n {
-        let engine = with_bundled_host(EngineBuilder::new().summary(Arc::clone(summary)))
-            .runtime_object(object)
-            .build()
-            .expect("engine");
-        source = engine.startup_report().runtime;
-        runs.push(engine.startup_report().times);
-    }
+/// How the engine gets the runtime in.
+#[derive(Clone, Copy)]
+enum Via {
+    /// The shared runtime, mapped by the system loader.
+    Shared,
+    /// The runtime object, linked by JITLink.
+    Object,
+    /// The library bitcode, compiled.
+    Bitcode,
+}
+
+/// One engine's start-up stage times.
+fn start(summary: &Arc<Summary>, from: Via) -> (StartupTimes, RuntimeSource) {
+    let engine = with_bundled_host(EngineBuilder::new().summary(Arc::clone(summary)))
+        .runtime_object(!matches!(from, Via::Bitcode))
+        .shared_runtime(matches!(from, Via::Shared))
+        .build()
+        .expect("engine");
+    let report = engine.startup_report();
+    (report.times, report.runtime)
+}
+
+/// Median of each stage over `runs`.
+fn medians(runs: &[StartupTimes]) -> StartupTimes {
     let pick = |f: fn(&StartupTimes) -> Duration| median(runs.iter().map(f).collect());
-    (
-        StartupTimes {
-            jit: pick(|t| t.jit),
-            load: pick(|t| t.load),
-            materialize: pick(|t| t.materialize),
-            initializers: pick(|t| t.initializers),
-            total: pick(|t| t.total),
-        },
-        source,
-    )
+    StartupTimes {
+        jit: pick(|t| t.jit),
+        load: pick(|t| t.load),
+        materialize: pick(|t| t.materialize),
+        initializers: pick(|t| t.initializers),
+        total: pick(|t| t.total),
+    }
+}
+
+/// Median start-up stage times over `n` engines of each kind in `kinds`, started in turn (interleaved).
+fn startup(summary: &Arc<Summary>, kinds: &[Via], n: usize) -> Vec<(StartupTimes, RuntimeSource)> {
+    let mut runs = vec![Vec::new(); kinds.len()];
+    let mut sources = vec![RuntimeSource::None; kinds.len()];
+    for _ in 0..n {
+        for (k, from) in kinds.iter().enumerate() {
+            let (times, source) = start(summary, *from);
+            runs[k].push(times);
+            sources[k] = source;
+        }
+    }
+    runs.iter()
+        .zip(sources)
+        .map(|(r, s)| (medians(r), s))
+        .collect()
 }
 
 /// Median latency of `add_script` (the script is removed after each add) for a miss, a memory hit and a disk
@@ -239,7 +267,37 @@ fn main() {
         }
     }
 
-    println!("## Engine start-up, JIT-resident (median; object: {n} runs, bitcode: fewer for large libraries)");
+    println!(
+        "## Engine start-up, JIT-resident: shared runtime (system loader) vs runtime object (JITLink), \
+         interleaved, median of {n} each"
+    );
+    println!();
+    println!("| library | functions | object | shared object | JITLink total (ms) | shared total (ms) | JITLink ÷ shared | shared: jit | load | map + bind + define | initializers |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, summary) in &libraries {
+        let functions = summary.index().functions.len();
+        let object = summary.runtime_object().expect("runtime object");
+        let shared_len = object.shared.as_ref().map_or(0, |s| s.image.len);
+        let both = startup(summary, &[Via::Object, Via::Shared], n);
+        let ((jitlink, source_j), (shared, source_s)) = (both[0], both[1]);
+        assert_eq!(source_j, RuntimeSource::Object, "{name}");
+        assert_eq!(source_s, RuntimeSource::SharedObject, "{name}");
+        println!(
+            "| {name} | {functions} | {:.0} KB | {:.0} KB | {:.2} | **{:.2}** | {:.1}× | {:.2} | {:.2} | {:.2} | {:.2} |",
+            object.object.len as f64 / 1024.0,
+            shared_len as f64 / 1024.0,
+            ms(jitlink.total),
+            ms(shared.total),
+            ms(jitlink.total) / ms(shared.total),
+            ms(shared.jit),
+            ms(shared.load),
+            ms(shared.materialize),
+            ms(shared.initializers),
+        );
+    }
+    println!();
+
+    println!("## Engine start-up, JIT-resident: runtime object vs bitcode (median; object: {n} runs, bitcode: fewer for large libraries)");
     println!();
     println!("| library | functions | bitcode | object | from | total (ms) | jit (ms) | load (ms) | materialize (ms) | initializers (ms) | speed-up |");
     println!("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|");
@@ -247,9 +305,9 @@ fn main() {
         let functions = summary.index().functions.len();
         let bitcode_len = summary.header().library.len;
         let object_len = summary.runtime_object().map_or(0, |o| o.object.len);
-        let (from_object, source_o) = startup(summary, true, n);
+        let (from_object, source_o) = startup(summary, &[Via::Object], n)[0];
         let slow_n = if functions > 1000 { n.clamp(1, 3) } else { n };
-        let (from_bitcode, source_b) = startup(summary, false, slow_n);
+        let (from_bitcode, source_b) = startup(summary, &[Via::Bitcode], slow_n)[0];
         for (times, source, speedup) in [
             (
                 from_object,

@@ -322,7 +322,8 @@ thinjitErrorRef thinjit_resident_runtime_install(LLVMOrcLLJITRef jit, LLVMOrcJIT
                                                  size_t host_symbol_count, int use_object,
                                                  thinjitResidentRuntimeRef *out);
 
-/** *out = 1 when the runtime came from the precompiled object, 2 when from the library bitcode. */
+/** *out = 1 when the runtime came from the precompiled object, 2 when from the library bitcode, 3 when from the
+ * summary's shared runtime (mapped by the system loader). */
 thinjitErrorRef thinjit_resident_runtime_source(thinjitResidentRuntimeRef runtime, int *out);
 
 /** Number of static constructors the runtime ran (once each). */

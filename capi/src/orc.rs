@@ -135,6 +135,7 @@ pub unsafe extern "C" fn thinjit_resident_runtime_source(
             let source = with_runtime(r, |rt| match rt.report().source {
                 RuntimeSource::Object => 1,
                 RuntimeSource::Bitcode => 2,
+                RuntimeSource::SharedObject => 3,
                 _ => 0,
             });
             write_out(out, "out", source)

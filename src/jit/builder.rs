@@ -135,6 +135,7 @@ pub struct EngineBuilder {
     pub(crate) keep_optimized_ir: bool,
     pub(crate) save_temps: Option<PathBuf>,
     pub(crate) runtime_object: bool,
+    pub(crate) shared_runtime: bool,
     pub(crate) cache: Option<Arc<ScriptCache>>,
     pub(crate) cache_dir: Option<(PathBuf, u64, u64)>,
     pub(crate) isolation: Option<super::Isolation>,
@@ -186,6 +187,7 @@ impl EngineBuilder {
             keep_optimized_ir: false,
             save_temps: None,
             runtime_object: true,
+            shared_runtime: true,
             cache: None,
             cache_dir: None,
             isolation: None,
@@ -287,6 +289,15 @@ impl EngineBuilder {
     /// [`StartupReport::notice`](super::StartupReport::notice) says why.
     pub fn runtime_object(mut self, enabled: bool) -> Self {
         self.runtime_object = enabled;
+        self
+    }
+
+    /// In JIT-resident mode, with the runtime object in use: map the summary's shared runtime
+    /// (`precompute-summary --shared-runtime`) with the system loader when it has one (`true`, the default)
+    /// instead of linking the object with JITLink. When it cannot be used, the object is linked and
+    /// [`StartupReport::notice`](super::StartupReport::notice) says why.
+    pub fn shared_runtime(mut self, enabled: bool) -> Self {
+        self.shared_runtime = enabled;
         self
     }
 

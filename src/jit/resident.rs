@@ -15,9 +15,11 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::runtime::{self as resident, Structors};
+use crate::llvm::dylib::PrivateImage;
 use crate::llvm::orc::{JitDylib, LlJit};
 use crate::llvm::resident::AtExitRegistry;
 use crate::llvm::{Context, Module};
+use crate::summary::shared::{SharedImage, SlotKind};
 use crate::summary::{ObjectTarget, Summary};
 use crate::{Error, OrcErrorKind, OrcFailure, Result};
 
@@ -66,6 +68,9 @@ pub struct ResidentRuntime {
     helper_symbols: BTreeSet<String>,
     report: ResidentReport,
     shut_down: bool,
+    use_shared: bool,
+    /// The mapped shared runtime (dropped, so unmapped, after [`ResidentRuntime::shutdown`]).
+    image: Option<PrivateImage>,
 }
 
 fn jit_error(context: impl Into<String>) -> impl FnOnce(OrcFailure) -> Error {
@@ -154,12 +159,21 @@ impl ResidentRuntime {
             helper_symbols: BTreeSet::new(),
             report: ResidentReport::default(),
             shut_down: false,
+            use_shared: true,
+            image: None,
         })
     }
 
-    /// Adds the summary's helper code: its precompiled runtime object when `use_object` and the object runs
-    /// on `target` (the JIT's), else its library bitcode, with [`ResidentReport::notice`] saying why; then runs
-    /// the static constructors.
+    /// Whether [`ResidentRuntime::add_from_summary`] maps the summary's shared runtime when it has one (default
+    /// `true`).
+    pub fn set_shared_runtime(&mut self, enabled: bool) {
+        self.use_shared = enabled;
+    }
+
+    /// Adds the summary's helper code: with `use_object`, when the object runs on `target` (the JIT's), its
+    /// shared runtime if it has one and [`ResidentRuntime::set_shared_runtime`] allows it, else its precompiled
+    /// runtime object; otherwise its library bitcode. [`ResidentReport::notice`] says why a faster form was not
+    /// used. Then runs the static constructors.
     pub fn add_from_summary(
         &mut self,
         summary: &Summary,
@@ -175,13 +189,23 @@ impl ResidentRuntime {
             ),
             (true, Some(object)) => {
                 let start = Instant::now();
-                let checked = object
-                    .target
-                    .check_runs_on(target)
-                    .and_then(|()| match summary.runtime_object_bytes() {
-                        Ok(bytes) => Ok(bytes.unwrap_or_default()),
-                        Err(e) => Err(e.to_string()),
-                    });
+                let runs = object.target.check_runs_on(target);
+                self.report.load = start.elapsed();
+                if runs.is_ok() && self.use_shared && object.shared.is_some() {
+                    match self.add_shared_runtime(summary) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => {
+                            self.report.notice = Some(format!(
+                                "shared runtime not used: {e}; the runtime object was linked by JITLink"
+                            ))
+                        }
+                    }
+                }
+                let start = Instant::now();
+                let checked = runs.and_then(|()| match summary.runtime_object_bytes() {
+                    Ok(bytes) => Ok(bytes.unwrap_or_default()),
+                    Err(e) => Err(e.to_string()),
+                });
                 self.report.load = start.elapsed();
                 match checked {
                     Ok(bytes) => {
@@ -203,6 +227,113 @@ impl ResidentRuntime {
         self.add_library(&name, summary.library_bitcode()?)?;
         self.report.notice = Some(notice);
         Ok(())
+    }
+
+    /// Maps a private instance of the summary's shared runtime and makes it this runtime's helper code: reads
+    /// and checks the image, has the system loader map it (no code of it runs), binds each import to what the
+    /// JIT resolves for that name (host symbols first, as for JIT'd code) by writing every relocation target of
+    /// the import, writes this runtime's registry key into the image's dso handle, defines each of the
+    /// summary's helper symbols in the JITDylib at its address in the image (so scripts use the one instance),
+    /// and runs the constructors. A summary without a shared runtime, a damaged or mismatched image, or one the
+    /// loader refuses is an [`Error::Summary`] naming the summary file, raised before anything is defined in
+    /// the JIT. Does not check the object's target: [`ResidentRuntime::add_from_summary`] does.
+    pub fn add_shared_runtime(&mut self, summary: &Summary) -> Result<()> {
+        let path = summary.path();
+        let name = path.display().to_string();
+        let fail = |message: String| Error::summary(path, format!("shared runtime: {message}"));
+        let start = Instant::now();
+        let (object, shared) = match summary.runtime_object() {
+            Some(o) => match &o.shared {
+                Some(s) => (o, s),
+                None => {
+                    return Err(fail(
+                        "the summary has none (precompute-summary --shared-runtime)".into(),
+                    ))
+                }
+            },
+            None => return Err(fail("the summary has no runtime object".into())),
+        };
+        let bytes = summary
+            .shared_runtime_bytes()?
+            .ok_or_else(|| fail("missing".into()))?;
+        let image = SharedImage::parse(bytes).map_err(fail)?;
+        let missing: Vec<&str> = object
+            .defined
+            .iter()
+            .chain(object.ctors.iter().chain(object.dtors.iter()))
+            .filter(|n| {
+                !image.exports.contains_key(n.as_str()) && !image.thread_locals.contains(n.as_str())
+            })
+            .map(String::as_str)
+            .take(5)
+            .collect();
+        if !missing.is_empty() {
+            return Err(fail(format!(
+                "it does not export what the summary records: {}",
+                missing.join(", ")
+            )));
+        }
+        let dso = *image
+            .exports
+            .get(resident::DSO_HANDLE)
+            .filter(|&&o| image.is_writable(o))
+            .ok_or_else(|| fail(format!("no writable `{}`", resident::DSO_HANDLE)))?;
+        self.report.load += start.elapsed();
+
+        let start = Instant::now();
+        let mapped = PrivateImage::open(bytes, "thinjit-runtime", resident::DSO_HANDLE, dso)
+            .map_err(|e| fail(format!("cannot be mapped: {e}")))?;
+        let weak: BTreeSet<&str> = shared.weak.iter().map(String::as_str).collect();
+        let wanted: Vec<(&str, bool)> = image
+            .imports
+            .iter()
+            .map(|n| (*n, weak.contains(n)))
+            .collect();
+        let resolved = self.jit.lookup_many_in(self.dylib, &wanted).map_err(|f| {
+            runtime_failure(
+                &name,
+                format!("binding the imports of the shared runtime of {name}"),
+                f,
+            )
+        })?;
+        let mut words: Vec<(u64, u64)> = image
+            .slots
+            .iter()
+            .map(|slot| {
+                let address = resolved.get(slot.import).copied().flatten().unwrap_or(0);
+                let value = match slot.kind {
+                    SlotKind::Address => address,
+                    SlotKind::AddressPlusAddend => address.wrapping_add(slot.addend as u64),
+                };
+                (slot.offset, value)
+            })
+            .collect();
+        words.push((dso, self.atexit.key()));
+        mapped.write_words(&words);
+        // Thread-local variables stay the loader's: scripts cannot refer to thread-local storage.
+        let symbols: Vec<(&str, u64)> = object
+            .defined
+            .iter()
+            .filter_map(|n| Some((n.as_str(), mapped.address(*image.exports.get(n.as_str())?))))
+            .collect();
+        self.jit
+            .define_absolute_in(self.dylib, &symbols)
+            .map_err(|f| {
+                runtime_failure(
+                    &name,
+                    format!("defining the symbols of the shared runtime of {name}"),
+                    f,
+                )
+            })?;
+        self.helper_symbols.extend(object.defined.iter().cloned());
+        self.image = Some(mapped);
+        self.report.materialize = start.elapsed();
+        self.report.source = RuntimeSource::SharedObject;
+        self.report.bytes = bytes.len();
+        self.run_ctors(
+            &name,
+            Structors::new(object.ctors.clone(), object.dtors.clone()),
+        )
     }
 
     /// Adds a precompiled runtime object (its defined symbols and structors recorded at build time).

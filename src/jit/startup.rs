@@ -39,6 +39,9 @@ pub enum RuntimeSource {
     Object,
     /// The library bitcode, compiled by the JIT at start-up.
     Bitcode,
+    /// The summary's shared runtime (`precompute-summary --shared-runtime`): a private copy mapped by the
+    /// system loader, its imports bound by the engine.
+    SharedObject,
 }
 
 impl std::fmt::Display for RuntimeSource {
@@ -47,6 +50,7 @@ impl std::fmt::Display for RuntimeSource {
             RuntimeSource::None => "none",
             RuntimeSource::Object => "precompiled object",
             RuntimeSource::Bitcode => "bitcode (compiled at start-up)",
+            RuntimeSource::SharedObject => "shared object (mapped by the system loader)",
         })
     }
 }
@@ -56,9 +60,11 @@ impl std::fmt::Display for RuntimeSource {
 pub struct StartupTimes {
     /// Creating the LLJIT, symbol sources and the engine's support modules.
     pub jit: Duration,
-    /// Reading the runtime: checking the object's checksum, or parsing and verifying the bitcode.
+    /// Reading the runtime: checking the object's checksum (and reading the shared object's headers), or
+    /// parsing and verifying the bitcode.
     pub load: Duration,
-    /// Adding the runtime to the JIT and materializing it (code generation for bitcode) and linking.
+    /// Adding the runtime to the JIT and materializing it (code generation for bitcode) and linking; for the
+    /// shared object: mapping it, binding its imports and defining its symbols in the JIT.
     pub materialize: Duration,
     /// Running the runtime's static constructors.
     pub initializers: Duration,
@@ -290,6 +296,7 @@ impl Core {
         match (&builder.helper_library, &builder.summary) {
             (Some((name, bytes)), _) => self.resident.add_library(name, bytes)?,
             (None, Some(summary)) => {
+                self.resident.set_shared_runtime(builder.shared_runtime);
                 self.resident
                     .add_from_summary(summary, builder.runtime_object, &self.target)?
             }

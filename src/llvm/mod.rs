@@ -29,6 +29,7 @@
 mod buffer;
 mod comdat;
 mod context;
+pub(crate) mod dylib;
 pub mod facts;
 #[cfg(feature = "inkwell")]
 pub mod inkwell;

@@ -883,3 +883,97 @@ impl LlJit {
         }
     }
 }
+
+type ManyResult = Result<Vec<(String, u64)>, Vec<OrcError>>;
+
+extern "C" fn lookup_many_done(
+    err: LLVMErrorRef,
+    result: orc::LLVMOrcCSymbolMapPairs,
+    count: libc::size_t,
+    ctx: *mut libc::c_void,
+) {
+    // SAFETY: `ctx` is the `Sender` `lookup_many_in` keeps alive until it has received; `result` holds `count`
+    // pairs on success (owned by ORC, read only here, names read as C strings); `err` is ours.
+    unsafe {
+        let outcome = consume_error(err).map(|()| {
+            (0..count)
+                .map(|i| {
+                    let pair = &*result.add(i);
+                    let name = orc::LLVMOrcSymbolStringPoolEntryStr(pair.Name);
+                    let name = if name.is_null() {
+                        String::new()
+                    } else {
+                        std::ffi::CStr::from_ptr(name)
+                            .to_string_lossy()
+                            .into_owned()
+                    };
+                    (name, pair.Sym.Address)
+                })
+                .collect()
+        });
+        let sender = &*(ctx as *const std::sync::mpsc::Sender<ManyResult>);
+        let _ = sender.send(outcome);
+    }
+}
+
+impl LlJit {
+    /// Looks up many names in `dylib` in one session lookup (all its symbols, exported or not, then its
+    /// generators). A name marked weak may be missing (`None`); a missing required one fails the lookup with
+    /// ORC's "symbols not found" naming it.
+    pub fn lookup_many_in(
+        &self,
+        dylib: JitDylib,
+        names: &[(&str, bool)],
+    ) -> Result<Vec<Option<u64>>, OrcFailure> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut set = Vec::with_capacity(names.len());
+        for (name, weak) in names {
+            let cname = cstring(name).map_err(name_failure)?;
+            set.push(orc::LLVMOrcCLookupSetElement {
+                // SAFETY: the LLJIT is live; the retained entry is handed to the lookup, which takes it over.
+                Name: unsafe { lj::LLVMOrcLLJITMangleAndIntern(self.raw(), cname.as_ptr()) },
+                LookupFlags: if *weak {
+                    orc::LLVMOrcSymbolLookupFlags::LLVMOrcSymbolLookupFlagsWeaklyReferencedSymbol
+                } else {
+                    orc::LLVMOrcSymbolLookupFlags::LLVMOrcSymbolLookupFlagsRequiredSymbol
+                },
+            });
+        }
+        let (sender, receiver) = std::sync::mpsc::channel::<ManyResult>();
+        // SAFETY: as in `lookup_in`: the session is live, the order and set are read during the call, the names
+        // are taken over, `sender` outlives the callback.
+        unsafe {
+            let es = lj::LLVMOrcLLJITGetExecutionSession(self.raw());
+            let mut order = [orc::LLVMOrcCJITDylibSearchOrderElement {
+                JD: dylib.as_raw(),
+                JDLookupFlags:
+                    orc::LLVMOrcJITDylibLookupFlags::LLVMOrcJITDylibLookupFlagsMatchAllSymbols,
+            }];
+            orc::LLVMOrcExecutionSessionLookup(
+                es,
+                orc::LLVMOrcLookupKind::LLVMOrcLookupKindStatic,
+                order.as_mut_ptr(),
+                order.len(),
+                set.as_mut_ptr(),
+                set.len(),
+                lookup_many_done,
+                &sender as *const std::sync::mpsc::Sender<ManyResult> as *mut libc::c_void,
+            );
+        }
+        match receiver.recv() {
+            Ok(Ok(found)) => {
+                let found: std::collections::HashMap<String, u64> = found.into_iter().collect();
+                Ok(names.iter().map(|(n, _)| found.get(*n).copied()).collect())
+            }
+            Ok(Err(errors)) => Err(OrcFailure {
+                errors,
+                reported: self.inner.errors.take(),
+            }),
+            Err(_) => Err(OrcFailure::other(
+                "a lookup of many symbols never completed",
+            )),
+        }
+    }
+}

@@ -821,8 +821,18 @@ pub(crate) fn merge(partials: &[Summary], options: &BuildOptions) -> Result<Buil
             linked = link_library(&parts, &header)?;
             &linked
         };
-        let (bytes, mut description) = compile_runtime_object(library_bc, target)?;
+        let linker = options.shared_runtime.then(|| {
+            options
+                .linker
+                .clone()
+                .unwrap_or_else(super::shared::default_linker)
+        });
+        let (bytes, shared_bytes, mut description) =
+            compile_runtime_object(library_bc, target, linker.as_deref())?;
         description.object = append(&mut shard_area, &bytes);
+        if let (Some(shared), Some(image)) = (description.shared.as_mut(), shared_bytes) {
+            shared.image = append(&mut shard_area, &image);
+        }
         header.runtime_object = Some(description);
     }
     options.report(Stage::Link, 1, 1);
@@ -874,14 +884,82 @@ pub(crate) fn link_library(parts: &[(&str, &[u8])], header: &SummaryHeader) -> R
 
 /// Compiles the promoted helper library (its bitcode) to a native object for `target`, after the preparation
 /// the engine applies to a JIT-resident library; the returned description has a placeholder `object` range.
+/// With `shared` (a linker), the same code is also linked into the shared runtime
+/// ([`super::shared`]), compiled alongside; its bytes come back second.
 fn compile_runtime_object(
     library_bc: &[u8],
     target: &super::ObjectTarget,
-) -> Result<(Vec<u8>, super::RuntimeObject)> {
+    shared: Option<&std::path::Path>,
+) -> Result<(Vec<u8>, Option<Vec<u8>>, super::RuntimeObject)> {
+    let (object, shared) = rayon::join(
+        || emit_runtime(library_bc, target, false),
+        || {
+            shared
+                .map(|linker| {
+                    emit_runtime(library_bc, target, true).and_then(|(o, _, w)| {
+                        Ok((
+                            super::shared::link_shared(&o, linker)?,
+                            w,
+                            linker.display().to_string(),
+                        ))
+                    })
+                })
+                .transpose()
+        },
+    );
+    let (object, structors, _) = object?;
+    let (shared_bytes, shared) = match shared? {
+        Some((bytes, weak, linker)) => (
+            Some(bytes),
+            Some(super::SharedRuntime {
+                image: ShardRef {
+                    offset: 0,
+                    len: 0,
+                    checksum: 0,
+                },
+                weak,
+                linker,
+            }),
+        ),
+        None => (None, None),
+    };
+    let (structors, defined) = structors;
+    Ok((
+        object,
+        shared_bytes,
+        super::RuntimeObject {
+            target: target.clone(),
+            object: ShardRef {
+                offset: 0,
+                len: 0,
+                checksum: 0,
+            },
+            ctors: structors.ctors().to_vec(),
+            dtors: structors.dtors().to_vec(),
+            defined,
+            shared,
+        },
+    ))
+}
+
+type Prepared = (crate::jit::runtime::Structors, Vec<String>);
+
+/// Parses the library, prepares it for resident use (and, with `shared`, for the shared runtime), and compiles
+/// it for `target`: the object, the structors and defined symbols, the imports that were weak.
+fn emit_runtime(
+    library_bc: &[u8],
+    target: &super::ObjectTarget,
+    shared: bool,
+) -> Result<(Vec<u8>, Prepared, Vec<String>)> {
     let ctx = Context::new();
     let mut module = Module::parse_bitcode(&ctx, library_bc, "thinjit-helpers")?;
     let structors = crate::jit::runtime::prepare_resident_library(&mut module);
     let defined: Vec<String> = module.defined_symbols().into_iter().collect();
+    let weak = if shared {
+        super::shared::prepare_shared_module(&ctx, &mut module)?
+    } else {
+        Vec::new()
+    };
     let machine = crate::llvm::TargetMachine::new(
         &target.triple,
         &target.cpu,
@@ -900,18 +978,5 @@ fn compile_runtime_object(
         });
     }
     let object = machine.emit_object(&module)?;
-    Ok((
-        object,
-        super::RuntimeObject {
-            target: target.clone(),
-            object: ShardRef {
-                offset: 0,
-                len: 0,
-                checksum: 0,
-            },
-            ctors: structors.ctors().to_vec(),
-            dtors: structors.dtors().to_vec(),
-            defined,
-        },
-    ))
+    Ok((object, (structors, defined), weak))
 }

@@ -18,8 +18,9 @@
 //! Format history: version 1 had no runtime object; version 2 adds [`SummaryHeader::runtime_object`]; version 3
 //! writes the library bitcode with its ThinLTO module summary (for LLVM's own importer, the `llvm-importer`
 //! strategy); version 4 stores the library as one promoted module per input ([`SummaryHeader::library_parts`],
-//! linked when first asked for) and partial summaries carry their input's index and shards. Files of another
-//! version are refused with a message asking for a rebuild.
+//! linked when first asked for) and partial summaries carry their input's index and shards; version 5 adds
+//! [`RuntimeObject::shared`] (the shared runtime). Files of another version are refused with a message asking
+//! for a rebuild.
 //!
 //! Decoding is bounded by the bytes actually present (bincode's limit), so a damaged length never makes the
 //! reader allocate what the file claims. The shard area is not read at load time: each shard's checksum is
@@ -34,7 +35,7 @@ use super::{ShardRef, SummaryIndex};
 pub const MAGIC: [u8; 8] = *b"THINJIT\0";
 
 /// The version of the layout and of the serialized types; bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Length of the fixed prefix (magic, version, lengths, checksum).
 pub(crate) const PREFIX_LEN: usize = 8 + 4 + 8 + 8 + 8;
@@ -161,6 +162,22 @@ pub struct RuntimeObject {
     pub dtors: Vec<String>,
     /// Symbols the object defines (what a script may not define again), sorted.
     pub defined: Vec<String>,
+    /// The same code linked into a shared object the system loader maps (`precompute-summary
+    /// --shared-runtime`), if built.
+    pub shared: Option<SharedRuntime>,
+}
+
+/// The promoted runtime linked at build time into an ELF shared object (`src/summary/shared.rs` says how it is
+/// made): the engine maps a private copy of it instead of linking [`RuntimeObject::object`] with JITLink.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedRuntime {
+    /// The shared object's bytes in the shard area.
+    pub image: ShardRef,
+    /// Imports that were weak in the library itself (bound to 0 when nothing defines them); every other
+    /// import must resolve.
+    pub weak: Vec<String>,
+    /// The linker that made it.
+    pub linker: String,
 }
 
 /// A 64-bit checksum (not cryptographic): detects damaged bytes, fast enough to run over a whole index at load.
@@ -300,6 +317,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
         .is_some_and(|o| !in_area(&o.object))
     {
         return Err("truncated: the runtime object ends past the end of the file".into());
+    }
+    if header
+        .runtime_object
+        .as_ref()
+        .and_then(|o| o.shared.as_ref())
+        .is_some_and(|s| !in_area(&s.image))
+    {
+        return Err("truncated: the shared runtime ends past the end of the file".into());
     }
     if let Some(f) = index
         .functions

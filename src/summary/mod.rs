@@ -18,16 +18,18 @@
 mod analyze;
 mod builder;
 pub(crate) use builder::promote_library_with_summary;
+pub use shared::default_linker;
 mod file;
 pub mod inputs;
+pub(crate) mod shared;
 mod types;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use file::{
-    checksum64, InputInfo, ObjectTarget, RuntimeObject, SummaryHeader, SummaryKind, FORMAT_VERSION,
-    MAGIC,
+    checksum64, InputInfo, ObjectTarget, RuntimeObject, SharedRuntime, SummaryHeader, SummaryKind,
+    FORMAT_VERSION, MAGIC,
 };
 pub use types::*;
 
@@ -77,6 +79,12 @@ pub struct BuildOptions {
     /// Also compile the promoted helper library to a native object for this target and store it in the
     /// summary (for engines that JIT the runtime: adding an object skips code generation at start-up).
     pub object: Option<ObjectTarget>,
+    /// With `object`: also link the runtime into a shared object the system loader maps at engine start-up
+    /// (instead of JITLink linking the object), stored in the summary. ELF x86-64 only.
+    pub shared_runtime: bool,
+    /// The linker for `shared_runtime` (default: [`default_linker`], `ld.lld` beside LLVM's tools or
+    /// else `ld`).
+    pub linker: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for BuildOptions {
@@ -89,6 +97,8 @@ impl std::fmt::Debug for BuildOptions {
             .field("jobs", &self.jobs)
             .field("progress", &self.progress.is_some())
             .field("object", &self.object)
+            .field("shared_runtime", &self.shared_runtime)
+            .field("linker", &self.linker)
             .finish()
     }
 }
@@ -342,6 +352,20 @@ impl Summary {
     /// The precompiled runtime object's description, if the summary has one.
     pub fn runtime_object(&self) -> Option<&RuntimeObject> {
         self.header.runtime_object.as_ref()
+    }
+
+    /// The bytes of the shared runtime (`precompute-summary --shared-runtime`), checksum verified (`None` when
+    /// the summary has none).
+    pub fn shared_runtime_bytes(&self) -> Result<Option<&[u8]>> {
+        match self
+            .header
+            .runtime_object
+            .as_ref()
+            .and_then(|o| o.shared.as_ref())
+        {
+            Some(s) => self.area_slice(&s.image, "shared runtime").map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The bytes of the precompiled runtime object, checksum verified (`None` when the summary has none).

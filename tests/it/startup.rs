@@ -1,5 +1,6 @@
 //! Start-up and caching (issue 9): the precompiled runtime object in the summary, the fallback to bitcode
-//! when it does not suit the JIT, and the compiled-script cache (memory, disk, several processes).
+//! when it does not suit the JIT, and the compiled-script cache (memory, disk, several processes); the shared
+//! runtime the system loader maps (issue 17).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -219,15 +220,15 @@ fn runtime_object_is_deterministic_versioned_and_a_damaged_one_falls_back() {
         bytes,
         "same inputs, same bytes"
     );
-    assert_eq!(FORMAT_VERSION, 4);
+    assert_eq!(FORMAT_VERSION, 5);
     let without = build(None);
     assert!(without.runtime_object().is_none());
     assert_ne!(without.identity(), with_object().identity());
 
     // Files of the previous formats (1: no runtime object; 2: a library without its ThinLTO summary; 3: the
-    // library as one linked module, partial summaries without their input's analysis) are refused by version,
-    // with a request to rebuild.
-    for version in [1u32, 2, 3] {
+    // library as one linked module, partial summaries without their input's analysis; 4: no shared runtime) are
+    // refused by version, with a request to rebuild.
+    for version in [1u32, 2, 3, 4] {
         let mut old = bytes.clone();
         old[8..12].copy_from_slice(&version.to_le_bytes());
         let err = Summary::from_bytes(old, "old.thinjit")
@@ -614,4 +615,306 @@ fn merged_partials_with_an_object_equal_the_one_shot_build() {
     let merged = Summary::merge(&partials, &options).unwrap();
     assert!(merged.runtime_object().is_some());
     assert!(merged.to_bytes() == with_object().to_bytes());
+}
+
+/// The bundled helpers' summary with a runtime object and the shared runtime, built once.
+fn with_shared() -> Arc<Summary> {
+    static S: OnceLock<Arc<Summary>> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(
+            Summary::build(
+                &helper_bitcode(),
+                &BuildOptions {
+                    object: Some(ObjectTarget::host()),
+                    shared_runtime: true,
+                    ..BuildOptions::default()
+                },
+            )
+            .unwrap(),
+        )
+    })
+    .clone()
+}
+
+/// A script that reads and writes the helpers' `rt_shared_counter` directly and returns its address.
+const DIRECT_SCRIPT: &str = r#"
+@rt_shared_counter = external global i64
+define i64 @poke_NAME(i64 %add) {
+  %v = load i64, ptr @rt_shared_counter
+  %n = add i64 %v, %add
+  store i64 %n, ptr @rt_shared_counter
+  ret i64 %n
+}
+define ptr @where_NAME() {
+  ret ptr @rt_shared_counter
+}
+"#;
+
+fn poke(engine: &Engine, name: &str, add: i64) -> i64 {
+    let f = engine
+        .lookup::<extern "C" fn(i64) -> i64>(&format!("poke_{name}"))
+        .unwrap();
+    // SAFETY: `i64 poke_NAME(i64)`.
+    unsafe { f.call(add) }
+}
+
+fn counter_address(engine: &Engine, name: &str) -> u64 {
+    let f = engine
+        .lookup::<extern "C" fn() -> *const i64>(&format!("where_{name}"))
+        .unwrap();
+    // SAFETY: `ptr where_NAME()`.
+    unsafe { f.call() as u64 }
+}
+
+fn counter_get(engine: &Engine) -> i64 {
+    let f = engine
+        .lookup::<extern "C" fn() -> i64>("rt_counter_get")
+        .unwrap();
+    // SAFETY: `int64_t rt_counter_get(void)`.
+    unsafe { f.call() }
+}
+
+/// The mappings of this process whose file is the shared runtime's anonymous file: `(start, end)`.
+fn shared_runtime_mappings() -> Vec<(u64, u64)> {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("memfd:thinjit-runtime"))
+        .filter_map(|l| {
+            let (start, end) = l.split_whitespace().next()?.split_once('-')?;
+            Some((
+                u64::from_str_radix(start, 16).ok()?,
+                u64::from_str_radix(end, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+host_callbacks!(shared_host);
+host_callbacks!(jitlink_host);
+
+#[test]
+fn shared_runtime_runs_scripts_like_jitlink_with_one_instance_initializers_once_and_destructors_at_drop(
+) {
+    let summary = with_shared();
+    let object = summary.runtime_object().unwrap();
+    let shared = object.shared.as_ref().expect("built with a shared runtime");
+    assert!(shared.image.len > 0);
+
+    let engine = shared_host::register(EngineBuilder::new().summary(Arc::clone(&summary)))
+        .build()
+        .unwrap();
+    let report = engine.startup_report().clone();
+    assert_eq!(report.runtime, RuntimeSource::SharedObject, "{report:?}");
+    assert_eq!(report.notice, None);
+    assert_eq!(report.runtime_bytes as u64, shared.image.len);
+    // The constructor ran once, and its call of the host callback `thinjit_host_event` (bound through the
+    // engine's table, not by the system loader, which cannot see it) reached this host.
+    assert_eq!(engine.initializers(), object.ctors.as_slice());
+    assert_eq!(shared_host::events(EVENT_CTOR), 1);
+    assert_eq!(ctor_runs(&engine), 1);
+
+    // The helpers' code runs from the image the system loader mapped.
+    let mapped = shared_runtime_mappings();
+    let f = engine
+        .lookup::<extern "C" fn() -> i64>("rt_counter_get")
+        .unwrap()
+        .address();
+    assert!(
+        mapped.iter().any(|&(s, e)| (s..e).contains(&f)),
+        "{f:#x} not in {mapped:x?}"
+    );
+
+    let jitlink = jitlink_host::register(
+        EngineBuilder::new()
+            .summary(Arc::clone(&summary))
+            .shared_runtime(false),
+    )
+    .build()
+    .unwrap();
+    assert_eq!(jitlink.startup_report().runtime, RuntimeSource::Object);
+    assert_eq!(jitlink.helper_symbols(), engine.helper_symbols());
+    assert_eq!(jitlink.initializers(), engine.initializers());
+    let (a, b) = (run_scripts(&engine), run_scripts(&jitlink));
+    assert_eq!(a, b);
+    assert_eq!(a, vec![6302, 1001, 2, 3]);
+
+    // One instance of the helper global: a script's direct access and the runtime's functions see the same
+    // variable at the same address.
+    engine
+        .add_script("direct", DIRECT_SCRIPT.replace("NAME", "d").as_bytes())
+        .unwrap();
+    let before = counter_get(&engine);
+    assert_eq!(poke(&engine, "d", 100), before + 100);
+    assert_eq!(counter_get(&engine), before + 100);
+    let address = counter_address(&engine, "d");
+    assert_eq!(
+        engine
+            .lookup::<extern "C" fn()>("rt_shared_counter")
+            .unwrap()
+            .address(),
+        address
+    );
+    assert!(mapped.iter().any(|&(s, e)| (s..e).contains(&address)));
+
+    // C++ exceptions thrown and caught inside the image (the loader registers its unwind tables; the
+    // personality routine and `__cxa_*` are imports bound by the engine).
+    let div = engine
+        .lookup::<extern "C" fn(i32, i32) -> i32>("rt_checked_div")
+        .unwrap();
+    // SAFETY: `int32_t rt_checked_div(int32_t, int32_t)`.
+    assert_eq!(unsafe { (div.call(7, 2), div.call(7, 0)) }, (3, i32::MIN));
+    // Thread-local helper state: the loader gives each thread its own copy.
+    let enter = engine
+        .lookup::<extern "C" fn() -> i32>("rt_tls_enter")
+        .unwrap()
+        .address();
+    let call_enter = move || {
+        // SAFETY: `int32_t rt_tls_enter(void)`, at an address of the live engine's runtime.
+        let f: extern "C" fn() -> i32 = unsafe { std::mem::transmute(enter as usize) };
+        (f(), f())
+    };
+    assert_eq!(call_enter(), (1, 2));
+    assert_eq!(std::thread::spawn(call_enter).join().unwrap(), (1, 2));
+
+    assert_eq!(ctor_runs(&engine), 1, "initializers once");
+    assert_eq!(shared_host::events(EVENT_CTOR), 1);
+    assert_eq!(shared_host::events(EVENT_DTOR), 0);
+    drop(engine);
+    assert_eq!(
+        shared_host::events(EVENT_DTOR),
+        1,
+        "destructor at drop, once"
+    );
+    assert_eq!(shared_host::events(EVENT_CTOR), 1);
+    drop(jitlink);
+    assert_eq!(jitlink_host::events(EVENT_DTOR), 1);
+    assert_eq!(shared_host::events(EVENT_DTOR), 1);
+}
+
+host_callbacks!(first_host);
+host_callbacks!(second_host);
+
+#[test]
+fn two_engines_get_their_own_shared_runtime_instance() {
+    let summary = with_shared();
+    let first = first_host::register(EngineBuilder::new().summary(Arc::clone(&summary)))
+        .build()
+        .unwrap();
+    let second = second_host::register(EngineBuilder::new().summary(Arc::clone(&summary)))
+        .build()
+        .unwrap();
+    for e in [&first, &second] {
+        assert_eq!(e.startup_report().runtime, RuntimeSource::SharedObject);
+        e.add_script("direct", DIRECT_SCRIPT.replace("NAME", "x").as_bytes())
+            .unwrap();
+    }
+    assert_ne!(counter_address(&first, "x"), counter_address(&second, "x"));
+    assert_eq!(poke(&first, "x", 5), 5);
+    assert_eq!(poke(&first, "x", 5), 10);
+    assert_eq!(poke(&second, "x", 7), 7);
+    assert_eq!((counter_get(&first), counter_get(&second)), (10, 7));
+    // Each instance ran its own constructor once, reaching its own engine's host callbacks.
+    assert_eq!(first_host::events(EVENT_CTOR), 1);
+    assert_eq!(second_host::events(EVENT_CTOR), 1);
+    assert_eq!((ctor_runs(&first), ctor_runs(&second)), (1, 1));
+    assert!(shared_runtime_mappings().len() >= 2);
+    drop(first);
+    assert_eq!(first_host::events(EVENT_DTOR), 1);
+    assert_eq!(second_host::events(EVENT_DTOR), 0);
+    // The second instance is untouched by the first one's unmapping.
+    assert_eq!(counter_get(&second), 7);
+    assert_eq!(poke(&second, "x", 1), 8);
+    drop(second);
+    assert_eq!(second_host::events(EVENT_DTOR), 1);
+}
+
+host_callbacks!(damaged_shared_host);
+
+#[test]
+fn a_damaged_shared_runtime_is_a_typed_error_and_the_engine_links_the_object_instead() {
+    let summary = with_shared();
+    let bytes = summary.to_bytes();
+    let shared_len = summary
+        .runtime_object()
+        .unwrap()
+        .shared
+        .as_ref()
+        .unwrap()
+        .image
+        .len as usize;
+    // The shared runtime is the last blob of the file.
+    let mut damaged = bytes.clone();
+    let at = damaged.len() - shared_len / 3;
+    damaged[at] ^= 0x5a;
+    let damaged = Arc::new(Summary::from_bytes(damaged, "damaged-shared.thinjit").unwrap());
+    match damaged.shared_runtime_bytes() {
+        Err(thinjit::Error::Summary { path, message }) => {
+            assert_eq!(path, Path::new("damaged-shared.thinjit"));
+            assert!(
+                message.contains("shared runtime") && message.contains("damaged"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Error::Summary, got {other:?}"),
+    }
+    // Strict use (a host's own LLJIT): a typed error naming the file, nothing defined.
+    let jit = thinjit::llvm::orc::LlJit::new_host().unwrap();
+    let mut runtime = thinjit::jit::ResidentRuntime::new(&jit, jit.main_jitdylib(), &[]).unwrap();
+    match runtime.add_shared_runtime(&damaged) {
+        Err(thinjit::Error::Summary { path, message }) => {
+            assert_eq!(path, Path::new("damaged-shared.thinjit"));
+            assert!(message.contains("damaged"), "{message}");
+        }
+        other => panic!("expected Error::Summary, got {other:?}"),
+    }
+    assert!(runtime.helper_symbols().is_empty());
+    drop(runtime);
+    // The engine falls back to JITLink with the reason.
+    let engine = damaged_shared_host::register(EngineBuilder::new().summary(damaged))
+        .build()
+        .unwrap();
+    let report = engine.startup_report();
+    assert_eq!(report.runtime, RuntimeSource::Object);
+    let notice = report.notice.clone().unwrap();
+    assert!(
+        notice.contains("shared runtime not used") && notice.contains("damaged-shared.thinjit"),
+        "{notice}"
+    );
+    assert_eq!(ctor_runs(&engine), 1);
+    assert_eq!(damaged_shared_host::events(EVENT_CTOR), 1);
+
+    // Cut short: the file is refused as truncated, naming it.
+    let truncated = bytes[..bytes.len() - shared_len / 2].to_vec();
+    let err = Summary::from_bytes(truncated, "short.thinjit").unwrap_err();
+    assert!(
+        matches!(&err, thinjit::Error::Summary { path, .. } if path == Path::new("short.thinjit"))
+    );
+    assert!(err.to_string().contains("shared runtime"), "{err}");
+}
+
+#[test]
+fn a_linker_that_makes_an_unusable_shared_object_is_a_build_error() {
+    // A linker that keeps RELRO: the import slots would be read-only once loaded.
+    let dir = tempfile::tempdir().unwrap();
+    let linker = dir.path().join("ld-relro");
+    std::fs::write(&linker, "#!/bin/sh\nexec ld \"$@\" -z relro\n").unwrap();
+    let mut perms = std::fs::metadata(&linker).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&linker, perms).unwrap();
+    let err = Summary::build(
+        &helper_bitcode(),
+        &BuildOptions {
+            object: Some(ObjectTarget::host()),
+            shared_runtime: true,
+            linker: Some(linker),
+            ..BuildOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, thinjit::Error::SummaryBuild { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("RELRO"), "{err}");
 }

@@ -6,6 +6,7 @@
 //! precompute-summary --per-input helpers/ -o parts/        # one partial summary per input
 //! precompute-summary merge parts/*.thinjit-part -o helpers.thinjit
 //! precompute-summary helpers/ -o helpers.thinjit --object [--target-triple T --target-cpu C --target-features F]
+//! precompute-summary helpers/ -o helpers.thinjit --shared-runtime [--linker LD]   # object + shared object
 //! ```
 
 use std::io::IsTerminal;
@@ -92,6 +93,13 @@ struct BuildArgs {
     /// generation at start-up). Target: the build host unless given below.
     #[arg(long, global = true)]
     object: bool,
+    /// Also link the runtime object into a shared object the system loader maps at engine start-up (instead of
+    /// JITLink linking the object; implies --object; ELF x86-64).
+    #[arg(long, global = true)]
+    shared_runtime: bool,
+    /// The linker for --shared-runtime (default: `ld.lld` beside LLVM's tools, else `ld`).
+    #[arg(long, global = true, requires = "shared_runtime")]
+    linker: Option<PathBuf>,
     /// Target triple of the runtime object (default: the host's).
     #[arg(long, global = true, requires = "object")]
     target_triple: Option<String>,
@@ -135,7 +143,7 @@ fn progress_bar(quiet: bool) -> ProgressBar {
 
 fn options(args: &BuildArgs, bar: &ProgressBar) -> Result<BuildOptions> {
     let bar = bar.clone();
-    let object = args.object.then(|| {
+    let object = (args.object || args.shared_runtime).then(|| {
         let host = ObjectTarget::host();
         ObjectTarget {
             triple: args.target_triple.clone().unwrap_or(host.triple),
@@ -172,6 +180,8 @@ fn options(args: &BuildArgs, bar: &ProgressBar) -> Result<BuildOptions> {
     cxx_args.extend(args.cxx_args.iter().cloned());
     Ok(BuildOptions {
         object,
+        shared_runtime: args.shared_runtime,
+        linker: args.linker.clone(),
         clang_args,
         c_args,
         cxx_args,
@@ -258,7 +268,7 @@ fn run(cli: Cli) -> Result<()> {
                 "no inputs given (files, directories or --compile-commands)"
             );
             anyhow::ensure!(
-                !cli.build.object,
+                !cli.build.object && !cli.build.shared_runtime,
                 "--object compiles a whole library: give it to `merge` (or to a one-shot build), not --per-input"
             );
             std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -330,5 +340,13 @@ fn report(summary: &Summary, out: &Path, start: Instant) {
             object.ctors.len(),
             object.dtors.len()
         );
+        if let Some(shared) = &object.shared {
+            println!(
+                "shared runtime: {} bytes (linked by {}), {} weak imports",
+                shared.image.len,
+                shared.linker,
+                shared.weak.len()
+            );
+        }
     }
 }
