@@ -7,12 +7,15 @@
 //! (`docs/robustness.md` has the figures):
 //!
 //! - intrinsics LLVM does not know, intrinsics of another target (`llvm.aarch64.*` on x86-64), and target
-//!   intrinsics whose feature the calling function's subtarget lacks (`llvm.x86.tilerelease` without
-//!   `amx-tile`; a table of the x86 intrinsic families in [`X86_INTRINSIC_FEATURES`]);
+//!   intrinsics whose features the calling function's subtarget lacks (`llvm.x86.tilerelease` without
+//!   `amx-tile`), or that LLVM cannot select on x86-64 at all: [`x86_intrinsic_requirement`], a table generated
+//!   from LLVM 19 by compiling a call of every x86 intrinsic with `llc` (`cli/src/x86_features.rs`);
+//! - integer-only vector-predicated reductions (`llvm.vp.reduce.and`) on floating-point vectors, which the
+//!   verifier accepts and instruction selection cannot compile;
 //! - scalable vectors (`<vscale x 4 x i32>`, `llvm.vscale.*`) on a target without them;
 //! - `gc` strategies LLVM has not registered;
 //! - `target-cpu` and `target-features` LLVM does not know for the triple, and (x86-64) a function whose
-//!   subtarget cannot generate 64-bit code;
+//!   subtarget cannot generate 64-bit code or whose features change the mode (`-64bit-mode`);
 //! - integers wider than [`MAX_INT_BITS`], first-class aggregate or vector values of more than
 //!   [`MAX_AGGREGATE_SCALARS`] scalars, types larger than [`MAX_TYPE_BYTES`] (nesting deeper than
 //!   [`MAX_NESTING`](crate::llvm::facts::MAX_NESTING) is refused by [`Module::verify`] already);
@@ -73,9 +76,47 @@ const TARGET_PREFIXES: &[&str] = &[
     "xcore",
 ];
 
-/// x86 intrinsic families and the subtarget feature each needs (longest prefix first). A call from a function
-/// whose subtarget lacks the feature makes instruction selection end the process ("Cannot select").
-pub const X86_INTRINSIC_FEATURES: &[(&str, &str)] = &[
+mod x86_intrinsic_features;
+
+/// What a call of one x86 intrinsic needs on x86-64 (the generated table in `check/x86_intrinsic_features.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum X86Requirement {
+    /// Instruction selection succeeds when the calling function's subtarget has all of these features (none:
+    /// baseline x86-64) and, without any one of them, ends the process ("Cannot select").
+    Needs(&'static [&'static str]),
+    /// LLVM 19 cannot select a call on x86-64 with any feature set (LLVM's error).
+    Never(&'static str),
+    /// The table's generator could make no call the verifier accepts (why); [`X86_INTRINSIC_FAMILIES`] decides.
+    Unprobed(&'static str),
+}
+
+/// What LLVM 19 needs to compile a call of the x86 intrinsic `name` on x86-64, from the generated table
+/// (derived by compiling a call of every x86 intrinsic with `llc`; `cli/src/x86_features.rs` regenerates it).
+/// `None` for a name the table does not list (not an x86 intrinsic LLVM 19 knows).
+pub fn x86_intrinsic_requirement(name: &str) -> Option<X86Requirement> {
+    let table = x86_intrinsic_features::X86_INTRINSIC_REQUIREMENTS;
+    if let Ok(i) = table.binary_search_by(|(n, _)| (*n).cmp(name)) {
+        return Some(table[i].1);
+    }
+    // An overloaded intrinsic is listed under its base name (`llvm.x86.foo` for `llvm.x86.foo.v4i32`).
+    let mut base = name;
+    while let Some((head, _)) = base.rsplit_once('.') {
+        if let Ok(i) = table.binary_search_by(|(n, _)| (*n).cmp(head)) {
+            return Some(table[i].1);
+        }
+        base = head;
+    }
+    None
+}
+
+/// The generated table: (x86 intrinsic, requirement) for every x86 intrinsic LLVM 19 knows, sorted by name.
+pub fn x86_intrinsic_table() -> &'static [(&'static str, X86Requirement)] {
+    x86_intrinsic_features::X86_INTRINSIC_REQUIREMENTS
+}
+
+/// Fallback for intrinsics the generated table could not probe: x86 intrinsic families and the subtarget
+/// feature each needs (longest prefix first; hand-written).
+pub const X86_INTRINSIC_FAMILIES: &[(&str, &str)] = &[
     ("llvm.x86.avx512bf16.", "avx512bf16"),
     ("llvm.x86.avx512fp16.", "avx512fp16"),
     ("llvm.x86.avx512.", "avx512f"),
@@ -112,6 +153,29 @@ pub const X86_INTRINSIC_FEATURES: &[(&str, &str)] = &[
     ("llvm.x86.wrpkru", "pku"),
     ("llvm.x86.rdpkru", "pku"),
 ];
+
+/// Vector-predicated reductions LangRef defines on integer vectors only. LLVM 19's verifier accepts them on
+/// floating-point vectors, and instruction selection then ends the process (`Cannot select: f32 = and`).
+const INTEGER_ONLY_VP_REDUCTIONS: &[&str] = &[
+    "llvm.vp.reduce.add.",
+    "llvm.vp.reduce.mul.",
+    "llvm.vp.reduce.and.",
+    "llvm.vp.reduce.or.",
+    "llvm.vp.reduce.xor.",
+    "llvm.vp.reduce.smax.",
+    "llvm.vp.reduce.smin.",
+    "llvm.vp.reduce.umax.",
+    "llvm.vp.reduce.umin.",
+];
+
+/// Whether an overload suffix (`v4f32`, `nxv2f64`, `v8bf16`) names a floating-point vector.
+fn fp_vector_suffix(suffix: &str) -> bool {
+    let elem = suffix
+        .trim_start_matches("nx")
+        .trim_start_matches('v')
+        .trim_start_matches(|c: char| c.is_ascii_digit());
+    elem.starts_with('f') || elem.starts_with("bf")
+}
 
 /// The architecture part of a triple (`x86_64` of `x86_64-pc-linux-gnu`).
 fn arch(triple: &str) -> &str {
@@ -275,6 +339,21 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
             .map(|(f, _)| f.as_str())
             .collect();
         for function in own {
+            // The mode is the triple's: a function that turns 64-bit mode off (or 32/16-bit mode on) gets
+            // code generated for another mode, and instruction selection fails on the first 64-bit value.
+            let mode = ["64bit-mode", "32bit-mode", "16bit-mode"]
+                .into_iter()
+                .find(|m| subtargets.has(function, m) != (*m == "64bit-mode"));
+            if let Some(mode) = mode {
+                let (cpu, features) = subtargets.of(function);
+                return Err(fail(
+                    function,
+                    format!(
+                        "its target-features (`{features}`, target-cpu `{cpu}`) change `{mode}`; the mode is the \
+                         triple's (`{triple}`)"
+                    ),
+                ));
+            }
             if !subtargets.has(function, "64bit") {
                 let (cpu, features) = subtargets.of(function);
                 return Err(fail(
@@ -311,12 +390,41 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
                 format!("calls `{intrinsic}`, but `{triple}` has no scalable vectors"),
             ));
         }
-        if prefixes.contains(&"x86") {
-            let needed = X86_INTRINSIC_FEATURES
-                .iter()
-                .find(|(p, _)| intrinsic.starts_with(p))
-                .map(|(_, f)| *f);
-            if let Some(feature) = needed {
+        if let Some(rest) = INTEGER_ONLY_VP_REDUCTIONS
+            .iter()
+            .find_map(|p| intrinsic.strip_prefix(p))
+        {
+            if fp_vector_suffix(rest) {
+                return Err(fail(
+                    caller,
+                    format!(
+                        "calls `{intrinsic}`, an integer reduction on a floating-point vector (LLVM {}'s \
+                         verifier accepts it; its code generator cannot compile it)",
+                        crate::llvm::llvm_version()
+                    ),
+                ));
+            }
+        }
+        if prefixes.contains(&"x86") && intrinsic.starts_with("llvm.x86.") {
+            let needed: Vec<&str> = match x86_intrinsic_requirement(intrinsic) {
+                Some(X86Requirement::Needs(features)) => features.to_vec(),
+                Some(X86Requirement::Never(why)) => {
+                    return Err(fail(
+                        caller,
+                        format!(
+                            "calls `{intrinsic}`, which LLVM {} cannot select on x86-64 with any target \
+                             features ({why})",
+                            crate::llvm::llvm_version()
+                        ),
+                    ))
+                }
+                Some(X86Requirement::Unprobed(_)) | None => X86_INTRINSIC_FAMILIES
+                    .iter()
+                    .find(|(p, _)| intrinsic.starts_with(p))
+                    .map(|(_, f)| vec![*f])
+                    .unwrap_or_default(),
+            };
+            for feature in needed {
                 if !subtargets.has(caller, feature) {
                     let (cpu, _) = subtargets.of(caller);
                     return Err(fail(

@@ -80,7 +80,7 @@ pub unsafe extern "C" fn thinjit_resident_runtime_install(
         unsafe {
             let s = summary_arg(summary)?;
             let jit = jit_arg(jit)?;
-            let dylib = match JitDylib::from_raw(dylib) {
+            let dylib = match JitDylib::from_raw(&jit, dylib) {
                 Some(d) => d,
                 None => jit.main_jitdylib(),
             };
@@ -226,7 +226,8 @@ pub unsafe extern "C" fn thinjit_ir_transform_install(
             let for_transform = Arc::clone(&state);
             jit.set_ir_transform(Box::new(move |m: &mut Module<'_>| {
                 transform(m, &summary, &settings, level, &for_transform)
-            }));
+            }))
+            .map_err(|f| CError::invalid(f.to_string()))?;
             let handle = register(TransformHandle { _jit: jit, state }, HandleKind::Transform);
             write_out(out, "out", handle)
         }

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod script_fuzz;
 pub mod synth;
+pub mod x86_features;
 
 /// Paths of the bundled sample helper runtime (`helpers/`), compiled by this crate's build script for the
 /// repository's tests, demo and benches.

@@ -395,7 +395,6 @@ pub(crate) fn stamp_targets(
 ) -> Vec<String> {
     let cpu = targets.values().find_map(|(c, _)| c.clone());
     let features = targets.values().find_map(|(_, f)| f.clone());
-    let ctx = module.context();
     let mut stamped = Vec::new();
     for name in script_functions {
         let Some(f) = module.function(name) else {
@@ -411,13 +410,13 @@ pub(crate) fn stamp_targets(
         let mut changed = false;
         if let Some(cpu) = &cpu {
             if f.string_attribute("target-cpu").is_none() {
-                f.set_string_attribute(ctx, "target-cpu", cpu);
+                f.set_string_attribute("target-cpu", cpu);
                 changed = true;
             }
         }
         if let Some(features) = &features {
             if f.string_attribute("target-features").is_none() {
-                f.set_string_attribute(ctx, "target-features", features);
+                f.set_string_attribute("target-features", features);
                 changed = true;
             }
         }

@@ -91,7 +91,7 @@ pub(crate) fn import_with_llvm_verified(
     };
     let t = Instant::now();
     let steps = module
-        .import_with_llvm(library, &options)
+        .import_with_llvm_verified(library, &options)
         .map_err(|message| Error::Import {
             module: module_name.clone(),
             message: format!("LLVM's FunctionImporter: {message}"),

@@ -730,7 +730,7 @@ impl Core {
                 });
             };
             self.jit
-                .add_module(owned, loading.tracker.as_ref())
+                .add_module_verified(owned, loading.tracker.as_ref())
                 .map_err(|f| self.script_error(name, format!("adding script `{name}`"), f))?;
             self.run_script_ctors(name, &prepared.structors)?;
             return loading.commit(

@@ -137,7 +137,7 @@ impl ResidentRuntime {
         let mut symbols = host_symbols.to_vec();
         symbols.push((resident::CXA_ATEXIT, AtExitRegistry::cxa_atexit_address()));
         symbols.push((resident::ATEXIT_IMPL, AtExitRegistry::atexit_impl_address()));
-        jit.define_absolute_in(dylib, &symbols).map_err(jit_error(
+        jit.define_absolute_in(&dylib, &symbols).map_err(jit_error(
             "defining the host symbols and the atexit registry's entry points",
         ))?;
         let atexit = AtExitRegistry::new();
@@ -147,9 +147,9 @@ impl ResidentRuntime {
             resident::support_ir(atexit.key()).as_bytes(),
             &format!("{RUNTIME_MODULE_PREFIX}support"),
         )?;
-        jit.add_module_in(dylib, support)
+        jit.add_module_in(&dylib, support)
             .map_err(jit_error("adding the runtime's support module"))?;
-        jit.lookup_in(dylib, resident::DSO_HANDLE)
+        jit.lookup_in(&dylib, resident::DSO_HANDLE)
             .map_err(jit_error("materializing the runtime's dso handle"))?;
         Ok(ResidentRuntime {
             jit: jit.clone(),
@@ -289,7 +289,7 @@ impl ResidentRuntime {
             .iter()
             .map(|n| (*n, weak.contains(n)))
             .collect();
-        let resolved = self.jit.lookup_many_in(self.dylib, &wanted).map_err(|f| {
+        let resolved = self.jit.lookup_many_in(&self.dylib, &wanted).map_err(|f| {
             runtime_failure(
                 &name,
                 format!("binding the imports of the shared runtime of {name}"),
@@ -317,7 +317,7 @@ impl ResidentRuntime {
             .filter_map(|n| Some((n.as_str(), mapped.address(*image.exports.get(n.as_str())?))))
             .collect();
         self.jit
-            .define_absolute_in(self.dylib, &symbols)
+            .define_absolute_in(&self.dylib, &symbols)
             .map_err(|f| {
                 runtime_failure(
                     &name,
@@ -346,13 +346,13 @@ impl ResidentRuntime {
     ) -> Result<()> {
         let start = Instant::now();
         self.jit
-            .add_object_file_in(self.dylib, bytes, &format!("{name} (runtime object)"))
+            .add_object_file_in(&self.dylib, bytes, &format!("{name} (runtime object)"))
             .map_err(|f| {
                 runtime_failure(name, format!("adding the runtime object of {name}"), f)
             })?;
         self.helper_symbols.extend(defined.iter().cloned());
         if let Some(first) = defined.first() {
-            self.jit.lookup_in(self.dylib, first).map_err(|f| {
+            self.jit.lookup_in(&self.dylib, first).map_err(|f| {
                 runtime_failure(name, format!("linking the runtime object of {name}"), f)
             })?;
         }
@@ -397,12 +397,12 @@ impl ResidentRuntime {
         self.report.load = start.elapsed();
         let start = Instant::now();
         self.jit
-            .add_module_in(self.dylib, module)
+            .add_module_in_verified(&self.dylib, module)
             .map_err(|f| runtime_failure(name, format!("adding {name}"), f))?;
         drop(ctx);
         if let Some(first) = first {
             self.jit
-                .lookup_in(self.dylib, &first)
+                .lookup_in(&self.dylib, &first)
                 .map_err(|f| runtime_failure(name, format!("compiling {name}"), f))?;
         }
         self.report.materialize = start.elapsed();
@@ -415,7 +415,7 @@ impl ResidentRuntime {
     fn run_ctors(&mut self, name: &str, structors: Structors) -> Result<()> {
         let start = Instant::now();
         self.jit
-            .run_structors_in(self.dylib, structors.ctors())
+            .run_structors_in(&self.dylib, structors.ctors())
             .map_err(|f| {
                 runtime_failure(
                     name,
@@ -450,7 +450,7 @@ impl ResidentRuntime {
 
     /// The JITDylib the runtime lives in.
     pub fn dylib(&self) -> JitDylib {
-        self.dylib
+        self.dylib.clone()
     }
 
     /// Whether [`ResidentRuntime::shutdown`] ran.
@@ -469,7 +469,7 @@ impl ResidentRuntime {
         let mut ran = self.atexit.run();
         if self
             .jit
-            .run_structors_in(self.dylib, self.structors.dtors())
+            .run_structors_in(&self.dylib, self.structors.dtors())
             .is_ok()
         {
             ran += self.structors.dtors().len();

@@ -225,7 +225,7 @@ impl Core {
         });
         if builder.lazy {
             let for_transform = Arc::clone(&pipeline);
-            jit.set_ir_transform(Box::new(move |m: &mut Module<'_>| {
+            jit.set_ir_transform_trusted(Box::new(move |m: &mut Module<'_>| {
                 for_transform.transform(m)
             }));
         }

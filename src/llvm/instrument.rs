@@ -17,12 +17,12 @@ use super::Module;
 
 /// Where a forwarding stub sends its call.
 #[derive(Clone, Copy, Debug)]
-pub enum ForwardTo<'ctx> {
+pub enum ForwardTo<'m> {
     /// The function whose address is stored in the pointer-sized cell at this host address, read with
     /// acquire ordering on every call (a redirectable stub).
     Slot(u64),
     /// This function of the same module.
-    Function(Function<'ctx>),
+    Function(Function<'m>),
 }
 
 /// A call counter a forwarding stub bumps before it forwards: the i64 cell at `counter` is incremented with
@@ -80,24 +80,29 @@ unsafe fn bump(
     }
 }
 
-impl<'ctx> Module<'ctx> {
-    /// Adds a function `name` with the type, calling convention and return and parameter attributes of `like` (a function of this
-    /// module) whose body optionally bumps `count`, then forwards every argument to `to` with a `musttail`
-    /// call and returns its result: a stub that costs one (indirect) jump. `like` must not be variadic
-    /// (`None` then); returns `None` as well when `name` exists already.
-    pub fn add_forwarder(
-        &mut self,
+impl Module<'_> {
+    /// Adds a function `name` with the type, calling convention and return and parameter attributes of `like` (a
+    /// function of this module) whose body optionally bumps `count`, then forwards every argument to `to` with a
+    /// `musttail` call and returns its result: a stub that costs one (indirect) jump. Returns `None` (adding
+    /// nothing) when `like` is variadic, when `like` or the function in `to` is not a function of this module,
+    /// or when `name` exists already. Adding a function frees nothing, so this takes `&self`.
+    pub fn add_forwarder<'a>(
+        &'a self,
         name_: &str,
-        like: Function<'ctx>,
-        to: ForwardTo<'ctx>,
+        like: Function<'_>,
+        to: ForwardTo<'_>,
         count: Option<EntryCounter>,
-    ) -> Option<Function<'ctx>> {
+    ) -> Option<Function<'a>> {
+        let ours = |f: Function<'_>| f.parent_raw() == self.as_raw();
+        if !ours(like) || matches!(to, ForwardTo::Function(f) if !ours(f)) {
+            return None;
+        }
         if like.is_var_arg() || self.function(name_).is_some() {
             return None;
         }
         let ctx = self.context().as_raw();
         let fname = name(name_);
-        // SAFETY: `like` is a live function of this module (same context); every value and type below is
+        // SAFETY: `like` (and the function in `to`) is a live function of this module (checked above); every value and type below is
         // created in that context; the builder is positioned in the new function's blocks before use; the
         // call has `like`'s own function type and arguments, so the musttail prototypes match.
         unsafe {
@@ -199,7 +204,7 @@ impl<'ctx> Module<'ctx> {
     }
 }
 
-impl<'ctx> Instruction<'ctx> {
+impl<'m> Instruction<'m> {
     /// Inserts `cell += 1` (relaxed, see [`EntryCounter`]) on the i64 cell at host address `cell`,
     /// immediately before this instruction.
     pub fn insert_counter_before(self, cell: u64) {

@@ -19,12 +19,56 @@
 //!
 //! # What is safe here
 //! A public function of this layer that can cause undefined behaviour whatever its arguments is an `unsafe fn`
-//! with a `# Safety` section ([`Function::erase`], [`GlobalVariable::erase`], the raw-handle constructors, and
-//! calling a [`orc::JitFunction`]). Linkage, visibility and `dso_local` exist only on [`GlobalValue`]s.
-//! Calling looked-up static constructors, writing a dso handle's key and running the atexit registry are
-//! crate-private primitives (`resident`): the engine keeps their invariants (`src/jit/runtime.rs`).
-//! Known limit: value handles are `Copy` and tied to the context's lifetime, not to their module's, so a handle
-//! used after its module was dropped is not caught by the compiler.
+//! with a `# Safety` section (the raw-handle constructors [`Context::borrow_raw`], [`Module::borrow_raw`],
+//! [`orc::LlJit::borrow_raw`], [`orc::JitDylib::from_raw`], and calling a [`orc::JitFunction`]). Everything else
+//! is safe whatever its arguments:
+//! - value handles ([`Value`], [`Function`], [`GlobalVariable`], [`Instruction`], ...) borrow their module: a
+//!   handle is `Value<'m>` for a `&'m Module`, so dropping the module, linking it into another, handing it to
+//!   ORC, running passes or LLVM's importer on it (all take the module by value or `&mut`) do not compile while
+//!   a handle is alive. Handle methods only make edits that free nothing (names, linkage, attributes, added
+//!   instructions and functions);
+//! - erasing goes through an exclusive, non-`Copy` handle ([`Module::function_mut`] → [`FunctionMut::erase`],
+//!   [`Module::global_mut`] → [`GlobalVariableMut::erase`]) and refuses while anything else uses the value;
+//! - values never cross LLVM contexts: linking modules of two contexts, declaring a function like one of
+//!   another context, extracting or sizing a global of another module, forwarding to a function of another
+//!   module are errors (or `None`), checked at run time (one pointer comparison);
+//! - a [`orc::JitDylib`] keeps its LLJIT alive, and an LLJIT refuses another one's JITDylibs and trackers;
+//! - invalid IR never reaches code generation or LLVM's importer: [`orc::LlJit::add_module`],
+//!   [`Module::import_with_llvm`] verify first and [`orc::LlJit::set_ir_transform`] verifies the transform's result
+//!   (and is refused while the LLJIT has other handles, which could be materializing meanwhile);
+//! - linkage, visibility and `dso_local` exist only on [`GlobalValue`]s;
+//! - calling looked-up static constructors, writing a dso handle's key and running the atexit registry are
+//!   crate-private primitives (`resident`): the engine keeps their invariants (`src/jit/runtime.rs`).
+//!
+//! ```compile_fail,E0505
+//! use thinjit::llvm::{Context, Module};
+//! let ctx = Context::new();
+//! let m = Module::parse_ir(&ctx, b"define i32 @f() { ret i32 1 }", "f.ll").unwrap();
+//! let f = m.function("f").unwrap();
+//! drop(m); // error[E0505]: cannot move out of `m` because it is borrowed
+//! f.name(); // would read freed memory
+//! ```
+//!
+//! The same steps in the order the borrow checker accepts:
+//!
+//! ```
+//! use thinjit::llvm::{Context, Module};
+//! let ctx = Context::new();
+//! let m = Module::parse_ir(&ctx, b"define i32 @f() { ret i32 1 }", "f.ll").unwrap();
+//! let f = m.function("f").unwrap();
+//! assert_eq!(f.name(), "f");
+//! drop(m);
+//! ```
+//!
+//! Not expressible as a Rust contract, and so documented instead: a [`MemoryBuffer`] read from a file may be a
+//! memory map of it (as LLVM decides), so another process truncating that file while it is mapped faults (the
+//! summary's known limitation in `docs/robustness.md`); [`orc::LlJit::add_shared_library`] runs the library's
+//! initializers (`dlopen`); and code added to an LLJIT is the caller's code — running it (a
+//! [`orc::JitFunction`] call, or the engine running a script's constructors) is as sound as that code.
+//!
+//! The `compile_fail` examples name the error they must fail with (`E0505`, `E0502`); `scripts/test.sh` runs
+//! them with rustdoc's error-code check on (`scripts/rustdoc-error-codes`), so one that fails for another
+//! reason fails the suite.
 
 mod buffer;
 mod comdat;
@@ -34,6 +78,7 @@ pub mod facts;
 #[cfg(feature = "inkwell")]
 pub mod inkwell;
 mod instrument;
+pub mod intrinsics;
 mod message;
 mod module;
 pub mod orc;
@@ -58,8 +103,8 @@ pub use target::{
 };
 pub use thinlto::{bitcode_has_summary, LlvmImportOptions, LlvmImportTimes};
 pub use value::{
-    Attribute, BasicBlock, Function, GlobalValue, GlobalVariable, Instruction, Linkage, Opcode,
-    Value, Visibility,
+    Attribute, BasicBlock, Function, FunctionMut, GlobalValue, GlobalVariable, GlobalVariableMut,
+    Instruction, Linkage, Opcode, Value, Visibility,
 };
 
 use std::sync::Once;

@@ -11,7 +11,7 @@ use llvm_sys::core as c;
 use llvm_sys::prelude::{LLVMModuleRef, LLVMValueRef};
 
 use super::message::{borrowed_cstr, borrowed_str, cstring, LlvmMessage};
-use super::value::{Function, GlobalValue, GlobalVariable};
+use super::value::{Function, FunctionMut, GlobalValue, GlobalVariable, GlobalVariableMut};
 use super::{Context, MemoryBuffer};
 use crate::{Error, Result};
 
@@ -120,7 +120,9 @@ impl<'ctx> Module<'ctx> {
     /// - the module must outlive the returned handle, must not be disposed, moved into another owner (ORC, a
     ///   linker) or used by anyone else while the handle exists;
     /// - values and functions obtained through the handle are only valid while the module is alive and
-    ///   unchanged by others.
+    ///   unchanged by others (their lifetime is tied to the handle's borrow, not to the lender's ownership);
+    /// - the same holds for a `Module` moved out of the handle (`std::mem::swap` / `std::mem::replace` through
+    ///   `DerefMut`): it must not be used once the lender disposes the module.
     pub unsafe fn borrow_raw<'c>(ctx: &'c Context, raw: LLVMModuleRef) -> BorrowedModule<'c> {
         let raw = NonNull::new(raw).expect("Module::borrow_raw: null LLVMModuleRef");
         // SAFETY: `raw` is live (the caller's contract).
@@ -385,8 +387,52 @@ impl<'ctx> Module<'ctx> {
     }
 
     /// Links `other` into this module (LLVM's `Linker::linkModules` with default flags); `other` is consumed.
+    ///
+    /// Linking may replace this module's declarations by definitions (freeing the declarations), and it frees
+    /// `other`: no handle on either module may be alive, which the borrow checker enforces:
+    ///
+    /// ```compile_fail,E0505
+    /// use thinjit::llvm::{Context, Module};
+    /// let ctx = Context::new();
+    /// let mut dst = Module::parse_ir(&ctx, b"declare i32 @f()", "dst.ll").unwrap();
+    /// let src = Module::parse_ir(&ctx, b"define i32 @f() { ret i32 1 }", "src.ll").unwrap();
+    /// let f = src.function("f").unwrap();
+    /// dst.link_in(src).unwrap(); // error[E0505]: cannot move out of `src` because it is borrowed
+    /// f.name();
+    /// ```
+    ///
+    /// ```compile_fail,E0502
+    /// use thinjit::llvm::{Context, Module};
+    /// let ctx = Context::new();
+    /// let mut dst = Module::parse_ir(&ctx, b"declare i32 @f()", "dst.ll").unwrap();
+    /// let src = Module::parse_ir(&ctx, b"define i32 @f() { ret i32 1 }", "src.ll").unwrap();
+    /// let decl = dst.function("f").unwrap();
+    /// dst.link_in(src).unwrap(); // error[E0502]: `dst` is also borrowed as immutable
+    /// decl.name();
+    /// ```
+    ///
+    /// Taking the handles again after the link compiles (and sees the linked definition):
+    ///
+    /// ```
+    /// use thinjit::llvm::{Context, Module};
+    /// let ctx = Context::new();
+    /// let mut dst = Module::parse_ir(&ctx, b"declare i32 @f()", "dst.ll").unwrap();
+    /// let src = Module::parse_ir(&ctx, b"define i32 @f() { ret i32 1 }", "src.ll").unwrap();
+    /// assert!(src.function("f").is_some());
+    /// assert!(dst.function("f").unwrap().is_declaration());
+    /// dst.link_in(src).unwrap();
+    /// assert!(!dst.function("f").unwrap().is_declaration());
+    /// ```
+    ///
+    /// Modules of two different contexts cannot be linked (an error, not undefined behaviour).
     pub fn link_in(&mut self, other: Module<'ctx>) -> Result<()> {
         let what = format!("`{}` into `{}`", other.name(), self.name());
+        if other.ctx.as_raw() != self.ctx.as_raw() {
+            return Err(Error::Link {
+                what,
+                message: "the modules belong to different LLVM contexts".into(),
+            });
+        }
         if !other.owned {
             return Err(Error::Link {
                 what,
@@ -417,6 +463,18 @@ impl<'ctx> Module<'ctx> {
             return Ok(());
         }
         let names: Vec<String> = others.iter().map(|m| m.name()).collect();
+        if let Some(i) = others
+            .iter()
+            .position(|m| m.ctx.as_raw() != self.ctx.as_raw() || !m.owned)
+        {
+            return Err(Error::Link {
+                what: format!("`{}` into `{}`", names[i], self.name()),
+                message:
+                    "the source module is borrowed (Module::borrow_raw) or belongs to another LLVM \
+                          context"
+                        .into(),
+            });
+        }
         let mut raw: Vec<LLVMModuleRef> = others.into_iter().map(Module::into_raw).collect();
         // SAFETY: every module is live, owned by us and in this module's context; the shim takes ownership of
         // all of them whatever the outcome; errors are reported to the context's diagnostic handler.
@@ -480,8 +538,8 @@ impl<'ctx> Module<'ctx> {
         }
     }
 
-    /// Every function (definitions and declarations), in module order.
-    pub fn functions(&self) -> impl Iterator<Item = Function<'ctx>> + '_ {
+    /// Every function (definitions and declarations), in module order. The handles borrow the module.
+    pub fn functions(&self) -> impl Iterator<Item = Function<'_>> + '_ {
         // SAFETY: the module is live for the iterator's lifetime and the list holds its functions.
         unsafe {
             value_list(
@@ -494,7 +552,7 @@ impl<'ctx> Module<'ctx> {
     }
 
     /// Every global variable, in module order.
-    pub fn globals(&self) -> impl Iterator<Item = GlobalVariable<'ctx>> + '_ {
+    pub fn globals(&self) -> impl Iterator<Item = GlobalVariable<'_>> + '_ {
         // SAFETY: the module is live for the iterator's lifetime and the list holds its globals.
         unsafe { value_list(c::LLVMGetFirstGlobal(self.as_raw()), c::LLVMGetNextGlobal) }
             // SAFETY: every value in the global list is a global variable of this module.
@@ -502,7 +560,7 @@ impl<'ctx> Module<'ctx> {
     }
 
     /// Every global alias, in module order, as plain values.
-    pub fn aliases(&self) -> impl Iterator<Item = GlobalValue<'ctx>> + '_ {
+    pub fn aliases(&self) -> impl Iterator<Item = GlobalValue<'_>> + '_ {
         // SAFETY: the module is live for the iterator's lifetime and the list holds its aliases.
         unsafe {
             value_list(
@@ -519,18 +577,19 @@ impl<'ctx> Module<'ctx> {
     /// (LangRef: they are read by the code generator only), so erasing them frees nothing still used.
     pub(crate) fn erase_appending_arrays(&mut self, names: &[&str]) {
         for name in names {
-            if let Some(g) = self.global(name) {
-                if g.name().starts_with("llvm.") && g.linkage() == super::Linkage::Appending {
-                    // SAFETY: `g` is the only handle (taken just now, dropped here); an `llvm.` appending array
-                    // has no uses in IR.
-                    unsafe { g.erase() };
+            if let Some(g) = self.global_mut(name) {
+                let array = g.get();
+                if array.name().starts_with("llvm.") && array.linkage() == super::Linkage::Appending
+                {
+                    // Cannot fail: nothing in IR uses these arrays.
+                    let _ = g.erase();
                 }
             }
         }
     }
 
-    /// The function named `name`, if any.
-    pub fn function(&self, name: &str) -> Option<Function<'ctx>> {
+    /// The function named `name`, if any. The handle borrows the module.
+    pub fn function(&self, name: &str) -> Option<Function<'_>> {
         let name = cstring(name).ok()?;
         // SAFETY: the module is live.
         let raw = unsafe { c::LLVMGetNamedFunction(self.as_raw(), name.as_ptr()) };
@@ -538,8 +597,8 @@ impl<'ctx> Module<'ctx> {
         (!raw.is_null()).then(|| unsafe { Function::from_raw(raw) })
     }
 
-    /// The global variable named `name`, if any.
-    pub fn global(&self, name: &str) -> Option<GlobalVariable<'ctx>> {
+    /// The global variable named `name`, if any. The handle borrows the module.
+    pub fn global(&self, name: &str) -> Option<GlobalVariable<'_>> {
         let name = cstring(name).ok()?;
         // SAFETY: the module is live.
         let raw = unsafe { c::LLVMGetNamedGlobal(self.as_raw(), name.as_ptr()) };
@@ -547,17 +606,51 @@ impl<'ctx> Module<'ctx> {
         (!raw.is_null()).then(|| unsafe { GlobalVariable::from_raw(raw) })
     }
 
+    /// The function named `name`, borrowing the module exclusively: the one handle through which it can be
+    /// erased ([`FunctionMut::erase`]).
+    pub fn function_mut(&mut self, name: &str) -> Option<FunctionMut<'_>> {
+        let name = cstring(name).ok()?;
+        // SAFETY: the module is live.
+        let raw = unsafe { c::LLVMGetNamedFunction(self.as_raw(), name.as_ptr()) };
+        // SAFETY: non-null function of this module, which `&mut self` borrows exclusively.
+        (!raw.is_null()).then(|| unsafe { FunctionMut::from_raw(raw) })
+    }
+
+    /// The global variable named `name`, borrowing the module exclusively ([`GlobalVariableMut::erase`]).
+    pub fn global_mut(&mut self, name: &str) -> Option<GlobalVariableMut<'_>> {
+        let name = cstring(name).ok()?;
+        // SAFETY: the module is live.
+        let raw = unsafe { c::LLVMGetNamedGlobal(self.as_raw(), name.as_ptr()) };
+        // SAFETY: non-null global of this module, which `&mut self` borrows exclusively.
+        (!raw.is_null()).then(|| unsafe { GlobalVariableMut::from_raw(raw) })
+    }
+
+    /// Whether `v` lives in this module's LLVM context (values of another context must never meet this
+    /// module's).
+    fn same_context(&self, v: super::Value<'_>) -> bool {
+        v.context_raw() == self.ctx.as_raw()
+    }
+
     /// Declares `name` with the same function type as `like` (which may live in another module of the same
-    /// context), or returns the existing function of that name.
-    pub fn declare_function_like(&mut self, name: &str, like: Function<'_>) -> Function<'ctx> {
+    /// context), or returns the existing function of that name. `None` when `like` belongs to another LLVM
+    /// context (its type cannot be used here) or `name` has a NUL byte. Adding a declaration frees nothing, so
+    /// this takes `&self` and other handles stay usable.
+    pub fn declare_function_like(&self, name: &str, like: Function<'_>) -> Option<Function<'_>> {
         if let Some(f) = self.function(name) {
-            return f;
+            return Some(f);
         }
-        let cname = cstring(name).unwrap_or_default();
-        // SAFETY: the module is live; the function type belongs to the same context.
+        if !self.same_context(like.as_value()) {
+            return None;
+        }
+        let cname = cstring(name).ok()?;
+        // SAFETY: the module is live; the function type belongs to this module's context (checked above).
         unsafe {
             let ty = c::LLVMGlobalGetValueType(like.as_raw());
-            Function::from_raw(c::LLVMAddFunction(self.as_raw(), cname.as_ptr(), ty))
+            Some(Function::from_raw(c::LLVMAddFunction(
+                self.as_raw(),
+                cname.as_ptr(),
+                ty,
+            )))
         }
     }
 
@@ -568,6 +661,12 @@ impl<'ctx> Module<'ctx> {
     /// references, not to this module. The result is verified.
     pub fn extract_function(&self, f: Function<'_>, name: &str) -> Result<Module<'ctx>> {
         let fname = f.name();
+        if f.parent_raw() != self.as_raw() {
+            return Err(Error::UnusableSymbol {
+                symbol: fname,
+                message: format!("not a function of module `{}`", self.name()),
+            });
+        }
         if f.is_declaration() {
             return Err(Error::UnusableSymbol {
                 symbol: fname,
@@ -578,8 +677,8 @@ impl<'ctx> Module<'ctx> {
             symbol: fname.clone(),
             message,
         })?;
-        // SAFETY: `self` is live and `f` is a definition in it (checked above; handles are only obtained from
-        // live modules); the shim returns a new module in the same context that we own.
+        // SAFETY: `self` is live and `f` is a definition in it (both checked above; `f` borrows its module);
+        // the shim returns a new module in the same context that we own.
         let raw = unsafe {
             super::shim::thinjit_extract_function(self.as_raw(), f.as_raw(), cname.as_ptr())
         };
@@ -602,9 +701,14 @@ impl<'ctx> Module<'ctx> {
         unsafe { borrowed_str(c::LLVMGetModuleInlineAsm(self.as_raw(), &mut len), len) }
     }
 
-    /// The ABI size in bytes of a global's value type under this module's data layout.
+    /// The ABI size in bytes of a global's value type under this module's data layout; 0 for an unsized type
+    /// or a global of another module.
     pub fn global_size(&self, global: GlobalVariable<'_>) -> u64 {
-        // SAFETY: the module and global are live; the target data is borrowed from the module.
+        if global.parent_raw() != self.as_raw() {
+            return 0;
+        }
+        // SAFETY: the module and global are live and the global is this module's; the target data is borrowed
+        // from the module.
         unsafe {
             let td = llvm_sys::target::LLVMGetModuleDataLayout(self.as_raw());
             let ty = c::LLVMGlobalGetValueType(global.as_raw());

@@ -133,8 +133,11 @@ struct JitInner {
     /// `false` for an LLJIT lent by a C or C++ caller ([`LlJit::borrow_raw`]): never disposed by thinjit.
     owned: bool,
     errors: Box<ErrorSink>,
-    /// The transform's closure, double-boxed so its address is thin and stable.
-    transform: Mutex<Option<Box<Box<IrTransform>>>>,
+    /// Every transform installed, double-boxed so its address is thin and stable. Replaced ones are kept until
+    /// the JIT goes: a materialization that started before the replacement may still be running them.
+    #[allow(clippy::vec_box)]
+    // the outer box gives the (fat) inner one a thin address that never moves
+    transform: Mutex<Vec<Box<Box<IrTransform>>>>,
     /// Code generation failures of IR modules (error diagnostics the checked compiler turned into failures).
     codegen: Box<super::facts::CodegenSink>,
 }
@@ -162,6 +165,9 @@ impl Drop for JitInner {
 /// `Send + Sync`: adding, looking up and removing code from several threads at once is what LLJIT supports.
 pub struct LlJit {
     inner: Arc<JitInner>,
+    /// Counts the `LlJit` handles on `inner` (clones share it): installing an IR transform needs the only one,
+    /// so that no other thread can be materializing meanwhile.
+    handles: Arc<()>,
 }
 
 impl std::fmt::Debug for LlJit {
@@ -225,7 +231,7 @@ impl LlJit {
             raw,
             owned: true,
             errors: Box::default(),
-            transform: Mutex::new(None),
+            transform: Mutex::new(Vec::new()),
             codegen,
         });
         // SAFETY: the session lives as long as the LLJIT; the sink is boxed inside `inner` and outlives it.
@@ -237,7 +243,10 @@ impl LlJit {
                 &*inner.errors as *const ErrorSink as *mut libc::c_void,
             );
         }
-        Ok(LlJit { inner })
+        Ok(LlJit {
+            inner,
+            handles: Arc::new(()),
+        })
     }
 
     fn raw(&self) -> lj::LLVMOrcLLJITRef {
@@ -285,10 +294,7 @@ impl LlJit {
     /// Defines absolute symbols (`name` → `address`) in the main JITDylib: host functions and data that JIT'd
     /// code may call or reference. Fails on a duplicate definition.
     pub fn define_absolute(&self, symbols: &[(&str, u64)]) -> Result<(), OrcFailure> {
-        // SAFETY: the main JITDylib of a live LLJIT is non-null and lives as long as the LLJIT.
-        let main = unsafe { JitDylib::from_raw(self.main_dylib()) }
-            .ok_or_else(|| OrcFailure::other("the LLJIT has no main JITDylib".to_string()))?;
-        self.define_absolute_in(main, symbols)
+        self.define_absolute_in(&self.main_jitdylib(), symbols)
     }
 
     /// Resolves otherwise-undefined symbols from everything the host process has loaded (its own exported
@@ -346,12 +352,29 @@ impl LlJit {
     }
 
     /// Adds `module` to the main JITDylib (under `tracker`, or the JITDylib's default tracker). The module is
-    /// compiled when one of its symbols is first looked up. The module is consumed even on error.
+    /// verified first (code generation assumes valid IR) and compiled when one of its symbols is first looked
+    /// up. The module is consumed even on error. A tracker of another LLJIT is refused.
     pub fn add_module(
         &self,
         module: Module<'_>,
         tracker: Option<&ResourceTracker>,
     ) -> Result<(), OrcFailure> {
+        module
+            .verify()
+            .map_err(|e| OrcFailure::other(e.to_string()))?;
+        self.add_module_verified(module, tracker)
+    }
+
+    /// [`LlJit::add_module`] for a module the crate has verified (and changed since only with LLVM passes and
+    /// its own well-formed edits).
+    pub(crate) fn add_module_verified(
+        &self,
+        module: Module<'_>,
+        tracker: Option<&ResourceTracker>,
+    ) -> Result<(), OrcFailure> {
+        if let Some(rt) = tracker {
+            self.own_tracker(rt)?;
+        }
         let tsc = module.context().thread_safe_raw().ok_or_else(|| {
             OrcFailure::other("a module in a borrowed context cannot be added to the JIT")
         })?;
@@ -380,6 +403,9 @@ impl LlJit {
         name: &str,
         tracker: Option<&ResourceTracker>,
     ) -> Result<(), OrcFailure> {
+        if let Some(rt) = tracker {
+            self.own_tracker(rt)?;
+        }
         let buffer = MemoryBuffer::from_bytes(object, name);
         // SAFETY: the call takes ownership of the buffer whatever the outcome.
         let err = unsafe {
@@ -426,20 +452,42 @@ impl LlJit {
     }
 
     /// Installs `transform` as the IR transform layer's transform: it runs on every module ORC materializes
-    /// from now on, on the materializing thread. Replaces an earlier transform. Call before sharing the JIT
-    /// across threads (it takes `&mut self`).
-    pub fn set_ir_transform(&mut self, transform: Box<IrTransform>) {
+    /// from now on, on the materializing thread, and the module is verified after it (code generation assumes
+    /// valid IR; an invalid result fails the materialization with the verifier's text). Replaces an earlier
+    /// transform.
+    ///
+    /// Refused while another `LlJit` handle on this JIT exists (a clone): LLVM's transform layer may not be
+    /// changed while another thread materializes through it.
+    pub fn set_ir_transform(&mut self, transform: Box<IrTransform>) -> Result<(), OrcFailure> {
+        if Arc::strong_count(&self.handles) != 1 {
+            return Err(OrcFailure::other(
+                "an IR transform can only be installed through the only handle on the LLJIT (it has clones)",
+            ));
+        }
+        self.set_ir_transform_trusted(Box::new(move |m: &mut Module<'_>| {
+            transform(m)?;
+            m.verify().map_err(|e| e.to_string())
+        }));
+        Ok(())
+    }
+
+    /// [`LlJit::set_ir_transform`] without the verifier after the transform and without the check for other
+    /// handles: for the engine's own transforms, which only run LLVM passes and thinjit's well-formed edits on
+    /// verified modules, installed while the engine starts (before any lookup).
+    pub(crate) fn set_ir_transform_trusted(&mut self, transform: Box<IrTransform>) {
         let boxed: Box<Box<IrTransform>> = Box::new(transform);
         let ctx = &*boxed as *const Box<IrTransform> as *mut libc::c_void;
-        // SAFETY: `ctx` points into a box we keep in `inner.transform` until the JIT is disposed (or the next
-        // call replaces it; `&mut self` means no materialization uses the old one concurrently from our side).
+        // SAFETY: `ctx` points into a box kept in `inner.transform` until the JIT is disposed (replaced boxes
+        // too); the callers make sure no other thread materializes meanwhile (the only handle, or engine start).
         unsafe {
             let layer = lj::LLVMOrcLLJITGetIRTransformLayer(self.raw());
             orc::LLVMOrcIRTransformLayerSetTransform(layer, ir_transform_trampoline, ctx);
         }
-        if let Ok(mut slot) = self.inner.transform.lock() {
-            *slot = Some(boxed);
-        }
+        self.inner
+            .transform
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(boxed);
     }
 }
 
@@ -671,11 +719,31 @@ impl Module<'_> {
     }
 }
 
-/// A JITDylib of an [`LlJit`]: where definitions go and where lookups search. Valid as long as its LLJIT.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A JITDylib of an [`LlJit`]: where definitions go and where lookups search.
+///
+/// It keeps its LLJIT alive (like a [`ResourceTracker`]), so it can never name a freed JITDylib, and the
+/// `*_in` methods of [`LlJit`] refuse a JITDylib of another LLJIT (an [`OrcFailure`], not undefined behaviour).
+#[derive(Clone)]
 pub struct JitDylib {
     raw: NonNull<orc::LLVMOrcOpaqueJITDylib>,
+    jit: Arc<JitInner>,
 }
+
+impl std::fmt::Debug for JitDylib {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitDylib")
+            .field("raw", &self.raw)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for JitDylib {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for JitDylib {}
 
 // SAFETY: a JITDylib is owned by its execution session; its operations take the session lock.
 unsafe impl Send for JitDylib {}
@@ -683,12 +751,16 @@ unsafe impl Send for JitDylib {}
 unsafe impl Sync for JitDylib {}
 
 impl JitDylib {
-    /// Wraps a JITDylib handle of a caller's LLJIT.
+    /// Wraps a JITDylib handle of `jit` (for example one a C or C++ host created in its LLJIT).
     ///
     /// # Safety
-    /// `raw` must be a live `LLVMOrcJITDylibRef` of the LLJIT it is used with, alive as long as that LLJIT.
-    pub unsafe fn from_raw(raw: orc::LLVMOrcJITDylibRef) -> Option<Self> {
-        NonNull::new(raw).map(|raw| JitDylib { raw })
+    /// `raw` must be a live `LLVMOrcJITDylibRef` of `jit`'s execution session that stays alive as long as that
+    /// session (JITDylibs are never removed from an LLJIT thinjit uses).
+    pub unsafe fn from_raw(jit: &LlJit, raw: orc::LLVMOrcJITDylibRef) -> Option<Self> {
+        NonNull::new(raw).map(|raw| JitDylib {
+            raw,
+            jit: Arc::clone(&jit.inner),
+        })
     }
 
     /// The underlying `LLVMOrcJITDylibRef`.
@@ -702,6 +774,7 @@ impl Clone for LlJit {
     fn clone(&self) -> Self {
         LlJit {
             inner: Arc::clone(&self.inner),
+            handles: Arc::clone(&self.handles),
         }
     }
 }
@@ -739,16 +812,18 @@ impl LlJit {
     ///
     /// # Safety
     /// `raw` must be a live LLJIT that outlives every handle made from it (and everything those handles
-    /// installed in it, such as an IR transform).
+    /// installed in it, such as an IR transform); while an IR transform is installed through the handle, no
+    /// other thread may materialize code in that LLJIT.
     pub unsafe fn borrow_raw(raw: lj::LLVMOrcLLJITRef) -> Option<Self> {
         super::initialize();
         let raw = NonNull::new(raw)?;
         Some(LlJit {
+            handles: Arc::new(()),
             inner: Arc::new(JitInner {
                 raw,
                 owned: false,
                 errors: Box::default(),
-                transform: Mutex::new(None),
+                transform: Mutex::new(Vec::new()),
                 // The caller's LLJIT compiles with the caller's compiler: no failures are reported here.
                 codegen: Box::default(),
             }),
@@ -764,15 +839,40 @@ impl LlJit {
     pub fn main_jitdylib(&self) -> JitDylib {
         JitDylib {
             raw: NonNull::new(self.main_dylib()).expect("LLJIT without a main JITDylib"),
+            jit: Arc::clone(&self.inner),
+        }
+    }
+
+    /// `Ok` if `tracker` was made by this LLJIT (or another handle on the same one).
+    fn own_tracker(&self, tracker: &ResourceTracker) -> Result<(), OrcFailure> {
+        if tracker._jit.raw == self.inner.raw {
+            Ok(())
+        } else {
+            Err(OrcFailure::other(
+                "the resource tracker belongs to another LLJIT".to_string(),
+            ))
+        }
+    }
+
+    /// `dylib`'s raw handle, if it belongs to this LLJIT (handles on the same LLJIT through
+    /// [`LlJit::borrow_raw`] count as the same).
+    fn own_dylib(&self, dylib: &JitDylib) -> Result<orc::LLVMOrcJITDylibRef, OrcFailure> {
+        if dylib.jit.raw == self.inner.raw {
+            Ok(dylib.as_raw())
+        } else {
+            Err(OrcFailure::other(
+                "the JITDylib belongs to another LLJIT".to_string(),
+            ))
         }
     }
 
     /// Defines absolute symbols (`name` → `address`) in `dylib`. Fails on a duplicate definition.
     pub fn define_absolute_in(
         &self,
-        dylib: JitDylib,
+        dylib: &JitDylib,
         symbols: &[(&str, u64)],
     ) -> Result<(), OrcFailure> {
+        let dylib = self.own_dylib(dylib)?;
         if symbols.is_empty() {
             return Ok(());
         }
@@ -799,7 +899,7 @@ impl LlJit {
         // on failure we dispose it.
         unsafe {
             let mu = orc::LLVMOrcAbsoluteSymbols(pairs.as_mut_ptr(), pairs.len());
-            let err = orc::LLVMOrcJITDylibDefine(dylib.as_raw(), mu);
+            let err = orc::LLVMOrcJITDylibDefine(dylib, mu);
             if !err.is_null() {
                 orc::LLVMOrcDisposeMaterializationUnit(mu);
             }
@@ -807,8 +907,22 @@ impl LlJit {
         }
     }
 
-    /// Adds `module` to `dylib` (compiled when first looked up). The module is consumed even on error.
-    pub fn add_module_in(&self, dylib: JitDylib, module: Module<'_>) -> Result<(), OrcFailure> {
+    /// Adds `module` to `dylib` (verified first, compiled when first looked up). The module is consumed even on
+    /// error.
+    pub fn add_module_in(&self, dylib: &JitDylib, module: Module<'_>) -> Result<(), OrcFailure> {
+        module
+            .verify()
+            .map_err(|e| OrcFailure::other(e.to_string()))?;
+        self.add_module_in_verified(dylib, module)
+    }
+
+    /// [`LlJit::add_module_in`] for a module the crate has verified.
+    pub(crate) fn add_module_in_verified(
+        &self,
+        dylib: &JitDylib,
+        module: Module<'_>,
+    ) -> Result<(), OrcFailure> {
+        let dylib = self.own_dylib(dylib)?;
         let tsc = module.context().thread_safe_raw().ok_or_else(|| {
             OrcFailure::other("a module in a borrowed context cannot be added to the JIT")
         })?;
@@ -822,7 +936,7 @@ impl LlJit {
         // LLVMOrcLLJITAddLLVMIRModule takes the TSM even when it fails.
         let err = unsafe {
             let tsm = orc::LLVMOrcCreateNewThreadSafeModule(raw, tsc);
-            lj::LLVMOrcLLJITAddLLVMIRModule(self.raw(), dylib.as_raw(), tsm)
+            lj::LLVMOrcLLJITAddLLVMIRModule(self.raw(), dylib, tsm)
         };
         orc_result(&self.inner, err)
     }
@@ -830,20 +944,21 @@ impl LlJit {
     /// Adds a relocatable object file to `dylib`.
     pub fn add_object_file_in(
         &self,
-        dylib: JitDylib,
+        dylib: &JitDylib,
         object: &[u8],
         name: &str,
     ) -> Result<(), OrcFailure> {
+        let dylib = self.own_dylib(dylib)?;
         let buffer = MemoryBuffer::from_bytes(object, name);
         // SAFETY: the call takes ownership of the buffer whatever the outcome.
-        let err =
-            unsafe { lj::LLVMOrcLLJITAddObjectFile(self.raw(), dylib.as_raw(), buffer.into_raw()) };
+        let err = unsafe { lj::LLVMOrcLLJITAddObjectFile(self.raw(), dylib, buffer.into_raw()) };
         orc_result(&self.inner, err)
     }
 
     /// Looks `name` up in `dylib` alone (all its symbols, exported or not), materializing what it needs, and
     /// returns its address.
-    pub fn lookup_in(&self, dylib: JitDylib, name: &str) -> Result<u64, OrcFailure> {
+    pub fn lookup_in(&self, dylib: &JitDylib, name: &str) -> Result<u64, OrcFailure> {
+        let dylib = self.own_dylib(dylib)?;
         let cname = cstring(name).map_err(name_failure)?;
         let (sender, receiver) = std::sync::mpsc::channel::<LookupResult>();
         // SAFETY: the session is live; the search order and lookup set are read during the call; the name is
@@ -852,7 +967,7 @@ impl LlJit {
             let es = lj::LLVMOrcLLJITGetExecutionSession(self.raw());
             let entry = lj::LLVMOrcLLJITMangleAndIntern(self.raw(), cname.as_ptr());
             let mut order = [orc::LLVMOrcCJITDylibSearchOrderElement {
-                JD: dylib.as_raw(),
+                JD: dylib,
                 JDLookupFlags:
                     orc::LLVMOrcJITDylibLookupFlags::LLVMOrcJITDylibLookupFlagsMatchAllSymbols,
             }];
@@ -922,9 +1037,10 @@ impl LlJit {
     /// ORC's "symbols not found" naming it.
     pub fn lookup_many_in(
         &self,
-        dylib: JitDylib,
+        dylib: &JitDylib,
         names: &[(&str, bool)],
     ) -> Result<Vec<Option<u64>>, OrcFailure> {
+        let dylib = self.own_dylib(dylib)?;
         if names.is_empty() {
             return Ok(Vec::new());
         }
@@ -947,7 +1063,7 @@ impl LlJit {
         unsafe {
             let es = lj::LLVMOrcLLJITGetExecutionSession(self.raw());
             let mut order = [orc::LLVMOrcCJITDylibSearchOrderElement {
-                JD: dylib.as_raw(),
+                JD: dylib,
                 JDLookupFlags:
                     orc::LLVMOrcJITDylibLookupFlags::LLVMOrcJITDylibLookupFlagsMatchAllSymbols,
             }];

@@ -15,7 +15,7 @@ use super::orc::LlJit;
 use super::{Function, Linkage, Module, Value, Visibility};
 
 /// Reads `(priority, function)` entries of an `llvm.global_ctors`-style array.
-fn structor_entries<'ctx>(array: Value<'ctx>) -> Vec<(u64, Function<'ctx>)> {
+fn structor_entries<'m>(array: Value<'m>) -> Vec<(u64, Function<'m>)> {
     let mut out = Vec::new();
     for entry in array.operands() {
         let mut ops = entry.operands();
@@ -32,19 +32,27 @@ fn structor_entries<'ctx>(array: Value<'ctx>) -> Vec<(u64, Function<'ctx>)> {
     out
 }
 
-impl<'ctx> Module<'ctx> {
+impl Module<'_> {
     /// Takes the appending array `name` (`llvm.global_ctors` or `llvm.global_dtors`) out of the module and
     /// returns its `(priority, function)` entries in array order (empty when there is none).
-    pub(crate) fn take_structor_array(&mut self, name: &str) -> Vec<(u64, Function<'ctx>)> {
+    pub(crate) fn take_structor_array(&mut self, name: &str) -> Vec<(u64, Function<'_>)> {
         let Some(global) = self.global(name) else {
             return Vec::new();
         };
-        let entries = global
+        let entries: Vec<(u64, llvm_sys::prelude::LLVMValueRef)> = global
             .initializer()
             .map(structor_entries)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(priority, f)| (priority, f.as_raw()))
+            .collect();
         self.erase_appending_arrays(&[name]);
         entries
+            .into_iter()
+            // SAFETY: functions of this module; erasing the array freed only the array (its initializer, a
+            // constant of the context, keeps referring to them but is not freed either).
+            .map(|(priority, f)| (priority, unsafe { Function::from_raw(f) }))
+            .collect()
     }
 
     /// Replaces the declaration `old` (a global variable) by a new 8-aligned `i64` global `name` initialized
@@ -119,7 +127,7 @@ impl LlJit {
     /// Crate-private, with the same contract as [`LlJit::run_structors`].
     pub(crate) fn run_structors_in(
         &self,
-        dylib: super::orc::JitDylib,
+        dylib: &super::orc::JitDylib,
         names: &[String],
     ) -> Result<(), crate::OrcFailure> {
         for name in names {

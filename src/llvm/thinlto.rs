@@ -67,9 +67,19 @@ impl Module<'_> {
     /// Imports into this module what LLVM's own `FunctionImporter` imports from `library` (bitcode with a ThinLTO
     /// summary): the module's summary, a combined index of both, dead-symbol and constant propagation,
     /// `ComputeCrossModuleImport`, then `FunctionImporter::importFunctions` loading the library lazily into this
-    /// module's context. The module should be verified. Returns the time of each step; errors carry LLVM's
-    /// message.
+    /// module's context. The module is verified first (LLVM's summary analysis and importer assume valid IR).
+    /// Returns the time of each step; errors carry LLVM's message.
     pub fn import_with_llvm(
+        &mut self,
+        library: &[u8],
+        options: &LlvmImportOptions,
+    ) -> std::result::Result<LlvmImportTimes, String> {
+        self.verify().map_err(|e| e.to_string())?;
+        self.import_with_llvm_verified(library, options)
+    }
+
+    /// [`Module::import_with_llvm`] for a module the crate has verified.
+    pub(crate) fn import_with_llvm_verified(
         &mut self,
         library: &[u8],
         options: &LlvmImportOptions,

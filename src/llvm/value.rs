@@ -1,7 +1,15 @@
 //! Borrowed handles to values inside a module: functions, global variables, basic blocks, instructions.
 //!
-//! Handles are `Copy` and tied to the context's lifetime; they are valid while the module that owns them is
-//! alive and the value has not been erased.
+//! A handle `Value<'m>` (and `Function<'m>`, `GlobalVariable<'m>`, ...) borrows its module: `'m` is the lifetime
+//! of the `&'m Module` it was obtained from ([`Module::function`], [`Module::functions`], ...), and every handle
+//! reached from it (operands, blocks, instructions, callees) carries the same `'m`. Handles are `Copy` and may
+//! change the IR through interior mutability (rename, set linkage, add attributes, add instructions): nothing
+//! those edits do frees a value. Whatever frees values — dropping the module, linking it into another
+//! ([`Module::link_in`]), handing it to ORC, running passes, LLVM's importer, erasing a global — takes the module
+//! by value or by `&mut`, so the borrow checker rejects it while any handle is alive. Erasing one function or
+//! variable goes through an exclusive, non-`Copy` handle ([`Module::function_mut`], [`FunctionMut::erase`]).
+//!
+//! Handles are neither `Send` nor `Sync` (a module is used by one thread at a time).
 
 use std::marker::PhantomData;
 
@@ -12,7 +20,8 @@ use llvm_sys::{LLVMLinkage, LLVMVisibility};
 pub use llvm_sys::LLVMOpcode as Opcode;
 
 use super::message::{borrowed_str, LlvmMessage};
-use super::Context;
+#[cfg(doc)]
+use super::Module;
 
 /// Linkage of a global value (mirrors `llvm::GlobalValue::LinkageTypes`).
 #[derive(
@@ -109,25 +118,55 @@ pub enum Visibility {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attribute(pub &'static str);
 
-/// Any LLVM value.
+/// Any LLVM value of a module borrowed for `'m` (see the [module docs](self) of `value`).
+///
+/// A handle cannot outlive the borrow of its module, so the module cannot be dropped, linked away or changed by
+/// an operation that frees values while the handle is alive:
+///
+/// ```compile_fail,E0505
+/// use thinjit::llvm::{Context, Module};
+/// let ctx = Context::new();
+/// let m = Module::parse_ir(&ctx, b"define i32 @f() { ret i32 1 }", "f.ll").unwrap();
+/// let f = m.function("f").unwrap();
+/// drop(m); // error[E0505]: cannot move out of `m` because it is borrowed
+/// f.name();
+/// ```
+///
+/// The same code with the handle's last use before the drop compiles:
+///
+/// ```
+/// use thinjit::llvm::{Context, Module};
+/// let ctx = Context::new();
+/// let m = Module::parse_ir(&ctx, b"define i32 @f() { ret i32 1 }", "f.ll").unwrap();
+/// let f = m.function("f").unwrap();
+/// assert_eq!(f.name(), "f");
+/// drop(m);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Value<'ctx> {
+pub struct Value<'m> {
     raw: LLVMValueRef,
-    _marker: PhantomData<&'ctx Context>,
+    _module: PhantomData<&'m ()>,
 }
 
-impl<'ctx> Value<'ctx> {
+impl<'m> Value<'m> {
     /// # Safety
-    /// `raw` must be a non-null value whose owning module outlives every use of the handle.
+    /// `raw` must be a non-null value that stays alive for `'m`: a value of a module borrowed for `'m` (which
+    /// nothing erases during `'m`), or a constant of that module's context.
     pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
         Value {
             raw,
-            _marker: PhantomData,
+            _module: PhantomData,
         }
     }
 
     pub(crate) fn as_raw(self) -> LLVMValueRef {
         self.raw
+    }
+
+    /// The `LLVMContextRef` the value lives in.
+    pub(crate) fn context_raw(self) -> llvm_sys::prelude::LLVMContextRef {
+        // SAFETY: a live value; every value has a type, owned by its context.
+        unsafe { c::LLVMGetTypeContext(c::LLVMTypeOf(self.raw)) }
     }
 
     /// The value's name (empty for unnamed values).
@@ -137,15 +176,30 @@ impl<'ctx> Value<'ctx> {
         unsafe { borrowed_str(c::LLVMGetValueName2(self.raw, &mut len), len) }
     }
 
-    /// Renames the value (LLVM may add a suffix if the name is taken).
-    pub fn set_name(self, name: &str) {
-        // SAFETY: LLVM copies the (ptr, len) name.
-        unsafe { c::LLVMSetValueName2(self.raw, name.as_ptr() as *const _, name.len()) }
+    /// Renames the value (LLVM may add a suffix if the name is taken). Returns `false` and changes nothing for
+    /// a name with a NUL byte or a value that cannot be named (a constant, inline asm, a `void` instruction such
+    /// as `store`): LLVM only asserts against those.
+    pub fn set_name(self, name: &str) -> bool {
+        // SAFETY: a live value; LLVMTypeOf / LLVMGetTypeKind / LLVMIsA* accept any value.
+        let nameable = unsafe {
+            let void = c::LLVMGetTypeKind(c::LLVMTypeOf(self.raw))
+                == llvm_sys::LLVMTypeKind::LLVMVoidTypeKind;
+            !void
+                && (!c::LLVMIsAGlobalValue(self.raw).is_null()
+                    || !c::LLVMIsAInstruction(self.raw).is_null()
+                    || !c::LLVMIsAArgument(self.raw).is_null())
+        };
+        if !nameable || name.contains('\0') {
+            return false;
+        }
+        // SAFETY: a nameable value; LLVM copies the (ptr, len) name.
+        unsafe { c::LLVMSetValueName2(self.raw, name.as_ptr() as *const _, name.len()) };
+        true
     }
 
     /// This value as a global value (function, variable, alias, ifunc), if it is one: what carries linkage,
     /// visibility and `dso_local`.
-    pub fn as_global_value(self) -> Option<GlobalValue<'ctx>> {
+    pub fn as_global_value(self) -> Option<GlobalValue<'m>> {
         // SAFETY: LLVMIsAGlobalValue accepts any value.
         let g = unsafe { c::LLVMIsAGlobalValue(self.raw) };
         // SAFETY: a global value of the same module.
@@ -153,7 +207,7 @@ impl<'ctx> Value<'ctx> {
     }
 
     /// This value as a function, if it is one.
-    pub fn as_function(self) -> Option<Function<'ctx>> {
+    pub fn as_function(self) -> Option<Function<'m>> {
         // SAFETY: LLVMIsAFunction accepts any value.
         let f = unsafe { c::LLVMIsAFunction(self.raw) };
         // SAFETY: a function of the same module.
@@ -161,7 +215,7 @@ impl<'ctx> Value<'ctx> {
     }
 
     /// This value as a global variable, if it is one.
-    pub fn as_global_variable(self) -> Option<GlobalVariable<'ctx>> {
+    pub fn as_global_variable(self) -> Option<GlobalVariable<'m>> {
         // SAFETY: LLVMIsAGlobalVariable accepts any value.
         let g = unsafe { c::LLVMIsAGlobalVariable(self.raw) };
         // SAFETY: a global of the same module.
@@ -207,7 +261,7 @@ impl<'ctx> Value<'ctx> {
     }
 
     /// Operands of a `User` (instruction or constant); empty for other values.
-    pub fn operands(self) -> impl Iterator<Item = Value<'ctx>> {
+    pub fn operands(self) -> impl Iterator<Item = Value<'m>> {
         // SAFETY: LLVMIsAUser accepts any value; LLVMGetNumOperands requires a User, and metadata-as-value
         // operands are skipped because they are not Users.
         let n = unsafe {
@@ -254,11 +308,11 @@ impl std::fmt::Debug for Value<'_> {
 /// A global value: a function, global variable, alias or ifunc. Linkage, visibility and `dso_local` exist only
 /// here (setting them on an instruction would be undefined behaviour in LLVM).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct GlobalValue<'ctx>(Value<'ctx>);
+pub struct GlobalValue<'m>(Value<'m>);
 
-impl<'ctx> std::ops::Deref for GlobalValue<'ctx> {
-    type Target = Value<'ctx>;
-    fn deref(&self) -> &Value<'ctx> {
+impl<'m> std::ops::Deref for GlobalValue<'m> {
+    type Target = Value<'m>;
+    fn deref(&self) -> &Value<'m> {
         &self.0
     }
 }
@@ -269,7 +323,7 @@ impl std::fmt::Debug for GlobalValue<'_> {
     }
 }
 
-impl<'ctx> GlobalValue<'ctx> {
+impl<'m> GlobalValue<'m> {
     /// # Safety
     /// `raw` must be a global value whose module outlives the handle.
     pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
@@ -278,7 +332,7 @@ impl<'ctx> GlobalValue<'ctx> {
     }
 
     /// The underlying value.
-    pub fn as_value(self) -> Value<'ctx> {
+    pub fn as_value(self) -> Value<'m> {
         self.0
     }
 
@@ -332,15 +386,21 @@ impl<'ctx> GlobalValue<'ctx> {
         // SAFETY: a global value (the type guarantees it).
         unsafe { c::LLVMIsDeclaration(self.as_raw()) != 0 }
     }
+
+    /// The `LLVMModuleRef` the global value belongs to.
+    pub(crate) fn parent_raw(self) -> llvm_sys::prelude::LLVMModuleRef {
+        // SAFETY: a global value (the type guarantees it).
+        unsafe { c::LLVMGetGlobalParent(self.as_raw()) }
+    }
 }
 
 /// A function in a module.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Function<'ctx>(GlobalValue<'ctx>);
+pub struct Function<'m>(GlobalValue<'m>);
 
-impl<'ctx> std::ops::Deref for Function<'ctx> {
-    type Target = GlobalValue<'ctx>;
-    fn deref(&self) -> &GlobalValue<'ctx> {
+impl<'m> std::ops::Deref for Function<'m> {
+    type Target = GlobalValue<'m>;
+    fn deref(&self) -> &GlobalValue<'m> {
         &self.0
     }
 }
@@ -351,7 +411,7 @@ impl std::fmt::Debug for Function<'_> {
     }
 }
 
-impl<'ctx> Function<'ctx> {
+impl<'m> Function<'m> {
     /// # Safety
     /// `raw` must be a function whose module outlives the handle.
     pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
@@ -360,7 +420,7 @@ impl<'ctx> Function<'ctx> {
     }
 
     /// The underlying value.
-    pub fn as_value(self) -> Value<'ctx> {
+    pub fn as_value(self) -> Value<'m> {
         self.0 .0
     }
 
@@ -377,7 +437,7 @@ impl<'ctx> Function<'ctx> {
     }
 
     /// Basic blocks in order (empty for declarations).
-    pub fn basic_blocks(self) -> impl Iterator<Item = BasicBlock<'ctx>> {
+    pub fn basic_blocks(self) -> impl Iterator<Item = BasicBlock<'m>> {
         // SAFETY: live function.
         let first = unsafe { c::LLVMGetFirstBasicBlock(self.as_raw()) };
         std::iter::successors((!first.is_null()).then_some(BasicBlock::new(first)), |bb| {
@@ -388,7 +448,7 @@ impl<'ctx> Function<'ctx> {
     }
 
     /// Every instruction, block by block.
-    pub fn instructions(self) -> impl Iterator<Item = Instruction<'ctx>> {
+    pub fn instructions(self) -> impl Iterator<Item = Instruction<'m>> {
         self.basic_blocks().flat_map(|bb| bb.instructions())
     }
 
@@ -419,15 +479,15 @@ impl<'ctx> Function<'ctx> {
             }
     }
 
-    /// Adds the enum attribute `name` (no value) to the function.
-    pub fn add_attribute(self, ctx: &Context, name: &str) {
+    /// Adds the enum attribute `name` (no value) to the function (in the function's own context).
+    pub fn add_attribute(self, name: &str) {
         let kind = Self::enum_kind(name);
         if kind == 0 {
             return;
         }
-        // SAFETY: live function in `ctx`'s context.
+        // SAFETY: a live function; the attribute is created in the function's own context.
         unsafe {
-            let attr = c::LLVMCreateEnumAttribute(ctx.as_raw(), kind, 0);
+            let attr = c::LLVMCreateEnumAttribute(self.context_raw(), kind, 0);
             c::LLVMAddAttributeAtIndex(self.as_raw(), llvm_sys::LLVMAttributeFunctionIndex, attr);
         }
     }
@@ -466,9 +526,10 @@ impl<'ctx> Function<'ctx> {
         }
     }
 
-    /// Sets string attribute `key` to `value`, replacing any previous value.
-    pub fn set_string_attribute(self, ctx: &Context, key: &str, value: &str) {
-        // SAFETY: live function in `ctx`'s context; LLVM copies both strings.
+    /// Sets string attribute `key` to `value`, replacing any previous value (the attribute is made in the
+    /// function's own context).
+    pub fn set_string_attribute(self, key: &str, value: &str) {
+        // SAFETY: a live function; the attribute is created in its own context; LLVM copies both strings.
         unsafe {
             c::LLVMRemoveStringAttributeAtIndex(
                 self.as_raw(),
@@ -477,7 +538,7 @@ impl<'ctx> Function<'ctx> {
                 key.len() as u32,
             );
             let attr = c::LLVMCreateStringAttribute(
-                ctx.as_raw(),
+                self.context_raw(),
                 key.as_ptr() as *const _,
                 key.len() as u32,
                 value.as_ptr() as *const _,
@@ -525,26 +586,15 @@ impl<'ctx> Function<'ctx> {
             out = vec![0; n];
         }
     }
-
-    /// Removes the function from its module and frees it.
-    ///
-    /// # Safety
-    /// Handles are `Copy`: no copy of this handle, and no handle to anything inside the function (its blocks,
-    /// instructions, arguments), may be used afterwards, and nothing may still use the function (a call, a
-    /// reference in a constant): LLVM frees it whatever its uses.
-    pub unsafe fn erase(self) {
-        // SAFETY: forwarded to the caller.
-        unsafe { c::LLVMDeleteFunction(self.as_raw()) }
-    }
 }
 
 /// A global variable in a module.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct GlobalVariable<'ctx>(GlobalValue<'ctx>);
+pub struct GlobalVariable<'m>(GlobalValue<'m>);
 
-impl<'ctx> std::ops::Deref for GlobalVariable<'ctx> {
-    type Target = GlobalValue<'ctx>;
-    fn deref(&self) -> &GlobalValue<'ctx> {
+impl<'m> std::ops::Deref for GlobalVariable<'m> {
+    type Target = GlobalValue<'m>;
+    fn deref(&self) -> &GlobalValue<'m> {
         &self.0
     }
 }
@@ -555,7 +605,7 @@ impl std::fmt::Debug for GlobalVariable<'_> {
     }
 }
 
-impl<'ctx> GlobalVariable<'ctx> {
+impl<'m> GlobalVariable<'m> {
     /// # Safety
     /// `raw` must be a global variable whose module outlives the handle.
     pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
@@ -564,7 +614,7 @@ impl<'ctx> GlobalVariable<'ctx> {
     }
 
     /// The underlying value.
-    pub fn as_value(self) -> Value<'ctx> {
+    pub fn as_value(self) -> Value<'m> {
         self.0 .0
     }
 
@@ -581,7 +631,7 @@ impl<'ctx> GlobalVariable<'ctx> {
     }
 
     /// The initializer, if the global has one.
-    pub fn initializer(self) -> Option<Value<'ctx>> {
+    pub fn initializer(self) -> Option<Value<'m>> {
         // SAFETY: live global variable.
         let init = unsafe { c::LLVMGetInitializer(self.as_raw()) };
         // SAFETY: a constant owned by the context.
@@ -593,35 +643,207 @@ impl<'ctx> GlobalVariable<'ctx> {
         // SAFETY: live global; a null initializer makes it a declaration.
         unsafe { c::LLVMSetInitializer(self.as_raw(), std::ptr::null_mut()) }
     }
+}
 
-    /// Removes the global from its module and frees it.
-    ///
+/// The users of `raw` that are not `allowed`: what would be left dangling if `raw` were freed.
+///
+/// # Safety
+/// `raw` must be a live value.
+unsafe fn foreign_users(raw: LLVMValueRef, allowed: impl Fn(LLVMValueRef) -> bool) -> usize {
+    let mut n = 0;
+    // SAFETY: walking the use list of a live value; each use has a live user.
+    unsafe {
+        let mut u = c::LLVMGetFirstUse(raw);
+        while !u.is_null() {
+            if !allowed(c::LLVMGetUser(u)) {
+                n += 1;
+            }
+            u = c::LLVMGetNextUse(u);
+        }
+    }
+    n
+}
+
+fn still_used(name: String, users: usize) -> crate::Error {
+    crate::Error::UnusableSymbol {
+        symbol: name,
+        message: format!(
+            "cannot erase it: {users} use(s) outside it remain (calls, references in constants or \
+             initializers); replace or remove them first"
+        ),
+    }
+}
+
+/// A function of a module borrowed exclusively ([`Module::function_mut`] takes `&mut Module`). Not `Copy`: it is
+/// the only way to reach the module's values while it lives, so [`FunctionMut::erase`] can free the function
+/// knowing that no handle to it, or to anything inside it, survives.
+///
+/// ```
+/// use thinjit::llvm::{Context, Module};
+/// let ctx = Context::new();
+/// let mut m = Module::parse_ir(&ctx, b"define void @dead() { ret void }", "m.ll").unwrap();
+/// let f = m.function_mut("dead").unwrap();
+/// assert!(f.get().basic_blocks().count() == 1);
+/// f.erase().unwrap();
+/// assert!(m.function("dead").is_none());
+/// ```
+///
+/// A `Copy` handle taken from it borrows it, so it cannot be used after the erase:
+///
+/// ```compile_fail,E0505
+/// use thinjit::llvm::{Context, Module};
+/// let ctx = Context::new();
+/// let mut m = Module::parse_ir(&ctx, b"define void @dead() { ret void }", "m.ll").unwrap();
+/// let f = m.function_mut("dead").unwrap();
+/// let copy = f.get();
+/// f.erase().unwrap(); // error[E0505]: cannot move out of `f` because it is borrowed
+/// copy.name();
+/// ```
+///
+/// and no other handle on the module can be alive while it exists:
+///
+/// ```compile_fail,E0502
+/// use thinjit::llvm::{Context, Module};
+/// let ctx = Context::new();
+/// let mut m = Module::parse_ir(&ctx, b"define void @dead() { ret void }", "m.ll").unwrap();
+/// let other = m.function("dead").unwrap();
+/// m.function_mut("dead").unwrap().erase().unwrap(); // error[E0502]: `m` is also borrowed as immutable
+/// other.name();
+/// ```
+pub struct FunctionMut<'m> {
+    raw: LLVMValueRef,
+    _module: PhantomData<&'m mut ()>,
+}
+
+impl<'m> FunctionMut<'m> {
     /// # Safety
-    /// Handles are `Copy`: no copy of this handle may be used afterwards, and nothing may still use the global
-    /// (LLVM frees it whatever its uses).
-    pub unsafe fn erase(self) {
-        // SAFETY: forwarded to the caller.
-        unsafe { c::LLVMDeleteGlobal(self.as_raw()) }
+    /// `raw` must be a function of a module borrowed exclusively for `'m`.
+    pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
+        FunctionMut {
+            raw,
+            _module: PhantomData,
+        }
+    }
+
+    /// A `Copy` handle on the function (to read or edit it), borrowing this one.
+    pub fn get(&self) -> Function<'_> {
+        // SAFETY: a live function, alive at least as long as this borrow.
+        unsafe { Function::from_raw(self.raw) }
+    }
+
+    /// Removes the function from its module and frees it, with its blocks and instructions. Refuses, changing
+    /// nothing, while anything outside the function itself uses it (a call from another function, a reference
+    /// in a constant or an initializer): LLVM would free it anyway and leave those uses dangling.
+    pub fn erase(self) -> crate::Result<()> {
+        let f = self.raw;
+        // SAFETY: a live function; LLVMIsAInstruction accepts any value, and an instruction's block and the
+        // block's function are live.
+        let users = unsafe {
+            foreign_users(f, |user| {
+                !c::LLVMIsAInstruction(user).is_null()
+                    && c::LLVMGetBasicBlockParent(c::LLVMGetInstructionParent(user)) == f
+            })
+        };
+        if users > 0 {
+            return Err(still_used(self.get().name(), users));
+        }
+        // SAFETY: `self` was the only handle on the module's values (exclusive borrow, consumed here); the only
+        // uses left are the function's own instructions, which LLVM drops before freeing it.
+        unsafe { c::LLVMDeleteFunction(f) };
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for FunctionMut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FunctionMut({})", self.get().name())
+    }
+}
+
+/// A global variable of a module borrowed exclusively ([`Module::global_mut`]); like [`FunctionMut`], not `Copy`,
+/// so [`GlobalVariableMut::erase`] can free it.
+///
+/// ```
+/// use thinjit::llvm::{Context, Module};
+/// let ctx = Context::new();
+/// let mut m = Module::parse_ir(&ctx, b"@g = global i32 1\n@used = global ptr @used", "m.ll").unwrap();
+/// m.global_mut("g").unwrap().erase().unwrap();
+/// m.global_mut("used").unwrap().erase().unwrap(); // only used by its own initializer
+/// assert!(m.globals().next().is_none());
+/// ```
+///
+/// ```compile_fail,E0505
+/// use thinjit::llvm::{Context, Module};
+/// let ctx = Context::new();
+/// let mut m = Module::parse_ir(&ctx, b"@g = global i32 1", "m.ll").unwrap();
+/// let g = m.global_mut("g").unwrap();
+/// let copy = g.get();
+/// g.erase().unwrap(); // error[E0505]: cannot move out of `g` because it is borrowed
+/// copy.name();
+/// ```
+pub struct GlobalVariableMut<'m> {
+    raw: LLVMValueRef,
+    _module: PhantomData<&'m mut ()>,
+}
+
+impl<'m> GlobalVariableMut<'m> {
+    /// # Safety
+    /// `raw` must be a global variable of a module borrowed exclusively for `'m`.
+    pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
+        GlobalVariableMut {
+            raw,
+            _module: PhantomData,
+        }
+    }
+
+    /// A `Copy` handle on the variable, borrowing this one.
+    pub fn get(&self) -> GlobalVariable<'_> {
+        // SAFETY: a live global variable, alive at least as long as this borrow.
+        unsafe { GlobalVariable::from_raw(self.raw) }
+    }
+
+    /// Removes the variable from its module and frees it. Refuses, changing nothing, while anything but its own
+    /// initializer uses it.
+    pub fn erase(self) -> crate::Result<()> {
+        let g = self.raw;
+        // SAFETY: a live global variable.
+        let users = unsafe { foreign_users(g, |user| user == g) };
+        if users > 0 {
+            return Err(still_used(self.get().name(), users));
+        }
+        // SAFETY: `self` was the only handle on the module's values (exclusive borrow, consumed here). The
+        // initializer goes first, so the variable's own use of itself is gone before LLVM frees it.
+        unsafe {
+            c::LLVMSetInitializer(g, std::ptr::null_mut());
+            c::LLVMDeleteGlobal(g);
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for GlobalVariableMut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GlobalVariableMut({})", self.get().name())
     }
 }
 
 /// A basic block.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct BasicBlock<'ctx> {
+pub struct BasicBlock<'m> {
     raw: LLVMBasicBlockRef,
-    _marker: PhantomData<&'ctx Context>,
+    _module: PhantomData<&'m ()>,
 }
 
-impl<'ctx> BasicBlock<'ctx> {
+impl<'m> BasicBlock<'m> {
     fn new(raw: LLVMBasicBlockRef) -> Self {
         BasicBlock {
             raw,
-            _marker: PhantomData,
+            _module: PhantomData,
         }
     }
 
     /// Instructions in order.
-    pub fn instructions(self) -> impl Iterator<Item = Instruction<'ctx>> {
+    pub fn instructions(self) -> impl Iterator<Item = Instruction<'m>> {
         // SAFETY: live block.
         let first = unsafe { c::LLVMGetFirstInstruction(self.raw) };
         std::iter::successors(
@@ -639,16 +861,16 @@ impl<'ctx> BasicBlock<'ctx> {
 
 /// An instruction.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Instruction<'ctx>(Value<'ctx>);
+pub struct Instruction<'m>(Value<'m>);
 
-impl<'ctx> std::ops::Deref for Instruction<'ctx> {
-    type Target = Value<'ctx>;
-    fn deref(&self) -> &Value<'ctx> {
+impl<'m> std::ops::Deref for Instruction<'m> {
+    type Target = Value<'m>;
+    fn deref(&self) -> &Value<'m> {
         &self.0
     }
 }
 
-impl<'ctx> Instruction<'ctx> {
+impl<'m> Instruction<'m> {
     /// # Safety
     /// `raw` must be an instruction whose module outlives the handle.
     pub(crate) unsafe fn from_raw(raw: LLVMValueRef) -> Self {
@@ -671,7 +893,7 @@ impl<'ctx> Instruction<'ctx> {
     }
 
     /// The called operand of a call-like instruction (a function, inline asm, or any pointer value).
-    pub fn called_value(self) -> Option<Value<'ctx>> {
+    pub fn called_value(self) -> Option<Value<'m>> {
         if !self.is_call() {
             return None;
         }
@@ -682,7 +904,7 @@ impl<'ctx> Instruction<'ctx> {
     }
 
     /// The directly called function, looking through nothing (no casts, no aliases).
-    pub fn called_function(self) -> Option<Function<'ctx>> {
+    pub fn called_function(self) -> Option<Function<'m>> {
         self.called_value().and_then(|v| v.as_function())
     }
 

@@ -668,14 +668,37 @@ fn transform_refusal_is_a_lookup_error_not_an_abort() {
         );
         assert!(err.is_null());
     }
+    let bad_ir: &[u8] =
+        b"define i32 @bad() {\nentry:\n  ret i32 %y\nb:\n  %y = add i32 1, 1\n  ret i32 %y\n}\n";
     let bad = Context::new();
-    let module = Module::parse_ir(
-        &bad,
-        b"define i32 @bad() {\nentry:\n  ret i32 %y\nb:\n  %y = add i32 1, 1\n  ret i32 %y\n}\n",
-        "bad",
-    )
-    .unwrap();
-    jit.add_module(module, None).unwrap();
+    let module = Module::parse_ir(&bad, bad_ir, "bad").unwrap();
+    // The safe layer verifies before handing a module to ORC (issue 15)...
+    let refused = jit.add_module(module, None).unwrap_err();
+    assert!(refused.to_string().contains("dominate"), "{refused}");
+    // ...a C host adds modules through LLVM's C API, unverified: the transform must refuse them.
+    // SAFETY: LLVM-C calls on handles made here; the thread-safe module takes the module, the JIT takes the
+    // thread-safe module, and our reference on the thread-safe context is released last.
+    unsafe {
+        use llvm_sys::orc2::{self, lljit};
+        let tsc = orc2::LLVMOrcCreateNewThreadSafeContext();
+        let buffer = llvm_sys::core::LLVMCreateMemoryBufferWithMemoryRangeCopy(
+            bad_ir.as_ptr().cast(),
+            bad_ir.len(),
+            c"bad".as_ptr(),
+        );
+        let (mut raw, mut message) = (std::ptr::null_mut(), std::ptr::null_mut());
+        let failed = llvm_sys::ir_reader::LLVMParseIRInContext(
+            orc2::LLVMOrcThreadSafeContextGetContext(tsc),
+            buffer,
+            &mut raw,
+            &mut message,
+        );
+        assert_eq!(failed, 0);
+        let tsm = orc2::LLVMOrcCreateNewThreadSafeModule(raw, tsc);
+        let main = lljit::LLVMOrcLLJITGetMainJITDylib(jit.as_raw());
+        assert!(lljit::LLVMOrcLLJITAddLLVMIRModule(jit.as_raw(), main, tsm).is_null());
+        orc2::LLVMOrcDisposeThreadSafeContext(tsc);
+    }
     let failure = jit.lookup("bad").unwrap_err();
     let text = format!("{failure:?} {:?}", jit.take_reported_errors());
     assert!(

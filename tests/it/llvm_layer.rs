@@ -189,7 +189,7 @@ fn attributes_linkage_and_dso_local() {
     let lookup = m.function("lookup").unwrap();
     assert!(lookup.has_attribute("noinline"));
     assert!(!lookup.has_attribute("alwaysinline"));
-    lookup.set_string_attribute(&ctx, "target-cpu", "x86-64");
+    lookup.set_string_attribute("target-cpu", "x86-64");
     assert_eq!(
         lookup.string_attribute("target-cpu").as_deref(),
         Some("x86-64")
@@ -228,4 +228,154 @@ fn helper_library_bitcode_parses_and_verifies() {
         let m = Module::parse_file(&ctx, &f).unwrap();
         m.verify().unwrap();
     }
+}
+
+/// Issue 15: erasing goes through an exclusive handle and refuses while the value is used elsewhere (LLVM would
+/// free it anyway and leave the call dangling); once the use is gone it erases.
+#[test]
+fn erase_refuses_used_values_and_frees_unused_ones() {
+    let ctx = Context::new();
+    let mut m = Module::parse_ir(
+        &ctx,
+        b"@g = global i32 1
+          @p = global ptr @g
+          define i32 @callee() { ret i32 1 }
+          define i32 @caller() {
+            %r = call i32 @callee()
+            ret i32 %r
+          }
+          define i32 @rec(i32 %n) {
+            %r = call i32 @rec(i32 %n)
+            ret i32 %r
+          }",
+        "erase.ll",
+    )
+    .unwrap();
+    let err = m.function_mut("callee").unwrap().erase().unwrap_err();
+    assert!(
+        matches!(&err, Error::UnusableSymbol { symbol, message } if symbol == "callee" && message.contains("1 use")),
+        "{err:?}"
+    );
+    let err = m.global_mut("g").unwrap().erase().unwrap_err();
+    assert!(
+        matches!(&err, Error::UnusableSymbol { symbol, .. } if symbol == "g"),
+        "{err:?}"
+    );
+    // Nothing changed, and the module is still valid.
+    m.verify().unwrap();
+    assert!(m.function("callee").is_some() && m.global("g").is_some());
+
+    // A function whose only use is its own recursive call, and unused values, are erased.
+    m.function_mut("rec").unwrap().erase().unwrap();
+    m.function_mut("caller").unwrap().erase().unwrap();
+    m.function_mut("callee").unwrap().erase().unwrap();
+    m.global_mut("p").unwrap().erase().unwrap();
+    m.global_mut("g").unwrap().erase().unwrap();
+    assert_eq!(m.functions().count() + m.globals().count(), 0);
+    m.verify().unwrap();
+    assert!(m.function_mut("callee").is_none());
+}
+
+/// Issue 15: values never cross LLVM contexts or modules through the safe API: each case is an error or `None`,
+/// and nothing is changed.
+#[test]
+fn values_of_another_context_or_module_are_refused() {
+    let (a, b) = (Context::new(), Context::new());
+    let ir = b"define i32 @f(i32 %x) { ret i32 %x }\n@g = global [4 x i32] zeroinitializer";
+    let ma = Module::parse_ir(&a, ir, "a.ll").unwrap();
+    let mut a2 = Module::parse_ir(&a, b"declare i32 @h(i32)", "a2.ll").unwrap();
+    let mb = Module::parse_ir(&b, ir, "b.ll").unwrap();
+    let (fa, fb) = (ma.function("f").unwrap(), mb.function("f").unwrap());
+
+    // Linking modules of two contexts.
+    let mut dst = Module::parse_ir(&a, b"declare i32 @f(i32)", "dst.ll").unwrap();
+    let other = Module::parse_ir(&b, b"define i32 @f(i32 %x) { ret i32 %x }", "src.ll").unwrap();
+    let err = dst.link_in(other).unwrap_err();
+    assert!(err.to_string().contains("different LLVM contexts"), "{err}");
+    let other = Module::parse_ir(&b, b"define i32 @z() { ret i32 0 }", "z.ll").unwrap();
+    assert!(dst.link_in_all(vec![other]).is_err());
+    assert!(dst.function("f").unwrap().is_declaration());
+    dst.verify().unwrap();
+
+    // A declaration like a function of another context: its type cannot be used here.
+    assert!(a2.declare_function_like("copy", fb).is_none());
+    assert!(a2.function("copy").is_none());
+    let like = a2.declare_function_like("copy", fa).unwrap();
+    assert_eq!(like.name(), "copy");
+    a2.verify().unwrap();
+
+    // Extracting, sizing and forwarding with values of another module.
+    let err = mb.extract_function(fa, "x").unwrap_err();
+    assert!(
+        err.to_string().contains("not a function of module"),
+        "{err}"
+    );
+    assert_eq!(mb.global_size(ma.global("g").unwrap()), 0);
+    assert_eq!(mb.global_size(mb.global("g").unwrap()), 16);
+    use thinjit::llvm::ForwardTo;
+    assert!(mb
+        .add_forwarder("fw", fa, ForwardTo::Slot(0), None)
+        .is_none());
+    assert!(mb
+        .add_forwarder("fw", fb, ForwardTo::Function(fa), None)
+        .is_none());
+    assert!(mb.function("fw").is_none());
+    let fw = mb
+        .add_forwarder("fw", fb, ForwardTo::Function(fb), None)
+        .unwrap();
+    assert_eq!(fw.name(), "fw");
+    mb.verify().unwrap();
+    a2.link_in(Module::parse_ir(&a, b"define i32 @h(i32 %x) { ret i32 %x }", "h.ll").unwrap())
+        .unwrap();
+}
+
+/// Issue 15: names LLVM only asserts against (NUL bytes; values that cannot carry a name) are refused.
+#[test]
+fn set_name_refuses_what_llvm_only_asserts_against() {
+    let ctx = Context::new();
+    let m = Module::parse_ir(
+        &ctx,
+        b"@g = global i32 0\ndefine void @f() {\n store i32 1, ptr @g\n ret void\n}",
+        "n.ll",
+    )
+    .unwrap();
+    let f = m.function("f").unwrap();
+    assert!(!f.set_name("a\0b"));
+    assert_eq!(f.name(), "f");
+    let store = f.instructions().next().unwrap();
+    assert!(!store.set_name("s"), "a void instruction has no name");
+    let constant = store.operands().next().unwrap();
+    assert!(constant.is_constant() && !constant.set_name("one"));
+    assert!(f.set_name("renamed"));
+    assert!(m.function("renamed").is_some());
+    m.verify().unwrap();
+}
+
+/// Handles borrow their module but may edit it while several are alive: what the importer and the tiering code
+/// do (rename, set linkage, add a forwarder next to the function it forwards to).
+#[test]
+fn shared_handles_edit_the_module_in_place() {
+    let ctx = Context::new();
+    let m = Module::parse_ir(
+        &ctx,
+        b"define internal i32 @f(i32 %x) { ret i32 %x }",
+        "s.ll",
+    )
+    .unwrap();
+    let f = m.function("f").unwrap();
+    let all: Vec<_> = m.functions().collect();
+    f.set_linkage(Linkage::External);
+    f.set_string_attribute("target-cpu", "x86-64");
+    f.add_attribute("noinline");
+    let stub = m
+        .add_forwarder("g", f, thinjit::llvm::ForwardTo::Function(f), None)
+        .unwrap();
+    assert_eq!(all[0].linkage(), Linkage::External);
+    assert!(all[0].has_attribute("noinline"));
+    assert_eq!(
+        all[0].string_attribute("target-cpu").as_deref(),
+        Some("x86-64")
+    );
+    assert_eq!(stub.instructions().filter(|i| i.is_call()).count(), 1);
+    m.verify().unwrap();
 }

@@ -128,7 +128,8 @@ fn ir_transform_runs_on_materialization() {
         } else {
             Err(format!("unexpected module {}", m.name()))
         }
-    }));
+    }))
+    .unwrap();
     add_ir(
         &jit,
         "define i32 @t() {\n %a = add i32 20, 22\n ret i32 %a\n}\n",
@@ -161,7 +162,8 @@ fn naive_link_inside_transform_fails_with_orc_error() {
         m.link_in(helpers).map_err(|e| e.to_string())?;
         m.run_passes("default<O3>", None, &Default::default())
             .map_err(|e| e.to_string())
-    }));
+    }))
+    .unwrap();
     add_ir(&jit, crate::common::SEED_SCRIPT, "seed", None);
     let err = jit.lookup("f_WRAPPED").unwrap_err();
     eprintln!("naive link inside the transform: {err}");
@@ -170,4 +172,117 @@ fn naive_link_inside_transform_fails_with_orc_error() {
             || err.has(OrcErrorKind::MissingSymbolDefinitions),
         "{err:?}"
     );
+}
+
+/// Issue 15: a JITDylib or resource tracker of one LLJIT is refused by another (an error, not a use of another
+/// session's objects), and a JITDylib keeps its LLJIT alive.
+#[test]
+fn dylibs_and_trackers_of_another_jit_are_refused() {
+    let (a, b) = (LlJit::new_host().unwrap(), LlJit::new_host().unwrap());
+    let da = a.main_jitdylib();
+    let err = b.define_absolute_in(&da, &[("x", 1)]).unwrap_err();
+    assert!(err.to_string().contains("another LLJIT"), "{err}");
+    assert!(b.lookup_in(&da, "x").is_err());
+    assert!(b.add_object_file_in(&da, b"", "o").is_err());
+    let ctx = Context::new();
+    let m = Module::parse_ir(&ctx, b"define i32 @k() { ret i32 3 }", "k.ll").unwrap();
+    assert!(b.add_module_in(&da, m).is_err());
+    let rt = a.create_tracker();
+    let m = Module::parse_ir(&ctx, b"define i32 @k() { ret i32 3 }", "k.ll").unwrap();
+    let err = b.add_module(m, Some(&rt)).unwrap_err();
+    assert!(err.to_string().contains("another LLJIT"), "{err}");
+    assert!(b.lookup("k").is_err(), "nothing was added to b");
+
+    // The dylib outlives the handle it came from: the LLJIT stays alive with it.
+    drop(a);
+    drop(rt);
+    let m = Module::parse_ir(&ctx, b"define i32 @k() { ret i32 3 }", "k.ll").unwrap();
+    assert!(b.add_module_in(&da, m).is_err());
+    drop(da);
+}
+
+/// Issue 15: `add_module` verifies (code generation assumes valid IR), and so does the IR transform's result.
+#[test]
+fn invalid_ir_never_reaches_code_generation() {
+    let jit = LlJit::new_host().unwrap();
+    let ctx = Context::new();
+    // Parses (the parser does not run the verifier) but is invalid: a use that its definition does not dominate.
+    let m = Module::parse_ir(
+        &ctx,
+        b"define i32 @bad(i1 %c) {\nentry:\n br i1 %c, label %a, label %b\na:\n %x = add i32 1, 2\n br label %b\nb:\n ret i32 %x\n}",
+        "bad.ll",
+    )
+    .unwrap();
+    let err = jit.add_module(m, None).unwrap_err();
+    assert!(err.to_string().contains("dominate"), "{err}");
+    assert!(jit.lookup("bad").is_err());
+
+    let mut jit = LlJit::new_host().unwrap();
+    jit.set_ir_transform(Box::new(|m: &mut Module<'_>| {
+        // Makes the module invalid: a declaration cannot have internal linkage.
+        if let Some(f) = m.function("ext") {
+            f.set_linkage(thinjit::llvm::Linkage::Internal);
+        }
+        Ok(())
+    }))
+    .unwrap();
+    add_ir(
+        &jit,
+        "declare i32 @ext()\ndefine i32 @u() {\n %r = call i32 @ext()\n ret i32 %r\n}\n",
+        "m",
+        None,
+    );
+    let err = jit.lookup("u").unwrap_err();
+    assert!(err.has(OrcErrorKind::FailedToMaterialize), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("Global is external, but doesn't have external or weak linkage"),
+        "{err}"
+    );
+}
+
+/// Issue 15: LLVM's transform layer may not change while another thread materializes through it, so a transform
+/// is installed only through the only handle on the LLJIT.
+#[test]
+fn ir_transform_needs_the_only_handle() {
+    let mut jit = LlJit::new_host().unwrap();
+    let clone = jit.clone();
+    let err = jit
+        .set_ir_transform(Box::new(|_: &mut Module<'_>| Ok(())))
+        .unwrap_err();
+    assert!(err.to_string().contains("clones"), "{err}");
+    drop(clone);
+    jit.set_ir_transform(Box::new(|_: &mut Module<'_>| Err("first".into())))
+        .unwrap();
+    // Replacing it keeps working (the replaced closure stays alive until the JIT goes).
+    jit.set_ir_transform(Box::new(|_: &mut Module<'_>| Err("second".into())))
+        .unwrap();
+    add_ir(&jit, "define i32 @v() {\n ret i32 1\n}\n", "v", None);
+    let err = jit.lookup("v").unwrap_err();
+    assert!(err.to_string().contains("second"), "{err}");
+}
+
+/// Issue 15: `LlJit` is `Sync`, so several threads may materialize lazily added IR at once; the one target
+/// machine that compiles it is not thread-safe, and the shim's compiler serializes its use. Every thread's
+/// functions compute the right values.
+#[test]
+fn concurrent_ir_materialization_is_serialized() {
+    let jit = LlJit::new_host().unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let jit = &jit;
+            s.spawn(move || {
+                for i in 0..25u64 {
+                    let name = format!("c{t}_{i}");
+                    let ir = format!(
+                        "define i64 @{name}(i64 %x) {{\n %a = mul i64 %x, {t}\n %b = add i64 %a, {i}\n ret i64 %b\n}}\n"
+                    );
+                    add_ir(jit, &ir, &name, None);
+                    let f: extern "C" fn(i64) -> i64 =
+                        unsafe { std::mem::transmute(jit.lookup(&name).unwrap() as usize) };
+                    assert_eq!(f(1000), (1000 * t + i) as i64);
+                }
+            });
+        }
+    });
 }

@@ -853,8 +853,8 @@ fn a_shard_imports_into_the_seed_script_and_inlines() {
         .filter(|g| !g.is_declaration())
         .collect::<Vec<_>>()
     {
-        g.set_string_attribute(&ctx, "target-cpu", &cpu);
-        g.set_string_attribute(&ctx, "target-features", &features);
+        g.set_string_attribute("target-cpu", &cpu);
+        g.set_string_attribute("target-features", &features);
     }
     script.link_in(shard).unwrap();
     script.verify().unwrap();

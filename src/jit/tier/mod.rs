@@ -519,9 +519,8 @@ impl Core {
         }
         let summary = self.pipeline.summary.as_deref();
         let sites = prepare::collect_sites(&module, summary.map(|s| s.index()));
-        let entries = match prepare::entries(&module) {
-            Ok(entries) => entries,
-            Err(why) => {
+        if let Err(why) = prepare::entries(&module) {
+            {
                 drop(module);
                 drop(ctx);
                 let registered = self.add_script_untiered(name, source)?;
@@ -531,7 +530,7 @@ impl Core {
                 }
                 return Ok(registered);
             }
-        };
+        }
         let mut times = ScriptTimes {
             parse: start.elapsed(),
             ..ScriptTimes::default()
@@ -546,7 +545,10 @@ impl Core {
         crate::jit::runtime::localize_dso_handle(&mut module, loading.key());
         internalize_shared_definitions(&module);
         // Entries after structor extraction: a local constructor became an external function to be run.
-        let entries = prepare::entries(&module).unwrap_or(entries);
+        let entries = prepare::entries(&module).map_err(|why| Error::Import {
+            module: name.to_owned(),
+            message: why,
+        })?;
         let entry_names: Vec<String> = entries.iter().map(|f| f.name()).collect();
 
         let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
@@ -588,7 +590,8 @@ impl Core {
             notify: request_promotion as extern "C" fn(u64) as usize as u64,
             token,
         };
-        tiered.globals = prepare::tier0(&mut module, id, &entries, &sites, &cells)?;
+        tiered.globals = prepare::tier0(&module, id, &entries, &sites, &cells)?;
+        drop(entries);
         drop(sites);
 
         let start = Instant::now();

@@ -9,12 +9,49 @@ use crate::llvm::{EntryCounter, ForwardTo, Function, Instruction, Linkage, Modul
 use crate::summary::{Hotness, NotEligible, SummaryIndex};
 use crate::{Error, Result};
 
-/// A call site that reaches a helper the summary defines.
-pub(super) struct SiteRef<'ctx> {
-    pub inst: Instruction<'ctx>,
+/// A call site that reaches a helper the summary defines. It names its instruction by position (function index
+/// in module order, instruction index in the function), not by handle: the module is edited (structors taken
+/// out, the dso handle replaced) between finding the sites and instrumenting them, and those edits change
+/// neither position.
+pub(super) struct SiteRef {
+    pub at: (usize, usize),
     pub function: String,
     pub ordinal: u32,
     pub callee: String,
+}
+
+/// The instructions of `sites` in `module`, in the order of `sites` (which [`collect_sites`] made in module
+/// order); an error if the module no longer has one of them.
+fn site_instructions<'m>(
+    module: &'m Module<'_>,
+    sites: &[SiteRef],
+) -> Result<Vec<Instruction<'m>>> {
+    let mut out = Vec::with_capacity(sites.len());
+    let mut wanted = sites.iter().peekable();
+    for (fi, f) in module.functions().enumerate() {
+        if wanted.peek().is_none() {
+            break;
+        }
+        if wanted.peek().is_some_and(|s| s.at.0 != fi) {
+            continue;
+        }
+        for (ii, inst) in f.instructions().enumerate() {
+            if wanted.peek().is_some_and(|s| s.at == (fi, ii)) {
+                out.push(inst);
+                wanted.next();
+            }
+        }
+    }
+    match wanted.next() {
+        None => Ok(out),
+        Some(site) => Err(Error::Import {
+            module: module_name(module),
+            message: format!(
+                "helper call site {} of `{}` (to `{}`) is gone",
+                site.ordinal, site.function, site.callee
+            ),
+        }),
+    }
 }
 
 /// Host addresses tier 0's code uses.
@@ -39,21 +76,18 @@ pub(super) fn body_name(entry: &str, tier: u8, id: u64) -> String {
 
 /// Helper call sites in instruction order, function by function. Identical for two parses of one source, so
 /// tier 1 finds tier 0's sites by position.
-pub(super) fn collect_sites<'ctx>(
-    module: &Module<'ctx>,
-    index: Option<&SummaryIndex>,
-) -> Vec<SiteRef<'ctx>> {
+pub(super) fn collect_sites(module: &Module<'_>, index: Option<&SummaryIndex>) -> Vec<SiteRef> {
     let Some(index) = index else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for f in module.functions() {
+    for (fi, f) in module.functions().enumerate() {
         if f.is_declaration() {
             continue;
         }
         let function = f.name();
         let mut ordinal = 0;
-        for inst in f.instructions() {
+        for (ii, inst) in f.instructions().enumerate() {
             let Some(callee) = inst.called_function() else {
                 continue;
             };
@@ -66,7 +100,7 @@ pub(super) fn collect_sites<'ctx>(
                 .is_some_and(|s| !s.not_eligible.contains(&NotEligible::Declaration));
             if defined {
                 out.push(SiteRef {
-                    inst,
+                    at: (fi, ii),
                     function: function.clone(),
                     ordinal,
                     callee: name,
@@ -79,9 +113,9 @@ pub(super) fn collect_sites<'ctx>(
 }
 
 /// The script's entries (external function definitions), or why it cannot be tiered.
-pub(super) fn entries<'ctx>(
-    module: &Module<'ctx>,
-) -> std::result::Result<Vec<Function<'ctx>>, String> {
+pub(super) fn entries<'m>(
+    module: &'m Module<'_>,
+) -> std::result::Result<Vec<Function<'m>>, String> {
     if let Some(alias) = module.aliases().next() {
         return Err(format!(
             "the script defines alias `{}` (a stub cannot redirect an alias)",
@@ -114,7 +148,7 @@ pub(super) fn entries<'ctx>(
 }
 
 /// Mutable global definitions (not `llvm.*`), in module order.
-fn mutable_globals<'ctx>(module: &Module<'ctx>) -> Vec<crate::llvm::GlobalVariable<'ctx>> {
+fn mutable_globals<'m>(module: &'m Module<'_>) -> Vec<crate::llvm::GlobalVariable<'m>> {
     module
         .globals()
         .filter(|g| !g.is_declaration() && !g.is_constant() && !g.name().starts_with("llvm."))
@@ -124,15 +158,18 @@ fn mutable_globals<'ctx>(module: &Module<'ctx>) -> Vec<crate::llvm::GlobalVariab
 /// Tier 0: counters before every helper site, each entry's body renamed behind a counting thunk and a stub
 /// that jumps through its slot; mutable globals exported. Returns (name in the source, exported name) of
 /// every mutable global, in module order.
-pub(super) fn tier0<'ctx>(
-    module: &mut Module<'ctx>,
+pub(super) fn tier0(
+    module: &Module<'_>,
     id: u64,
-    entries: &[Function<'ctx>],
-    sites: &[SiteRef<'ctx>],
+    entries: &[Function<'_>],
+    sites: &[SiteRef],
     cells: &Cells,
 ) -> Result<Vec<(String, String)>> {
-    for (site, &cell) in sites.iter().zip(&cells.site_counters) {
-        site.inst.insert_counter_before(cell);
+    for (inst, &cell) in site_instructions(module, sites)?
+        .into_iter()
+        .zip(&cells.site_counters)
+    {
+        inst.insert_counter_before(cell);
     }
     let mut globals = Vec::new();
     for (n, g) in mutable_globals(module).into_iter().enumerate() {
@@ -177,11 +214,11 @@ pub(super) fn tier0<'ctx>(
 /// constants `available_externally` (foldable, the one definition stays tier 0's). Returns (slot index,
 /// tier-1 body name) of every entry tier 1 defines.
 pub(super) fn tier1(
-    module: &mut Module<'_>,
+    module: &Module<'_>,
     id: u64,
     entries: &[String],
     globals: &[(String, String)],
-    sites: &[SiteRef<'_>],
+    sites: &[SiteRef],
     hotness: &[Hotness],
 ) -> Result<Vec<(usize, String)>> {
     let what = || module_name(module);
@@ -196,10 +233,10 @@ pub(super) fn tier1(
             ),
         });
     }
-    for (site, &h) in sites.iter().zip(hotness) {
+    for (inst, &h) in site_instructions(module, sites)?.into_iter().zip(hotness) {
         if h == Hotness::Cold {
-            site.inst.add_call_site_attribute("noinline");
-            site.inst.add_call_site_attribute("cold");
+            inst.add_call_site_attribute("noinline");
+            inst.add_call_site_attribute("cold");
         }
     }
     let mutable = mutable_globals(module);

@@ -216,7 +216,7 @@ fn build(cx: &Context_, t: &Tiered, sites: &[SiteProfile]) -> Result<Built> {
         _ => BTreeSet::new(),
     };
     let hotness: Vec<_> = sites.iter().map(|s| s.hotness).collect();
-    let bodies = prepare::tier1(&mut module, t.id, &t.entries, &t.globals, &refs, &hotness)?;
+    let bodies = prepare::tier1(&module, t.id, &t.entries, &t.globals, &refs, &hotness)?;
     drop(refs);
     times.parse = start.elapsed();
 

@@ -460,7 +460,9 @@ namespace {
 
 // ORC's IR compiler with error diagnostics as failures: records them during code generation and fails the
 // materialization instead of handing on an object compiled from code the backend said it could not compile
-// (and instead of LLVM's default handler, which exits the process on an error diagnostic).
+// (and instead of LLVM's default handler, which exits the process on an error diagnostic). One target machine
+// compiles every module, and a TargetMachine is not thread-safe, so compilations are serialized: several threads
+// may look up (and so materialize) lazily added IR at once through a `Sync` LlJit.
 class CheckedCompiler final : public orc::IRCompileLayer::IRCompiler {
  public:
   CheckedCompiler(std::unique_ptr<TargetMachine> tm, CodegenErrorFn fn, std::shared_ptr<void> ctx)

@@ -74,6 +74,10 @@ pub struct Args {
     /// symbols it defines. (What the script fuzzer runs.)
     #[arg(long)]
     no_call: bool,
+    /// With --no-call: also look up NAME (repeatable), which compiles a lazily added script, and print its
+    /// address; calls nothing.
+    #[arg(long, value_name = "NAME", requires = "no_call")]
+    lookup: Vec<String>,
     /// Write what each pipeline stage produced into DIR: `<script>.<NN>-<stage>.bc` after parse, verify,
     /// plan, import and optimize, `.o` after codegen, `.txt` (symbol addresses) after link.
     #[arg(long, value_name = "DIR")]
@@ -253,6 +257,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .add_script_file(&args.script)
         .with_context(|| format!("adding the script {}", args.script.display()))?;
     if args.no_call {
+        for name in &args.lookup {
+            let address = engine.lookup_address(name).with_context(|| {
+                format!(
+                    "looking up `{name}` of the script {}",
+                    args.script.display()
+                )
+            })?;
+            println!("{name}: {address:#x}");
+        }
         let defined = handle.report().map(|r| r.defined.len()).unwrap_or(0);
         outln!("added: {defined} symbols defined")?;
         return Ok(());

@@ -1,0 +1,49 @@
+//! `x86-intrinsic-features OUT.rs`: derives what every x86 intrinsic LLVM 19 knows needs on x86-64 by
+//! compiling calls with `llc` in child processes ([`thinjit_cli::x86_features`]), and writes the table the
+//! pre-codegen check uses. `cargo run -p thinjit-cli --release --bin x86-intrinsic-features --
+//! src/check/x86_intrinsic_features.rs` regenerates the committed one.
+
+use std::time::Instant;
+
+use thinjit_cli::x86_features::{derive, llc, write_table, Verdict};
+
+fn main() -> anyhow::Result<()> {
+    let out = std::env::args_os()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("usage: x86-intrinsic-features OUT.rs"))?;
+    // `--only PREFIX` (after OUT): derive and print only the intrinsics whose names start with PREFIX.
+    let only = std::env::args()
+        .nth(3)
+        .filter(|_| std::env::args().nth(2).as_deref() == Some("--only"));
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let start = Instant::now();
+    let entries = derive(&llc(), only.as_deref(), jobs, |k, n| {
+        if k % 50 == 0 || k == n {
+            eprintln!("{k}/{n} intrinsics, {:.0} s", start.elapsed().as_secs_f64());
+        }
+    })?;
+    let runs: u64 = entries.iter().map(|e| e.runs).sum();
+    if only.is_some() {
+        for e in &entries {
+            println!("{}: {:?} ({} llc runs)", e.name, e.verdict, e.runs);
+        }
+    }
+    write_table(
+        std::path::Path::new(&out),
+        &entries,
+        "cargo run -p thinjit-cli --release --bin x86-intrinsic-features -- src/check/x86_intrinsic_features.rs",
+    )?;
+    let never = entries
+        .iter()
+        .filter(|e| matches!(e.verdict, Verdict::Never(_)))
+        .count();
+    println!(
+        "{} x86 intrinsics, {runs} llc runs, {never} never selectable, {:.0} s; wrote {}",
+        entries.len(),
+        start.elapsed().as_secs_f64(),
+        std::path::Path::new(&out).display()
+    );
+    Ok(())
+}
