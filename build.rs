@@ -26,6 +26,7 @@ fn build_shim(llvm_config: &Path) {
         .file("src/llvm/shim/shim.cpp")
         .file("src/llvm/shim/check.cpp")
         .file("src/llvm/shim/thinlto.cpp")
+        .file("src/llvm/shim/shard.cpp")
         .file("src/llvm/shim/intrinsics.cpp")
         .warnings(false);
     for flag in cxxflags.split_whitespace() {

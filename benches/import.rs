@@ -4,7 +4,9 @@
 //! calling 1, 10 and 40 roots, libraries of 1k and 100k functions (`THINJIT_BENCH_PER_FUNCTION_SIZES`): per
 //! imported function, the medians of parse, link, parse + link and the whole import in a fresh context; the
 //! link stage alone with one `Linker` per shard against one for all (same shards, same process); and parse and
-//! parse + link in one context reused across scripts with its module cache (what the engine's eager path does).
+//! parse + link in one context reused across scripts with its module cache (what the engine's eager path does);
+//! and the same shards read alone in a fresh context, as written (only the metadata kinds they attach) and
+//! with LLVM's whole kind table, interleaved.
 //! `THINJIT_BENCH_ONLY_PER_FUNCTION=1` stops after it; `THINJIT_BENCH_SKIP_PER_FUNCTION=1` skips it.
 //!
 //! Second table (issue 5): plan + import time per script for a script that imports a handful of helpers, against
@@ -261,6 +263,41 @@ fn per_function(n: usize, iters: usize, dir: &Path) {
                 all.push(t.elapsed());
             }
         }
+        // Reading the same shards alone in a fresh context, as written (only the metadata kinds they
+        // attach) and with LLVM's whole kind table (as shards were written before), interleaved.
+        let untrimmed: Vec<Vec<u8>> = planned
+            .iter()
+            .map(|name| {
+                let f = summary.index().function(name).expect("planned function");
+                let ctx = Context::new();
+                let m = Module::parse_bitcode(&ctx, summary.shard(f).expect("shard"), name)
+                    .expect("parse");
+                m.write_bitcode()
+            })
+            .collect();
+        let mut read_trimmed = Vec::with_capacity(iters);
+        let mut read_full = Vec::with_capacity(iters);
+        for i in 0..iters * 2 {
+            let ctx = Context::new();
+            let t = Instant::now();
+            for (k, name) in planned.iter().enumerate() {
+                let bytes = if i % 2 == 0 {
+                    summary
+                        .shard(summary.index().function(name).expect("planned"))
+                        .expect("shard")
+                } else {
+                    &untrimmed[k][..]
+                };
+                drop(Module::parse_bitcode(&ctx, bytes, name).expect("parse"));
+            }
+            if i % 2 == 0 {
+                read_trimmed.push(t.elapsed());
+            } else {
+                read_full.push(t.elapsed());
+            }
+        }
+        read_trimmed.sort();
+        read_full.sort();
         each.sort();
         all.sort();
         for v in [
@@ -275,7 +312,7 @@ fn per_function(n: usize, iters: usize, dir: &Path) {
         }
         let per = |v: &[Duration]| us(percentile(v, 0.5) / imported as u32);
         println!(
-            "| {n} | {imported} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {n} | {imported} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             per(&parse),
             per(&link),
             per(&parse_link),
@@ -284,6 +321,8 @@ fn per_function(n: usize, iters: usize, dir: &Path) {
             per(&all),
             per(&parse_reused),
             per(&parse_link_reused),
+            per(&read_full),
+            per(&read_trimmed),
         );
     }
 }
@@ -305,9 +344,9 @@ fn main() {
             .unwrap_or_else(|| vec![1_000, 100_000]);
         println!("Per imported function (medians, µs; goal: parse + link ≤ 25 µs, flat in library size)\n");
         println!(
-            "| library functions | imported | parse | link | parse + link | whole import | link: a Linker per shard | link: one Linker | parse, reused context | parse + link, reused context |"
+            "| library functions | imported | parse | link | parse + link | whole import | link: a Linker per shard | link: one Linker | parse, reused context | parse + link, reused context | read alone: LLVM's kind table | read alone: shard's kinds |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for &n in &per_sizes {
             per_function(n, iters, dir.path());
         }

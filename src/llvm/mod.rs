@@ -144,3 +144,17 @@ pub fn llvm_version() -> String {
     unsafe { llvm_sys::core::LLVMGetVersion(&mut major, &mut minor, &mut patch) };
     format!("{major}.{minor}.{patch}")
 }
+
+/// The number of entries in the metadata-kind table of the module in `bitcode` (the kinds its attachments may
+/// use), or `None` when it has no such table or does not read as bitcode. Shards written by
+/// [`Module::write_shard_bitcode`] list only the kinds they attach.
+pub fn bitcode_metadata_kinds(bitcode: &[u8]) -> Option<usize> {
+    // SAFETY: the shim reads `bitcode.len()` bytes and keeps no reference to them.
+    let n = unsafe {
+        shim::thinjit_bitcode_metadata_kind_count(
+            bitcode.as_ptr() as *const libc::c_char,
+            bitcode.len(),
+        )
+    };
+    usize::try_from(n).ok()
+}

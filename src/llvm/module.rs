@@ -356,6 +356,25 @@ impl<'ctx> Module<'ctx> {
         buffer.as_bytes().to_vec()
     }
 
+    /// The module as bitcode for a helper shard: [`write_bitcode`](Self::write_bitcode), with the
+    /// metadata-kind table cut down to the kinds the module attaches (LLVM writes all the context knows, and
+    /// every read of the module decodes them: about half the fixed cost of reading a small module). The
+    /// table keeps its size on disk (the rest is a block readers skip by its length), and every kind keeps its
+    /// id, so the module reads back the same.
+    pub fn write_shard_bitcode(&self) -> Vec<u8> {
+        let mut bytes = self.write_bitcode();
+        // SAFETY: the module is live and `bytes` is the bitcode just written from it; the shim rewrites
+        // `bytes.len()` bytes in place at most, and leaves them as they were when it cannot.
+        unsafe {
+            super::shim::thinjit_trim_metadata_kinds(
+                self.as_raw(),
+                bytes.as_mut_ptr() as *mut libc::c_char,
+                bytes.len(),
+            );
+        }
+        bytes
+    }
+
     /// Writes bitcode to `path`.
     pub fn write_bitcode_to_file(&self, path: &Path) -> Result<()> {
         std::fs::write(path, self.write_bitcode()).map_err(|e| Error::io(path, e))

@@ -36,6 +36,15 @@ extern "C" {
         visit: OrcErrorVisitor,
         ctx: *mut libc::c_void,
     );
+    pub(crate) fn thinjit_trim_metadata_kinds(
+        module: LLVMModuleRef,
+        data: *mut libc::c_char,
+        len: libc::size_t,
+    ) -> libc::c_long;
+    pub(crate) fn thinjit_bitcode_metadata_kind_count(
+        data: *const libc::c_char,
+        len: libc::size_t,
+    ) -> libc::c_long;
     pub(crate) fn thinjit_call_profile_hotness(
         function: LLVMValueRef,
         out: *mut libc::c_int,

@@ -418,7 +418,7 @@ fn analyze_functions(
         let mut summary = analyze::analyze_function(f, origins);
         let shard = if summary.is_eligible() {
             match module.extract_function(f, &format!("shard:{}", summary.name)) {
-                Ok(m) => Some(m.write_bitcode()),
+                Ok(m) => Some(m.write_shard_bitcode()),
                 Err(e) => {
                     summary
                         .not_eligible
@@ -753,7 +753,7 @@ pub(crate) fn merge(partials: &[Summary], options: &BuildOptions) -> Result<Buil
                     )
                 })?;
                 let shard = module.extract_function(f, &format!("shard:{name}"))?;
-                out.push((name, shard.write_bitcode()));
+                out.push((name, shard.write_shard_bitcode()));
             }
             let n = done.fetch_add(names.len(), Ordering::Relaxed) + names.len();
             options.report(Stage::Analyze, n, stale_total);

@@ -20,6 +20,7 @@ mod orc;
 mod pipeline;
 mod robustness;
 mod script_safety;
+mod shard_bitcode;
 mod startup;
 mod summary;
 mod tiering;
