@@ -857,16 +857,17 @@ fn mixed_script_fuzzer_bounded_run_has_only_its_triaged_in_process_crashes() {
         report.invalid
     );
     // Every in-process crash is contained by isolated compilation, and none but the open findings triaged in
-    // docs/robustness.md happens: a new one (or one fixed) fails here.
+    // docs/robustness.md happens: a new one fails here. Scripts without a `target-cpu` compile for the host
+    // CPU, so on another CPU some open findings may not reproduce; the set must only not grow.
     for finding in &report.findings {
         assert!(!finding.isolated.is_finding(), "{finding:?}");
     }
-    let crashed: Vec<(u64, bool)> = report.findings.iter().map(|f| (f.seed, f.lazy)).collect();
-    assert_eq!(
-        crashed, OPEN_FINDINGS,
-        "in-process findings: {:#?}",
-        report.findings
-    );
+    let new: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| !OPEN_FINDINGS.contains(&(f.seed, f.lazy)))
+        .collect();
+    assert!(new.is_empty(), "untriaged in-process findings: {new:#?}");
     assert_eq!(report.executions, seeds + report.lazy_executions);
     assert!(report.lazy_executions > 0);
     let (known, covered, _, _) = report.catalog.unwrap();
