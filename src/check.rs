@@ -76,6 +76,20 @@ const TARGET_PREFIXES: &[&str] = &[
     "xcore",
 ];
 
+/// The target an intrinsic belongs to (`"x86"` for `llvm.x86.sse2.pause`), or `None` for a target-independent
+/// one (`llvm.memcpy.p0.p0.i64`).
+///
+/// ```
+/// use thinjit::check::intrinsic_target;
+/// assert_eq!(intrinsic_target("llvm.x86.sse2.pause"), Some("x86"));
+/// assert_eq!(intrinsic_target("llvm.aarch64.crc32b"), Some("aarch64"));
+/// assert_eq!(intrinsic_target("llvm.memcpy.p0.p0.i64"), None);
+/// ```
+pub fn intrinsic_target(name: &str) -> Option<&str> {
+    let prefix = name.strip_prefix("llvm.")?.split('.').next()?;
+    TARGET_PREFIXES.contains(&prefix).then_some(prefix)
+}
+
 mod x86_intrinsic_features;
 
 /// What a call of one x86 intrinsic needs on x86-64 (the generated table in `check/x86_intrinsic_features.rs`).
@@ -375,8 +389,7 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
                 format!("`{name}` is not an intrinsic LLVM knows"),
             ));
         }
-        let prefix = name.split('.').nth(1).unwrap_or("");
-        if TARGET_PREFIXES.contains(&prefix) && !prefixes.contains(&prefix) {
+        if let Some(prefix) = intrinsic_target(name).filter(|p| !prefixes.contains(p)) {
             return Err(fail(
                 name,
                 format!("`{name}` is an intrinsic of target `{prefix}`; the JIT compiles for `{triple}`"),

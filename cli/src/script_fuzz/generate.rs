@@ -89,32 +89,6 @@ pub struct Catalog {
     pub features: Vec<String>,
 }
 
-const TARGET_PREFIXES: &[&str] = &[
-    "aarch64",
-    "amdgcn",
-    "arm",
-    "bpf",
-    "dx",
-    "hexagon",
-    "loongarch",
-    "mips",
-    "nvvm",
-    "ppc",
-    "r600",
-    "riscv",
-    "s390",
-    "spv",
-    "ve",
-    "wasm",
-    "x86",
-    "xcore",
-];
-
-fn target_prefix(name: &str) -> Option<&str> {
-    let p = name.split('.').nth(1)?;
-    TARGET_PREFIXES.contains(&p).then_some(p)
-}
-
 /// The value passed for a parameter of IR type `ty` that must be an immediate, in mode `mode`.
 fn immediate(ty: &str, mode: &str, salt: u64) -> String {
     let v: i64 = match mode {
@@ -291,7 +265,7 @@ impl Catalog {
                 }
                 covered_ids.insert(sig.id);
                 let index = cat.callable.len();
-                match target_prefix(&sig.name) {
+                match thinjit::check::intrinsic_target(&sig.name) {
                     Some("x86") => cat.x86.push(index),
                     Some(_) => cat.other_targets.push(index),
                     None => cat.generic.push(index),
@@ -491,12 +465,13 @@ impl<'a> Builder<'a> {
             return;
         }
         let callable = &self.cat.callable[*self.rng.pick(pool)];
-        self.kinds
-            .insert(match target_prefix(&callable.signature.name) {
+        self.kinds.insert(
+            match thinjit::check::intrinsic_target(&callable.signature.name) {
                 Some("x86") => "intrinsic:x86",
                 Some(_) => "intrinsic:other-target",
                 None => "intrinsic:generic",
-            });
+            },
+        );
         let modes = callable.imm_mode_names();
         let mode = *self.rng.pick(&modes);
         let attrs = self.target_attrs();
