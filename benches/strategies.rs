@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use thinjit_cli::bench::{self, BenchReport, Host, MeasureOptions, StrategyOutcome, StrategySpec};
 
 #[derive(Clone)]
@@ -289,11 +289,11 @@ fn options(args: &Args) -> MeasureOptions {
     }
 }
 
-/// Runs one library × strategy in a child process of this binary and reads its JSON outcome.
-fn run_child(args: &Args, lib: &str, strategy: StrategySpec) -> Result<StrategyOutcome> {
-    let exe = std::env::current_exe()?;
-    let out = Command::new(exe)
-        .args(["--child", lib, &strategy.label()])
+/// A child process of this binary measuring `what` (`--child LIB STRATEGY` or `--child-all LIB STRATEGIES`)
+/// with this run's options.
+fn child_command(args: &Args, what: [&str; 3]) -> Result<Command> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(what)
         .args(["--scale", &args.scale.to_string()])
         .args(["--repetitions", &args.repetitions.to_string()])
         .args([
@@ -301,22 +301,17 @@ fn run_child(args: &Args, lib: &str, strategy: StrategySpec) -> Result<StrategyO
             &args.compile_repetitions.to_string(),
         ])
         .arg("--out")
-        .arg(&args.out)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "child process failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .join(" / ")
-        );
-    }
+        .arg(&args.out);
+    Ok(cmd)
+}
+
+/// Runs one library × strategy in a child process of this binary and reads its JSON outcome.
+fn run_child(args: &Args, lib: &str, strategy: StrategySpec) -> Result<StrategyOutcome> {
+    let mut cmd = child_command(args, ["--child", lib, &strategy.label()])?;
+    let stdout =
+        bench::child_stdout(&mut cmd).map_err(|e| anyhow!("child process failed ({e})"))?;
     let mut outcome: StrategyOutcome =
-        serde_json::from_slice(&out.stdout).context("child process output is not an outcome")?;
+        serde_json::from_slice(&stdout).context("child process output is not an outcome")?;
     outcome.isolated = true;
     Ok(outcome)
 }
@@ -324,32 +319,11 @@ fn run_child(args: &Args, lib: &str, strategy: StrategySpec) -> Result<StrategyO
 /// Runs one library's strategies interleaved in a child process of this binary and reads their outcomes.
 fn run_child_all(args: &Args, lib: &str) -> Result<Vec<StrategyOutcome>> {
     let labels: Vec<String> = args.strategies.iter().map(|s| s.label()).collect();
-    let exe = std::env::current_exe()?;
-    let out = Command::new(exe)
-        .args(["--child-all", lib, &labels.join(",")])
-        .args(["--scale", &args.scale.to_string()])
-        .args(["--repetitions", &args.repetitions.to_string()])
-        .args([
-            "--compile-repetitions",
-            &args.compile_repetitions.to_string(),
-        ])
-        .arg("--out")
-        .arg(&args.out)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "child process failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .join(" / ")
-        );
-    }
+    let mut cmd = child_command(args, ["--child-all", lib, &labels.join(",")])?;
+    let stdout =
+        bench::child_stdout(&mut cmd).map_err(|e| anyhow!("child process failed ({e})"))?;
     let outcomes: Vec<StrategyOutcome> =
-        serde_json::from_slice(&out.stdout).context("child process output is not outcomes")?;
+        serde_json::from_slice(&stdout).context("child process output is not outcomes")?;
     Ok(outcomes)
 }
 

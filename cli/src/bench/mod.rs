@@ -301,3 +301,21 @@ pub fn add_differences(report: &mut BenchReport, lib: &PreparedLibrary, scripts:
     }
     report.differences.extend(found);
 }
+
+/// Runs a measuring child process and returns its standard output. A failure is its exit status and the last
+/// five lines of its standard error, newest first.
+pub fn child_stdout(cmd: &mut std::process::Command) -> std::result::Result<Vec<u8>, String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", cmd.get_program().to_string_lossy()))?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    let tail: Vec<&str> = std::str::from_utf8(&out.stderr)
+        .unwrap_or("(standard error is not UTF-8)")
+        .lines()
+        .rev()
+        .take(5)
+        .collect();
+    Err(format!("{}: {}", out.status, tail.join(" / ")))
+}

@@ -268,22 +268,11 @@ fn run_child(args: &Args, spec: StrategySpec) -> anyhow::Result<StrategyOutcome>
         cmd.arg("--bundled-callbacks");
     }
     cmd.args(&args.scripts);
-    let out = cmd.output()?;
-    if !out.status.success() {
-        bail!(
-            "the child process measuring {} failed ({}): {}",
-            spec.label(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .join(" / ")
-        );
-    }
-    let mut outcome: StrategyOutcome = serde_json::from_slice(&out.stdout)
-        .context("the child process's output is not an outcome")?;
+    let stdout = thinjit_cli::bench::child_stdout(&mut cmd).map_err(|e| {
+        anyhow::anyhow!("the child process measuring {} failed ({e})", spec.label())
+    })?;
+    let mut outcome: StrategyOutcome =
+        serde_json::from_slice(&stdout).context("the child process's output is not an outcome")?;
     outcome.isolated = true;
     Ok(outcome)
 }
