@@ -178,6 +178,23 @@ impl std::fmt::Debug for LlJit {
     }
 }
 
+/// Hands an owned module in a thread-safe context over to a new ORC thread-safe module, which the caller passes
+/// to one of LLJIT's add functions (they take it over).
+fn thread_safe_module(module: Module<'_>) -> Result<orc::LLVMOrcThreadSafeModuleRef, OrcFailure> {
+    let tsc = module.context().thread_safe_raw().ok_or_else(|| {
+        OrcFailure::other("a module in a borrowed context cannot be added to the JIT")
+    })?;
+    if !module.is_owned() {
+        return Err(OrcFailure::other(
+            "a borrowed module (Module::borrow_raw) cannot be handed to the JIT",
+        ));
+    }
+    let raw = module.into_raw();
+    // SAFETY: `raw` is a module we own in the TSC's context; the TSM takes it over and holds its own reference
+    // on the TSC.
+    Ok(unsafe { orc::LLVMOrcCreateNewThreadSafeModule(raw, tsc) })
+}
+
 /// Turns an ORC error into an [`OrcFailure`], with anything the session reported meanwhile.
 fn orc_result(inner: &JitInner, err: LLVMErrorRef) -> Result<(), OrcFailure> {
     // SAFETY: `err` is null or an error we own.
@@ -375,19 +392,10 @@ impl LlJit {
         if let Some(rt) = tracker {
             self.own_tracker(rt)?;
         }
-        let tsc = module.context().thread_safe_raw().ok_or_else(|| {
-            OrcFailure::other("a module in a borrowed context cannot be added to the JIT")
-        })?;
-        if !module.is_owned() {
-            return Err(OrcFailure::other(
-                "a borrowed module (Module::borrow_raw) cannot be handed to the JIT",
-            ));
-        }
-        let raw = module.into_raw();
-        // SAFETY: `raw` is a module we own in the TSC's context; the TSM takes it over and holds its own
-        // reference on the TSC. LLVMOrcLLJITAddLLVMIRModule(WithRT) takes the TSM even when it fails.
+        let tsm = thread_safe_module(module)?;
+        // SAFETY: `tsm` is a fresh thread-safe module; LLVMOrcLLJITAddLLVMIRModule(WithRT) takes it over, even
+        // when it fails.
         let err = unsafe {
-            let tsm = orc::LLVMOrcCreateNewThreadSafeModule(raw, tsc);
             match tracker {
                 Some(rt) => lj::LLVMOrcLLJITAddLLVMIRModuleWithRT(self.raw(), rt.raw.as_ptr(), tsm),
                 None => lj::LLVMOrcLLJITAddLLVMIRModule(self.raw(), self.main_dylib(), tsm),
@@ -923,21 +931,10 @@ impl LlJit {
         module: Module<'_>,
     ) -> Result<(), OrcFailure> {
         let dylib = self.own_dylib(dylib)?;
-        let tsc = module.context().thread_safe_raw().ok_or_else(|| {
-            OrcFailure::other("a module in a borrowed context cannot be added to the JIT")
-        })?;
-        if !module.is_owned() {
-            return Err(OrcFailure::other(
-                "a borrowed module (Module::borrow_raw) cannot be handed to the JIT",
-            ));
-        }
-        let raw = module.into_raw();
-        // SAFETY: `raw` is a module we own in the TSC's context; the TSM takes it and a reference on the TSC;
-        // LLVMOrcLLJITAddLLVMIRModule takes the TSM even when it fails.
-        let err = unsafe {
-            let tsm = orc::LLVMOrcCreateNewThreadSafeModule(raw, tsc);
-            lj::LLVMOrcLLJITAddLLVMIRModule(self.raw(), dylib, tsm)
-        };
+        let tsm = thread_safe_module(module)?;
+        // SAFETY: `tsm` is a fresh thread-safe module; LLVMOrcLLJITAddLLVMIRModule takes it over, even when it
+        // fails.
+        let err = unsafe { lj::LLVMOrcLLJITAddLLVMIRModule(self.raw(), dylib, tsm) };
         orc_result(&self.inner, err)
     }
 
