@@ -1,5 +1,5 @@
 //! `cargo bench --bench strategies [-- --quick] [--libraries a,b] [--strategies x,y] [--scale F]
-//! [--repetitions N] [--compile-repetitions N] [--interleave] [--in-process] [--out DIR]`: every engine strategy
+//! [--repetitions N] [--compile-repetitions N] [--interleave] [--in-process] [--out DIR] [--save-temps DIR]`: every engine strategy
 //! side by side —
 //! none, the full links, thinjit's summary at three limits and LLVM's own importer — on the bundled helpers,
 //! synthetic libraries and real C libraries, each measured through `jit::Engine`. Each library × strategy runs
@@ -9,7 +9,8 @@
 //! thinjit ÷ llvm-importer table) on a busy machine; peak RSS is then the shared process's. Writes `report.md`, `report.csv`, `compile-latency.svg` and
 //! `report.json` to `target/thinjit-bench/` and prints the markdown to stdout; progress goes to stderr. Unknown
 //! libraries or strategies are errors (exit code 1) before anything runs. `--render report.json` writes the tables
-//! of an earlier run again, measuring nothing.
+//! of an earlier run again, measuring nothing. `--save-temps DIR` writes every compile's per-stage files (as
+//! `thinjit run --save-temps`) under `DIR/<strategy>/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,6 +33,7 @@ struct Args {
     /// `--child-all LIB S1,S2,...`: the interleaved measurement of one library (internal).
     child_all: Option<(String, String)>,
     render: Option<PathBuf>,
+    save_temps: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -48,6 +50,7 @@ fn parse_args() -> Result<Args> {
         child: None,
         child_all: None,
         render: None,
+        save_temps: None,
     };
     let mut scale = None;
     let mut it = std::env::args().skip(1);
@@ -76,6 +79,7 @@ fn parse_args() -> Result<Args> {
             "--interleave" => args.interleave = true,
             "--render" => args.render = Some(PathBuf::from(value("--render")?)),
             "--out" => args.out = PathBuf::from(value("--out")?),
+            "--save-temps" => args.save_temps = Some(PathBuf::from(value("--save-temps")?)),
             "--child" => {
                 let lib = value("--child")?;
                 let strategy = value("--child")?;
@@ -285,7 +289,7 @@ fn options(args: &Args) -> MeasureOptions {
         compile_repetitions: args.compile_repetitions,
         semantic_checks: true,
         keep_ir: false,
-        save_temps: None,
+        save_temps: args.save_temps.clone(),
     }
 }
 
@@ -302,6 +306,9 @@ fn child_command(args: &Args, what: [&str; 3]) -> Result<Command> {
         ])
         .arg("--out")
         .arg(&args.out);
+    if let Some(dir) = &args.save_temps {
+        cmd.arg("--save-temps").arg(dir);
+    }
     Ok(cmd)
 }
 

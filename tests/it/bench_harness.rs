@@ -473,3 +473,96 @@ fn thinjit_bench_rejects_bad_arguments_with_a_message() {
         "{stderr}"
     );
 }
+
+/// Issue 17: per script, `summary ÷ none` against its goal (≤ 1.3 up to 10 imports, else ≤ 2.0) and the bound a
+/// free import would reach, in the table and in the graded targets; a miss whose bound is above the goal says so.
+#[test]
+fn versus_none_grades_each_script_with_its_free_import_bound() {
+    use bench::report::{Row, StageStat, StrategyOutcome};
+    let stage = |name: &str, ms: f64| StageStat {
+        stage: name.into(),
+        min_ms: ms,
+        median_ms: ms,
+    };
+    let row = |script: &str, compile: f64, plan: f64, import: f64, imports: usize| Row {
+        script: script.into(),
+        stages: vec![stage("plan", plan), stage("import", import)],
+        compile_ms: compile,
+        median_compile_ms: compile,
+        imported_functions: (0..imports).map(|i| format!("f{i}")).collect(),
+        ..Row::default()
+    };
+    let outcome = |strategy: &str, rows: Vec<Row>| StrategyOutcome {
+        library: "lib".into(),
+        strategy: strategy.into(),
+        rows,
+        ..StrategyOutcome::default()
+    };
+    let report = bench::BenchReport {
+        graded: true,
+        outcomes: vec![
+            outcome(
+                "none",
+                vec![
+                    row("small", 4.0, 0.0, 0.0, 0),
+                    row("big", 10.0, 0.0, 0.0, 0),
+                    row("near", 4.0, 0.0, 0.0, 0),
+                ],
+            ),
+            outcome(
+                bench::report::THINJIT,
+                vec![
+                    // 3 imports: 6 ÷ 4 = 1.5 > 1.3; free import (6 - 1) ÷ 4 = 1.25 ≤ 1.3.
+                    row("small", 6.0, 0.25, 0.75, 3),
+                    // 12 imports: 30 ÷ 10 = 3 > 2.0; free import 29 ÷ 10 = 2.9, above the goal.
+                    row("big", 30.0, 0.5, 0.5, 12),
+                    // 1.2 ≤ 1.3: met.
+                    row("near", 4.8, 0.1, 0.1, 1),
+                ],
+            ),
+        ],
+        ..bench::BenchReport::default()
+    };
+    let table = report.versus_none_markdown();
+    let line = |script: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| lib | {script} |")))
+            .unwrap_or_else(|| panic!("no row for {script}: {table}"))
+            .to_owned()
+    };
+    assert!(
+        line("small").ends_with("| 1.50 / – | ≤ 1.3 | 1.25 | **no** |"),
+        "{table}"
+    );
+    assert!(
+        line("big").ends_with("| 3.00 / – | ≤ 2.0 | 2.90 | **no** (bound above the goal) |"),
+        "{table}"
+    );
+    assert!(
+        line("near").ends_with("| 1.20 / – | ≤ 1.3 | 1.15 | yes |"),
+        "{table}"
+    );
+    assert!(report.markdown().contains(&table));
+    let targets = report.targets();
+    let target = |script: &str| {
+        targets
+            .iter()
+            .find(|t| {
+                t.what
+                    .starts_with(&format!("compile `{script}`: summary@100 ÷ none"))
+            })
+            .unwrap_or_else(|| panic!("no target for {script}"))
+    };
+    assert!(!target("small").met && target("small").what.contains("≤ 1.3 (3 imports"));
+    assert!(!target("big").met && target("big").note.contains("above the goal"));
+    assert!(target("near").met);
+    assert!(
+        (bench::report::free_import_bound(
+            &report.outcomes[1].rows[1],
+            &report.outcomes[0].rows[1]
+        ) - 2.9)
+            .abs()
+            < 1e-9
+    );
+}
