@@ -217,13 +217,8 @@ fn main() -> Result<()> {
             let t = std::time::Instant::now();
             // A whole-library link of a big library costs seconds per compile: time it once.
             let mut args_for = args.clone();
-            if matches!(
-                s.strategy,
-                thinjit::jit::Strategy::FullLink | thinjit::jit::Strategy::FullLinkInternalize
-            ) && prepared.functions >= 1000
-            {
-                args_for.compile_repetitions = 1;
-            }
+            args_for.compile_repetitions =
+                bench::compile_repetitions_for(*s, prepared.functions, args.compile_repetitions);
             let args = &args_for;
             let outcome = if args.isolate {
                 run_child(args, lib, *s).unwrap_or_else(|e| StrategyOutcome {

@@ -190,6 +190,26 @@ fn llvm_importer_is_correct_on_a_synthetic_library() {
         assert_eq!(l.result, n.result, "{}", l.script);
         assert!(!l.imported_functions.is_empty(), "{}", l.script);
     }
+    // Interleaved, a whole-library link of a 1000-function library compiles once per script (in the last
+    // repetition), the others as often as asked; every result still agrees.
+    let specs = [
+        StrategySpec::new(Strategy::None),
+        StrategySpec::new(Strategy::FullLink),
+    ];
+    let options = MeasureOptions {
+        compile_repetitions: 3,
+        ..quick()
+    };
+    let outcomes =
+        bench::measure_interleaved(&lib, &wl.scripts, &specs, &Host::bundled(), &options);
+    assert_eq!(bench::compile_repetitions_for(specs[1], 1000, 3), 1);
+    assert_eq!(bench::compile_repetitions_for(specs[1], 999, 3), 3);
+    for (n, f) in outcomes[0].rows.iter().zip(&outcomes[1].rows) {
+        assert_eq!(f.error, None, "{}", f.script);
+        assert_eq!(n.compile_samples_ms.len(), 3, "{}", n.script);
+        assert_eq!(f.compile_samples_ms.len(), 1, "{}", f.script);
+        assert_eq!(f.result, n.result, "{}", f.script);
+    }
 }
 
 host_callbacks!(harness_host);

@@ -36,8 +36,8 @@ use std::sync::Arc;
 pub use diff::{import_differences, ImportDifference};
 pub use report::{BenchReport, Check, Row, StageStat, StrategyOutcome, Target, Verdict};
 pub use run::{
-    check_entry_signature, engine_builder, host_event_count, measure, measure_interleaved,
-    peak_rss_kib, stage_times, with_bundled_host, Host, MeasureOptions,
+    check_entry_signature, compile_repetitions_for, engine_builder, host_event_count, measure,
+    measure_interleaved, peak_rss_kib, stage_times, with_bundled_host, Host, MeasureOptions,
 };
 pub use strategy::StrategySpec;
 pub use workload::{LibrarySource, Script, Workload};

@@ -355,6 +355,25 @@ fn new_row(script: &Script) -> (Row, bool) {
     (row, ok)
 }
 
+/// How many times `spec` compiles each script when `requested` compiles were asked for: once for a whole-library
+/// link (`full-link`, `full-link-internalize`) of a library of 1000 functions or more, which costs seconds per
+/// compile; `requested` otherwise.
+pub fn compile_repetitions_for(
+    spec: StrategySpec,
+    library_functions: usize,
+    requested: usize,
+) -> usize {
+    let whole_link = matches!(
+        spec.strategy,
+        Strategy::FullLink | Strategy::FullLinkInternalize
+    );
+    if whole_link && library_functions >= 1000 {
+        1
+    } else {
+        requested.max(1)
+    }
+}
+
 /// Compiles `script` `compile_repetitions` times in `engine` (each compile but the last removed again), then
 /// runs the last one's entry `repetitions` times.
 fn measure_script(
@@ -477,6 +496,11 @@ pub fn measure_interleaved(
         outcomes.push(outcome);
     }
     let n = options.compile_repetitions.max(1);
+    // Strategies timed fewer times (whole-library links of big libraries) compile in the last repetitions.
+    let wanted: Vec<usize> = specs
+        .iter()
+        .map(|s| compile_repetitions_for(*s, lib.functions, n))
+        .collect();
     for script in scripts {
         let (row, ok) = new_row(script);
         let mut compiles: Vec<Compiles<'_>> = specs.iter().map(|_| Compiles::default()).collect();
@@ -486,6 +510,9 @@ pub fn measure_interleaved(
                 // The order rotates, so no strategy always compiles right after another one.
                 for j in 0..k {
                     let i = (rep + j) % k;
+                    if rep + wanted[i] < n {
+                        continue;
+                    }
                     if let Some(engine) = &engines[i] {
                         compiles[i].compile(engine, script, rep + 1 == n);
                     }
