@@ -168,6 +168,22 @@ pub const X86_INTRINSIC_FAMILIES: &[(&str, &str)] = &[
     ("llvm.x86.rdpkru", "pku"),
 ];
 
+/// Coroutine intrinsics that only the body of a coroutine may call: the coroutine passes lower them while
+/// splitting a `presplitcoroutine` function that has `llvm.coro.id*` and `llvm.coro.begin`. Anywhere else LLVM 19
+/// leaves them to instruction selection, which ends the process (`Cannot select: intrinsic %llvm.coro.save`,
+/// "Do not know how to promote this operator!", or a segmentation fault), and splitting a coroutine without
+/// `llvm.coro.begin` crashes the optimizer. The others (`llvm.coro.resume`, `.destroy`, `.done`, `.promise`,
+/// `.noop`, `.id*`, `.begin`, `.free`, `.size`, `.align`, `.alloc`, `.frame`, `.subfn.addr`, `.prepare.*`,
+/// `.async.resume`, `.async.size.replace`) are lowered or compiled wherever they appear.
+const COROUTINE_BODY_INTRINSICS: &[&str] = &[
+    "llvm.coro.suspend",
+    "llvm.coro.save",
+    "llvm.coro.end",
+    "llvm.coro.alloca.",
+    "llvm.coro.async.context.",
+    "llvm.coro.await.suspend.",
+];
+
 /// Vector-predicated reductions LangRef defines on integer vectors only. LLVM 19's verifier accepts them on
 /// floating-point vectors, and instruction selection then ends the process (`Cannot select: f32 = and`).
 const INTEGER_ONLY_VP_REDUCTIONS: &[&str] = &[
@@ -319,6 +335,12 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
     };
     let triple = target.triple.as_str();
     let subtargets = Subtargets::new(target, &facts);
+    let calls = |caller: &str, prefix: &str| {
+        facts
+            .intrinsic_calls
+            .iter()
+            .any(|(c, i)| c == caller && i.starts_with(prefix))
+    };
 
     // Target attributes first: every later question asks about a function's subtarget.
     for (function, cpu) in &facts.target_cpu {
@@ -450,6 +472,28 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
                 }
             }
         }
+    }
+    for (caller, intrinsic) in &facts.intrinsic_calls {
+        if !COROUTINE_BODY_INTRINSICS
+            .iter()
+            .any(|p| intrinsic.starts_with(p))
+        {
+            continue;
+        }
+        let why = if !facts.coroutines.contains(caller) {
+            "a function that is not a coroutine (no `presplitcoroutine` attribute)"
+        } else if !calls(caller, "llvm.coro.id") || !calls(caller, "llvm.coro.begin") {
+            "a coroutine without `llvm.coro.id*` and `llvm.coro.begin`"
+        } else {
+            continue;
+        };
+        return Err(fail(
+            caller,
+            format!(
+                "calls `{intrinsic}` in {why}; LLVM {}'s coroutine passes and code generator crash on it",
+                crate::llvm::llvm_version()
+            ),
+        ));
     }
     for function in &facts.scalable_vectors {
         if !subtargets.scalable(function) {

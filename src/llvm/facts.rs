@@ -32,6 +32,7 @@ pub(crate) enum FactKind {
     TargetFeatures = 10,
     DebugTypeCycle = 11,
     ThreadLocal = 12,
+    Coroutine = 13,
 }
 
 type FactFn = extern "C" fn(
@@ -132,6 +133,8 @@ pub struct ModuleFacts {
     pub debug_type_cycles: Vec<String>,
     /// Thread-local variables, and whether each is only declared.
     pub thread_locals: Vec<(String, bool)>,
+    /// Defined functions with `presplitcoroutine`: coroutines LLVM's coroutine passes will split.
+    pub coroutines: Vec<String>,
 }
 
 extern "C" fn collect_fact(
@@ -163,6 +166,7 @@ extern "C" fn collect_fact(
         FactKind::TargetFeatures => facts.target_features.push((function, detail)),
         FactKind::DebugTypeCycle => facts.debug_type_cycles.push(detail),
         FactKind::ThreadLocal => facts.thread_locals.push((detail, value != 0)),
+        FactKind::Coroutine => facts.coroutines.push(function),
         FactKind::TypeDepth | FactKind::ConstantDepth => {}
     }
 }

@@ -751,6 +751,21 @@ fn script_fuzzer_findings_are_refused_by_the_check() {
             "declare float @llvm.vp.reduce.and.v4f32(float, <4 x float>, <4 x i1>, i32)\ndefine i64 @main() {\n  %r = call float @llvm.vp.reduce.and.v4f32(float 0.0, <4 x float> zeroinitializer, <4 x i1> zeroinitializer, i32 4)\n  ret i64 0\n}\n".to_owned(),
             "integer reduction on a floating-point vector",
         ),
+        (
+            "coro-suspend-async-outside",
+            "declare {ptr} @llvm.coro.suspend.async.sl_p0s(i32, ptr, ptr, ...)\ndefine i64 @main(ptr %p) {\n  %r = call {ptr} (i32, ptr, ptr, ...) @llvm.coro.suspend.async.sl_p0s(i32 0, ptr %p, ptr %p)\n  ret i64 0\n}\n".to_owned(),
+            "calls `llvm.coro.suspend.async.sl_p0s` in a function that is not a coroutine",
+        ),
+        (
+            "coro-save-outside",
+            "declare token @llvm.coro.save(ptr)\ndefine i64 @main(ptr %p) {\n  %r = call token @llvm.coro.save(ptr %p)\n  ret i64 0\n}\n".to_owned(),
+            "calls `llvm.coro.save` in a function that is not a coroutine",
+        ),
+        (
+            "coro-without-begin",
+            "declare i8 @llvm.coro.suspend(token, i1)\ndefine i64 @main() presplitcoroutine {\n  %s = call i8 @llvm.coro.suspend(token none, i1 false)\n  ret i64 0\n}\n".to_owned(),
+            "in a coroutine without `llvm.coro.id*` and `llvm.coro.begin`",
+        ),
     ];
     for (mode, engine) in engines() {
         for (name, source, needle) in &cases {
@@ -765,8 +780,66 @@ fn script_fuzzer_findings_are_refused_by_the_check() {
         // SAFETY: `i64 ()`, loaded.
         assert_eq!(unsafe { main.call() }, 7, "{mode}");
         script.remove().unwrap();
+        // A well-formed coroutine passes the check, is split, and runs: started at 4, resumed twice.
+        let script = engine
+            .add_script("coroutine", COROUTINE.as_bytes())
+            .unwrap();
+        let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
+        // SAFETY: `i64 ()`, loaded.
+        assert_eq!(unsafe { main.call() }, 6, "{mode}");
+        script.remove().unwrap();
     }
 }
+
+/// LangRef's switched-resume example: a coroutine counting up from `n`, storing each value in `@last` before it
+/// suspends; `main` starts it at 4, resumes it twice and destroys it.
+const COROUTINE: &str = r#"
+@last = internal global i32 0
+declare token @llvm.coro.id(i32, ptr, ptr, ptr)
+declare i32 @llvm.coro.size.i32()
+declare ptr @llvm.coro.begin(token, ptr)
+declare i8 @llvm.coro.suspend(token, i1)
+declare ptr @llvm.coro.free(token, ptr)
+declare i1 @llvm.coro.end(ptr, i1, token)
+declare void @llvm.coro.resume(ptr)
+declare void @llvm.coro.destroy(ptr)
+declare ptr @malloc(i64)
+declare void @free(ptr)
+
+define ptr @counter(i32 %n) presplitcoroutine {
+entry:
+  %id = call token @llvm.coro.id(i32 0, ptr null, ptr null, ptr null)
+  %size = call i32 @llvm.coro.size.i32()
+  %size64 = zext i32 %size to i64
+  %alloc = call ptr @malloc(i64 %size64)
+  %hdl = call noalias ptr @llvm.coro.begin(token %id, ptr %alloc)
+  br label %loop
+loop:
+  %v = phi i32 [ %n, %entry ], [ %inc, %loop ]
+  %inc = add nsw i32 %v, 1
+  store i32 %v, ptr @last
+  %s = call i8 @llvm.coro.suspend(token none, i1 false)
+  switch i8 %s, label %suspend [i8 0, label %loop
+                                i8 1, label %cleanup]
+cleanup:
+  %mem = call ptr @llvm.coro.free(token %id, ptr %hdl)
+  call void @free(ptr %mem)
+  br label %suspend
+suspend:
+  %unused = call i1 @llvm.coro.end(ptr %hdl, i1 false, token none)
+  ret ptr %hdl
+}
+
+define i64 @main() {
+  %h = call ptr @counter(i32 4)
+  call void @llvm.coro.resume(ptr %h)
+  call void @llvm.coro.resume(ptr %h)
+  call void @llvm.coro.destroy(ptr %h)
+  %v = load i32, ptr @last
+  %r = sext i32 %v to i64
+  ret i64 %r
+}
+"#;
 
 /// The x86 intrinsic → feature table is generated from LLVM (`cli/src/x86_features.rs`); a bounded sample
 /// (every 40th intrinsic, about 35) is re-derived here: with the table's features `llc` selects a call, and

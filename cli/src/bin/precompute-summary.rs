@@ -23,6 +23,15 @@ use thinjit::summary::{BuildOptions, ObjectTarget, Stage, Summary};
 #[path = "thinjit/errors.rs"]
 mod errors;
 
+/// A line of the build's report on stdout. The report only describes files already written (or about to be), so
+/// a failed write — stdout a closed pipe (`precompute-summary … | head`) — loses nothing and is not an error:
+/// the build goes on and writes every file.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = errors::outln!($($arg)*);
+    }};
+}
+
 /// Builds a thinjit module summary of a C/C++ helper library.
 #[derive(Parser, Debug)]
 #[command(version, args_conflicts_with_subcommands = true)]
@@ -122,10 +131,7 @@ enum Command {
 }
 
 fn main() {
-    if let Err(e) = run(Cli::parse()) {
-        eprintln!("error: {}", errors::error_text(&e));
-        std::process::exit(1);
-    }
+    errors::exit(run(Cli::parse()));
 }
 
 fn progress_bar(quiet: bool) -> ProgressBar {
@@ -213,7 +219,7 @@ fn print_inputs(report: &InputReport) {
         })
         .collect();
     let more = report.picked.len().saturating_sub(SHOWN);
-    println!(
+    say!(
         "picked {} input{}: {}{}",
         report.picked.len(),
         if report.picked.len() == 1 { "" } else { "s" },
@@ -225,7 +231,7 @@ fn print_inputs(report: &InputReport) {
         }
     );
     for s in &report.skipped {
-        println!("skipped {}: {}", s.path.display(), s.reason);
+        say!("skipped {}: {}", s.path.display(), s.reason);
     }
 }
 
@@ -279,9 +285,9 @@ fn run(cli: Cli) -> Result<()> {
                 let file = out.join(partial_file_name(input));
                 p.write(&file)
                     .with_context(|| format!("writing {}", file.display()))?;
-                println!("{} -> {}", input, file.display());
+                say!("{} -> {}", input, file.display());
             }
-            println!(
+            say!(
                 "{} partial summaries in {:.2}s",
                 partials.len(),
                 start.elapsed().as_secs_f64()
@@ -323,7 +329,7 @@ fn report(summary: &Summary, out: &Path, start: Instant) {
         .iter()
         .filter_map(|f| f.shard.map(|r| r.len))
         .sum();
-    println!(
+    say!(
         "{}: {} functions, {} importable, {} variables, {} shard bytes, {:.2}s",
         out.display(),
         functions.len(),
@@ -333,7 +339,7 @@ fn report(summary: &Summary, out: &Path, start: Instant) {
         start.elapsed().as_secs_f64()
     );
     if let Some(object) = summary.runtime_object() {
-        println!(
+        say!(
             "runtime object: {} bytes for {}, {} constructors, {} destructors",
             object.object.len,
             object.target,
@@ -341,7 +347,7 @@ fn report(summary: &Summary, out: &Path, start: Instant) {
             object.dtors.len()
         );
         if let Some(shared) = &object.shared {
-            println!(
+            say!(
                 "shared runtime: {} bytes (linked by {}), {} weak imports",
                 shared.image.len,
                 shared.linker,

@@ -6,15 +6,6 @@
 
 use clap::{Parser, Subcommand};
 
-/// `println!` that returns the write's `std::io::Result` instead of panicking: with stdout a closed pipe
-/// (`thinjit run … | head`), the error reaches `main`, which ends quietly.
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)
-    }};
-}
-
 #[path = "thinjit/bench.rs"]
 mod bench;
 #[path = "thinjit/demo.rs"]
@@ -63,15 +54,5 @@ fn main() {
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
     };
-    // A closed pipe (`thinjit summary show … | head`) is not an error.
-    let broken_pipe = |e: &anyhow::Error| {
-        e.chain().any(|c| {
-            c.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-        })
-    };
-    if let Err(e) = result.or_else(|e| if broken_pipe(&e) { Ok(()) } else { Err(e) }) {
-        eprintln!("error: {}", errors::error_text(&e));
-        std::process::exit(1);
-    }
+    errors::exit(result);
 }

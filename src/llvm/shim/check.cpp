@@ -58,6 +58,7 @@ enum class FactKind : int {
   TargetFeatures = 10,  // function; detail: its `target-features`
   DebugTypeCycle = 11,  // detail: a debug type whose base-type chain leads back to itself
   ThreadLocal = 12,     // detail: a thread-local variable; value: 1 if only declared
+  Coroutine = 13,       // function: a defined function with `presplitcoroutine` (a coroutine before splitting)
 };
 
 using FactFn = void (*)(void *ctx, FactKind kind, const char *function, const char *detail, uint64_t value);
@@ -361,6 +362,7 @@ void thinjit_module_facts(LLVMModuleRef m, FactFn fn, void *ctx) {
     type(f.getReturnType(), f.getName(), &f, true);
     if (f.isDeclaration()) continue;
     if (f.hasGC()) emit(FactKind::Gc, f.getName(), f.getGC(), 0);
+    if (f.isPresplitCoroutine()) emit(FactKind::Coroutine, f.getName(), "", 0);
     Attribute cpu = f.getFnAttribute("target-cpu");
     if (cpu.isValid()) emit(FactKind::TargetCpu, f.getName(), cpu.getValueAsString(), 0);
     Attribute features = f.getFnAttribute("target-features");

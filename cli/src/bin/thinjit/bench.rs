@@ -11,6 +11,7 @@
 //! on a script, or computes another result than `none`, is reported in the table and makes the exit code
 //! non-zero too.
 
+use crate::errors::outln;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -3,6 +3,7 @@
 //! what was imported and why, and per-stage times. JIT-resident mode ends by showing the helper library's
 //! static constructor and destructor each ran once.
 
+use crate::errors::outln;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

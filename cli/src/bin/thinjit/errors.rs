@@ -1,4 +1,14 @@
-//! Error text shared by thinjit's binaries.
+//! Error text and standard output shared by thinjit's binaries.
+
+/// `println!` that returns the write's `io::Result` instead of panicking (a closed pipe is an error the caller
+/// sees, and [`exit`] ends quietly on it).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+pub(crate) use outln;
 
 /// `error: …` with the cause chain, skipping causes the message already quotes (thinjit errors include their
 /// source's text).
@@ -12,4 +22,20 @@ pub fn error_text(e: &anyhow::Error) -> String {
         }
     }
     msg
+}
+
+/// Ends the process for `result`: quietly on success or when standard output was closed (`… | head`), else
+/// `error: …` on stderr and exit code 1.
+pub fn exit(result: anyhow::Result<()>) {
+    let Err(e) = result else {
+        return;
+    };
+    let broken_pipe = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if !broken_pipe {
+        eprintln!("error: {}", error_text(&e));
+        std::process::exit(1);
+    }
 }

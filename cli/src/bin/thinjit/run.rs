@@ -3,6 +3,7 @@
 //! started (precompiled runtime object or bitcode, stage times) and, with `--cache-dir`, whether the script
 //! came from the compiled-script cache.
 
+use crate::errors::outln;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -264,7 +265,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     args.script.display()
                 )
             })?;
-            println!("{name}: {address:#x}");
+            outln!("{name}: {address:#x}")?;
         }
         let defined = handle.report().map(|r| r.defined.len()).unwrap_or(0);
         outln!("added: {defined} symbols defined")?;
