@@ -497,7 +497,7 @@ fn thinjit_bench_rejects_bad_arguments_with_a_message() {
 /// Issue 17: per script, `summary ÷ none` against its goal (≤ 1.3 up to 10 imports, else ≤ 2.0) and the bound a
 /// free import would reach, in the table and in the graded targets; a miss whose bound is above the goal says so.
 #[test]
-fn versus_none_grades_each_script_with_its_free_import_bound() {
+fn per_script_goals_grade_both_ratios_with_their_free_import_bound() {
     use bench::report::{Row, StageStat, StrategyOutcome};
     let stage = |name: &str, ms: f64| StageStat {
         stage: name.into(),
@@ -540,10 +540,15 @@ fn versus_none_grades_each_script_with_its_free_import_bound() {
                     row("near", 4.8, 0.1, 0.1, 1),
                 ],
             ),
+            // LLVM's importer on one script: 6 ÷ 20 = 0.30 ≤ ⅓; free import 5 ÷ 20 = 0.25.
+            outcome(
+                bench::report::LLVM_IMPORTER,
+                vec![row("small", 20.0, 1.0, 9.0, 4)],
+            ),
         ],
         ..bench::BenchReport::default()
     };
-    let table = report.versus_none_markdown();
+    let table = report.per_script_goals_markdown();
     let line = |script: &str| {
         table
             .lines()
@@ -551,16 +556,23 @@ fn versus_none_grades_each_script_with_its_free_import_bound() {
             .unwrap_or_else(|| panic!("no row for {script}: {table}"))
             .to_owned()
     };
+    // No full-link in this report, llvm-importer for one script: missing cells are dashes.
     assert!(
-        line("small").ends_with("| 1.50 / – | ≤ 1.3 | 1.25 | **no** |"),
+        line("small").contains("| 4.00 / 6.00 / 20.0 / – |"),
         "{table}"
     );
     assert!(
-        line("big").ends_with("| 3.00 / – | ≤ 2.0 | 2.90 | **no** (bound above the goal) |"),
+        line("small")
+            .ends_with("| 1.50 / – | ≤ 1.3 | 1.25 | **no** | 0.30 / – | ≤ 0.33 | 0.25 | yes |"),
+        "{table}"
+    );
+    assert!(line("big").ends_with("| – | ≤ 0.33 | – | – |"), "{table}");
+    assert!(
+        line("big").contains("| 3.00 / – | ≤ 2.0 | 2.90 | **no** (bound above the goal) |"),
         "{table}"
     );
     assert!(
-        line("near").ends_with("| 1.20 / – | ≤ 1.3 | 1.15 | yes |"),
+        line("near").contains("| 1.20 / – | ≤ 1.3 | 1.15 | yes |"),
         "{table}"
     );
     assert!(report.markdown().contains(&table));
