@@ -689,6 +689,72 @@ fn isolated_compilation_times_out_a_hanging_codegen() {
     assert!(matches!(lazy, Err(Error::Config { .. })));
 }
 
+/// Worker processes of this process (by parent pid and name), from `/proc`.
+fn worker_pids() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces, so split after its closing parenthesis.
+        let Some((head, tail)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let mut fields = tail.split(' ');
+        let (state, ppid) = (fields.next(), fields.next());
+        if head.ends_with("(thinjit-worker") && ppid == Some(me.as_str()) && state != Some("Z") {
+            pids.push(head.split(' ').next().unwrap().parse().unwrap());
+        }
+    }
+    pids
+}
+
+/// A worker that died while idle (killed by an operator or the OOM killer) is replaced on the next compile, and
+/// the host survives even when it has not ignored `SIGPIPE` (C and C++ hosts usually have not): the write to the
+/// dead worker's socket is an `EPIPE` error, not a signal (`UnixStream` writes with `MSG_NOSIGNAL`). Runs in a
+/// child process of this test binary with `SIGPIPE` at its default action.
+#[test]
+fn isolated_host_with_default_sigpipe_survives_a_dead_idle_worker() {
+    const CHILD: &str = "THINJIT_TEST_SIGPIPE_CHILD";
+    let name = "script_safety::isolated_host_with_default_sigpipe_survives_a_dead_idle_worker";
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--test-threads=1", "--nocapture"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "child: {:?}\n{stdout}\n{stderr}",
+            out.status
+        );
+        return;
+    }
+    // SAFETY: sets the default action of SIGPIPE; no handler runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let engine = isolated(Duration::from_secs(60), true);
+    assert_usable(&engine, "start");
+    let workers = worker_pids();
+    assert_eq!(workers.len(), 1, "one idle worker: {workers:?}");
+    // SAFETY: sends SIGKILL to our own child process.
+    assert_eq!(unsafe { libc::kill(workers[0], libc::SIGKILL) }, 0);
+    let start = std::time::Instant::now();
+    while worker_pids().contains(&workers[0]) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "worker did not die"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_usable(&engine, "a worker killed while idle");
+    let now = worker_pids();
+    assert_eq!(now.len(), 1, "a fresh worker: {now:?}");
+    assert_ne!(now[0], workers[0]);
+}
+
 /// The script fuzzer, bounded: modules from LLVM 19's `llvm-stress` go through `thinjit run --no-call` in
 /// child processes. Whatever crashes or hangs in-process (a finding, reported) must be a typed error with
 /// `--isolate`: the host never dies.
