@@ -184,28 +184,124 @@ const COROUTINE_BODY_INTRINSICS: &[&str] = &[
     "llvm.coro.await.suspend.",
 ];
 
-/// Vector-predicated reductions LangRef defines on integer vectors only. LLVM 19's verifier accepts them on
-/// floating-point vectors, and instruction selection then ends the process (`Cannot select: f32 = and`).
-const INTEGER_ONLY_VP_REDUCTIONS: &[&str] = &[
-    "llvm.vp.reduce.add.",
-    "llvm.vp.reduce.mul.",
-    "llvm.vp.reduce.and.",
-    "llvm.vp.reduce.or.",
-    "llvm.vp.reduce.xor.",
-    "llvm.vp.reduce.smax.",
-    "llvm.vp.reduce.smin.",
-    "llvm.vp.reduce.umax.",
-    "llvm.vp.reduce.umin.",
+/// Vector-predicated operations LangRef defines on integer vectors only (the name's first overload suffix is the
+/// vector type). LLVM 19's verifier accepts them on floating-point vectors; code generation then ends the process
+/// (`Cannot select: f32 = and`, "Do not know how to promote this operator's operand!").
+const INTEGER_ONLY_VP: &[&str] = &[
+    "add",
+    "sub",
+    "mul",
+    "sdiv",
+    "udiv",
+    "srem",
+    "urem",
+    "ashr",
+    "lshr",
+    "shl",
+    "and",
+    "or",
+    "xor",
+    "smin",
+    "smax",
+    "umin",
+    "umax",
+    "abs",
+    "bswap",
+    "bitreverse",
+    "ctpop",
+    "ctlz",
+    "cttz",
+    "fshl",
+    "fshr",
+    "sadd.sat",
+    "uadd.sat",
+    "ssub.sat",
+    "usub.sat",
+    "reduce.add",
+    "reduce.mul",
+    "reduce.and",
+    "reduce.or",
+    "reduce.xor",
+    "reduce.smax",
+    "reduce.smin",
+    "reduce.umax",
+    "reduce.umin",
 ];
 
-/// Whether an overload suffix (`v4f32`, `nxv2f64`, `v8bf16`) names a floating-point vector.
-fn fp_vector_suffix(suffix: &str) -> bool {
-    let elem = suffix
-        .trim_start_matches("nx")
-        .trim_start_matches('v')
-        .trim_start_matches(|c: char| c.is_ascii_digit());
-    elem.starts_with('f') || elem.starts_with("bf")
+/// Vector-predicated operations LangRef defines on floating-point vectors only; on integer vectors the same as
+/// [`INTEGER_ONLY_VP`] the other way round.
+const FP_ONLY_VP: &[&str] = &[
+    "fadd",
+    "fsub",
+    "fmul",
+    "fdiv",
+    "frem",
+    "fneg",
+    "fabs",
+    "sqrt",
+    "fma",
+    "fmuladd",
+    "copysign",
+    "minnum",
+    "maxnum",
+    "minimum",
+    "maximum",
+    "ceil",
+    "floor",
+    "round",
+    "roundeven",
+    "roundtozero",
+    "rint",
+    "nearbyint",
+    "reduce.fadd",
+    "reduce.fmul",
+    "reduce.fmin",
+    "reduce.fmax",
+    "reduce.fminimum",
+    "reduce.fmaximum",
+];
+
+/// For `llvm.vp.<op>.<vector type>...` whose operation and element type disagree: which kind of operation on
+/// which kind of vector (`("an integer operation", "a floating-point vector")`).
+fn vp_element_mismatch(intrinsic: &str) -> Option<(&'static str, &'static str)> {
+    let rest = intrinsic.strip_prefix("llvm.vp.")?;
+    let suffix = |ops: &[&str]| {
+        ops.iter()
+            .find_map(|op| rest.strip_prefix(op)?.strip_prefix('.'))
+    };
+    if let Some(ty) = suffix(INTEGER_ONLY_VP) {
+        if vector_element(ty) == Some('f') {
+            return Some(("an integer operation", "a floating-point vector"));
+        }
+    }
+    if let Some(ty) = suffix(FP_ONLY_VP) {
+        if vector_element(ty) == Some('i') {
+            return Some(("a floating-point operation", "an integer vector"));
+        }
+    }
+    None
 }
+
+/// The element kind of the vector an overload suffix starts with: `f` for `v4f32`, `nxv2f64`, `v8bf16`; `i` for
+/// `v4i32`, `nxv16i1`; `None` for anything else (pointers, scalars).
+fn vector_element(suffix: &str) -> Option<char> {
+    let ty = suffix.split('.').next()?;
+    let elem = ty.strip_prefix("nx").unwrap_or(ty).strip_prefix('v')?;
+    let elem = elem.trim_start_matches(|c: char| c.is_ascii_digit());
+    if elem.starts_with('f') || elem.starts_with("bf") {
+        Some('f')
+    } else if elem.starts_with('i') {
+        Some('i')
+    } else {
+        None
+    }
+}
+
+/// Constrained intrinsics LLVM 19's x86 code generator has no lowering for (`Cannot select: strict_fmaximum`).
+const X86_UNSELECTABLE_CONSTRAINED: &[&str] = &[
+    "llvm.experimental.constrained.maximum.",
+    "llvm.experimental.constrained.minimum.",
+];
 
 /// The architecture part of a triple (`x86_64` of `x86_64-pc-linux-gnu`).
 fn arch(triple: &str) -> &str {
@@ -425,20 +521,29 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
                 format!("calls `{intrinsic}`, but `{triple}` has no scalable vectors"),
             ));
         }
-        if let Some(rest) = INTEGER_ONLY_VP_REDUCTIONS
-            .iter()
-            .find_map(|p| intrinsic.strip_prefix(p))
+        if let Some((operation, vector)) = vp_element_mismatch(intrinsic) {
+            return Err(fail(
+                caller,
+                format!(
+                    "calls `{intrinsic}`, {operation} on {vector} (LLVM {}'s verifier accepts it; its code \
+                     generator cannot compile it)",
+                    crate::llvm::llvm_version()
+                ),
+            ));
+        }
+        if arch(triple) == "x86_64"
+            && X86_UNSELECTABLE_CONSTRAINED
+                .iter()
+                .any(|p| intrinsic.starts_with(p))
         {
-            if fp_vector_suffix(rest) {
-                return Err(fail(
-                    caller,
-                    format!(
-                        "calls `{intrinsic}`, an integer reduction on a floating-point vector (LLVM {}'s \
-                         verifier accepts it; its code generator cannot compile it)",
-                        crate::llvm::llvm_version()
-                    ),
-                ));
-            }
+            return Err(fail(
+                caller,
+                format!(
+                    "calls `{intrinsic}`, which LLVM {}'s x86 code generator cannot compile (no lowering for \
+                     strict fmaximum/fminimum)",
+                    crate::llvm::llvm_version()
+                ),
+            ));
         }
         if prefixes.contains(&"x86") && intrinsic.starts_with("llvm.x86.") {
             let needed: Vec<&str> = match x86_intrinsic_requirement(intrinsic) {

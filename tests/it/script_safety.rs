@@ -815,7 +815,27 @@ fn script_fuzzer_findings_are_refused_by_the_check() {
         (
             "vp-reduce-and-float",
             "declare float @llvm.vp.reduce.and.v4f32(float, <4 x float>, <4 x i1>, i32)\ndefine i64 @main() {\n  %r = call float @llvm.vp.reduce.and.v4f32(float 0.0, <4 x float> zeroinitializer, <4 x i1> zeroinitializer, i32 4)\n  ret i64 0\n}\n".to_owned(),
-            "integer reduction on a floating-point vector",
+            "an integer operation on a floating-point vector",
+        ),
+        (
+            "vp-and-float",
+            "declare <4 x float> @llvm.vp.and.v4f32(<4 x float>, <4 x float>, <4 x i1>, i32)\ndeclare void @sink(<4 x float>)\ndefine i64 @main(<4 x float> %f) {\n  %r = call <4 x float> @llvm.vp.and.v4f32(<4 x float> %f, <4 x float> %f, <4 x i1> <i1 1, i1 1, i1 1, i1 1>, i32 4)\n  call void @sink(<4 x float> %r)\n  ret i64 0\n}\n".to_owned(),
+            "calls `llvm.vp.and.v4f32`, an integer operation on a floating-point vector",
+        ),
+        (
+            "vp-fshl-float",
+            "declare <4 x float> @llvm.vp.fshl.v4f32(<4 x float>, <4 x float>, <4 x float>, <4 x i1>, i32)\ndeclare void @sink(<4 x float>)\ndefine i64 @main(<4 x float> %f) {\n  %r = call <4 x float> @llvm.vp.fshl.v4f32(<4 x float> %f, <4 x float> %f, <4 x float> %f, <4 x i1> <i1 1, i1 1, i1 1, i1 1>, i32 4)\n  call void @sink(<4 x float> %r)\n  ret i64 0\n}\n".to_owned(),
+            "an integer operation on a floating-point vector",
+        ),
+        (
+            "vp-floor-int",
+            "declare <2 x i64> @llvm.vp.floor.v2i64(<2 x i64>, <2 x i1>, i32)\ndeclare void @sink(<2 x i64>)\ndefine i64 @main(<2 x i64> %i) {\n  %r = call <2 x i64> @llvm.vp.floor.v2i64(<2 x i64> %i, <2 x i1> <i1 1, i1 1>, i32 2)\n  call void @sink(<2 x i64> %r)\n  ret i64 0\n}\n".to_owned(),
+            "calls `llvm.vp.floor.v2i64`, a floating-point operation on an integer vector",
+        ),
+        (
+            "constrained-maximum",
+            "declare float @llvm.experimental.constrained.maximum.f32(float, float, metadata)\ndeclare void @sinkf(float)\ndefine i64 @main(float %s) strictfp {\n  %r = call float @llvm.experimental.constrained.maximum.f32(float 1.0, float %s, metadata !\"fpexcept.strict\") strictfp\n  call void @sinkf(float %r) strictfp\n  ret i64 0\n}\n".to_owned(),
+            "calls `llvm.experimental.constrained.maximum.f32`, which LLVM",
         ),
         (
             "coro-suspend-async-outside",
