@@ -90,6 +90,7 @@ pub fn intrinsic_target(name: &str) -> Option<&str> {
     TARGET_PREFIXES.contains(&prefix).then_some(prefix)
 }
 
+mod x86_codegen_gaps;
 mod x86_intrinsic_features;
 
 /// What a call of one x86 intrinsic needs on x86-64 (the generated table in `check/x86_intrinsic_features.rs`).
@@ -109,18 +110,31 @@ pub enum X86Requirement {
 /// `None` for a name the table does not list (not an x86 intrinsic LLVM 19 knows).
 pub fn x86_intrinsic_requirement(name: &str) -> Option<X86Requirement> {
     let table = x86_intrinsic_features::X86_INTRINSIC_REQUIREMENTS;
-    if let Ok(i) = table.binary_search_by(|(n, _)| (*n).cmp(name)) {
-        return Some(table[i].1);
-    }
-    // An overloaded intrinsic is listed under its base name (`llvm.x86.foo` for `llvm.x86.foo.v4i32`).
+    by_base_name(table, name, |(n, _)| n).map(|(_, r)| *r)
+}
+
+/// The entry of `table` (sorted by `key`) for intrinsic `name`, or for an overloaded intrinsic the entry of its
+/// base name (`llvm.x86.foo` for `llvm.x86.foo.v4i32`).
+fn by_base_name<'t, T>(table: &'t [T], name: &str, key: impl Fn(&T) -> &str) -> Option<&'t T> {
     let mut base = name;
-    while let Some((head, _)) = base.rsplit_once('.') {
-        if let Ok(i) = table.binary_search_by(|(n, _)| (*n).cmp(head)) {
-            return Some(table[i].1);
+    loop {
+        if let Ok(i) = table.binary_search_by(|e| key(e).cmp(base)) {
+            return Some(&table[i]);
         }
-        base = head;
+        base = base.rsplit_once('.')?.0;
     }
-    None
+}
+
+/// The generated table of x86 intrinsic operands that take only rounding / exception-suppression modes:
+/// (intrinsic base name, operand index, the values LLVM 19 compiles there), sorted by name.
+pub fn x86_rounding_operands() -> &'static [(&'static str, u32, &'static [u32])] {
+    x86_codegen_gaps::X86_ROUNDING_OPERANDS
+}
+
+/// The generated table of vector-predicated intrinsics LLVM 19 cannot compile on x86-64 for some vector type:
+/// (base name, a call that failed, LLVM's error), sorted by name.
+pub fn x86_uncompilable_vp() -> &'static [(&'static str, &'static str, &'static str)] {
+    x86_codegen_gaps::X86_UNCOMPILABLE_VP
 }
 
 /// The generated table: (x86 intrinsic, requirement) for every x86 intrinsic LLVM 19 knows, sorted by name.
@@ -263,7 +277,7 @@ const FP_ONLY_VP: &[&str] = &[
 
 /// For `llvm.vp.<op>.<vector type>...` whose operation and element type disagree: which kind of operation on
 /// which kind of vector (`("an integer operation", "a floating-point vector")`).
-fn vp_element_mismatch(intrinsic: &str) -> Option<(&'static str, &'static str)> {
+pub fn vp_element_mismatch(intrinsic: &str) -> Option<(&'static str, &'static str)> {
     let rest = intrinsic.strip_prefix("llvm.vp.")?;
     let suffix = |ops: &[&str]| {
         ops.iter()
@@ -297,10 +311,18 @@ fn vector_element(suffix: &str) -> Option<char> {
     }
 }
 
-/// Constrained intrinsics LLVM 19's x86 code generator has no lowering for (`Cannot select: strict_fmaximum`).
-const X86_UNSELECTABLE_CONSTRAINED: &[&str] = &[
+/// Target-independent intrinsics LLVM 19's x86 code generator cannot select: constrained maximum/minimum (no
+/// lowering for `strict_fmaximum`) and the hardware-loop intrinsics (only targets with hardware loops lower
+/// them).
+const X86_UNSELECTABLE_GENERIC: &[&str] = &[
     "llvm.experimental.constrained.maximum.",
     "llvm.experimental.constrained.minimum.",
+    "llvm.start.loop.iterations.",
+    "llvm.test.start.loop.iterations.",
+    "llvm.set.loop.iterations.",
+    "llvm.test.set.loop.iterations.",
+    "llvm.loop.decrement.",
+    "llvm.loop.decrement.reg.",
 ];
 
 /// The architecture part of a triple (`x86_64` of `x86_64-pc-linux-gnu`).
@@ -531,19 +553,31 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
                 ),
             ));
         }
-        if arch(triple) == "x86_64"
-            && X86_UNSELECTABLE_CONSTRAINED
+        if arch(triple) == "x86_64" {
+            if X86_UNSELECTABLE_GENERIC
                 .iter()
                 .any(|p| intrinsic.starts_with(p))
-        {
-            return Err(fail(
-                caller,
-                format!(
-                    "calls `{intrinsic}`, which LLVM {}'s x86 code generator cannot compile (no lowering for \
-                     strict fmaximum/fminimum)",
-                    crate::llvm::llvm_version()
-                ),
-            ));
+            {
+                return Err(fail(
+                    caller,
+                    format!(
+                        "calls `{intrinsic}`, which LLVM {}'s x86 code generator cannot select",
+                        crate::llvm::llvm_version()
+                    ),
+                ));
+            }
+            if let Some((_, example, error)) =
+                by_base_name(x86_codegen_gaps::X86_UNCOMPILABLE_VP, intrinsic, |e| e.0)
+            {
+                return Err(fail(
+                    caller,
+                    format!(
+                        "calls `{intrinsic}`, a vector-predicated operation LLVM {}'s x86 code generator cannot \
+                         compile for every vector type (`{example}`: {error})",
+                        crate::llvm::llvm_version()
+                    ),
+                ));
+            }
         }
         if prefixes.contains(&"x86") && intrinsic.starts_with("llvm.x86.") {
             let needed: Vec<&str> = match x86_intrinsic_requirement(intrinsic) {
@@ -575,6 +609,30 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
                         ),
                     ));
                 }
+            }
+        }
+    }
+    if prefixes.contains(&"x86") {
+        for imm in &facts.x86_immediates {
+            let Some((_, operand, accepted)) = by_base_name(
+                x86_codegen_gaps::X86_ROUNDING_OPERANDS,
+                &imm.intrinsic,
+                |e| e.0,
+            ) else {
+                continue;
+            };
+            if *operand == imm.operand && !accepted.contains(&imm.value) {
+                return Err(fail(
+                    &imm.caller,
+                    format!(
+                        "calls `{}` with {} as operand {}, a rounding / exception-suppression mode: LLVM {} \
+                         compiles only {accepted:?} there",
+                        imm.intrinsic,
+                        imm.value as i32,
+                        imm.operand,
+                        crate::llvm::llvm_version()
+                    ),
+                ));
             }
         }
     }

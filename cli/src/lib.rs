@@ -9,6 +9,7 @@ pub mod bench;
 pub mod script_fuzz;
 pub mod synth;
 pub mod x86_features;
+pub mod x86_gaps;
 
 /// Paths of the bundled sample helper runtime (`helpers/`), compiled by this crate's build script for the
 /// repository's tests, demo and benches.

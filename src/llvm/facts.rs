@@ -33,6 +33,7 @@ pub(crate) enum FactKind {
     DebugTypeCycle = 11,
     ThreadLocal = 12,
     Coroutine = 13,
+    Immediate = 14,
 }
 
 type FactFn = extern "C" fn(
@@ -135,6 +136,18 @@ pub struct ModuleFacts {
     pub thread_locals: Vec<(String, bool)>,
     /// Defined functions with `presplitcoroutine`: coroutines LLVM's coroutine passes will split.
     pub coroutines: Vec<String>,
+    /// Immediate (`immarg`) operands of x86 intrinsic calls: caller, intrinsic, operand index, the low 32 bits of
+    /// the value.
+    pub x86_immediates: Vec<X86Immediate>,
+}
+
+/// One immediate operand of an x86 intrinsic call ([`ModuleFacts::x86_immediates`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct X86Immediate {
+    pub caller: String,
+    pub intrinsic: String,
+    pub operand: u32,
+    pub value: u32,
 }
 
 extern "C" fn collect_fact(
@@ -167,6 +180,12 @@ extern "C" fn collect_fact(
         FactKind::DebugTypeCycle => facts.debug_type_cycles.push(detail),
         FactKind::ThreadLocal => facts.thread_locals.push((detail, value != 0)),
         FactKind::Coroutine => facts.coroutines.push(function),
+        FactKind::Immediate => facts.x86_immediates.push(X86Immediate {
+            caller: function,
+            intrinsic: detail,
+            operand: (value >> 32) as u32,
+            value: value as u32,
+        }),
         FactKind::TypeDepth | FactKind::ConstantDepth => {}
     }
 }

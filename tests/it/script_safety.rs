@@ -592,9 +592,10 @@ fn isolated(limit: Duration, target_check: bool) -> Engine {
     .unwrap()
 }
 
-/// What the check does not look at: an immediate operand. A rounding-mode operand other than 4 (current
-/// direction) or 8–11 (suppress exceptions) passes the verifier and the feature check (`avx512f` is enabled),
-/// and instruction selection ends the process ("Cannot select") in-process (the script fuzzer's finding).
+/// A rounding-mode operand other than 4 (current direction) or 8–11 (suppress exceptions) passes the verifier
+/// and the feature check (`avx512f` is enabled), and instruction selection ends the process ("Cannot select";
+/// the script fuzzer's finding). The check refuses it (the generated rounding-operand table); engines built
+/// with the check off use it as an LLVM abort isolated compilation must contain.
 const CHECK_GAP: &str = r#"
 declare <16 x i32> @llvm.x86.avx512.mask.cvtps2udq.512(<16 x float>, <16 x i32>, i16, i32)
 define i32 @gap(<16 x float> %a, i16 %m) "target-cpu"="x86-64" "target-features"="+avx512f" {
@@ -629,7 +630,17 @@ fn isolated_compilation_turns_llvm_aborts_into_typed_errors() {
         23333
     );
 
-    match engine.add_script("gap", CHECK_GAP.as_bytes()).map(|_| ()) {
+    // The check refuses the gap script; with the check off, the worker aborts on it and the host carries on.
+    unsupported(
+        &failure(&engine, "gap", CHECK_GAP),
+        Some("gap"),
+        "a rounding / exception-suppression mode",
+    );
+    let unchecked = isolated(Duration::from_secs(60), false);
+    match unchecked
+        .add_script("gap", CHECK_GAP.as_bytes())
+        .map(|_| ())
+    {
         Err(Error::CompileAborted { script, message }) => {
             assert_eq!(script, "gap");
             assert!(message.contains("Cannot select"), "{message}");
@@ -791,6 +802,7 @@ fn script_fuzzer_bounded_run_never_takes_an_isolated_host_down() {
 #[test]
 fn script_fuzzer_findings_are_refused_by_the_check() {
     let baseline = "\"target-cpu\"=\"x86-64\"";
+    let avx512 = "\"target-cpu\"=\"x86-64\" \"target-features\"=\"+avx512f\"";
     let cases = [
         (
             "vpdpbuud",
@@ -838,6 +850,21 @@ fn script_fuzzer_findings_are_refused_by_the_check() {
             "calls `llvm.experimental.constrained.maximum.f32`, which LLVM",
         ),
         (
+            "sae-operand",
+            format!("declare <8 x double> @llvm.x86.avx512.min.pd.512(<8 x double>, <8 x double>, i32)\ndeclare void @sink(<8 x double>)\ndefine i64 @main(<8 x double> %a) {avx512} {{\n  %r = call <8 x double> @llvm.x86.avx512.min.pd.512(<8 x double> %a, <8 x double> %a, i32 9)\n  call void @sink(<8 x double> %r)\n  ret i64 0\n}}\n"),
+            "calls `llvm.x86.avx512.min.pd.512` with 9 as operand 2, a rounding / exception-suppression mode",
+        ),
+        (
+            "hardware-loop",
+            "declare i32 @llvm.start.loop.iterations.i32(i32)\ndeclare void @sinki(i32)\ndefine i64 @main(i32 %n) {\n  %r = call i32 @llvm.start.loop.iterations.i32(i32 %n)\n  call void @sinki(i32 %r)\n  ret i64 0\n}\n".to_owned(),
+            "calls `llvm.start.loop.iterations.i32`, which LLVM",
+        ),
+        (
+            "vp-ctpop",
+            "declare <4 x i32> @llvm.vp.ctpop.v4i32(<4 x i32>, <4 x i1>, i32)\ndeclare void @sink(<4 x i32>)\ndefine i64 @main(<4 x i32> %v, <4 x i1> %m, i32 %n) {\n  %r = call <4 x i32> @llvm.vp.ctpop.v4i32(<4 x i32> %v, <4 x i1> %m, i32 %n)\n  call void @sink(<4 x i32> %r)\n  ret i64 0\n}\n".to_owned(),
+            "calls `llvm.vp.ctpop.v4i32`, a vector-predicated operation",
+        ),
+        (
             "coro-suspend-async-outside",
             "declare {ptr} @llvm.coro.suspend.async.sl_p0s(i32, ptr, ptr, ...)\ndefine i64 @main(ptr %p) {\n  %r = call {ptr} (i32, ptr, ptr, ...) @llvm.coro.suspend.async.sl_p0s(i32 0, ptr %p, ptr %p)\n  ret i64 0\n}\n".to_owned(),
             "calls `llvm.coro.suspend.async.sl_p0s` in a function that is not a coroutine",
@@ -862,6 +889,14 @@ fn script_fuzzer_findings_are_refused_by_the_check() {
         // integer vector is fine.
         let fine = "declare i8 @llvm.x86.umwait(i32, i32, i32)\ndeclare i32 @llvm.vp.reduce.and.v4i32(i32, <4 x i32>, <4 x i1>, i32)\ndefine i8 @w(i32 %a) \"target-cpu\"=\"x86-64\" \"target-features\"=\"+waitpkg\" {\n  %r = call i8 @llvm.x86.umwait(i32 %a, i32 0, i32 0)\n  ret i8 %r\n}\ndefine i64 @main() {\n  %r = call i32 @llvm.vp.reduce.and.v4i32(i32 -1, <4 x i32> <i32 7, i32 7, i32 15, i32 7>, <4 x i1> <i1 true, i1 true, i1 true, i1 true>, i32 4)\n  %x = zext i32 %r to i64\n  ret i64 %x\n}\n";
         let script = engine.add_script("fine", fine.as_bytes()).unwrap();
+        let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
+        // SAFETY: `i64 ()`, loaded.
+        assert_eq!(unsafe { main.call() }, 7, "{mode}");
+        script.remove().unwrap();
+        // The same rounding operands with values LLVM compiles: 8 (round to nearest, no exceptions) and 12
+        // (no exceptions); compiled (eagerly, or at the lookup of `main`), not called (AVX-512 code).
+        let rounding = format!("declare <16 x i32> @llvm.x86.avx512.mask.cvtps2udq.512(<16 x float>, <16 x i32>, i16, i32)\ndeclare <8 x double> @llvm.x86.avx512.min.pd.512(<8 x double>, <8 x double>, i32)\ndefine <16 x i32> @c(<16 x float> %a, i16 %m) {avx512} {{\n  %r = call <16 x i32> @llvm.x86.avx512.mask.cvtps2udq.512(<16 x float> %a, <16 x i32> zeroinitializer, i16 %m, i32 8)\n  ret <16 x i32> %r\n}}\ndefine <8 x double> @d(<8 x double> %a) {avx512} {{\n  %r = call <8 x double> @llvm.x86.avx512.min.pd.512(<8 x double> %a, <8 x double> %a, i32 12)\n  ret <8 x double> %r\n}}\ndefine i64 @main() {{\n  ret i64 7\n}}\n");
+        let script = engine.add_script("rounding", rounding.as_bytes()).unwrap();
         let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
         // SAFETY: `i64 ()`, loaded.
         assert_eq!(unsafe { main.call() }, 7, "{mode}");
@@ -926,6 +961,68 @@ define i64 @main() {
   ret i64 %r
 }
 "#;
+
+/// The generated codegen-gap tables (`src/check/x86_codegen_gaps.rs`) re-derived for a bounded sample: every
+/// 12th rounding operand compiles with its first accepted value and not with 0, and every 4th vector-predicated
+/// entry's failing call still fails on baseline x86-64. Catches tables that disagree with the LLVM installed.
+#[test]
+fn x86_codegen_gap_tables_sample_agrees_with_llc() {
+    use thinjit::check::{
+        x86_intrinsic_requirement, x86_rounding_operands, x86_uncompilable_vp, X86Requirement,
+    };
+    use thinjit_cli::script_fuzz::generate::Catalog;
+    use thinjit_cli::x86_features::{llc, llc_selects, probe};
+    let llc = llc();
+    let rounding = x86_rounding_operands();
+    let vp = x86_uncompilable_vp();
+    assert!(
+        rounding.len() > 100 && vp.len() > 10,
+        "{} / {}",
+        rounding.len(),
+        vp.len()
+    );
+    let catalog = Catalog::load(3);
+    let find = |name: &str| {
+        catalog
+            .callable
+            .iter()
+            .find(|c| c.signature.base == name || c.signature.name == name)
+            .unwrap_or_else(|| panic!("{name} is not in the catalog"))
+    };
+    for (name, operand, accepted) in rounding.iter().step_by(12) {
+        let callable = find(name);
+        let Some(X86Requirement::Needs(features)) = x86_intrinsic_requirement(name) else {
+            panic!("{name}: no feature requirement");
+        };
+        let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
+        let mode = callable.imm_mode_names()[0];
+        let with = |v: u32| probe(&callable.signature, &format!("{mode}@{operand}={v}"));
+        assert!(
+            llc_selects(&llc, &with(accepted[0]), &features)
+                .unwrap()
+                .is_ok(),
+            "{name}: {} at operand {operand} does not compile",
+            accepted[0]
+        );
+        assert!(
+            llc_selects(&llc, &with(0), &features).unwrap().is_err(),
+            "{name}: 0 at operand {operand} compiles"
+        );
+    }
+    for (name, example, _) in vp.iter().step_by(4) {
+        let callable = catalog
+            .callable
+            .iter()
+            .find(|c| c.signature.name == *example)
+            .unwrap_or_else(|| panic!("{example} ({name}) is not in the catalog"));
+        assert!(
+            llc_selects(&llc, &probe(&callable.signature, "zero"), &[])
+                .unwrap()
+                .is_err(),
+            "{example} compiles on x86-64"
+        );
+    }
+}
 
 /// The x86 intrinsic → feature table is generated from LLVM (`cli/src/x86_features.rs`); a bounded sample
 /// (every 40th intrinsic, about 35) is re-derived here: with the table's features `llc` selects a call, and
@@ -1115,9 +1212,13 @@ fn isolated_compilation_fills_the_script_cache_and_never_caches_a_failure() {
     drop(in_process);
 
     let no_sse = "define double @d(double %x) noinline \"target-features\"=\"-sse,-sse2\" {\n  %y = fadd double %x, 1.0\n  ret double %y\n}\ndefine i64 @main() {\n  %r = call double @d(double 2.0)\n  %i = fptosi double %r to i64\n  ret i64 %i\n}\n";
+    // The check refuses the gap script before codegen; without it the worker aborts.
+    let unchecked = build(true, minute, false);
     for attempt in 0..2 {
         let misses = cache.stats().misses;
-        let e = second.add_script("gap", CHECK_GAP.as_bytes()).map(|_| ());
+        let e = unchecked
+            .add_script("gap", CHECK_GAP.as_bytes())
+            .map(|_| ());
         assert!(
             matches!(e, Err(Error::CompileAborted { .. })),
             "attempt {attempt}: {e:?}"

@@ -2,12 +2,19 @@
 //! compiling calls with `llc` in child processes ([`thinjit_cli::x86_features`]), and writes the table the
 //! pre-codegen check uses. `cargo run -p thinjit-cli --release --bin x86-intrinsic-features --
 //! src/check/x86_intrinsic_features.rs` regenerates the committed one.
+//!
+//! `x86-intrinsic-features --gaps OUT.rs`: derives the calls LLVM 19 verifies but cannot compile on x86-64
+//! (rounding operands, vector-predicated intrinsics; [`thinjit_cli::x86_gaps`]):
+//! `cargo run -p thinjit-cli --release --bin x86-intrinsic-features -- --gaps src/check/x86_codegen_gaps.rs`.
 
 use std::time::Instant;
 
 use thinjit_cli::x86_features::{derive, llc, write_table, Verdict};
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("--gaps") {
+        return gaps();
+    }
     let out = std::env::args_os()
         .nth(1)
         .ok_or_else(|| anyhow::anyhow!("usage: x86-intrinsic-features OUT.rs"))?;
@@ -42,6 +49,46 @@ fn main() -> anyhow::Result<()> {
     println!(
         "{} x86 intrinsics, {runs} llc runs, {never} never selectable, {:.0} s; wrote {}",
         entries.len(),
+        start.elapsed().as_secs_f64(),
+        std::path::Path::new(&out).display()
+    );
+    Ok(())
+}
+
+fn gaps() -> anyhow::Result<()> {
+    use thinjit_cli::script_fuzz::generate::Catalog;
+    use thinjit_cli::x86_gaps::{derive_rounding, derive_vp, write_gaps};
+    let out = std::env::args_os()
+        .nth(2)
+        .ok_or_else(|| anyhow::anyhow!("usage: x86-intrinsic-features --gaps OUT.rs"))?;
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let start = Instant::now();
+    let progress = |what: &'static str| {
+        move |k: usize, n: usize| {
+            if k % 100 == 0 || k == n {
+                eprintln!("{what}: {k}/{n}, {:.0} s", start.elapsed().as_secs_f64());
+            }
+        }
+    };
+    let rounding = derive_rounding(&llc(), &Catalog::load(1), jobs, &progress("x86 immediates"))?;
+    let vp = derive_vp(
+        &llc(),
+        &Catalog::load(3),
+        jobs,
+        &progress("vector-predicated calls"),
+    )?;
+    write_gaps(
+        std::path::Path::new(&out),
+        &rounding,
+        &vp,
+        "cargo run -p thinjit-cli --release --bin x86-intrinsic-features -- --gaps src/check/x86_codegen_gaps.rs",
+    )?;
+    println!(
+        "{} rounding operands, {} vector-predicated intrinsics, {:.0} s; wrote {}",
+        rounding.len(),
+        vp.len(),
         start.elapsed().as_secs_f64(),
         std::path::Path::new(&out).display()
     );

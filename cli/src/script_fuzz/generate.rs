@@ -139,6 +139,16 @@ fn call_function(
     imm_mode: &str,
     salt: u64,
 ) -> (String, String) {
+    // `MODE@K=V`: immediates in MODE, but operand K is V.
+    let (imm_mode, imm_override) = match imm_mode.split_once('@') {
+        Some((mode, rest)) => {
+            let parsed = rest
+                .split_once('=')
+                .and_then(|(k, v)| Some((k.parse::<usize>().ok()?, v.parse::<i64>().ok()?)));
+            (mode, parsed)
+        }
+        None => (imm_mode, None),
+    };
     let mut params = Vec::new();
     let mut args = Vec::new();
     let metas = sig.params.iter().filter(|(t, _)| t == "metadata").count();
@@ -149,7 +159,10 @@ fn call_function(
         } else if ty == "token" {
             args.push("token none".to_owned());
         } else if *imm {
-            args.push(immediate(ty, imm_mode, salt.wrapping_add(i as u64)));
+            match imm_override {
+                Some((k, v)) if k == i => args.push(format!("{ty} {v}")),
+                _ => args.push(immediate(ty, imm_mode, salt.wrapping_add(i as u64))),
+            }
         } else {
             params.push(format!("{ty} %p{i}"));
             args.push(format!("{ty} %p{i}"));
@@ -217,7 +230,7 @@ impl Callable {
 }
 
 /// A function `@probe` calling `sig` (parameters its own, immediates in `imm_mode`: one of `zero`, `one`,
-/// `random`, `four`, `eight`), and the intrinsic's declaration.
+/// `random`, `four`, `eight`, optionally `@K=V` for operand K set to V instead), and the intrinsic's declaration.
 pub fn probe_function(sig: &IntrinsicSignature, imm_mode: &str) -> (String, String) {
     call_function(sig, "probe", "", imm_mode, sig.id as u64)
 }

@@ -59,6 +59,8 @@ enum class FactKind : int {
   DebugTypeCycle = 11,  // detail: a debug type whose base-type chain leads back to itself
   ThreadLocal = 12,     // detail: a thread-local variable; value: 1 if only declared
   Coroutine = 13,       // function: a defined function with `presplitcoroutine` (a coroutine before splitting)
+  Immediate = 14,       // function: caller; detail: x86 intrinsic; value: operand index << 32 | low 32 bits of
+                        // the `immarg` constant
 };
 
 using FactFn = void (*)(void *ctx, FactKind kind, const char *function, const char *detail, uint64_t value);
@@ -373,9 +375,17 @@ void thinjit_module_facts(LLVMModuleRef m, FactFn fn, void *ctx) {
         if (auto *a = dyn_cast<AllocaInst>(&i)) type(a->getAllocatedType(), f.getName(), &f, false);
         for (const Use &op : i.operands()) type(op->getType(), f.getName(), &f, true);
         if (auto *call = dyn_cast<CallBase>(&i))
-          if (Function *callee = call->getCalledFunction())
+          if (Function *callee = call->getCalledFunction()) {
             if (callee->getName().starts_with("llvm.") && calls.insert({&f, callee}).second)
               emit(FactKind::IntrinsicCall, f.getName(), callee->getName(), 0);
+            if (callee->getName().starts_with("llvm.x86."))
+              for (unsigned k = 0; k < call->arg_size(); ++k)
+                if (callee->hasParamAttribute(k, Attribute::ImmArg))
+                  if (auto *c = dyn_cast<ConstantInt>(call->getArgOperand(k)))
+                    if (c->getBitWidth() <= 64)
+                      emit(FactKind::Immediate, f.getName(), callee->getName(),
+                           (uint64_t(k) << 32) | uint32_t(c->getZExtValue()));
+          }
       }
   }
   emit(FactKind::IntWidth, maxInt.where, "", maxInt.value);

@@ -1,0 +1,242 @@
+//! Derives, from LLVM 19 itself, two tables of calls its verifier accepts but its x86-64 code generator ends
+//! the process on, for the pre-codegen check (`src/check/x86_codegen_gaps.rs`):
+//!
+//! - **Rounding and exception-suppression operands**: for every x86 intrinsic whose last `i32` immediate
+//!   operand, probed with the values 0–16 (the rest of the call as the feature table's probe, with the features
+//!   that table says it needs), compiles only with some of 4 (current direction), 8–11 (suppress exceptions,
+//!   static rounding) and 12 (suppress exceptions): the values that compile. Any other value there makes instruction selection fail
+//!   (`Cannot select: intrinsic %llvm.x86.avx512.mask.cvtps2udq.512`).
+//! - **Vector-predicated operations**: every `llvm.vp.*` intrinsic, called with a variable mask and explicit
+//!   vector length for each vector type the intrinsic catalog offers (fixed-length vectors whose element type
+//!   suits the operation: the check refuses the others by name, [`thinjit::check::vp_element_mismatch`]),
+//!   compiled for baseline x86-64: those that fail for at least one type, with LLVM's error ("Do not know how
+//!   to promote this operator's operand!").
+//!
+//! `cargo run -p thinjit-cli --release --bin x86-intrinsic-features -- --gaps src/check/x86_codegen_gaps.rs`
+//! regenerates the table.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::script_fuzz::generate::Catalog;
+use crate::x86_features::{llc_selects, probe};
+use thinjit::check::{x86_intrinsic_requirement, X86Requirement};
+use thinjit::llvm::intrinsics::IntrinsicSignature;
+
+/// Values probed at a candidate rounding operand.
+const PROBED: std::ops::RangeInclusive<i64> = 0..=16;
+/// Values a rounding or exception-suppression operand can take: 4 (current direction), 8–11 (no exceptions,
+/// static rounding), 12 (no exceptions, current direction).
+const ROUNDING_VALUES: [i64; 6] = [4, 8, 9, 10, 11, 12];
+
+/// An x86 intrinsic operand that takes only rounding / exception-suppression modes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoundingOperand {
+    /// The intrinsic's base name.
+    pub name: String,
+    /// The operand's index.
+    pub operand: usize,
+    /// The values LLVM 19 compiles there.
+    pub accepted: Vec<i64>,
+}
+
+/// A vector-predicated intrinsic LLVM 19 cannot compile on x86-64 for some vector type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpGap {
+    /// The intrinsic's base name (`llvm.vp.ctpop`).
+    pub name: String,
+    /// The first failing call's full name and LLVM's error.
+    pub example: String,
+    pub error: String,
+}
+
+/// Runs `f` over `items` on `jobs` threads, in order of the input; `progress(done, total)` after each.
+fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+    f: impl Fn(&T) -> std::io::Result<Option<R>> + Sync,
+) -> std::io::Result<Vec<R>> {
+    let done = AtomicUsize::new(0);
+    let per = items.len().div_ceil(jobs.max(1)).max(1);
+    let results: Vec<std::io::Result<Vec<R>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|slice| {
+                let (f, done) = (&f, &done);
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for item in slice {
+                        if let Some(r) = f(item)? {
+                            out.push(r);
+                        }
+                        progress(done.fetch_add(1, Ordering::Relaxed) + 1, items.len());
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker"))
+            .collect()
+    });
+    let mut all = Vec::new();
+    for r in results {
+        all.extend(r?);
+    }
+    Ok(all)
+}
+
+/// Probes one x86 intrinsic's last `i32` immediate; `Some` when only rounding values compile there.
+fn rounding_operand(
+    llc: &Path,
+    sig: &IntrinsicSignature,
+    modes: &[&str],
+) -> std::io::Result<Option<RoundingOperand>> {
+    let Some(X86Requirement::Needs(features)) = x86_intrinsic_requirement(&sig.name) else {
+        return Ok(None);
+    };
+    let Some(k) = sig.params.iter().rposition(|(ty, imm)| *imm && ty == "i32") else {
+        return Ok(None);
+    };
+    let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
+    let mut base = None;
+    for mode in modes {
+        if llc_selects(llc, &probe(sig, mode), &features)?.is_ok() {
+            base = Some(*mode);
+            break;
+        }
+    }
+    let Some(base) = base else {
+        return Ok(None);
+    };
+    let compiles = |v: i64| -> std::io::Result<bool> {
+        Ok(llc_selects(llc, &probe(sig, &format!("{base}@{k}={v}")), &features)?.is_ok())
+    };
+    // Most immediates (shuffle controls, predicates) take 0; rounding operands never do.
+    if compiles(0)? {
+        return Ok(None);
+    }
+    let mut accepted = Vec::new();
+    for v in PROBED.skip(1) {
+        if compiles(v)? {
+            accepted.push(v);
+        }
+    }
+    let rounding = !accepted.is_empty() && accepted.iter().all(|v| ROUNDING_VALUES.contains(v));
+    Ok(rounding.then(|| RoundingOperand {
+        name: sig.base.clone(),
+        operand: k,
+        accepted,
+    }))
+}
+
+/// The rounding-operand table over every x86 intrinsic of the catalog, sorted by name.
+pub fn derive_rounding(
+    llc: &Path,
+    catalog: &Catalog,
+    jobs: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> std::io::Result<Vec<RoundingOperand>> {
+    let mut work: Vec<(IntrinsicSignature, Vec<&'static str>)> = catalog
+        .x86
+        .iter()
+        .map(|i| &catalog.callable[*i])
+        .filter(|c| c.signature.params.iter().any(|(t, imm)| *imm && t == "i32"))
+        .map(|c| (c.signature.clone(), c.imm_mode_names()))
+        .collect();
+    work.sort_by(|a, b| a.0.base.cmp(&b.0.base));
+    work.dedup_by(|a, b| a.0.base == b.0.base);
+    let mut table = parallel(&work, jobs, progress, |(sig, modes)| {
+        rounding_operand(llc, sig, modes)
+    })?;
+    table.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(table)
+}
+
+/// The vector-predicated intrinsics that fail on baseline x86-64 for some fixed-length vector type of the
+/// catalog, sorted by name.
+pub fn derive_vp(
+    llc: &Path,
+    catalog: &Catalog,
+    jobs: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> std::io::Result<Vec<VpGap>> {
+    let mut work: Vec<&IntrinsicSignature> = catalog
+        .generic
+        .iter()
+        .map(|i| &catalog.callable[*i].signature)
+        .filter(|s| {
+            s.name.starts_with("llvm.vp.")
+                && !s.name.contains("nxv")
+                && thinjit::check::vp_element_mismatch(&s.name).is_none()
+        })
+        .collect();
+    work.sort_by(|a, b| a.name.cmp(&b.name));
+    let failures = parallel(&work, jobs, progress, |sig| {
+        Ok(match llc_selects(llc, &probe(sig, "zero"), &[])? {
+            Ok(()) => None,
+            Err(error) => Some(VpGap {
+                name: sig.base.clone(),
+                example: sig.name.clone(),
+                error: if error.starts_with("PLEASE submit") {
+                    "LLVM crashed".to_owned()
+                } else {
+                    error.trim_start_matches("LLVM ERROR: ").to_owned()
+                },
+            }),
+        })
+    })?;
+    let mut table: Vec<VpGap> = Vec::new();
+    for gap in failures {
+        if !table.iter().any(|g| g.name == gap.name) {
+            table.push(gap);
+        }
+    }
+    table.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(table)
+}
+
+/// Writes both tables as the Rust source of `src/check/x86_codegen_gaps.rs`.
+pub fn write_gaps(
+    path: &Path,
+    rounding: &[RoundingOperand],
+    vp: &[VpGap],
+    command: &str,
+) -> std::io::Result<()> {
+    let mut out = format!(
+        "//! Calls LLVM {} verifies but cannot compile on x86-64, derived from LLVM itself: generated by\n\
+         //! `{command}` ({} rounding operands, {} vector-predicated intrinsics). Do not edit; see\n\
+         //! `cli/src/x86_gaps.rs` for how each entry is found.\n\n",
+        thinjit::llvm::llvm_version(),
+        rounding.len(),
+        vp.len()
+    );
+    out.push_str(
+        "/// (x86 intrinsic base name, operand index, the only values LLVM compiles there), sorted by name.\n",
+    );
+    out.push_str("pub(crate) const X86_ROUNDING_OPERANDS: &[(&str, u32, &[u32])] = &[\n");
+    for r in rounding {
+        let values: Vec<String> = r.accepted.iter().map(|v| v.to_string()).collect();
+        out.push_str(&format!(
+            "    ({:?}, {}, &[{}]),\n",
+            r.name,
+            r.operand,
+            values.join(", ")
+        ));
+    }
+    out.push_str("];\n\n");
+    out.push_str(
+        "/// (vector-predicated intrinsic base name, a call that failed, LLVM's error), sorted by name.\n",
+    );
+    out.push_str("pub(crate) const X86_UNCOMPILABLE_VP: &[(&str, &str, &str)] = &[\n");
+    for g in vp {
+        out.push_str(&format!(
+            "    ({:?}, {:?}, {:?}),\n",
+            g.name, g.example, g.error
+        ));
+    }
+    out.push_str("];\n");
+    std::fs::write(path, out)
+}
