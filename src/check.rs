@@ -311,6 +311,11 @@ fn vector_element(suffix: &str) -> Option<char> {
     }
 }
 
+/// The registers LLVM 19 compiles `llvm.read_register` / `llvm.write_register` for on x86-64 (without a frame
+/// pointer), with the only width each takes; any other name is "Invalid register name global variable", another
+/// width "Cannot emit physreg copy instruction", `rbp`/`ebp` "register rbp is allocatable" (all process exits).
+const X86_NAMED_REGISTERS: &[(&str, u32)] = &[("rsp", 64), ("esp", 32), ("r14", 64), ("r15", 64)];
+
 /// Target-independent intrinsics LLVM 19's x86 code generator cannot select: constrained maximum/minimum (no
 /// lowering for `strict_fmaximum`) and the hardware-loop intrinsics (only targets with hardware loops lower
 /// them).
@@ -609,6 +614,44 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
                         ),
                     ));
                 }
+            }
+        }
+    }
+    if arch(triple) == "x86_64" {
+        for (caller, intrinsic, register, bits) in &facts.named_registers {
+            let fits = X86_NAMED_REGISTERS
+                .iter()
+                .any(|(name, width)| name == register && width == bits);
+            if !fits {
+                return Err(fail(
+                    caller,
+                    format!(
+                        "calls `{intrinsic}` on register `{register}` as a {bits}-bit value; LLVM {} compiles \
+                         named-register access on x86-64 only for {}",
+                        crate::llvm::llvm_version(),
+                        X86_NAMED_REGISTERS
+                            .iter()
+                            .map(|(n, w)| format!("`{n}` (i{w})"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        for (caller, intrinsic) in &facts.intrinsic_calls {
+            if intrinsic.starts_with("llvm.x86.")
+                && intrinsic.contains(".512")
+                && subtargets.has(caller, "avx512f")
+                && !subtargets.has(caller, "evex512")
+            {
+                let (cpu, features) = subtargets.of(caller);
+                return Err(fail(
+                    caller,
+                    format!(
+                        "calls `{intrinsic}`, a 512-bit intrinsic, but its subtarget (target-cpu `{cpu}`, \
+                         target-features `{features}`) turns `evex512` off: no 512-bit registers"
+                    ),
+                ));
             }
         }
     }

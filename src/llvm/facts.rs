@@ -34,6 +34,7 @@ pub(crate) enum FactKind {
     ThreadLocal = 12,
     Coroutine = 13,
     Immediate = 14,
+    NamedRegister = 15,
 }
 
 type FactFn = extern "C" fn(
@@ -139,6 +140,9 @@ pub struct ModuleFacts {
     /// Immediate (`immarg`) operands of x86 intrinsic calls: caller, intrinsic, operand index, the low 32 bits of
     /// the value.
     pub x86_immediates: Vec<X86Immediate>,
+    /// Calls of `llvm.read_register.*` / `llvm.read_volatile_register.*` / `llvm.write_register.*`: caller,
+    /// intrinsic, register name, the value's bit width (0 when not an integer).
+    pub named_registers: Vec<(String, String, String, u32)>,
 }
 
 /// One immediate operand of an x86 intrinsic call ([`ModuleFacts::x86_immediates`]).
@@ -180,6 +184,15 @@ extern "C" fn collect_fact(
         FactKind::DebugTypeCycle => facts.debug_type_cycles.push(detail),
         FactKind::ThreadLocal => facts.thread_locals.push((detail, value != 0)),
         FactKind::Coroutine => facts.coroutines.push(function),
+        FactKind::NamedRegister => {
+            let (intrinsic, register) = detail.split_once(' ').unwrap_or((detail.as_str(), ""));
+            facts.named_registers.push((
+                function,
+                intrinsic.to_owned(),
+                register.to_owned(),
+                value as u32,
+            ))
+        }
         FactKind::Immediate => facts.x86_immediates.push(X86Immediate {
             caller: function,
             intrinsic: detail,

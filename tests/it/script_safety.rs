@@ -865,6 +865,21 @@ fn script_fuzzer_findings_are_refused_by_the_check() {
             "calls `llvm.vp.ctpop.v4i32`, a vector-predicated operation",
         ),
         (
+            "register-width",
+            "declare void @llvm.write_register.i16(metadata, i16)\ndefine i64 @main(i16 %v) {\n  call void @llvm.write_register.i16(metadata !0, i16 %v)\n  ret i64 0\n}\n!0 = !{!\"rsp\"}\n".to_owned(),
+            "calls `llvm.write_register.i16` on register `rsp` as a 16-bit value",
+        ),
+        (
+            "register-name",
+            "declare i64 @llvm.read_register.i64(metadata)\ndefine i64 @main() {\n  %v = call i64 @llvm.read_register.i64(metadata !0)\n  ret i64 %v\n}\n!0 = !{!\"rax\"}\n".to_owned(),
+            "calls `llvm.read_register.i64` on register `rax`",
+        ),
+        (
+            "no-evex512",
+            "declare <8 x double> @llvm.x86.avx512.min.pd.512(<8 x double>, <8 x double>, i32)\ndeclare void @sink(<8 x double>)\ndefine i64 @main(<8 x double> %a) \"target-cpu\"=\"x86-64\" \"target-features\"=\"+avx512f,-evex512\" {\n  %r = call <8 x double> @llvm.x86.avx512.min.pd.512(<8 x double> %a, <8 x double> %a, i32 4)\n  call void @sink(<8 x double> %r)\n  ret i64 0\n}\n".to_owned(),
+            "turns `evex512` off",
+        ),
+        (
             "coro-suspend-async-outside",
             "declare {ptr} @llvm.coro.suspend.async.sl_p0s(i32, ptr, ptr, ...)\ndefine i64 @main(ptr %p) {\n  %r = call {ptr} (i32, ptr, ptr, ...) @llvm.coro.suspend.async.sl_p0s(i32 0, ptr %p, ptr %p)\n  ret i64 0\n}\n".to_owned(),
             "calls `llvm.coro.suspend.async.sl_p0s` in a function that is not a coroutine",
@@ -900,6 +915,13 @@ fn script_fuzzer_findings_are_refused_by_the_check() {
         let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
         // SAFETY: `i64 ()`, loaded.
         assert_eq!(unsafe { main.call() }, 7, "{mode}");
+        script.remove().unwrap();
+        // Reading the stack pointer as i64 is what LLVM compiles: it runs.
+        let sp = "declare i64 @llvm.read_register.i64(metadata)\ndefine i64 @main() {\n  %v = call i64 @llvm.read_register.i64(metadata !0)\n  ret i64 %v\n}\n!0 = !{!\"rsp\"}\n";
+        let script = engine.add_script("sp", sp.as_bytes()).unwrap();
+        let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
+        // SAFETY: `i64 ()`, loaded.
+        assert_ne!(unsafe { main.call() }, 0, "{mode}");
         script.remove().unwrap();
         // A well-formed coroutine passes the check, is split, and runs: started at 4, resumed twice.
         let script = engine

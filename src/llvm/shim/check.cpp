@@ -61,6 +61,7 @@ enum class FactKind : int {
   Coroutine = 13,       // function: a defined function with `presplitcoroutine` (a coroutine before splitting)
   Immediate = 14,       // function: caller; detail: x86 intrinsic; value: operand index << 32 | low 32 bits of
                         // the `immarg` constant
+  NamedRegister = 15,   // function: caller; detail: "<intrinsic> <register name>"; value: the value's bit width
 };
 
 using FactFn = void (*)(void *ctx, FactKind kind, const char *function, const char *detail, uint64_t value);
@@ -378,6 +379,21 @@ void thinjit_module_facts(LLVMModuleRef m, FactFn fn, void *ctx) {
           if (Function *callee = call->getCalledFunction()) {
             if (callee->getName().starts_with("llvm.") && calls.insert({&f, callee}).second)
               emit(FactKind::IntrinsicCall, f.getName(), callee->getName(), 0);
+            StringRef cn = callee->getName();
+            if ((cn.starts_with("llvm.read_register.") || cn.starts_with("llvm.read_volatile_register.") ||
+                 cn.starts_with("llvm.write_register.")) &&
+                call->arg_size() >= 1) {
+              std::string reg = "<not a register name>";
+              if (auto *mv = dyn_cast<MetadataAsValue>(call->getArgOperand(0)))
+                if (auto *node = dyn_cast<MDNode>(mv->getMetadata()))
+                  if (node->getNumOperands() == 1)
+                    if (auto *str = dyn_cast<MDString>(node->getOperand(0))) reg = str->getString().str();
+              Type *value = cn.starts_with("llvm.write_register.") && call->arg_size() >= 2
+                                ? call->getArgOperand(1)->getType()
+                                : call->getType();
+              emit(FactKind::NamedRegister, f.getName(), (cn + " " + reg).str(),
+                   value->isIntegerTy() ? value->getIntegerBitWidth() : 0);
+            }
             if (callee->getName().starts_with("llvm.x86."))
               for (unsigned k = 0; k < call->arg_size(); ++k)
                 if (callee->hasParamAttribute(k, Attribute::ImmArg))
