@@ -437,6 +437,24 @@ impl<'a> Subtargets<'a> {
         has_feature(&self.target.triple, cpu, features, feature)
     }
 
+    /// Whether code generation gives `function` 512-bit registers (x86 `evex512`). Not what the subtarget's
+    /// feature bits say: LLVM 19's MC layer turns `evex512` on with any AVX-512 feature, but its code generator
+    /// only for the default CPUs (`generic`, `x86-64`, `pentium4`) given a `+avx512…` feature, CPUs that have
+    /// it, or an explicit `+evex512` — `+avx512vnni` on `znver1` has AVX-512 without 512-bit registers there.
+    fn x86_evex512(&self, function: &str) -> bool {
+        let (cpu, features) = self.of(function);
+        match (features.rfind("+evex512"), features.rfind("-evex512")) {
+            (Some(on), Some(off)) => on > off,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            // The default CPUs get it from a `+avx512…` entry (not from `+avx10.1-256`).
+            (None, None) if matches!(cpu, "" | "generic" | "x86-64" | "pentium4") => {
+                features.contains("+avx512")
+            }
+            (None, None) => has_feature(&self.target.triple, cpu, "", "evex512"),
+        }
+    }
+
     /// Whether `function`'s subtarget supports scalable vectors.
     fn scalable(&self, function: &str) -> bool {
         match arch(&self.target.triple) {
@@ -510,6 +528,21 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
                     format!(
                         "its target-features (`{features}`, target-cpu `{cpu}`) change `{mode}`; the mode is the \
                          triple's (`{triple}`)"
+                    ),
+                ));
+            }
+            if subtargets.has(function, "avx512f")
+                && !subtargets.x86_evex512(function)
+                && !subtargets.has(function, "avx10.1-256")
+            {
+                let (cpu, features) = subtargets.of(function);
+                return Err(fail(
+                    function,
+                    format!(
+                        "its subtarget (target-cpu `{cpu}`, target-features `{features}`) has AVX-512 without \
+                         `evex512` (AVX-512 features on a CPU without AVX-512 give that); LLVM {} supports that \
+                         only as AVX10/256 (`+avx10.1-256`) and otherwise aborts on vector code",
+                        crate::llvm::llvm_version()
                     ),
                 ));
             }
@@ -642,7 +675,7 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
             if intrinsic.starts_with("llvm.x86.")
                 && intrinsic.contains(".512")
                 && subtargets.has(caller, "avx512f")
-                && !subtargets.has(caller, "evex512")
+                && !subtargets.x86_evex512(caller)
             {
                 let (cpu, features) = subtargets.of(caller);
                 return Err(fail(

@@ -876,8 +876,13 @@ fn script_fuzzer_findings_are_refused_by_the_check() {
         ),
         (
             "no-evex512",
-            "declare <8 x double> @llvm.x86.avx512.min.pd.512(<8 x double>, <8 x double>, i32)\ndeclare void @sink(<8 x double>)\ndefine i64 @main(<8 x double> %a) \"target-cpu\"=\"x86-64\" \"target-features\"=\"+avx512f,-evex512\" {\n  %r = call <8 x double> @llvm.x86.avx512.min.pd.512(<8 x double> %a, <8 x double> %a, i32 4)\n  call void @sink(<8 x double> %r)\n  ret i64 0\n}\n".to_owned(),
+            "declare <8 x double> @llvm.x86.avx512.min.pd.512(<8 x double>, <8 x double>, i32)\ndeclare void @sink(<8 x double>)\ndefine i64 @main(<8 x double> %a) \"target-cpu\"=\"x86-64\" \"target-features\"=\"+avx10.1-256\" {\n  %r = call <8 x double> @llvm.x86.avx512.min.pd.512(<8 x double> %a, <8 x double> %a, i32 4)\n  call void @sink(<8 x double> %r)\n  ret i64 0\n}\n".to_owned(),
             "turns `evex512` off",
+        ),
+        (
+            "avx512-without-evex512",
+            "define i64 @main(ptr %p) \"target-cpu\"=\"znver1\" \"target-features\"=\"+avx512vnni\" {\n  %a = load <8 x float>, ptr %p\n  %x = fadd <8 x float> %a, %a\n  %c = fcmp olt <8 x float> %x, %a\n  %z = select <8 x i1> %c, <8 x float> %x, <8 x float> %a\n  store <8 x float> %z, ptr %p\n  ret i64 0\n}\n".to_owned(),
+            "has AVX-512 without `evex512`",
         ),
         (
             "coro-suspend-async-outside",
