@@ -296,6 +296,21 @@ pub fn vp_element_mismatch(intrinsic: &str) -> Option<(&'static str, &'static st
     None
 }
 
+/// `llvm.fptoui.sat.<scalar>.<vector>` / `llvm.fptosi.sat.…`: a scalar result from a vector operand.
+fn saturating_conversion_to_scalar(intrinsic: &str) -> bool {
+    let Some(types) = intrinsic
+        .strip_prefix("llvm.fptoui.sat.")
+        .or_else(|| intrinsic.strip_prefix("llvm.fptosi.sat."))
+    else {
+        return false;
+    };
+    let mut it = types.split('.');
+    let (Some(result), Some(operand)) = (it.next(), it.next()) else {
+        return false;
+    };
+    vector_element(result).is_none() && vector_element(operand).is_some()
+}
+
 /// The element kind of the vector an overload suffix starts with: `f` for `v4f32`, `nxv2f64`, `v8bf16`; `i` for
 /// `v4i32`, `nxv16i1`; `None` for anything else (pointers, scalars).
 fn vector_element(suffix: &str) -> Option<char> {
@@ -579,6 +594,16 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
             return Err(fail(
                 caller,
                 format!("calls `{intrinsic}`, but `{triple}` has no scalable vectors"),
+            ));
+        }
+        if saturating_conversion_to_scalar(intrinsic) {
+            return Err(fail(
+                caller,
+                format!(
+                    "calls `{intrinsic}`, a saturating conversion of a vector to a scalar (LLVM {}'s verifier \
+                     accepts it; its code generator crashes on it)",
+                    crate::llvm::llvm_version()
+                ),
             ));
         }
         if let Some((operation, vector)) = vp_element_mismatch(intrinsic) {

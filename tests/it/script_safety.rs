@@ -885,6 +885,11 @@ fn script_fuzzer_findings_are_refused_by_the_check() {
             "has AVX-512 without `evex512`",
         ),
         (
+            "fptoui-sat-vector-to-scalar",
+            "declare i16 @llvm.fptoui.sat.i16.v2f64(<2 x double>)\ndefine i64 @main(<2 x double> %x) {\n  %r = call i16 @llvm.fptoui.sat.i16.v2f64(<2 x double> %x)\n  %e = zext i16 %r to i64\n  ret i64 %e\n}\n".to_owned(),
+            "a saturating conversion of a vector to a scalar",
+        ),
+        (
             "coro-suspend-async-outside",
             "declare {ptr} @llvm.coro.suspend.async.sl_p0s(i32, ptr, ptr, ...)\ndefine i64 @main(ptr %p) {\n  %r = call {ptr} (i32, ptr, ptr, ...) @llvm.coro.suspend.async.sl_p0s(i32 0, ptr %p, ptr %p)\n  ret i64 0\n}\n".to_owned(),
             "calls `llvm.coro.suspend.async.sl_p0s` in a function that is not a coroutine",
@@ -1180,11 +1185,9 @@ fn mixed_script_fuzzer_bounded_run_has_only_its_triaged_in_process_crashes() {
 /// Seeds of the bounded mixed run (about 20 s on two cores).
 const MIXED_FUZZ_SEEDS: std::ops::Range<u64> = 1000..1024;
 
-/// (seed, lazy) of the open findings in `MIXED_FUZZ_SEEDS` (docs/robustness.md, "Script fuzzer"): a
-/// constrained `fminimum` (`Cannot select: strict_fminimum`), a 512-bit intrinsic where the function's
-/// features leave out `evex512` (`ZMM registers are not supported without EVEX512`), and two SIGSEGVs in code
-/// generation; each a typed `CompileAborted` error with isolated compilation.
-const OPEN_FINDINGS: &[(u64, bool)] = &[(1007, false), (1018, false), (1022, false), (1023, false)];
+/// (seed, lazy) of the open findings in `MIXED_FUZZ_SEEDS` (docs/robustness.md, "Script fuzzer"): none since
+/// the check refuses constrained `fminimum`, AVX-512 without `evex512` and the rest of what crashed there.
+const OPEN_FINDINGS: &[(u64, bool)] = &[];
 
 /// Isolated compilation with the compiled-script cache (issue 15): the object a worker made is cached — a miss
 /// in the first isolated engine, then a hit in a second isolated engine and in an in-process engine sharing the
