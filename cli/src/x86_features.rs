@@ -387,38 +387,55 @@ pub fn derive(
     }
     work.sort_by(|a, b| a.0.cmp(&b.0));
     work.dedup_by(|a, b| a.0 == b.0);
-    let n = work.len();
     // Contiguous slices per job, so neighbouring intrinsics (same family) share `recent`.
-    let per = n.div_ceil(jobs.max(1));
+    in_chunks(
+        &work,
+        jobs,
+        &progress,
+        |recent: &mut Vec<Vec<String>>, (name, probe, why)| {
+            let entry = match probe {
+                None => Entry {
+                    name: name.clone(),
+                    verdict: Verdict::Unprobed(why.clone()),
+                    runs: 0,
+                },
+                Some((sig, modes)) => derive_one(llc, sig, modes, &isa, recent)?,
+            };
+            if let Verdict::Features(set) = &entry.verdict {
+                if !set.is_empty() && !recent.contains(set) {
+                    recent.insert(0, set.clone());
+                    recent.truncate(3);
+                }
+            }
+            Ok(Some(entry))
+        },
+    )
+}
+
+/// Runs `f` over `items` on `jobs` threads, each taking one contiguous slice with its own state `S` (fresh per
+/// slice); results in input order, `None`s dropped. `progress(done, total)` after each item.
+pub fn in_chunks<T: Sync, S: Default, R: Send>(
+    items: &[T],
+    jobs: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+    f: impl Fn(&mut S, &T) -> std::io::Result<Option<R>> + Sync,
+) -> std::io::Result<Vec<R>> {
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::io::Result<Vec<Entry>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = work
-            .chunks(per.max(1))
+    let per = items.len().div_ceil(jobs.max(1)).max(1);
+    let results: Vec<std::io::Result<Vec<R>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per)
             .map(|slice| {
-                let isa = &isa;
-                let done = &done;
-                let progress = &progress;
+                let (f, done) = (&f, &done);
                 scope.spawn(move || {
+                    let mut state = S::default();
                     let mut out = Vec::new();
-                    let mut recent: Vec<Vec<String>> = Vec::new();
-                    for (name, probe, why) in slice {
-                        let entry = match probe {
-                            None => Entry {
-                                name: name.clone(),
-                                verdict: Verdict::Unprobed(why.clone()),
-                                runs: 0,
-                            },
-                            Some((sig, modes)) => derive_one(llc, sig, modes, isa, &recent)?,
-                        };
-                        if let Verdict::Features(set) = &entry.verdict {
-                            if !set.is_empty() && !recent.contains(set) {
-                                recent.insert(0, set.clone());
-                                recent.truncate(3);
-                            }
+                    for item in slice {
+                        if let Some(r) = f(&mut state, item)? {
+                            out.push(r);
                         }
-                        out.push(entry);
                         let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                        progress(k, n);
+                        progress(k, items.len());
                     }
                     Ok(out)
                 })
@@ -429,11 +446,11 @@ pub fn derive(
             .map(|h| h.join().expect("worker"))
             .collect()
     });
-    let mut entries = Vec::new();
+    let mut all = Vec::new();
     for r in results {
-        entries.extend(r?);
+        all.extend(r?);
     }
-    Ok(entries)
+    Ok(all)
 }
 
 /// Checks one table entry against `llc`: with its features a call selects; without (baseline x86-64) it does

@@ -16,10 +16,9 @@
 //! regenerates the table.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::script_fuzz::generate::Catalog;
-use crate::x86_features::{llc_selects, probe};
+use crate::x86_features::{in_chunks, llc_selects, probe};
 use thinjit::check::{x86_intrinsic_requirement, X86Requirement};
 use thinjit::llvm::intrinsics::IntrinsicSignature;
 
@@ -48,44 +47,6 @@ pub struct VpGap {
     /// The first failing call's full name and LLVM's error.
     pub example: String,
     pub error: String,
-}
-
-/// Runs `f` over `items` on `jobs` threads, in order of the input; `progress(done, total)` after each.
-fn parallel<T: Sync, R: Send>(
-    items: &[T],
-    jobs: usize,
-    progress: &(dyn Fn(usize, usize) + Sync),
-    f: impl Fn(&T) -> std::io::Result<Option<R>> + Sync,
-) -> std::io::Result<Vec<R>> {
-    let done = AtomicUsize::new(0);
-    let per = items.len().div_ceil(jobs.max(1)).max(1);
-    let results: Vec<std::io::Result<Vec<R>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(per)
-            .map(|slice| {
-                let (f, done) = (&f, &done);
-                scope.spawn(move || {
-                    let mut out = Vec::new();
-                    for item in slice {
-                        if let Some(r) = f(item)? {
-                            out.push(r);
-                        }
-                        progress(done.fetch_add(1, Ordering::Relaxed) + 1, items.len());
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("worker"))
-            .collect()
-    });
-    let mut all = Vec::new();
-    for r in results {
-        all.extend(r?);
-    }
-    Ok(all)
 }
 
 /// Probes one x86 intrinsic's last `i32` immediate; `Some` when only rounding values compile there.
@@ -148,7 +109,7 @@ pub fn derive_rounding(
         .collect();
     work.sort_by(|a, b| a.0.base.cmp(&b.0.base));
     work.dedup_by(|a, b| a.0.base == b.0.base);
-    let mut table = parallel(&work, jobs, progress, |(sig, modes)| {
+    let mut table = in_chunks(&work, jobs, progress, |_: &mut (), (sig, modes)| {
         rounding_operand(llc, sig, modes)
     })?;
     table.sort_by(|a, b| a.name.cmp(&b.name));
@@ -174,7 +135,7 @@ pub fn derive_vp(
         })
         .collect();
     work.sort_by(|a, b| a.name.cmp(&b.name));
-    let failures = parallel(&work, jobs, progress, |sig| {
+    let failures = in_chunks(&work, jobs, progress, |_: &mut (), sig| {
         Ok(match llc_selects(llc, &probe(sig, "zero"), &[])? {
             Ok(()) => None,
             Err(error) => Some(VpGap {

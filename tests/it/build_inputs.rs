@@ -115,19 +115,11 @@ fn readme_precompute_line_works_verbatim_on_the_bundled_helpers_and_runs_the_see
 fn precompute_summary_into_a_closed_pipe_writes_the_summary_and_exits_quietly() {
     let tmp = tempfile::tempdir().unwrap();
     let out_file = tmp.path().join("helpers.thinjit");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_precompute-summary"))
-        .current_dir(repo_root())
-        .args(["helpers/".as_ref(), "-o".as_ref(), out_file.as_os_str()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!stderr.contains("error"), "{stderr}");
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    common::assert_quiet_into_closed_pipe(
+        Command::new(env!("CARGO_BIN_EXE_precompute-summary"))
+            .current_dir(repo_root())
+            .args(["helpers/".as_ref(), "-o".as_ref(), out_file.as_os_str()]),
+    );
     assert!(function_names(&out_file)
         .iter()
         .any(|n| n == "CreateWrappedValueFromInt"));

@@ -125,3 +125,19 @@ pub fn run_ignored_test_in_child(path: &str) -> String {
     );
     stdout
 }
+
+/// Runs `cmd` with its standard output a pipe whose reader is gone before the first line is written (`… | head`
+/// that exits at once), and asserts it ends quietly: status 0, no panic, no error on stderr.
+pub fn assert_quiet_into_closed_pipe(cmd: &mut std::process::Command) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
