@@ -85,6 +85,15 @@ fn gaps() -> anyhow::Result<()> {
         &vp,
         "cargo run -p thinjit-cli --release --bin x86-intrinsic-features -- --gaps src/check/x86_codegen_gaps.rs",
     )?;
+    // The committed file is formatted like the rest of the crate: regenerating it must not show a diff.
+    let formatted = std::process::Command::new("rustfmt")
+        .args(["--edition", "2021"])
+        .arg(&out)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !formatted {
+        eprintln!("rustfmt did not run: run `cargo fmt` before committing the table");
+    }
     println!(
         "{} rounding operands, {} vector-predicated intrinsics, {:.0} s; wrote {}",
         rounding.len(),
