@@ -137,6 +137,12 @@ pub fn x86_uncompilable_vp() -> &'static [(&'static str, &'static str, &'static 
     x86_codegen_gaps::X86_UNCOMPILABLE_VP
 }
 
+/// The generated table of target-independent intrinsic signatures LLVM 19 cannot compile on x86-64 through O3:
+/// (full name, LLVM's error), sorted by name.
+pub fn x86_uncompilable_generic() -> &'static [(&'static str, &'static str)] {
+    x86_codegen_gaps::X86_UNCOMPILABLE_GENERIC
+}
+
 /// The generated table: (x86 intrinsic, requirement) for every x86 intrinsic LLVM 19 knows, sorted by name.
 pub fn x86_intrinsic_table() -> &'static [(&'static str, X86Requirement)] {
     x86_intrinsic_features::X86_INTRINSIC_REQUIREMENTS
@@ -626,6 +632,17 @@ pub fn module(module: &Module<'_>, script: &str, target: &ObjectTarget) -> Resul
                     format!(
                         "calls `{intrinsic}`, which LLVM {}'s x86 code generator cannot select",
                         crate::llvm::llvm_version()
+                    ),
+                ));
+            }
+            let generic = x86_codegen_gaps::X86_UNCOMPILABLE_GENERIC;
+            if let Ok(i) = generic.binary_search_by(|(n, _)| (*n).cmp(intrinsic.as_str())) {
+                return Err(fail(
+                    caller,
+                    format!(
+                        "calls `{intrinsic}`, which LLVM {}'s x86 code generator cannot compile ({})",
+                        crate::llvm::llvm_version(),
+                        generic[i].1
                     ),
                 ));
             }

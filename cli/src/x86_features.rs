@@ -15,7 +15,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::script_fuzz::generate::{probe_function, Catalog};
 use thinjit::llvm::intrinsics::IntrinsicSignature;
@@ -92,36 +92,72 @@ pub fn llc_selects(
         .map(|f| format!("+{f}"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut child = Command::new(llc)
-        .args(["-O3", "-filetype=obj", "-o", "/dev/null"])
-        .arg(format!("-mtriple={TRIPLE}"))
-        .arg(format!("-mcpu={BASE_CPU}"))
-        .arg(format!("-mattr={mattr}"))
+    run_tool(
+        Command::new(llc)
+            .args(["-O3", "-filetype=obj", "-o", "/dev/null"])
+            .arg(format!("-mtriple={TRIPLE}"))
+            .arg(format!("-mcpu={BASE_CPU}"))
+            .arg(format!("-mattr={mattr}")),
+        ir.as_bytes(),
+    )
+    .map(|r| r.map(|_| ()))
+}
+
+/// Whether `ir` survives the engine's path on baseline x86-64: `opt -passes=default<O3>`, then `llc -O3`. `Err`
+/// carries the first error line of whichever failed.
+pub fn o3_compiles(llc: &Path, ir: &str) -> std::io::Result<Result<(), String>> {
+    let opt = llc.with_file_name("opt");
+    let optimized = match run_tool(
+        Command::new(opt)
+            .args(["-passes=default<O3>", "-o", "-"])
+            .arg(format!("-mtriple={TRIPLE}"))
+            .arg(format!("-mcpu={BASE_CPU}")),
+        ir.as_bytes(),
+    )? {
+        Ok(bitcode) => bitcode,
+        Err(e) => return Ok(Err(e)),
+    };
+    run_tool(
+        Command::new(llc)
+            .args(["-O3", "-filetype=obj", "-o", "/dev/null"])
+            .arg(format!("-mtriple={TRIPLE}"))
+            .arg(format!("-mcpu={BASE_CPU}")),
+        &optimized,
+    )
+    .map(|r| r.map(|_| ()))
+}
+
+/// Runs an LLVM tool with `input` on stdin (60 s at most); `Ok(stdout)` when it succeeded, else LLVM's first
+/// error line.
+fn run_tool(cmd: &mut Command, input: &[u8]) -> std::io::Result<Result<Vec<u8>, String>> {
+    let mut child = cmd
         .env("LLVM_DISABLE_SYMBOLIZATION", "1")
         .env("LLVM_DISABLE_CRASH_REPORT", "1")
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(ir.as_bytes())?;
-    let start = Instant::now();
-    let output = loop {
-        if child.try_wait()?.is_some() {
-            break child.wait_with_output()?;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(Err("llc did not finish in 60 s".into()));
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let feed = {
+        let input = input.to_vec();
+        std::thread::spawn(move || stdin.write_all(&input))
     };
+    // stdout and stderr are drained by `wait_with_output` on a helper thread; the caller polls the time limit.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(output) => output?,
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            return Ok(Err("the tool did not finish in 60 s".into()));
+        }
+    };
+    let _ = feed.join();
     if output.status.success() {
-        return Ok(Ok(()));
+        return Ok(Ok(output.stdout));
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let line = stderr

@@ -57,7 +57,7 @@ fn main() -> anyhow::Result<()> {
 
 fn gaps() -> anyhow::Result<()> {
     use thinjit_cli::script_fuzz::generate::Catalog;
-    use thinjit_cli::x86_gaps::{derive_rounding, derive_vp, write_gaps};
+    use thinjit_cli::x86_gaps::{derive_generic, derive_rounding, derive_vp, write_gaps};
     let out = std::env::args_os()
         .nth(2)
         .ok_or_else(|| anyhow::anyhow!("usage: x86-intrinsic-features --gaps OUT.rs"))?;
@@ -73,16 +73,19 @@ fn gaps() -> anyhow::Result<()> {
         }
     };
     let rounding = derive_rounding(&llc(), &Catalog::load(1), jobs, &progress("x86 immediates"))?;
+    let variants = Catalog::load(3);
     let vp = derive_vp(
         &llc(),
-        &Catalog::load(3),
+        &variants,
         jobs,
         &progress("vector-predicated calls"),
     )?;
+    let generic = derive_generic(&llc(), &variants, jobs, &progress("other generic calls"))?;
     write_gaps(
         std::path::Path::new(&out),
         &rounding,
         &vp,
+        &generic,
         "cargo run -p thinjit-cli --release --bin x86-intrinsic-features -- --gaps src/check/x86_codegen_gaps.rs",
     )?;
     // The committed file is formatted like the rest of the crate: regenerating it must not show a diff.
@@ -95,9 +98,10 @@ fn gaps() -> anyhow::Result<()> {
         eprintln!("rustfmt did not run: run `cargo fmt` before committing the table");
     }
     println!(
-        "{} rounding operands, {} vector-predicated intrinsics, {:.0} s; wrote {}",
+        "{} rounding operands, {} vector-predicated intrinsics, {} other signatures, {:.0} s; wrote {}",
         rounding.len(),
         vp.len(),
+        generic.len(),
         start.elapsed().as_secs_f64(),
         std::path::Path::new(&out).display()
     );
