@@ -192,13 +192,17 @@ pub const X86_INTRINSIC_FAMILIES: &[(&str, &str)] = &[
 /// splitting a `presplitcoroutine` function that has `llvm.coro.id*` and `llvm.coro.begin`. Anywhere else LLVM 19
 /// leaves them to instruction selection, which ends the process (`Cannot select: intrinsic %llvm.coro.save`,
 /// "Do not know how to promote this operator!", or a segmentation fault), and splitting a coroutine without
-/// `llvm.coro.begin` crashes the optimizer. The others (`llvm.coro.resume`, `.destroy`, `.done`, `.promise`,
-/// `.noop`, `.id*`, `.begin`, `.free`, `.size`, `.align`, `.alloc`, `.frame`, `.subfn.addr`, `.prepare.*`,
-/// `.async.resume`, `.async.size.replace`) are lowered or compiled wherever they appear.
+/// `llvm.coro.begin` crashes the optimizer; `.size` and `.align` (the frame's) outside a coroutine are lowered in
+/// simple functions but not always (`Cannot select: intrinsic %llvm.coro.size`, found by the script fuzzer). The
+/// others (`llvm.coro.resume`, `.destroy`, `.done`, `.promise`, `.noop`, `.id*`, `.begin`, `.free`, `.alloc`,
+/// `.frame`, `.subfn.addr`, `.prepare.*`, `.async.resume`, `.async.size.replace`) are lowered or compiled
+/// wherever they appear.
 const COROUTINE_BODY_INTRINSICS: &[&str] = &[
     "llvm.coro.suspend",
     "llvm.coro.save",
     "llvm.coro.end",
+    "llvm.coro.size.",
+    "llvm.coro.align.",
     "llvm.coro.alloca.",
     "llvm.coro.async.context.",
     "llvm.coro.await.suspend.",

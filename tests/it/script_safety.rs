@@ -898,6 +898,11 @@ fn script_fuzzer_findings_are_refused_by_the_check() {
             "calls `llvm.coro.save` in a function that is not a coroutine",
         ),
         (
+            "coro-size-outside",
+            "declare i16 @llvm.coro.size.i16()\ndefine i64 @main() {\n  %r = call i16 @llvm.coro.size.i16()\n  %e = zext i16 %r to i64\n  ret i64 %e\n}\n".to_owned(),
+            "calls `llvm.coro.size.i16` in a function that is not a coroutine",
+        ),
+        (
             "coro-without-begin",
             "declare i8 @llvm.coro.suspend(token, i1)\ndefine i64 @main() presplitcoroutine {\n  %s = call i8 @llvm.coro.suspend(token none, i1 false)\n  ret i64 0\n}\n".to_owned(),
             "in a coroutine without `llvm.coro.id*` and `llvm.coro.begin`",
