@@ -15,6 +15,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+const USAGE: &str = "usage: cargo bench -p thinjit-cli --bench strategies -- [--quick] [--libraries a,b] \
+[--strategies x,y] [--scale F] [--repetitions N] [--compile-repetitions N] [--interleave] [--in-process] \
+[--out DIR] [--save-temps DIR] [--render report.json]
+libraries: helpers, zlib, sqlite, synth-<n> (synth-1k, synth-10k, synth-100k)
+strategies: none, full-link, full-link-internalize, summary@<limit>, llvm-importer@<limit>";
+
 use anyhow::{anyhow, bail, Context as _, Result};
 use thinjit_cli::bench::{self, BenchReport, Host, MeasureOptions, StrategyOutcome, StrategySpec};
 
@@ -92,6 +98,10 @@ fn parse_args() -> Result<Args> {
             }
             // cargo bench passes `--bench`.
             "--bench" => {}
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other if other.starts_with('-') => bail!("unknown option `{other}`"),
             // libtest-style filters are ignored.
             _ => {}
