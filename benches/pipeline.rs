@@ -37,6 +37,9 @@ struct Variant {
     /// Run `default<O3>` on the script before the import (then `pipeline` after it).
     pre_o3: bool,
     codegen: CodeGenOpt,
+    /// Build the code generation pipeline for this module alone (LLVM's C API, what the engine did before its
+    /// target machines reused one).
+    fresh_codegen: bool,
 }
 
 const VARIANTS: &[Variant] = &[
@@ -46,6 +49,7 @@ const VARIANTS: &[Variant] = &[
         pipeline: None,
         pre_o3: false,
         codegen: CodeGenOpt::Aggressive,
+        fresh_codegen: false,
     },
     Variant {
         name: "summary",
@@ -53,6 +57,7 @@ const VARIANTS: &[Variant] = &[
         pipeline: None,
         pre_o3: false,
         codegen: CodeGenOpt::Aggressive,
+        fresh_codegen: false,
     },
     Variant {
         name: "summary, codegen O2",
@@ -60,6 +65,7 @@ const VARIANTS: &[Variant] = &[
         pipeline: None,
         pre_o3: false,
         codegen: CodeGenOpt::Default,
+        fresh_codegen: false,
     },
     Variant {
         name: "O3 first, inline + light",
@@ -67,6 +73,7 @@ const VARIANTS: &[Variant] = &[
         pipeline: Some("cgscc(inline),elim-avail-extern,globaldce,function(sroa,early-cse,instcombine,simplifycfg)"),
         pre_o3: true,
         codegen: CodeGenOpt::Aggressive,
+        fresh_codegen: false,
     },
     Variant {
         name: "O3 first, inline + medium",
@@ -74,6 +81,23 @@ const VARIANTS: &[Variant] = &[
         pipeline: Some("cgscc(inline),elim-avail-extern,globaldce,function(sroa,early-cse<memssa>,instcombine,simplifycfg,gvn,dse,instcombine,simplifycfg)"),
         pre_o3: true,
         codegen: CodeGenOpt::Aggressive,
+        fresh_codegen: false,
+    },
+    Variant {
+        name: "none, codegen pipeline per module",
+        import: false,
+        pipeline: None,
+        pre_o3: false,
+        codegen: CodeGenOpt::Aggressive,
+        fresh_codegen: true,
+    },
+    Variant {
+        name: "summary, codegen pipeline per module",
+        import: true,
+        pipeline: None,
+        pre_o3: false,
+        codegen: CodeGenOpt::Aggressive,
+        fresh_codegen: true,
     },
 ];
 
@@ -272,7 +296,12 @@ fn run_workload(workload: &Workload, lib: &PreparedLibrary, iters: usize) {
                 }
                 let t_opt = t.elapsed() + t_pre;
                 let t = Cpu::now();
-                let object = tm.emit_object(&m).expect("codegen");
+                let object = if v.fresh_codegen {
+                    tm.emit_object_fresh_pipeline(&m)
+                } else {
+                    tm.emit_object(&m)
+                }
+                .expect("codegen");
                 let t_cg = t.elapsed();
                 assert!(!object.is_empty());
                 times[k].import.push(t_import);

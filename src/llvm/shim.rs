@@ -66,6 +66,15 @@ pub(crate) struct ThinjitLlvmImportOptions {
 }
 
 extern "C" {
+    pub(crate) fn thinjit_codegen_create(
+        tm: llvm_sys::target_machine::LLVMTargetMachineRef,
+    ) -> *mut libc::c_void;
+    pub(crate) fn thinjit_codegen_run(
+        codegen: *mut libc::c_void,
+        tm: llvm_sys::target_machine::LLVMTargetMachineRef,
+        module: LLVMModuleRef,
+    ) -> llvm_sys::prelude::LLVMMemoryBufferRef;
+    pub(crate) fn thinjit_codegen_dispose(codegen: *mut libc::c_void);
     pub(crate) fn thinjit_write_bitcode_with_summary(
         module: LLVMModuleRef,
     ) -> llvm_sys::prelude::LLVMMemoryBufferRef;

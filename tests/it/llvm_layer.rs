@@ -379,3 +379,56 @@ fn shared_handles_edit_the_module_in_place() {
     assert_eq!(stub.instructions().filter(|i| i.is_call()).count(), 1);
     m.verify().unwrap();
 }
+
+/// A target machine reuses one code generation pipeline across modules: every bundled script (each optimized at
+/// O3), compiled twice in turn, gives byte for byte the object a pipeline built for that module alone gives — in
+/// two contexts, and after modules whose code generation failed (an assembler error, a return in SSE registers
+/// with SSE off), which are errors both ways.
+#[test]
+fn reused_codegen_pipeline_gives_the_objects_of_fresh_ones() {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/scripts"));
+    let mut scripts: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ll"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 6, "{scripts:?}");
+    let failing = [
+        "define i64 @main() {\n  %r = call i32 asm \"bogus_instruction $0\", \"=r\"()\n  %i = sext i32 %r to i64\n  ret i64 %i\n}\n",
+        "define double @d(double %x) \"target-features\"=\"-sse,-sse2\" {\n  %y = fadd double %x, 1.0\n  ret double %y\n}\n",
+    ];
+    let tm = TargetMachine::host(CodeGenOpt::Aggressive).unwrap();
+    let fresh_tm = TargetMachine::host(CodeGenOpt::Aggressive).unwrap();
+    let contexts = [Context::new(), Context::new()];
+    let mut compiled = 0;
+    for round in 0..2 {
+        for (i, (name, text)) in scripts.iter().enumerate() {
+            let ctx = &contexts[(i + round) % 2];
+            let optimized = |ctx| {
+                let mut m = Module::parse_ir(ctx, text.as_bytes(), name).unwrap();
+                thinjit::optimize::optimize(&mut m, &tm, thinjit::optimize::OptLevel::O3).unwrap();
+                m
+            };
+            let (a, b) = (optimized(ctx), optimized(ctx));
+            let reused = tm.emit_object(&a).unwrap();
+            let fresh = fresh_tm.emit_object_fresh_pipeline(&b).unwrap();
+            assert!(!reused.is_empty());
+            assert!(reused == fresh, "{name}, round {round}: objects differ");
+            compiled += 1;
+            let bad = failing[i % failing.len()];
+            let m = Module::parse_ir(ctx, bad.as_bytes(), "failing").unwrap();
+            assert!(matches!(tm.emit_object(&m), Err(Error::Codegen { .. })));
+            let m = Module::parse_ir(ctx, bad.as_bytes(), "failing").unwrap();
+            assert!(matches!(
+                fresh_tm.emit_object_fresh_pipeline(&m),
+                Err(Error::Codegen { .. })
+            ));
+        }
+    }
+    assert_eq!(compiled, 2 * scripts.len());
+}
