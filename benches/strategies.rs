@@ -195,14 +195,7 @@ fn main() -> Result<()> {
                 run_child_all(&args, lib).unwrap_or_else(|e| {
                     args.strategies
                         .iter()
-                        .map(|s| StrategyOutcome {
-                            library: lib.clone(),
-                            library_functions: prepared.functions,
-                            strategy: s.label(),
-                            error: Some(format!("{e:#}")),
-                            isolated: true,
-                            ..StrategyOutcome::default()
-                        })
+                        .map(|s| failed_child(lib, prepared.functions, *s, &e))
                         .collect()
                 })
             } else {
@@ -231,14 +224,8 @@ fn main() -> Result<()> {
                 bench::compile_repetitions_for(*s, prepared.functions, args.compile_repetitions);
             let args = &args_for;
             let outcome = if args.isolate {
-                run_child(args, lib, *s).unwrap_or_else(|e| StrategyOutcome {
-                    library: lib.clone(),
-                    library_functions: prepared.functions,
-                    strategy: s.label(),
-                    error: Some(format!("{e:#}")),
-                    isolated: true,
-                    ..StrategyOutcome::default()
-                })
+                run_child(args, lib, *s)
+                    .unwrap_or_else(|e| failed_child(lib, prepared.functions, *s, &e))
             } else {
                 bench::measure(
                     &prepared,
@@ -315,6 +302,23 @@ fn child_command(args: &Args, what: [&str; 3]) -> Result<Command> {
         cmd.arg("--save-temps").arg(dir);
     }
     Ok(cmd)
+}
+
+/// The outcome of `strategy` on `lib` when its child process failed: the error, nothing measured.
+fn failed_child(
+    lib: &str,
+    library_functions: usize,
+    strategy: StrategySpec,
+    e: &anyhow::Error,
+) -> StrategyOutcome {
+    StrategyOutcome {
+        library: lib.to_owned(),
+        library_functions,
+        strategy: strategy.label(),
+        error: Some(format!("{e:#}")),
+        isolated: true,
+        ..StrategyOutcome::default()
+    }
 }
 
 /// Runs one library × strategy in a child process of this binary and reads its JSON outcome.
