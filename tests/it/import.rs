@@ -13,6 +13,20 @@ use thinjit::Error;
 
 use crate::common;
 
+/// The import pass into `m` from `source` with the default configuration, for a JIT-resident runtime.
+fn import_default<S: ShardSource + ?Sized>(
+    m: &mut Module<'_>,
+    source: &S,
+) -> thinjit::import::ImportReport {
+    import(
+        m,
+        source,
+        &ImportConfig::default(),
+        RuntimeMode::JitResident,
+    )
+    .unwrap()
+}
+
 fn helpers() -> &'static Summary {
     static S: OnceLock<Summary> = OnceLock::new();
     S.get_or_init(|| Summary::build(&common::helper_bitcode(), &BuildOptions::default()).unwrap())
@@ -114,13 +128,7 @@ fn seed_script_inlines_create_wrapped_value_after_o3() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
     let before = m.defined_symbols();
-    let report = import(
-        &mut m,
-        helpers(),
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let report = import_default(&mut m, helpers());
     assert!(
         report
             .entry("CreateWrappedValueFromInt")
@@ -161,13 +169,7 @@ fn seed_script_inlines_create_wrapped_value_after_o3() {
 fn noinline_stays_a_call_and_big_checksum_obeys_the_limit() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
-    let report = import(
-        &mut m,
-        helpers(),
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let report = import_default(&mut m, helpers());
     assert_eq!(reason(&report, "rt_noinline_add"), Reason::NoInline);
     let big = helpers().index().function("rt_big_checksum").unwrap();
     assert_eq!(
@@ -206,13 +208,7 @@ fn mutable_globals_stay_declarations_and_constant_tables_fold() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
     let before = m.defined_symbols();
-    let report = import(
-        &mut m,
-        helpers(),
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let report = import_default(&mut m, helpers());
     assert!(report
         .entry("rt_counter_increment")
         .unwrap()
@@ -240,13 +236,7 @@ fn mutable_globals_stay_declarations_and_constant_tables_fold() {
 fn not_eligible_helpers_are_reported_with_their_reason() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
-    let report = import(
-        &mut m,
-        helpers(),
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let report = import_default(&mut m, helpers());
     assert_eq!(
         reason(&report, "rt_sum_varargs"),
         Reason::NotEligible(NotEligible::VaStart)
@@ -301,13 +291,7 @@ fn evolution_factor_decides_a_chain_of_fixture_helpers() {
     // 100 -> 70 -> 49 -> 34: chain_d (35) misses by one instruction.
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, &script, "evolution").unwrap();
-    let report = import(
-        &mut m,
-        &summary,
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let report = import_default(&mut m, &summary);
     assert_eq!(
         report.imported_functions(),
         vec!["chain_a", "chain_b", "chain_c"]
@@ -341,13 +325,7 @@ fn evolution_factor_decides_a_chain_of_fixture_helpers() {
 fn bundled_chain_is_imported_transitively() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
-    let report = import(
-        &mut m,
-        helpers(),
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let report = import_default(&mut m, helpers());
     for name in ["rt_chain_a", "rt_chain_b", "rt_chain_c"] {
         let e = report.entry(name).unwrap();
         assert!(e.decision.is_imported(), "{name}: {report}");
@@ -366,13 +344,7 @@ fn script_definitions_are_unchanged_by_import_and_o3() {
         names.contains("call_chain") && names.len() == 12,
         "{names:?}"
     );
-    let report = import(
-        &mut m,
-        helpers(),
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let report = import_default(&mut m, helpers());
     assert!(report.totals.imported_functions >= 5, "{report}");
     assert_eq!(m.defined_symbols(), before);
     optimize(&mut m, &tm(), OptLevel::O3).unwrap();
@@ -462,13 +434,7 @@ define ptr @entry() {
 }
 "#;
     let mut m = Module::parse_ir(&ctx, text.as_bytes(), "local").unwrap();
-    let report = import(
-        &mut m,
-        helpers(),
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let report = import_default(&mut m, helpers());
     assert_eq!(report.totals.imported_functions, 0, "{report}");
     assert_eq!(
         m.function("CreateWrappedValueFromInt").unwrap().linkage(),
@@ -588,13 +554,7 @@ fn mismatched_triple_is_an_error() {
         common::SEED_SCRIPT
     );
     let mut m = Module::parse_ir(&ctx, text.as_bytes(), "vendor").unwrap();
-    import(
-        &mut m,
-        helpers(),
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    import_default(&mut m, helpers());
 }
 
 #[test]
@@ -602,21 +562,9 @@ fn importing_twice_is_harmless() {
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
     let before = m.defined_symbols();
-    let first = import(
-        &mut m,
-        helpers(),
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let first = import_default(&mut m, helpers());
     assert!(first.totals.imported_functions >= 1);
-    let second = import(
-        &mut m,
-        helpers(),
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let second = import_default(&mut m, helpers());
     assert_eq!(second.totals.imported_functions, 0, "{second}");
     // The imported body counts as the script's now: it is neither re-imported nor a clash.
     assert!(
@@ -678,13 +626,7 @@ fn plan_from_module_symbols_matches_import() {
         &ImportConfig::default(),
         RuntimeMode::JitResident,
     );
-    let report = import(
-        &mut m,
-        helpers(),
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let report = import_default(&mut m, helpers());
     assert_eq!(report.imported_functions(), p.function_names());
     for e in &report.entries {
         if let Decision::Imported = e.decision {
@@ -882,13 +824,7 @@ attributes #0 = { "target-cpu"="x86-64" "target-features"="+cx8,+sse2" }
 "#;
     let ctx = Context::new();
     let mut m = Module::parse_ir(&ctx, script.as_bytes(), "avx").unwrap();
-    let report = import(
-        &mut m,
-        &summary,
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let report = import_default(&mut m, &summary);
     assert_eq!(
         report.imported_functions(),
         vec!["avx2_add", "baseline_add"]
@@ -916,13 +852,7 @@ fn every_opt_level_keeps_the_script_symbols() {
         let ctx = Context::new();
         let mut m = Module::parse_ir(&ctx, RT_SCRIPT.as_bytes(), "rt").unwrap();
         let before = m.defined_symbols();
-        import(
-            &mut m,
-            helpers(),
-            &ImportConfig::default(),
-            RuntimeMode::JitResident,
-        )
-        .unwrap();
+        import_default(&mut m, helpers());
         optimize(&mut m, &tm, level).unwrap();
         assert_eq!(m.defined_symbols(), before, "{}", level.pipeline());
         // The module still compiles to an object for the JIT.
@@ -974,13 +904,7 @@ define ptr @CreateWrappedValueFromInt(i32 %v) {
         shard,
     };
     let mut m = Module::parse_ir(&ctx, common::SEED_SCRIPT.as_bytes(), "seed").unwrap();
-    let report = import(
-        &mut m,
-        &source,
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    let report = import_default(&mut m, &source);
     assert!(report
         .entry("CreateWrappedValueFromInt")
         .unwrap()
@@ -1005,13 +929,7 @@ fn imported_modules_are_inlined_before_the_main_pipeline() {
         "default<O3>",
         "nothing imported yet"
     );
-    import(
-        &mut m,
-        summary,
-        &ImportConfig::default(),
-        RuntimeMode::JitResident,
-    )
-    .unwrap();
+    import_default(&mut m, summary);
     assert_eq!(
         pipeline_for(&m, OptLevel::O3),
         "cgscc(inline),elim-avail-extern,globaldce,default<O3>"

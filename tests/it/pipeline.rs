@@ -47,11 +47,7 @@ fn save_temps_writes_one_verified_file_per_stage() {
     let engine = engine_with_temps(dir.path(), false);
     let script = engine.add_script("seed", SEED_SCRIPT.as_bytes()).unwrap();
     let report = script.report().unwrap();
-    let names: Vec<String> = report
-        .temps
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let names = temp_names(&report);
     assert_eq!(
         names,
         [
@@ -130,11 +126,7 @@ fn lazy_mode_saves_the_stages_it_runs() {
         )
         .unwrap();
     let report = script.report().unwrap();
-    let names: Vec<String> = report
-        .temps
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let names = temp_names(&report);
     assert_eq!(
         names,
         [
@@ -297,11 +289,7 @@ fn dry_run_runs_the_stages_before_codegen_and_adds_nothing() {
     let report = engine
         .dry_run_script("seed", SEED_SCRIPT.as_bytes())
         .unwrap();
-    let names: Vec<String> = report
-        .temps
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let names = temp_names(&report);
     assert_eq!(
         names,
         [
@@ -335,4 +323,13 @@ fn dry_run_runs_the_stages_before_codegen_and_adds_nothing() {
             .imported_functions(),
         import.imported_functions()
     );
+}
+
+/// The file names of a report's save-temps files, in stage order.
+fn temp_names(report: &thinjit::jit::ScriptReport) -> Vec<String> {
+    report
+        .temps
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
 }

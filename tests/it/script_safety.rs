@@ -53,6 +53,20 @@ fn failure(engine: &Engine, name: &str, source: &str) -> Error {
     }
 }
 
+/// Adds `source` as script `name`, calls its `i64 main()`, removes it, and returns what `main` returned.
+fn run_main(engine: &Engine, name: &str, source: &str) -> i64 {
+    let script = engine
+        .add_script(name, source.as_bytes())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let main = script
+        .lookup::<extern "C" fn() -> i64>("main")
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    // SAFETY: `main` is `i64 ()` and its script is loaded.
+    let result = unsafe { main.call() };
+    script.remove().unwrap();
+    result
+}
+
 /// A clean script defining `main` adds, runs and is removed: the engine still works and nothing of a failed
 /// script (its `main` in particular) stayed behind.
 fn assert_usable(engine: &Engine, after: &str) {
@@ -299,11 +313,7 @@ fn issue15_case5_target_intrinsics_scalable_vectors_and_gcs_are_checked() {
         }
         // A known GC strategy and a target intrinsic the CPU has are fine.
         let fine = "declare i64 @llvm.x86.rdtsc()\ndefine i64 @main() gc \"shadow-stack\" {\n  %t = call i64 @llvm.x86.rdtsc()\n  ret i64 7\n}\n";
-        let script = engine.add_script("fine", fine.as_bytes()).unwrap();
-        let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
-        // SAFETY: `i64 ()`, loaded.
-        assert_eq!(unsafe { main.call() }, 7, "{mode}");
-        script.remove().unwrap();
+        assert_eq!(run_main(&engine, "fine", fine), 7, "{mode}");
     }
 }
 
@@ -330,10 +340,7 @@ fn issue15_case6_huge_integers_and_aggregates_are_refused() {
     // At the limit: compiles and runs.
     let engine = engine(RuntimeMode::JitResident, false);
     let at_limit = "define i64 @main() {\n  %a = zext i64 41 to i1024\n  %b = add i1024 %a, 1\n  %c = trunc i1024 %b to i64\n  ret i64 %c\n}\n";
-    let script = engine.add_script("i1024", at_limit.as_bytes()).unwrap();
-    let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
-    // SAFETY: `i64 ()`, loaded.
-    assert_eq!(unsafe { main.call() }, 42);
+    assert_eq!(run_main(&engine, "i1024", at_limit), 42);
 }
 
 fn nested_geps(levels: usize) -> String {
@@ -916,41 +923,19 @@ fn script_fuzzer_findings_are_refused_by_the_check() {
         // The same intrinsics compile where the subtarget has the features; the integer reduction on an
         // integer vector is fine.
         let fine = "declare i8 @llvm.x86.umwait(i32, i32, i32)\ndeclare i32 @llvm.vp.reduce.and.v4i32(i32, <4 x i32>, <4 x i1>, i32)\ndefine i8 @w(i32 %a) \"target-cpu\"=\"x86-64\" \"target-features\"=\"+waitpkg\" {\n  %r = call i8 @llvm.x86.umwait(i32 %a, i32 0, i32 0)\n  ret i8 %r\n}\ndefine i64 @main() {\n  %r = call i32 @llvm.vp.reduce.and.v4i32(i32 -1, <4 x i32> <i32 7, i32 7, i32 15, i32 7>, <4 x i1> <i1 true, i1 true, i1 true, i1 true>, i32 4)\n  %x = zext i32 %r to i64\n  ret i64 %x\n}\n";
-        let script = engine.add_script("fine", fine.as_bytes()).unwrap();
-        let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
-        // SAFETY: `i64 ()`, loaded.
-        assert_eq!(unsafe { main.call() }, 7, "{mode}");
-        script.remove().unwrap();
+        assert_eq!(run_main(&engine, "fine", fine), 7, "{mode}");
         // The same rounding operands with values LLVM compiles: 8 (round to nearest, no exceptions) and 12
         // (no exceptions); compiled (eagerly, or at the lookup of `main`), not called (AVX-512 code).
         let rounding = format!("declare <16 x i32> @llvm.x86.avx512.mask.cvtps2udq.512(<16 x float>, <16 x i32>, i16, i32)\ndeclare <8 x double> @llvm.x86.avx512.min.pd.512(<8 x double>, <8 x double>, i32)\ndefine <16 x i32> @c(<16 x float> %a, i16 %m) {avx512} {{\n  %r = call <16 x i32> @llvm.x86.avx512.mask.cvtps2udq.512(<16 x float> %a, <16 x i32> zeroinitializer, i16 %m, i32 8)\n  ret <16 x i32> %r\n}}\ndefine <8 x double> @d(<8 x double> %a) {avx512} {{\n  %r = call <8 x double> @llvm.x86.avx512.min.pd.512(<8 x double> %a, <8 x double> %a, i32 12)\n  ret <8 x double> %r\n}}\ndefine i64 @main() {{\n  ret i64 7\n}}\n");
-        let script = engine.add_script("rounding", rounding.as_bytes()).unwrap();
-        let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
-        // SAFETY: `i64 ()`, loaded.
-        assert_eq!(unsafe { main.call() }, 7, "{mode}");
-        script.remove().unwrap();
+        assert_eq!(run_main(&engine, "rounding", &rounding), 7, "{mode}");
         // `llvm.expect.with.probability` fails `llc` alone but O3 lowers it: accepted, and it runs.
         let expect = "declare i64 @llvm.expect.with.probability.i64(i64, i64, double)\ndefine i64 @main() {\n  %v = call i64 @llvm.expect.with.probability.i64(i64 7, i64 7, double 0.9)\n  ret i64 %v\n}\n";
-        let script = engine.add_script("expect", expect.as_bytes()).unwrap();
-        let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
-        // SAFETY: `i64 ()`, loaded.
-        assert_eq!(unsafe { main.call() }, 7, "{mode}");
-        script.remove().unwrap();
+        assert_eq!(run_main(&engine, "expect", expect), 7, "{mode}");
         // Reading the stack pointer as i64 is what LLVM compiles: it runs.
         let sp = "declare i64 @llvm.read_register.i64(metadata)\ndefine i64 @main() {\n  %v = call i64 @llvm.read_register.i64(metadata !0)\n  ret i64 %v\n}\n!0 = !{!\"rsp\"}\n";
-        let script = engine.add_script("sp", sp.as_bytes()).unwrap();
-        let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
-        // SAFETY: `i64 ()`, loaded.
-        assert_ne!(unsafe { main.call() }, 0, "{mode}");
-        script.remove().unwrap();
+        assert_ne!(run_main(&engine, "sp", sp), 0, "{mode}");
         // A well-formed coroutine passes the check, is split, and runs: started at 4, resumed twice.
-        let script = engine
-            .add_script("coroutine", COROUTINE.as_bytes())
-            .unwrap();
-        let main = script.lookup::<extern "C" fn() -> i64>("main").unwrap();
-        // SAFETY: `i64 ()`, loaded.
-        assert_eq!(unsafe { main.call() }, 6, "{mode}");
-        script.remove().unwrap();
+        assert_eq!(run_main(&engine, "coroutine", COROUTINE), 6, "{mode}");
     }
 }
 
